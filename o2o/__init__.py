@@ -1,0 +1,3 @@
+"""o2o: offline-to-online reinforcement learning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,112 @@
+"""The `o2o` command. Thin: parse, call the library, print. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import warnings
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+from o2o.errors import O2OError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="o2o: offline-to-online reinforcement learning.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and convert datasets.")
+app.add_typer(data_app, name="data")
+
+
+class DatasetFormat(str, Enum):
+    o2o = "o2o"
+    minari = "minari"
+    hdf5 = "hdf5"
+    npz = "npz"
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of standard output.")]
+EnvOption = Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, e.g. Hopper-v5.")]
+
+
+def _print_json(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, default=float))
+
+
+def load_checked(source: str, env: str | None):
+    """Load a dataset and, when its environment is known, check it against the env's spaces."""
+    from o2o.data import check_spaces, load_dataset
+    from o2o.envs import env_spaces, resolve_env_id
+
+    dataset = load_dataset(source)
+    env_id = resolve_env_id(env, dataset.env_id, source, required=False)
+    if env_id:
+        check_spaces(dataset, env_spaces(env_id), source)
+        if dataset.env_id != env_id:
+            dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, "env_id": env_id})
+    return dataset
+
+
+@data_app.command("info")
+def data_info(source: str, env: EnvOption = None, as_json: JsonFlag = False) -> None:
+    """Validate a dataset and describe it: size, returns, episode lengths, TQ and SACo."""
+    from o2o.data import describe
+    from o2o.envs import normalized_score, reference_returns
+
+    dataset = load_checked(source, env)
+    references = reference_returns(dataset.env_id, dataset.metadata)
+    summary = {"source": source, **describe(dataset, references)}
+    if references is not None:
+        summary["normalized_return_mean"] = float(normalized_score(dataset.env_id, summary["return_mean"], dataset.metadata))
+        summary["reference_returns"] = {"random": references[0], "expert": references[1]}
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dataset {source}", show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4g}"
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@data_app.command("convert")
+def data_convert(
+    source: str,
+    dest: str,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write.")] = DatasetFormat.o2o,
+    env: EnvOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert a dataset to o2o's format (default), Minari, D4RL-layout HDF5 or .npz; the source is never changed."""
+    from o2o.data import write_d4rl_hdf5, write_minari, write_npz, write_o2o
+
+    dataset = load_checked(source, env)
+    writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
+    path = writer(dataset, dest)
+    if as_json:
+        _print_json({"source": source, "dest": str(path), "format": format.value, "transitions": len(dataset)})
+    else:
+        print(f"wrote {len(dataset)} transitions ({dataset.num_episodes} episodes) to {path} as {format.value}")
+
+
+def _warn_on_stderr(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main() -> None:
+    warnings.showwarning = _warn_on_stderr
+    try:
+        app()
+    except O2OError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,88 @@
+"""The `Dataset`: a flat struct-of-arrays of transitions, with episode boundaries derived once."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+FLOAT_FIELDS = ("observations", "actions", "rewards", "next_observations")
+BOOL_FIELDS = ("terminals", "timeouts")
+FIELDS = FLOAT_FIELDS + BOOL_FIELDS
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Transitions `(s, a, r, s', terminal, timeout)` stored as one array per field.
+
+    Arrays may be NumPy memory maps (o2o's own format), so nothing here copies a field unless asked to.
+    An episode ends at a step flagged `terminals` (the MDP ended: do not bootstrap) or `timeouts` (the episode was cut:
+    bootstrap from `next_observations`), or at the last step of the dataset.
+    """
+
+    observations: np.ndarray  # (N, obs_dim) float32
+    actions: np.ndarray  # (N, act_dim) float32
+    rewards: np.ndarray  # (N,) float32
+    next_observations: np.ndarray  # (N, obs_dim) float32
+    terminals: np.ndarray  # (N,) bool
+    timeouts: np.ndarray  # (N,) bool
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.rewards.shape[0])
+
+    @property
+    def observation_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def env_id(self) -> str | None:
+        return self.metadata.get("env_id")
+
+    @cached_property
+    def episode_ends(self) -> np.ndarray:
+        """Index of the last step of every episode, ascending; the dataset's last step always ends one."""
+        ends = np.flatnonzero(np.logical_or(self.terminals, self.timeouts))
+        if len(self) and (ends.size == 0 or ends[-1] != len(self) - 1):
+            ends = np.append(ends, len(self) - 1)
+        return ends
+
+    @cached_property
+    def episode_starts(self) -> np.ndarray:
+        """Index of the first step of every episode, ascending."""
+        return np.concatenate([[0], self.episode_ends[:-1] + 1]).astype(np.int64) if len(self) else np.zeros(0, np.int64)
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_ends.size)
+
+    @cached_property
+    def episode_lengths(self) -> np.ndarray:
+        return self.episode_ends - self.episode_starts + 1
+
+    @cached_property
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode, (num_episodes,) float64."""
+        if not len(self):
+            return np.zeros(0)
+        return np.add.reduceat(np.asarray(self.rewards, dtype=np.float64), self.episode_starts)
+
+    def select_episodes(self, episode_indices: np.ndarray) -> Dataset:
+        """A new in-memory dataset holding only the given episodes, in the given order."""
+        steps = np.concatenate(
+            [np.arange(self.episode_starts[e], self.episode_ends[e] + 1) for e in episode_indices]
+        ) if len(episode_indices) else np.zeros(0, np.int64)
+        return self.take(steps)
+
+    def take(self, steps: np.ndarray) -> Dataset:
+        return dataclasses.replace(self, **{name: np.asarray(getattr(self, name))[steps] for name in FIELDS})
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in FIELDS}
+

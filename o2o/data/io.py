@@ -1,0 +1,364 @@
+"""Read and write datasets: D4RL-layout HDF5, Minari, o2o's own memory-mappable format, and .npz.
+
+o2o's format is a directory holding one `.npy` file per field plus `metadata.json`; it opens by memory-mapping, so a
+dataset larger than RAM works and opening costs no more than reading the JSON. Readers never write to their input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from o2o.data.dataset import FIELDS, Dataset
+from o2o.data.validate import dataset_from_arrays
+from o2o.errors import DatasetError
+
+O2O_FORMAT_VERSION = 1
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+SUPPORTED = "a D4RL-layout .hdf5 file, a Minari dataset (id or directory), an o2o dataset directory, or a .npz file"
+
+
+def load_dataset(source: str | os.PathLike, check_values: bool | None = None) -> Dataset:
+    """Open a dataset in any supported format; `check_values` scans every number (default: unless o2o validated it)."""
+    kind, path = detect_format(source)
+    reader = {"o2o": read_o2o, "d4rl": read_d4rl_hdf5, "npz": read_npz, "minari": read_minari}[kind]
+    return reader(path) if check_values is None else reader(path, check_values=check_values)
+
+
+def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
+    path = Path(source)
+    if not path.exists():
+        minari_dir = _minari_dir_for_id(str(source))
+        if minari_dir is not None:
+            return "minari", minari_dir
+        raise DatasetError(f"{source}: no such file, directory or local Minari dataset id; expected {SUPPORTED}")
+    if path.is_dir():
+        if (path / "metadata.json").is_file() and (path / "observations.npy").is_file():
+            return "o2o", path
+        for candidate in (path / "data", path):
+            if (candidate / "metadata.json").is_file() and any(candidate.glob("main_data.*")):
+                return "minari", candidate
+        raise DatasetError(f"{source}: directory is neither an o2o dataset nor a Minari dataset; expected {SUPPORTED}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise DatasetError(f"{source}: cannot be read ({e.strerror})") from e
+    if head.startswith(_HDF5_SIGNATURE) or path.suffix in (".hdf5", ".h5"):
+        return "d4rl", path
+    if head.startswith(_ZIP_SIGNATURE) or path.suffix == ".npz":
+        return "npz", path
+    raise DatasetError(f"{source}: unknown dataset format; expected {SUPPORTED}")
+
+
+# ---- D4RL-layout HDF5 ---------------------------------------------------------------------------------------------
+
+
+def read_d4rl_hdf5(path: Path, check_values: bool = True) -> Dataset:
+    import h5py
+
+    try:
+        file = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot be opened as HDF5 (truncated or corrupt?): {e}") from e
+    with file:
+        arrays = {}
+        for name in FIELDS:
+            if name not in file:
+                continue
+            node = file[name]
+            if not isinstance(node, h5py.Dataset):
+                raise DatasetError(f"{path}: {name} is an HDF5 group; expected an array")
+            try:
+                arrays[name] = node[()]
+            except OSError as e:
+                raise DatasetError(f"{path}: {name} cannot be read (truncated or corrupt file?): {e}") from e
+        metadata = {"source": str(path), "source_format": "d4rl-hdf5"}
+        if "o2o_metadata" in file.attrs:
+            metadata.update(json.loads(file.attrs["o2o_metadata"]))
+        if not arrays and not len(file.keys()):
+            raise DatasetError(f"{path}: HDF5 file holds no arrays; expected D4RL keys observations, actions, rewards, terminals, timeouts")
+    return dataset_from_arrays(arrays, str(path), metadata, check_values)
+
+
+def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """D4RL layout with next_observations, plus o2o's metadata as a JSON attribute (ignored by other readers)."""
+    import h5py
+
+    path = Path(path)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name, value in dataset.arrays().items():
+                f.create_dataset(name, data=np.asarray(value))
+            f.attrs["o2o_metadata"] = json.dumps(dataset.metadata)
+
+    _atomic_write(path, write)
+    return path
+
+
+# ---- .npz ---------------------------------------------------------------------------------------------------------
+
+
+def read_npz(path: Path, check_values: bool = True) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files if name in FIELDS}
+            metadata = json.loads(str(npz["metadata_json"])) if "metadata_json" in npz.files else {}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: cannot be read as .npz (truncated or corrupt?): {e}") from e
+    metadata.update(source=str(path), source_format="npz")
+    return dataset_from_arrays(arrays, str(path), metadata, check_values)
+
+
+def write_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
+    path = Path(path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, metadata_json=np.array(json.dumps(dataset.metadata)), **dataset.arrays())
+
+    _atomic_write(path, write)
+    return path
+
+
+# ---- o2o format ---------------------------------------------------------------------------------------------------
+
+
+def read_o2o(path: Path, check_values: bool | None = None) -> Dataset:
+    try:
+        metadata = json.loads((path / "metadata.json").read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path / 'metadata.json'}: cannot be read as JSON: {e}") from e
+    arrays = {}
+    for name in FIELDS:
+        file = path / f"{name}.npy"
+        if not file.is_file():
+            continue
+        try:
+            arrays[name] = np.load(file, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{file}: cannot be memory-mapped as .npy (truncated or corrupt?): {e}") from e
+    if check_values is None:
+        check_values = not metadata.get("o2o", {}).get("validated", False)
+    return dataset_from_arrays(arrays, str(path), metadata, check_values)
+
+
+def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write atomically (a temporary sibling directory renamed into place); records a content hash."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DatasetError(f"{path}: already exists; choose another destination or remove it first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        for name, value in dataset.arrays().items():
+            np.save(tmp / f"{name}.npy", np.asarray(value), allow_pickle=False)
+        metadata = dict(dataset.metadata)
+        metadata["o2o"] = {
+            "format_version": O2O_FORMAT_VERSION,
+            "validated": True,
+            "transitions": len(dataset),
+            "episodes": dataset.num_episodes,
+            "content_hash": content_hash(dataset),
+        }
+        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1, default=_json_default))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def content_hash(dataset: Dataset) -> str:
+    """SHA-256 over every field's dtype, shape and bytes: equal hashes mean equal transitions."""
+    digest = hashlib.sha256()
+    for name, value in dataset.arrays().items():
+        digest.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
+        for start in range(0, len(value), 1 << 18):
+            digest.update(np.ascontiguousarray(value[start : start + (1 << 18)]).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+# ---- Minari -------------------------------------------------------------------------------------------------------
+
+
+def _minari_dir_for_id(dataset_id: str) -> Path | None:
+    root = os.environ.get("MINARI_DATASETS_PATH", os.path.join(os.path.expanduser("~"), ".minari", "datasets"))
+    candidate = Path(root) / dataset_id / "data"
+    return candidate if (candidate / "metadata.json").is_file() else None
+
+
+def read_minari(data_dir: Path, check_values: bool | None = None) -> Dataset:
+    """Convert once into o2o's format under the cache directory, then memory-map the cached copy."""
+    cache = _minari_cache_dir(data_dir)
+    if not (cache / "metadata.json").is_file():
+        write_o2o(_convert_minari(data_dir), cache, overwrite=True)
+    return read_o2o(cache, check_values)
+
+
+def _minari_cache_dir(data_dir: Path) -> Path:
+    root = Path(os.environ.get("O2O_CACHE_DIR", Path.home() / ".cache" / "o2o")) / "minari"
+    stamp = [str(data_dir.resolve())]
+    for file in sorted(data_dir.iterdir()):
+        st = file.stat()
+        stamp.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")
+    return root / hashlib.sha256("|".join(stamp).encode()).hexdigest()[:24]
+
+
+def _convert_minari(data_dir: Path) -> Dataset:
+    import gymnasium as gym
+    from minari.dataset.minari_storage import MinariStorage
+
+    source = str(data_dir)
+    try:
+        storage = MinariStorage.read(data_dir)
+    except Exception as e:  # minari raises many types for a broken directory
+        raise DatasetError(f"{source}: cannot be read as a Minari dataset: {e}") from e
+    for role, space in (("observation", storage.observation_space), ("action", storage.action_space)):
+        if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
+            raise DatasetError(f"{source}: {role}s are a {type(space).__name__} space; o2o supports only flat Box {role}s for now")
+        if not isinstance(space, gym.spaces.Box):
+            raise DatasetError(f"{source}: {role}s are a {type(space).__name__} space; o2o supports only continuous Box {role}s for now")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in FIELDS}
+    try:
+        episodes = list(storage.get_episodes(range(storage.total_episodes)))
+    except Exception as e:
+        raise DatasetError(f"{source}: episodes cannot be read (truncated or corrupt?): {e}") from e
+    for episode in episodes:
+        obs, steps = np.asarray(episode["observations"]), len(episode["rewards"])
+        if len(obs) != steps + 1:
+            raise DatasetError(
+                f"{source}: episode {episode['id']} has {len(obs)} observations for {steps} steps; "
+                f"Minari stores T+1 observations per episode (expected {steps + 1})"
+            )
+        parts["observations"].append(obs[:-1].reshape(steps, -1))
+        parts["next_observations"].append(obs[1:].reshape(steps, -1))
+        parts["actions"].append(np.asarray(episode["actions"]).reshape(steps, -1))
+        parts["rewards"].append(np.asarray(episode["rewards"]))
+        parts["terminals"].append(np.asarray(episode["terminations"], dtype=bool))
+        timeouts = np.asarray(episode["truncations"], dtype=bool)
+        if steps and not (episode["terminations"][-1] or timeouts[-1]):
+            timeouts = timeouts.copy()
+            timeouts[-1] = True  # a Minari episode ends where its record ends
+        parts["timeouts"].append(timeouts)
+    arrays = {name: np.concatenate(value) if value else np.zeros((0,)) for name, value in parts.items()}
+    meta = storage.metadata
+    metadata: dict[str, Any] = {"source": source, "source_format": "minari", "minari_dataset_id": meta.get("dataset_id")}
+    env_spec = meta.get("env_spec")
+    if env_spec:
+        metadata["env_id"] = json.loads(env_spec)["id"]
+    for key in ("ref_min_score", "ref_max_score"):
+        if meta.get(key) is not None:
+            metadata[key] = float(meta[key])
+    if meta.get("o2o_metadata"):
+        metadata = {**json.loads(meta["o2o_metadata"]), **metadata}
+    return dataset_from_arrays(arrays, source, metadata, check_values=True)
+
+
+def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | None = None) -> Path:
+    """Write a Minari dataset directory (`path/data/...`) with minari's own storage API.
+
+    `minari.load_dataset(dataset_id)` loads it when `path` is `$MINARI_DATASETS_PATH/<dataset_id>`; the default id is
+    the path relative to MINARI_DATASETS_PATH when inside it, else `o2o/<directory name>`.
+    """
+    import gymnasium as gym
+    from minari import __version__ as minari_version
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    path = Path(path)
+    if path.exists():
+        raise DatasetError(f"{path}: already exists; choose another destination or remove it first")
+    dataset_id = dataset_id or _default_minari_id(path)
+    env_spec, observation_space, action_space = None, None, None
+    if dataset.env_id and dataset.env_id in gym.registry:
+        env_spec = gym.spec(dataset.env_id)
+        env = gym.make(env_spec)
+        if env.observation_space.shape == (dataset.observation_dim,) and env.action_space.shape == (dataset.action_dim,):
+            observation_space, action_space = env.observation_space, env.action_space
+        env.close()
+    observation_space = observation_space or gym.spaces.Box(-np.inf, np.inf, (dataset.observation_dim,), np.float32)
+    action_space = action_space or gym.spaces.Box(-np.inf, np.inf, (dataset.action_dim,), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        storage = MinariStorage.new(
+            tmp / "data", observation_space=observation_space, action_space=action_space, env_spec=env_spec
+        )
+        metadata: dict[str, Any] = {
+            "dataset_id": dataset_id,
+            "minari_version": minari_version,
+            "algorithm_name": dataset.metadata.get("algorithm", "o2o"),
+            "description": dataset.metadata.get("description", "written by o2o"),
+            "o2o_metadata": json.dumps(dataset.metadata, default=_json_default),
+        }
+        for key in ("ref_min_score", "ref_max_score"):
+            if key in dataset.metadata:
+                metadata[key] = float(dataset.metadata[key])
+        storage.update_metadata(metadata)
+        observations, next_observations = np.asarray(dataset.observations), np.asarray(dataset.next_observations)
+        buffers = []
+        for index, (start, end) in enumerate(zip(dataset.episode_starts, dataset.episode_ends)):
+            buffers.append(
+                EpisodeBuffer(
+                    id=index,
+                    observations=np.concatenate([observations[start : end + 1], next_observations[end : end + 1]]),
+                    actions=np.asarray(dataset.actions[start : end + 1]),
+                    rewards=np.asarray(dataset.rewards[start : end + 1]),
+                    terminations=np.asarray(dataset.terminals[start : end + 1]),
+                    truncations=np.asarray(dataset.timeouts[start : end + 1]),
+                    infos={},
+                )
+            )
+        storage.update_episodes(buffers)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _default_minari_id(path: Path) -> str:
+    root = os.environ.get("MINARI_DATASETS_PATH")
+    if root:
+        try:
+            return str(path.resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            pass
+    name = path.name if "-v" in path.name else f"{path.name}-v0"
+    return f"o2o/{name}"
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

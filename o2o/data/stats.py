@@ -1,0 +1,92 @@
+"""What a dataset holds: returns, episode lengths, and the dataset-quality measures TQ and SACo.
+
+TQ and SACo come from Schweighofer et al., "A Dataset Perspective on Offline Reinforcement Learning" (CoLLAs 2022):
+- TQ (trajectory quality) is the dataset's average episode return normalized between a random and an expert policy:
+  `TQ = (mean_return - random_return) / (expert_return - random_return)`; 0 = random, 1 = expert. It needs reference
+  returns, so it is None when none are known.
+- SACo (state-action coverage) is the number of unique state-action pairs, normalized. The paper counts exact unique
+  pairs of discrete MinAtar states; in continuous spaces every pair is unique, so o2o counts occupied cells of a grid:
+  each dimension of the concatenated vector (s, a) is standardized with the reference statistics (the dataset's own unless
+  a reference dataset is given) and cut into cells `cell_width` standard deviations wide. Without a reference,
+  SACo = occupied cells / transitions (1 = no two steps share a cell); with one, as in the paper,
+  SACo = occupied cells / the reference dataset's occupied cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from o2o.data.dataset import Dataset
+
+SACO_CELL_WIDTH = 0.5  # in standard deviations per dimension
+_SACO_ROWS = 1 << 18
+
+
+def describe(dataset: Dataset, reference_returns: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Plain-number summary of a dataset (JSON-ready)."""
+    returns, lengths = dataset.episode_returns, dataset.episode_lengths
+    quantiles = np.quantile(returns, [0.1, 0.25, 0.5, 0.75, 0.9])
+    summary: dict[str, Any] = {
+        "env": dataset.env_id,
+        "transitions": len(dataset),
+        "episodes": dataset.num_episodes,
+        "observation_dim": dataset.observation_dim,
+        "action_dim": dataset.action_dim,
+        "terminals": int(np.count_nonzero(dataset.terminals)),
+        "timeouts": int(np.count_nonzero(dataset.timeouts)),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "return_quantiles": {f"q{int(q * 100)}": float(v) for q, v in zip([0.1, 0.25, 0.5, 0.75, 0.9], quantiles)},
+        "length_mean": float(lengths.mean()),
+        "length_min": int(lengths.min()),
+        "length_max": int(lengths.max()),
+        "reward_mean": float(np.mean(dataset.rewards, dtype=np.float64)),
+        "tq": trajectory_quality(dataset, reference_returns),
+        "saco": state_action_coverage(dataset),
+    }
+    return summary
+
+
+def trajectory_quality(dataset: Dataset, reference_returns: tuple[float, float] | None) -> float | None:
+    if reference_returns is None:
+        return None
+    low, high = reference_returns
+    return float((dataset.episode_returns.mean() - low) / (high - low))
+
+
+def state_action_coverage(
+    dataset: Dataset, reference: Dataset | None = None, cell_width: float = SACO_CELL_WIDTH
+) -> float:
+    basis = reference if reference is not None else dataset
+    mean, std = _state_action_moments(basis)
+    occupied = _occupied_cells(dataset, mean, std, cell_width)
+    if reference is None:
+        return occupied / len(dataset)
+    return occupied / _occupied_cells(reference, mean, std, cell_width)
+
+
+def _state_action_rows(dataset: Dataset):
+    for start in range(0, len(dataset), _SACO_ROWS):
+        stop = start + _SACO_ROWS
+        yield np.concatenate(
+            [np.asarray(dataset.observations[start:stop]), np.asarray(dataset.actions[start:stop])], axis=1
+        ).astype(np.float64)
+
+
+def _state_action_moments(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    total = sum_sq = 0.0
+    for rows in _state_action_rows(dataset):
+        total = total + rows.sum(axis=0)
+        sum_sq = sum_sq + np.square(rows).sum(axis=0)
+    mean = total / len(dataset)
+    std = np.sqrt(np.maximum(sum_sq / len(dataset) - np.square(mean), 0.0))
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
+def _occupied_cells(dataset: Dataset, mean: np.ndarray, std: np.ndarray, cell_width: float) -> int:
+    cells = [np.floor((rows - mean) / (std * cell_width)).astype(np.int64) for rows in _state_action_rows(dataset)]
+    return int(np.unique(np.concatenate(cells), axis=0).shape[0])

@@ -1,0 +1,70 @@
+"""Make gymnasium environments (gymnasium-robotics included) from an id, and check them against datasets."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+
+from o2o.data.validate import Spaces
+from o2o.errors import O2OError
+
+
+@lru_cache(maxsize=1)
+def _register_robotics() -> None:
+    import gymnasium as gym
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gymnasium-robotics prints notices about Adroit reward versions on import
+        try:
+            import gymnasium_robotics
+        except ImportError:  # AntMaze and Adroit then stay unavailable; MuJoCo locomotion still works
+            return
+        gym.register_envs(gymnasium_robotics)
+
+
+def make_env(env_id: str, **kwargs):
+    """`gymnasium.make(env_id)`, with gymnasium-robotics registered and a clear error for an unknown id."""
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        _register_robotics()  # imported only when needed: it is slow and prints notices
+    if env_id not in gym.registry:
+        close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
+        hint = f" (registered versions: {', '.join(sorted(close))})" if close else ""
+        raise O2OError(f"environment {env_id!r} is not registered with gymnasium{hint}")
+    return gym.make(env_id, **kwargs)
+
+
+@lru_cache(maxsize=None)
+def env_spaces(env_id: str) -> Spaces:
+    """Observation and action spaces of an environment; only flat Box spaces are supported."""
+    import gymnasium as gym
+
+    env = make_env(env_id)
+    try:
+        for role, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, gym.spaces.Box):
+                raise O2OError(
+                    f"environment {env_id}: {role} space is {type(space).__name__}; o2o supports only Box {role}s for now"
+                )
+        return Spaces(
+            observation_shape=tuple(env.observation_space.shape),
+            action_shape=tuple(env.action_space.shape),
+            action_low=np.asarray(env.action_space.low, np.float32),
+            action_high=np.asarray(env.action_space.high, np.float32),
+            env_id=env_id,
+        )
+    finally:
+        env.close()
+
+
+def resolve_env_id(requested: str | None, recorded: str | None, source: str, required: bool = True) -> str | None:
+    """The env to use: `--env` if given (it must agree with the dataset's record), else the dataset's record."""
+    if requested and recorded and requested != recorded:
+        raise O2OError(f"{source}: dataset was recorded on {recorded} but --env {requested} was given; they must match")
+    env_id = requested or recorded
+    if not env_id and required:
+        raise O2OError(f"{source}: the dataset does not record its environment; pass --env ENV_ID (e.g. --env Hopper-v5)")
+    return env_id

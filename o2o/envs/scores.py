@@ -1,0 +1,74 @@
+"""D4RL-style normalized scores: 0 = a random policy's return, 100 = an expert's.
+
+Hopper, HalfCheetah, Walker2d, Ant, AntMaze, Adroit (and maze2d, kitchen) use D4RL's published reference returns, so
+numbers line up with published tables. o2o runs the gymnasium MuJoCo v5 versions of these tasks, which are close to but
+not identical with D4RL's v2 ones: compare orderings and magnitudes, not decimals. Any other environment takes its
+references from the dataset's metadata (`ref_min_score` = mean return of a random policy, `ref_max_score` = an expert's).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Mapping
+
+import numpy as np
+
+from o2o.errors import O2OError
+
+# gymnasium / gymnasium-robotics id (without version) -> D4RL task key
+_D4RL_TASKS = [
+    (r"^Hopper$", "hopper"),
+    (r"^HalfCheetah$", "halfcheetah"),
+    (r"^Walker2d$", "walker2d"),
+    (r"^Ant$", "ant"),
+    (r"^AntMaze_", "antmaze"),
+    (r"^AdroitHandPen", "pen"),
+    (r"^AdroitHandHammer", "hammer"),
+    (r"^AdroitHandDoor", "door"),
+    (r"^AdroitHandRelocate", "relocate"),
+    (r"^PointMaze_UMaze", "maze2d-umaze"),
+    (r"^PointMaze_Medium", "maze2d-medium"),
+    (r"^PointMaze_Large", "maze2d-large"),
+    (r"^FrankaKitchen", "kitchen"),
+]
+
+
+@lru_cache(maxsize=1)
+def _d4rl_table() -> dict[str, dict[str, float]]:
+    text = resources.files("o2o.envs").joinpath("d4rl_scores.json").read_text()
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+def d4rl_task(env_id: str) -> str | None:
+    """D4RL task key for a gymnasium id (`Hopper-v5` -> `hopper`), or None when D4RL has no reference for it."""
+    name = env_id.split("/")[-1].rsplit("-v", 1)[0]
+    for pattern, key in _D4RL_TASKS:
+        if re.search(pattern, name):
+            return key
+    return None
+
+
+def reference_returns(env_id: str | None, metadata: Mapping | None = None) -> tuple[float, float] | None:
+    """(random return, expert return) for an env: D4RL's when it has them, else the dataset metadata's, else None."""
+    task = d4rl_task(env_id) if env_id else None
+    if task is not None:
+        ref = _d4rl_table()[task]
+        return float(ref["min"]), float(ref["max"])
+    if metadata and metadata.get("ref_min_score") is not None and metadata.get("ref_max_score") is not None:
+        return float(metadata["ref_min_score"]), float(metadata["ref_max_score"])
+    return None
+
+
+def normalized_score(env_id: str | None, returns, metadata: Mapping | None = None) -> np.ndarray:
+    """`100 * (return - random) / (expert - random)`, elementwise over `returns`."""
+    ref = reference_returns(env_id, metadata)
+    if ref is None:
+        raise O2OError(
+            f"no reference returns for {env_id or 'this dataset'}: D4RL has none and the dataset metadata lacks "
+            "ref_min_score and ref_max_score"
+        )
+    low, high = ref
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)
