@@ -136,7 +136,7 @@ def _bool_field(value: Any, name: str, source: str) -> np.ndarray:
     array = _one_dimensional(array, name, source)
     bad = np.flatnonzero((array != 0) & (array != 1))
     if bad.size:
-        raise DatasetError(f"{source}: {name}[{bad[0]}] = {array[bad[0]]!r}; expected a boolean (0 or 1)")
+        raise DatasetError(f"{source}: {name}[{bad[0]}] = {array[bad[0]].item()!r}; expected a boolean (0 or 1)")
     return array.astype(bool)
 
 

@@ -1,0 +1,53 @@
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from o2o.data import Dataset
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """Minari datasets and o2o's cache live in the test's own directory, never in the user's home."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("O2O_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def make_dataset(n=300, obs_dim=11, act_dim=3, episode_length=100, seed=0, env_id="Hopper-v5", terminal_at=()):
+    rng = np.random.default_rng(seed)
+    observations = rng.normal(size=(n + 1, obs_dim)).astype(np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[episode_length - 1 :: episode_length] = True
+    terminals = np.zeros(n, bool)
+    terminals[list(terminal_at)] = True
+    timeouts &= ~terminals
+    timeouts[-1] = not terminals[-1]
+    return Dataset(
+        observations=observations[:-1],
+        actions=rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        next_observations=observations[1:],
+        terminals=terminals,
+        timeouts=timeouts,
+        metadata={"env_id": env_id} if env_id else {},
+    )
+
+
+def run_cli(args, capsys):
+    """Run `o2o ARGS` in this process; returns (exit code, stdout, stderr)."""
+    from o2o import cli
+
+    old_argv, old_show = sys.argv, warnings.showwarning
+    sys.argv = ["o2o", *args]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            cli.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv, warnings.showwarning = old_argv, old_show
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -1,0 +1,201 @@
+"""Every reader/writer pair returns exactly what was written; Minari datasets are real ones made by minari's own API."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+from conftest import make_dataset
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from o2o.data import (
+    Dataset,
+    content_hash,
+    load_dataset,
+    write_d4rl_hdf5,
+    write_minari,
+    write_npz,
+    write_o2o,
+)
+from o2o.data.dataset import FIELDS
+
+
+@st.composite
+def datasets(draw):
+    n = draw(st.integers(1, 60))
+    obs_dim = draw(st.integers(1, 5))
+    act_dim = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    ends = rng.random(n) < 0.15
+    ends[-1] = True
+    terminal = ends & (rng.random(n) < 0.5)
+    return Dataset(
+        observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        next_observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        terminals=terminal,
+        timeouts=ends & ~terminal,
+        metadata={"note": f"seed {seed}"},
+    )
+
+
+def assert_same_transitions(a: Dataset, b: Dataset):
+    for name in FIELDS:
+        np.testing.assert_array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name)), err_msg=name)
+        assert np.asarray(getattr(b, name)).dtype == (np.bool_ if name in ("terminals", "timeouts") else np.float32)
+
+
+ROUND_TRIP = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@ROUND_TRIP
+@given(data=datasets())
+def test_o2o_format_round_trip(tmp_path, data):
+    path = tmp_path / f"ds-{content_hash(data)[7:19]}"
+    write_o2o(data, path, overwrite=True)
+    back = load_dataset(path)
+    assert_same_transitions(data, back)
+    assert back.metadata["note"] == data.metadata["note"]
+    assert back.metadata["o2o"]["content_hash"] == content_hash(data)
+
+
+@ROUND_TRIP
+@given(data=datasets())
+def test_npz_round_trip(tmp_path, data):
+    path = write_npz(data, tmp_path / "ds.npz")
+    assert_same_transitions(data, load_dataset(path))
+
+
+@ROUND_TRIP
+@given(data=datasets())
+def test_d4rl_hdf5_round_trip(tmp_path, data):
+    path = write_d4rl_hdf5(data, tmp_path / "ds.hdf5")
+    back = load_dataset(path)
+    assert_same_transitions(data, back)
+    assert back.metadata["note"] == data.metadata["note"]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=datasets())
+def test_minari_round_trip_through_minari_load_dataset(tmp_path, data):
+    import minari
+
+    # Minari stores T+1 observations per episode, so within an episode next_observations[i] must be observations[i + 1].
+    obs = np.array(data.observations)
+    nxt = np.array(data.next_observations)
+    inside = np.setdiff1d(np.arange(len(data) - 1), data.episode_ends)
+    nxt[inside] = obs[inside + 1]
+    data = Dataset(**{**data.arrays(), "next_observations": nxt}, metadata=data.metadata)
+
+    root = tmp_path / "minari"
+    dataset_id = f"o2o/rt{content_hash(data)[7:15]}-v0"
+    path = write_minari(data, root / dataset_id)
+    loaded = minari.load_dataset(dataset_id)
+    assert loaded.total_steps == len(data)
+    assert loaded.total_episodes == data.num_episodes
+    back = load_dataset(path)
+    assert_same_transitions(data, back)
+    assert back.metadata["note"] == data.metadata["note"]
+
+
+def test_d4rl_layout_written_by_h5py_derives_next_observations(tmp_path):
+    """A D4RL file without next_observations: derived within episodes; steps cut by timeout are dropped (D4RL rule)."""
+    obs = np.arange(12, dtype=np.float32).reshape(6, 2)
+    with h5py.File(tmp_path / "d.hdf5", "w") as f:
+        f["observations"] = obs
+        f["actions"] = np.zeros((6, 1), np.float32)
+        f["rewards"] = np.arange(6, dtype=np.float64)
+        f["terminals"] = np.array([0, 1, 0, 0, 0, 0], np.float32)  # float flags as in D4RL files
+        f["timeouts"] = np.array([0, 0, 0, 1, 0, 0], bool)
+    with pytest.warns(UserWarning, match="dropped 2 step"):
+        d = load_dataset(tmp_path / "d.hdf5")
+    # kept steps 0,1 | 2 | 4 ; step 3 (timeout) and step 5 (dataset end) have no recorded next observation
+    np.testing.assert_array_equal(d.rewards, [0, 1, 2, 4])
+    np.testing.assert_array_equal(d.next_observations, [obs[1], obs[1], obs[3], obs[5]])
+    np.testing.assert_array_equal(d.terminals, [False, True, False, False])
+    np.testing.assert_array_equal(d.timeouts, [False, False, True, True])
+    np.testing.assert_array_equal(d.episode_returns, [1, 2, 4])
+
+
+def test_o2o_format_memory_maps_and_leaves_input_untouched(tmp_path):
+    data = make_dataset(n=500)
+    path = write_o2o(data, tmp_path / "ds")
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in path.iterdir()}
+    back = load_dataset(path)
+    assert isinstance(back.observations, np.memmap)
+    assert back.num_episodes == data.num_episodes
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in path.iterdir()}
+    assert before == after
+
+
+def test_o2o_writer_refuses_to_overwrite(tmp_path):
+    data = make_dataset(n=50)
+    write_o2o(data, tmp_path / "ds")
+    with pytest.raises(ValueError, match="already exists"):
+        write_o2o(data, tmp_path / "ds")
+
+
+def real_minari_dataset(tmp_path, dataset_id="o2o-test/pendulum/random-v0", episodes=3):
+    """A Minari dataset recorded by minari's own DataCollector on a real gymnasium environment."""
+    import gymnasium as gym
+    import minari
+
+    env = minari.DataCollector(gym.make("Pendulum-v1", max_episode_steps=50))
+    env.action_space.seed(0)
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+    return env.create_dataset(dataset_id=dataset_id, algorithm_name="random", author="o2o tests",
+                              author_email="tests@o2o", code_permalink="none", description="test")
+
+
+def test_reads_real_minari_dataset_by_id_and_directory(tmp_path):
+    minari_ds = real_minari_dataset(tmp_path)
+    by_id = load_dataset("o2o-test/pendulum/random-v0")
+    by_dir = load_dataset(tmp_path / "minari" / "o2o-test/pendulum/random-v0")
+    assert len(by_id) == minari_ds.total_steps == 150
+    assert by_id.num_episodes == 3
+    assert by_id.env_id == "Pendulum-v1"
+    assert_same_transitions(by_id, by_dir)
+    episode = next(minari_ds.iterate_episodes())
+    np.testing.assert_allclose(by_id.observations[:50], episode.observations[:-1], rtol=1e-6)
+    np.testing.assert_allclose(by_id.next_observations[49], episode.observations[-1], rtol=1e-6)
+    np.testing.assert_allclose(by_id.rewards[:50], episode.rewards, rtol=1e-6)
+    assert by_id.timeouts[49] and not by_id.terminals[:50].any()
+
+
+def test_minari_dataset_is_converted_once_and_cached(tmp_path, monkeypatch):
+    from o2o.data import io
+
+    real_minari_dataset(tmp_path)
+    first = load_dataset("o2o-test/pendulum/random-v0")
+    monkeypatch.setattr(io, "_convert_minari", lambda *a: pytest.fail("re-parsed a cached Minari dataset"))
+    second = load_dataset("o2o-test/pendulum/random-v0")
+    assert_same_transitions(first, second)
+    assert isinstance(second.observations, np.memmap)
+
+
+def test_converted_minari_metadata_is_json(tmp_path):
+    real_minari_dataset(tmp_path)
+    d = load_dataset("o2o-test/pendulum/random-v0")
+    json.dumps(d.metadata)
+    assert d.metadata["minari_dataset_id"] == "o2o-test/pendulum/random-v0"
+
+
+def test_episode_boundaries_and_returns():
+    d = make_dataset(n=10, episode_length=4, terminal_at=(5,))
+    # timeouts at 3, 7, 9 (last step); terminal at 5
+    np.testing.assert_array_equal(d.episode_starts, [0, 4, 6, 8])
+    np.testing.assert_array_equal(d.episode_ends, [3, 5, 7, 9])
+    np.testing.assert_array_equal(d.episode_lengths, [4, 2, 2, 2])
+    r = np.asarray(d.rewards, np.float64)
+    np.testing.assert_allclose(d.episode_returns, [r[:4].sum(), r[4:6].sum(), r[6:8].sum(), r[8:].sum()])
+    sub = d.select_episodes(np.array([2, 0]))
+    np.testing.assert_array_equal(sub.rewards, np.concatenate([d.rewards[6:8], d.rewards[:4]]))
