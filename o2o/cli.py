@@ -96,6 +96,83 @@ def data_convert(
         print(f"wrote {len(dataset)} transitions ({dataset.num_episodes} episodes) to {path} as {format.value}")
 
 
+def _parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise O2OError(f"--set {pair!r}: expected FIELD=VALUE, e.g. --set expectile=0.9")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+@app.command("train")
+def train(
+    algo: Annotated[str, typer.Argument(help="Algorithm: bc, bc10 (10% BC), td3bc, iql.")],
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset SOURCE (see `o2o data info`).")] = None,
+    env: EnvOption = None,
+    steps: Annotated[int, typer.Option("--steps", help="Gradient updates per seed.")] = 100_000,
+    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds trained together in one process.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="First seed; the run uses seed, seed+1, ...")] = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Updates between evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/ALGO-DATASET-TIME).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the killed run in this directory.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train an agent offline on a dataset, evaluating every --eval-every updates."""
+    from o2o.train import offline
+
+    if resume:
+        summary = offline.resume(resume, progress=not quiet)
+    else:
+        if not dataset:
+            raise O2OError("o2o train needs --dataset SOURCE (or --resume RUN_DIR)")
+        settings = offline.OfflineSettings(
+            algo=algo, dataset=dataset, env=env, steps=steps, seeds=seeds, seed=seed, eval_every=eval_every,
+            eval_episodes=eval_episodes, out=out, agent_overrides=_parse_overrides(overrides))
+        summary = offline.train(settings, progress=not quiet)
+    _print_summary(summary, as_json)
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: str,
+    episodes: Annotated[int, typer.Option("--episodes", help="Episodes per seed.")] = 10,
+    best: Annotated[bool, typer.Option("--best", help="Evaluate the best checkpoint instead of the latest.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a run's checkpoint (every seed) in its environment."""
+    from o2o.train import offline
+
+    _print_summary(offline.evaluate_run(run_dir, episodes, best=best), as_json)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['algo']} on {summary['dataset']} ({summary['env']})")
+    table.add_column("seed")
+    table.add_column("return", justify="right")
+    table.add_column("normalized score", justify="right")
+    scores = summary.get("normalized_score_per_seed") or [None] * len(summary["seed_values"])
+    for seed, ret, score in zip(summary["seed_values"], summary["return_per_seed"] or [], scores):
+        table.add_row(str(seed), f"{ret:.1f}", "" if score is None else f"{score:.1f}")
+    if summary.get("return_mean") is not None:
+        norm = summary.get("normalized_score")
+        table.add_row("mean", f"{summary['return_mean']:.1f}", "" if norm is None else f"{norm:.1f}")
+    Console().print(table)
+    if "updates_per_second" in summary:
+        print(f"{summary['steps']} updates x {summary['seeds']} seeds at {summary['updates_per_second']:,.0f} updates/s; "
+              f"run directory: {summary['run_dir']}")
+
+
 def _warn_on_stderr(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 

@@ -1,0 +1,67 @@
+"""What every agent shares: the problem spec, a network's parameters with its optimiser state, and small helpers."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+
+@struct.dataclass
+class Spec:
+    """What an agent needs to know about the problem; observation statistics come from the training data."""
+
+    observation_dim: int = struct.field(pytree_node=False)
+    action_dim: int = struct.field(pytree_node=False)
+    observation_mean: jax.Array | np.ndarray
+    observation_std: jax.Array | np.ndarray
+
+
+@struct.dataclass
+class Network:
+    """Parameters of one network and the state of its optimiser."""
+
+    params: Any
+    opt_state: Any
+
+    @classmethod
+    def create(cls, module: nn.Module, optimizer: optax.GradientTransformation, key: jax.Array, *inputs) -> "Network":
+        params = module.init(key, *inputs)["params"]
+        return cls(params=params, opt_state=optimizer.init(params))
+
+    def apply_gradients(self, optimizer: optax.GradientTransformation, grads: Any) -> "Network":
+        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state)
+
+
+@struct.dataclass
+class ObservationNormalizer:
+    """(s - mean) / std with the training data's statistics; identity when the algorithm does not normalize."""
+
+    mean: jax.Array
+    std: jax.Array
+
+    @classmethod
+    def from_spec(cls, spec: Spec, enabled: bool) -> "ObservationNormalizer":
+        if not enabled:
+            return cls(jnp.zeros(spec.observation_dim), jnp.ones(spec.observation_dim))
+        return cls(jnp.asarray(spec.observation_mean, jnp.float32), jnp.asarray(spec.observation_std, jnp.float32))
+
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        return (observations - self.mean) / self.std
+
+
+def soft_update(target: Any, online: Any, tau: float) -> Any:
+    """Polyak averaging: target <- tau * online + (1 - tau) * target."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def value_and_grad(loss_fn: Callable, params: Any, *args) -> tuple[jax.Array, Any, Any]:
+    """(loss, auxiliary metrics, gradient) of a loss function returning (loss, aux)."""
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
+    return loss, aux, grads

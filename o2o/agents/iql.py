@@ -1,0 +1,157 @@
+"""IQL — Kostrikov, Nair & Levine, "Offline Reinforcement Learning with Implicit Q-Learning", ICLR 2022.
+
+Value (expectile regression towards the target critics, never querying out-of-dataset actions):
+    L_V = E[|tau - 1(u < 0)| u^2],  u = min_j Q_targ_j(s, a) - V(s)
+Critics:
+    L_Q = sum_i E[(r + gamma (1 - d) V(s') - Q_i(s, a))^2]
+Actor (advantage-weighted regression):
+    L_pi = -E[min(exp(beta (min_j Q_targ_j(s, a) - V(s))), 100) log pi(a | s)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.data import Dataset
+from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction, gaussian_log_prob
+
+MAX_ADVANTAGE_WEIGHT = 100.0  # paper's clip of exp(beta * A)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor, decayed by a cosine schedule (paper, Appendix B)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics (paper, Appendix B)."""
+    value_lr: float = 3e-4
+    """Adam learning rate of the value function (paper, Appendix B)."""
+    actor_decay_steps: int = 1_000_000
+    """Length of the actor's cosine learning-rate decay, the paper's training length (paper, Appendix B)."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of all networks (paper, Appendix B)."""
+    discount: float = 0.99
+    """Discount factor gamma (paper, Appendix B)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics (paper, Appendix B)."""
+    expectile: float = 0.7
+    """Expectile tau of the value regression; 0.7 for MuJoCo locomotion (paper, Appendix B)."""
+    temperature: float = 3.0
+    """Inverse temperature beta of the advantage weights; 3.0 for MuJoCo locomotion (paper, Appendix B)."""
+    scale_rewards_by_return_range: bool = True
+    """Multiply rewards by 1000 / (max - min episode return), as the paper does for locomotion (Appendix B)."""
+    normalize_observations: bool = False
+    """Standardize states with the dataset's statistics (the paper does not)."""
+    batch_size: int = 256
+    """Transitions per update (paper, Appendix B)."""
+
+
+@struct.dataclass
+class State:
+    actor: Network
+    critic: Network
+    value: Network
+    target_critic_params: dict
+    normalizer: ObservationNormalizer
+    step: jax.Array
+    config: Config = struct.field(pytree_node=False)
+    spec: Spec = struct.field(pytree_node=False)
+
+
+def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
+    if not config.scale_rewards_by_return_range:
+        return dataset
+    returns = dataset.episode_returns
+    spread = float(returns.max() - returns.min())
+    scale = 1000.0 / spread if spread > 0 else 1.0
+    return dataclasses.replace(dataset, rewards=(np.asarray(dataset.rewards) * scale).astype(np.float32),
+                               metadata={**dataset.metadata, "reward_scale": scale})
+
+
+def _nets(config: Config, spec: Spec):
+    return (GaussianPolicy(config.hidden_dims, spec.action_dim), CriticEnsemble(config.hidden_dims, num_critics=2),
+            ValueFunction(config.hidden_dims))
+
+
+def _optimizers(config: Config):
+    actor_schedule = optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps)
+    return optax.adam(actor_schedule), optax.adam(config.critic_lr), optax.adam(config.value_lr)
+
+
+def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
+    actor_net, critic_net, value_net = _nets(config, spec)
+    actor_opt, critic_opt, value_opt = _optimizers(config)
+    k1, k2, k3 = jax.random.split(key, 3)
+    obs, act = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    critic = Network.create(critic_net, critic_opt, k2, obs, act)
+    return State(
+        actor=Network.create(actor_net, actor_opt, k1, obs),
+        critic=critic,
+        value=Network.create(value_net, value_opt, k3, obs),
+        target_critic_params=critic.params,
+        normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
+        step=jnp.zeros((), jnp.int32),
+        config=config,
+        spec=spec.replace(observation_mean=None, observation_std=None),
+    )
+
+
+def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
+    weight = jnp.where(diff < 0, 1.0 - expectile, expectile)
+    return weight * diff**2
+
+
+def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    actor_net, critic_net, value_net = _nets(config, state.spec)
+    actor_opt, critic_opt, value_opt = _optimizers(config)
+    obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
+
+    target_q = critic_net.apply({"params": state.target_critic_params}, obs, actions).min(axis=0)
+
+    def value_loss_fn(params):
+        v = value_net.apply({"params": params}, obs)
+        return expectile_loss(target_q - v, config.expectile).mean(), {"v": v.mean()}
+
+    value_loss, value_info, grads = value_and_grad(value_loss_fn, state.value.params)
+    value = state.value.apply_gradients(value_opt, grads)
+
+    v = value_net.apply({"params": value.params}, obs)
+    next_v = value_net.apply({"params": value.params}, next_obs)
+    target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_v
+
+    def critic_loss_fn(params):
+        q = critic_net.apply({"params": params}, obs, actions)  # (2, batch)
+        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+
+    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
+    critic = state.critic.apply_gradients(critic_opt, grads)
+
+    weights = jnp.minimum(jnp.exp(config.temperature * (target_q - v)), MAX_ADVANTAGE_WEIGHT)
+
+    def actor_loss_fn(params):
+        mean, log_std = actor_net.apply({"params": params}, obs)
+        return -(weights * gaussian_log_prob(mean, log_std, actions)).mean(), {"advantage_weight": weights.mean()}
+
+    actor_loss, actor_info, grads = value_and_grad(actor_loss_fn, state.actor.params)
+    actor = state.actor.apply_gradients(actor_opt, grads)
+
+    state = state.replace(actor=actor, critic=critic, value=value, step=state.step + 1,
+                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
+    return state, {"value_loss": value_loss, "critic_loss": critic_loss, "actor_loss": actor_loss,
+                   **value_info, **critic_info, **actor_info}
+
+
+def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+    actor_net, _, _ = _nets(state.config, state.spec)
+    mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    if deterministic:
+        return mean
+    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)

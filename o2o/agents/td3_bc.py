@@ -1,0 +1,118 @@
+"""TD3+BC — Fujimoto & Gu, "A Minimalist Approach to Offline Reinforcement Learning", NeurIPS 2021.
+
+Critic (TD3, twin Q with target policy smoothing):
+    a' = clip(pi_targ(s') + clip(eps, -c, c), -1, 1),  eps ~ N(0, sigma^2)
+    L_Q = sum_i E[(Q_i(s, a) - (r + gamma (1 - d) min_j Q_targ_j(s', a')))^2]
+Actor (every `policy_frequency` critic steps), with lambda = alpha / E|Q_1(s, pi(s))| (no gradient through lambda):
+    L_pi = -lambda E[Q_1(s, pi(s))] + E[(pi(s) - a)^2]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.nets import CriticEnsemble, DeterministicPolicy
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor (paper, Table 3)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics (paper, Table 3)."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of actor and critics (paper, Table 3)."""
+    discount: float = 0.99
+    """Discount factor gamma (paper, Table 3)."""
+    tau: float = 0.005
+    """Polyak rate of the target networks (paper, Table 3)."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise sigma (TD3)."""
+    noise_clip: float = 0.5
+    """Clip c of the target policy smoothing noise (TD3)."""
+    policy_frequency: int = 2
+    """Critic updates per actor and target update (TD3)."""
+    alpha: float = 2.5
+    """Weight of the Q term against behaviour cloning (paper, Section 5)."""
+    normalize_observations: bool = True
+    """Standardize states with the dataset's mean and std (paper, Eq. 5)."""
+    batch_size: int = 256
+    """Transitions per update (paper, Table 3)."""
+
+
+@struct.dataclass
+class State:
+    actor: Network
+    critic: Network
+    target_actor_params: dict
+    target_critic_params: dict
+    normalizer: ObservationNormalizer
+    step: jax.Array
+    config: Config = struct.field(pytree_node=False)
+    spec: Spec = struct.field(pytree_node=False)
+
+
+def _nets(config: Config, spec: Spec):
+    return DeterministicPolicy(config.hidden_dims, spec.action_dim), CriticEnsemble(config.hidden_dims, num_critics=2)
+
+
+def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
+    actor_net, critic_net = _nets(config, spec)
+    actor_key, critic_key = jax.random.split(key)
+    obs, act = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    actor = Network.create(actor_net, optax.adam(config.actor_lr), actor_key, obs)
+    critic = Network.create(critic_net, optax.adam(config.critic_lr), critic_key, obs, act)
+    return State(actor, critic, actor.params, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),
+                 jnp.zeros((), jnp.int32), config, spec.replace(observation_mean=None, observation_std=None))
+
+
+def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    actor_net, critic_net = _nets(config, state.spec)
+    obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
+    actions = batch["actions"]
+
+    noise = jnp.clip(config.policy_noise * jax.random.normal(key, actions.shape), -config.noise_clip, config.noise_clip)
+    next_actions = jnp.clip(actor_net.apply({"params": state.target_actor_params}, next_obs) + noise, -1.0, 1.0)
+    next_q = critic_net.apply({"params": state.target_critic_params}, next_obs, next_actions).min(axis=0)
+    target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_q
+
+    def critic_loss_fn(params):
+        q = critic_net.apply({"params": params}, obs, actions)  # (2, batch)
+        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+
+    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
+    critic = state.critic.apply_gradients(optax.adam(config.critic_lr), grads)
+
+    def actor_loss_fn(params):
+        pi = actor_net.apply({"params": params}, obs)
+        q = critic_net.apply({"params": critic.params}, obs, pi)[0]
+        lmbda = jax.lax.stop_gradient(config.alpha / jnp.abs(q).mean())
+        bc = ((pi - actions) ** 2).mean()
+        return -lmbda * q.mean() + bc, {"bc_loss": bc}
+
+    def update_actor(s: State):
+        loss, info, grads = value_and_grad(actor_loss_fn, s.actor.params)
+        actor = s.actor.apply_gradients(optax.adam(config.actor_lr), grads)
+        s = s.replace(actor=actor, target_actor_params=soft_update(s.target_actor_params, actor.params, config.tau),
+                      target_critic_params=soft_update(s.target_critic_params, critic.params, config.tau))
+        return s, {"actor_loss": loss, **info}
+
+    def skip_actor(s: State):
+        return s, {"actor_loss": jnp.nan, "bc_loss": jnp.nan}
+
+    state = state.replace(critic=critic, step=state.step + 1)
+    state, actor_info = jax.lax.cond(state.step % config.policy_frequency == 0, update_actor, skip_actor, state)
+    return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
+
+
+def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+    """The deterministic policy; exploration noise, when wanted, is the caller's (TD3 adds it online)."""
+    actor_net, _ = _nets(state.config, state.spec)
+    return actor_net.apply({"params": state.actor.params}, state.normalizer(observations))

@@ -1,0 +1,114 @@
+"""Stateless network definitions shared by the agents: MLPs, vmapped critic ensembles, and policies.
+
+Policies output actions in [-1, 1]; o2o's train layer maps environment action bounds to that box.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class MLP(nn.Module):
+    """Dense layers with ReLU (and optional LayerNorm after each hidden layer), then a linear output."""
+
+    hidden_dims: Sequence[int]
+    output_dim: int
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden_dims:
+            x = nn.Dense(width)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = nn.relu(x)
+        return nn.Dense(self.output_dim)(x)
+
+
+class Critic(nn.Module):
+    """Q(s, a) -> (batch,)."""
+
+    hidden_dims: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        x = jnp.concatenate([observations, actions], axis=-1)
+        return MLP(self.hidden_dims, 1, self.layer_norm)(x)[..., 0]
+
+
+class CriticEnsemble(nn.Module):
+    """`num_critics` independent Q networks evaluated in one vmapped call -> (num_critics, batch)."""
+
+    hidden_dims: Sequence[int]
+    num_critics: int = 2
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            Critic,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden_dims, self.layer_norm)(observations, actions)
+
+
+class ValueFunction(nn.Module):
+    """V(s) -> (batch,)."""
+
+    hidden_dims: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        return MLP(self.hidden_dims, 1, self.layer_norm)(observations)[..., 0]
+
+
+class DeterministicPolicy(nn.Module):
+    """a = tanh(MLP(s))."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden_dims, self.action_dim)(observations))
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian over actions: returns (mean, log_std).
+
+    `tanh_squash` (SAC-style) samples u ~ N(mean, std) and acts with tanh(u); without it (IQL/AWAC-style) the mean is
+    squashed with tanh and the log-std is a state-independent parameter, as in the IQL paper's policy.
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    state_dependent_std: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.state_dependent_std:
+            out = MLP(self.hidden_dims, 2 * self.action_dim)(observations)
+            mean, log_std = jnp.split(out, 2, axis=-1)
+        else:
+            mean = jnp.tanh(MLP(self.hidden_dims, self.action_dim)(observations))
+            log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+            log_std = jnp.broadcast_to(log_std, mean.shape)
+        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.Array:
+    """log N(x; mean, exp(log_std)) summed over the action dimension -> (batch,)."""
+    z = (x - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)

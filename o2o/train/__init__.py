@@ -1,0 +1,1 @@
+"""Training: the offline loop, evaluation, run directories and checkpoints."""

@@ -1,0 +1,47 @@
+"""Evaluate K seeds' policies at once: every seed's episodes run in one gymnasium vector env and all of them act
+through one batched, jitted policy call per step."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from o2o.envs import make_env
+
+
+def make_eval_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_envs)])
+
+
+def to_env_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Agents act in [-1, 1]; environments want their own bounds."""
+    return low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+
+
+def evaluate(
+    policy: Callable[[jax.Array], jax.Array],
+    envs: gym.vector.VectorEnv,
+    num_seeds: int,
+    episodes: int,
+    env_seed: int,
+) -> np.ndarray:
+    """Undiscounted return of the first episode of every env, shape (num_seeds, episodes).
+
+    `policy` maps observations (num_seeds, episodes, obs_dim) to actions in [-1, 1] of shape (num_seeds, episodes, act_dim).
+    Env i is reset with seed `env_seed + i`, so an evaluation round is reproducible.
+    """
+    n = num_seeds * episodes
+    assert envs.num_envs == n, f"{envs.num_envs} envs for {num_seeds} seeds x {episodes} episodes"
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    observations, _ = envs.reset(seed=[env_seed + i for i in range(n)])
+    returns = np.zeros(n)
+    running = np.ones(n, dtype=bool)
+    while running.any():
+        actions = np.asarray(policy(observations.reshape(num_seeds, episodes, -1).astype(np.float32)))
+        observations, rewards, terminated, truncated, _ = envs.step(to_env_actions(actions.reshape(n, -1), low, high))
+        returns += np.where(running, rewards, 0.0)
+        running &= ~(terminated | truncated)
+    return returns.reshape(num_seeds, episodes)

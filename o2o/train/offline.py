@@ -1,0 +1,305 @@
+"""The offline loop: the dataset lives on the device, batches are sampled inside jit, `chunk` updates are fused into
+one `lax.scan` per host call, and K seeds train together under `vmap` (each seed its own init and sampling keys).
+
+Seed i of a K-seed run uses the keys of `--seed base + i` alone, so it equals that seed trained by itself.
+The key of chunk c is `fold_in(seed_key, c)`: a run resumed from a checkpoint continues the same random stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from o2o.agents import Spec, get_algorithm
+from o2o.data import Dataset, check_spaces, load_dataset
+from o2o.envs import env_spaces, normalized_score, reference_returns, resolve_env_id
+from o2o.errors import O2OError
+from o2o.train import runs
+from o2o.train.evaluation import evaluate, make_eval_envs
+
+
+@dataclasses.dataclass
+class OfflineSettings:
+    """Everything that defines an offline run; saved as config.json so that `--resume` rebuilds the run exactly."""
+
+    algo: str
+    dataset: str
+    env: str | None = None
+    steps: int = 100_000
+    seeds: int = 1
+    seed: int = 0
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    chunk: int = 1_000
+    out: str | None = None
+    agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A run's resolved pieces, built identically for a new and a resumed run."""
+
+    settings: OfflineSettings
+    agent: Any
+    config: Any
+    dataset: Dataset
+    env_id: str | None
+    spec: Spec
+    seeds: list[int]
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+
+def prepare(settings: OfflineSettings) -> Prepared:
+    agent, config = get_algorithm(settings.algo, settings.agent_overrides)
+    if settings.seeds < 1 or settings.steps < 1:
+        raise O2OError(f"--seeds and --steps must be at least 1 (got {settings.seeds} and {settings.steps})")
+    dataset = load_dataset(settings.dataset)
+    env_id = resolve_env_id(settings.env, dataset.env_id, settings.dataset, required=settings.eval_episodes > 0)
+    if env_id:
+        spaces = env_spaces(env_id)
+        check_spaces(dataset, spaces, settings.dataset)
+        low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
+    else:
+        low, high = -np.ones(dataset.action_dim), np.ones(dataset.action_dim)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise O2OError(f"environment {env_id}: action bounds must be finite to map them to [-1, 1]")
+    if hasattr(agent, "prepare_dataset"):
+        dataset = agent.prepare_dataset(dataset, config)
+    observations = np.asarray(dataset.observations, np.float64)
+    spec = Spec(
+        observation_dim=dataset.observation_dim,
+        action_dim=dataset.action_dim,
+        observation_mean=observations.mean(axis=0).astype(np.float32),
+        observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # TD3+BC's epsilon
+    )
+    seeds = [settings.seed + i for i in range(settings.seeds)]
+    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high)
+
+
+def device_data(p: Prepared) -> dict[str, jax.Array]:
+    """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
+    actions = np.asarray(p.dataset.actions, np.float64)
+    scaled = np.clip(2.0 * (actions - p.action_low) / (p.action_high - p.action_low) - 1.0, -1.0, 1.0)
+    return {
+        "observations": jnp.asarray(p.dataset.observations, jnp.float32),
+        "actions": jnp.asarray(scaled, jnp.float32),
+        "rewards": jnp.asarray(p.dataset.rewards, jnp.float32),
+        "next_observations": jnp.asarray(p.dataset.next_observations, jnp.float32),
+        "dones": jnp.asarray(p.dataset.terminals, jnp.float32),
+    }
+
+
+def init_states(p: Prepared):
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in p.seeds])
+    states = jax.vmap(lambda k: p.agent.init(k, p.spec, p.config))(keys)
+    return jax.tree.map(jnp.copy, states)  # target networks start as copies; donated buffers must not alias
+
+
+def make_train_chunk(agent, batch_size: int, chunk: int) -> Callable:
+    """(states, seed_keys, chunk_index, data) -> (states, metrics averaged over the chunk), vmapped over seeds."""
+
+    def one_seed(state, seed_key, chunk_index, data):
+        n = data["rewards"].shape[0]
+        chunk_key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), chunk_index)
+
+        def step(state, key):
+            sample_key, update_key = jax.random.split(key)
+            index = jax.random.randint(sample_key, (batch_size,), 0, n)
+            batch = jax.tree.map(lambda x: x[index], data)
+            return agent.update(state, batch, update_key)
+
+        state, metrics = jax.lax.scan(step, state, jax.random.split(chunk_key, chunk))
+        return state, jax.tree.map(jnp.nanmean, metrics)
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)), donate_argnums=(0,))
+
+
+def make_policy(agent) -> Callable:
+    """Deterministic actions for (seeds, envs, obs_dim) observations, one jitted call."""
+    return jax.jit(jax.vmap(lambda s, o: agent.act(s, o, jax.random.PRNGKey(0), True)))
+
+
+def train(settings: OfflineSettings, progress: bool = True) -> dict[str, Any]:
+    """Train a new run; returns the summary (also written to summary.json)."""
+    p = prepare(settings)
+    run_dir = Path(settings.out) if settings.out else Path("runs") / (
+        f"{settings.algo}-{Path(settings.dataset).name}-{datetime.now():%Y%m%d-%H%M%S}")
+    if (run_dir / "config.json").exists():
+        raise O2OError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(run_dir / "config.json", {
+        "kind": "offline",
+        "settings": dataclasses.asdict(settings),
+        "agent_config": dataclasses.asdict(p.config),
+        "env_id": p.env_id,
+        "seeds": p.seeds,
+        "dataset_metadata": p.dataset.metadata,
+        "versions": runs.versions(),
+    })
+    return _run(p, run_dir, init_states(p), start_step=0, best=-math.inf, progress=progress)
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Continue a killed run from its last checkpoint; on CPU it ends exactly as an uninterrupted run would."""
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    if config.get("kind") != "offline":
+        raise O2OError(f"{run_dir}: not an offline run directory (config.json kind = {config.get('kind')!r})")
+    settings = OfflineSettings(**config["settings"])
+    p = prepare(settings)
+    template = {"states": init_states(p), "step": 0, "best": 0.0}
+    checkpoint = runs.load_checkpoint(run_dir, template)
+    return _run(p, run_dir, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress)
+
+
+def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progress: bool) -> dict[str, Any]:
+    s = p.settings
+    chunk = max(1, min(s.chunk, s.eval_every, s.steps))
+    data = device_data(p)
+    seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
+    train_chunk = make_train_chunk(p.agent, p.config.batch_size, chunk)
+    policy = make_policy(p.agent)
+    envs = make_eval_envs(p.env_id, len(p.seeds) * s.eval_episodes) if s.eval_episodes > 0 else None
+    log = runs.MetricsLog(run_dir, resume_from_step=start_step if start_step else None)
+    references = reference_returns(p.env_id, p.dataset.metadata) if p.env_id else None
+
+    def run_eval(step: int) -> dict[str, Any]:
+        returns = evaluate(lambda o: policy(states, o), envs, len(p.seeds), s.eval_episodes, env_seed=1_000_003 * (step + 1))
+        per_seed = returns.mean(axis=1)
+        record = {"step": step, "phase": "offline", "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
+        if references is not None:
+            scores = normalized_score(p.env_id, per_seed, p.dataset.metadata)
+            record.update(normalized_score=float(scores.mean()), normalized_score_per_seed=scores.tolist())
+        return record
+
+    update_seconds = eval_seconds = 0.0
+    wall_start = time.perf_counter()
+    last_eval: dict[str, Any] | None = None
+    step = saved_step = start_step
+    bar = _progress(progress, s.steps, start_step)
+    try:
+        while step < s.steps:
+            size = min(chunk, s.steps - step)
+            if size != chunk:
+                train_chunk = make_train_chunk(p.agent, p.config.batch_size, size)
+            t0 = time.perf_counter()
+            new_states, metrics = train_chunk(states, seed_keys, step // chunk, data)
+            metrics = jax.device_get(metrics)  # waits for the chunk: (seeds,) per metric
+            update_seconds += time.perf_counter() - t0
+            bad = [k for k, v in metrics.items() if not np.isfinite(v).all()]
+            if bad:
+                raise O2OError(
+                    f"{run_dir}: {bad[0]} became {metrics[bad[0]].tolist()} (per seed) in updates {step + 1}-{step + size}; "
+                    f"stopped; the last good checkpoint is {run_dir / runs.CHECKPOINT} (step {saved_step})"
+                )
+            states, step = new_states, step + size
+            record = {"step": step, "phase": "offline", **{k: float(np.mean(v)) for k, v in metrics.items()}}
+            if envs is not None and (step % s.eval_every == 0 or step == s.steps):
+                t1 = time.perf_counter()
+                last_eval = run_eval(step)
+                eval_seconds += time.perf_counter() - t1
+                record.update(last_eval)
+                score = last_eval.get("normalized_score", last_eval["return_mean"])
+                if score > best:
+                    best = score
+                    runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best}, runs.BEST_CHECKPOINT)
+            log.write(record)
+            if step % s.eval_every == 0 or step == s.steps:
+                runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best})
+                saved_step = step
+            bar.advance(size, _rate(step - start_step, update_seconds), last_eval)
+    finally:
+        bar.close()
+        log.close()
+        if envs is not None:
+            envs.close()
+    wall = time.perf_counter() - wall_start
+    summary = {
+        "run_dir": str(run_dir),
+        "algo": s.algo,
+        "dataset": s.dataset,
+        "env": p.env_id,
+        "steps": s.steps,
+        "seeds": len(p.seeds),
+        "seed_values": p.seeds,
+        "return_mean": last_eval["return_mean"] if last_eval else None,
+        "return_per_seed": last_eval["return_per_seed"] if last_eval else None,
+        "normalized_score": last_eval.get("normalized_score") if last_eval else None,
+        "normalized_score_per_seed": last_eval.get("normalized_score_per_seed") if last_eval else None,
+        "updates_per_second": _rate(step - start_step, update_seconds) * len(p.seeds),
+        "updates_per_second_per_seed": _rate(step - start_step, update_seconds),
+        "wall_seconds": wall,
+        "update_seconds": update_seconds,
+        "eval_seconds": eval_seconds,
+        "outside_updates_fraction": 1.0 - update_seconds / wall if wall > 0 else 0.0,
+    }
+    runs.write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _rate(updates: int, seconds: float) -> float:
+    return updates / seconds if seconds > 0 else 0.0
+
+
+class _progress:
+    """A rich progress bar on stderr (step, updates/s, ETA, last score), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, completed: int):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("offline"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[score]}"), console=Console(stderr=True))
+        self.task = self.bar.add_task("train", total=total, completed=completed, rate="", score="")
+        self.bar.start()
+
+    def advance(self, size: int, rate: float, last_eval: dict | None) -> None:
+        if self.bar is None:
+            return
+        score = ""
+        if last_eval:
+            score = (f"score {last_eval['normalized_score']:.1f}" if "normalized_score" in last_eval
+                     else f"return {last_eval['return_mean']:.1f}")
+        self.bar.update(self.task, advance=size, rate=f"{rate:,.0f} upd/s/seed", score=score)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
+    """Evaluate the latest (or best) checkpoint of a run, every seed, `episodes` episodes each."""
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    settings = OfflineSettings(**{**config["settings"], "eval_episodes": episodes})
+    if episodes < 1:
+        raise O2OError(f"--episodes must be at least 1 (got {episodes})")
+    p = prepare(settings)
+    checkpoint = runs.load_checkpoint(run_dir, {"states": init_states(p), "step": 0, "best": 0.0},
+                                      runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
+    envs = make_eval_envs(p.env_id, len(p.seeds) * episodes)
+    policy = make_policy(p.agent)
+    try:
+        returns = evaluate(lambda o: policy(checkpoint["states"], o), envs, len(p.seeds), episodes, env_seed=7_777_777)
+    finally:
+        envs.close()
+    per_seed = returns.mean(axis=1)
+    summary = {"run_dir": str(run_dir), "algo": settings.algo, "dataset": settings.dataset, "env": p.env_id,
+               "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds, "episodes": episodes,
+               "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
+    if reference_returns(p.env_id, p.dataset.metadata) is not None:
+        scores = normalized_score(p.env_id, per_seed, p.dataset.metadata)
+        summary.update(normalized_score=float(scores.mean()), normalized_score_per_seed=scores.tolist())
+    return summary

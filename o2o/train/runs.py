@@ -1,0 +1,104 @@
+"""Run directories: config.json, metrics.jsonl, TensorBoard events, atomic checkpoints, summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+import numpy as np
+
+from o2o.errors import O2OError
+
+CHECKPOINT = "checkpoints/latest.msgpack"
+BEST_CHECKPOINT = "checkpoints/best.msgpack"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("o2o", "jax", "jaxlib", "flax", "optax", "numpy", "gymnasium", "mujoco", "minari", "h5py"):
+        try:
+            out[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=1, default=_jsonable) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise O2OError(f"{path}: cannot be read ({e})") from e
+
+
+class MetricsLog:
+    """metrics.jsonl (one JSON object per log point) and TensorBoard events, written side by side."""
+
+    def __init__(self, run_dir: Path, resume_from_step: int | None = None):
+        self.path = run_dir / "metrics.jsonl"
+        if resume_from_step is not None and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= resume_from_step]
+            atomic_write_bytes(self.path, "".join(line + "\n" for line in kept).encode())
+        from tensorboardX import SummaryWriter
+
+        self.tensorboard = SummaryWriter(str(run_dir), purge_step=resume_from_step)
+        self.file = open(self.path, "a")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record, default=_jsonable) + "\n")
+        self.file.flush()
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and key != "step":
+                self.tensorboard.add_scalar(f"{record.get('phase', 'train')}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        self.tensorboard.close()
+
+
+def save_checkpoint(run_dir: Path, target: Any, path: str = CHECKPOINT) -> None:
+    atomic_write_bytes(run_dir / path, flax.serialization.to_bytes(target))
+
+
+def load_checkpoint(run_dir: Path, template: Any, path: str = CHECKPOINT) -> Any:
+    file = run_dir / path
+    if not file.is_file():
+        raise O2OError(f"{run_dir}: no checkpoint at {path}; was this run started by o2o train?")
+    return flax.serialization.from_bytes(template, file.read_bytes())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
