@@ -24,8 +24,13 @@ def pendulum_controller(observations: np.ndarray) -> np.ndarray:
     return np.clip(torque, -2.0, 2.0)[:, None]
 
 
-def collect_pendulum(episodes: int = 50, controller_fraction: float = 0.3, noise: float = 0.3, seed: int = 0) -> Dataset:
-    """`controller_fraction` of the episodes by the noisy controller, the rest by uniform random torques."""
+def collect_pendulum(
+    episodes: int = 50, controller_fraction: float = 0.3, noise: float = 0.3, poor_bias: float = 1.5, seed: int = 0
+) -> Dataset:
+    """`controller_fraction` of the episodes by the noisy controller, the rest by the same controller with a constant
+    torque bias `poor_bias`, which fails to hold the pole up (return about -1080, normalized about 9).
+
+    Behaviour cloning averages the two and inherits part of the bias; an offline RL agent can pick the good actions."""
     env = make_env(PENDULUM_ID)
     rng = np.random.default_rng(seed)
     by_controller = rng.permutation(episodes) < round(controller_fraction * episodes)
@@ -34,10 +39,8 @@ def collect_pendulum(episodes: int = 50, controller_fraction: float = 0.3, noise
         observation, _ = env.reset(seed=seed * 100_003 + episode)
         done = False
         while not done:
-            if by_controller[episode]:
-                action = np.clip(pendulum_controller(observation[None])[0] + noise * rng.normal(size=1), -2.0, 2.0)
-            else:
-                action = rng.uniform(-2.0, 2.0, size=1)
+            bias = 0.0 if by_controller[episode] else poor_bias
+            action = np.clip(pendulum_controller(observation[None])[0] + bias + noise * rng.normal(size=1), -2.0, 2.0)
             next_observation, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
             for key, value in (("observations", observation), ("actions", action), ("rewards", reward),
                                ("next_observations", next_observation), ("terminals", terminated), ("timeouts", truncated)):
@@ -50,7 +53,8 @@ def collect_pendulum(episodes: int = 50, controller_fraction: float = 0.3, noise
         "ref_min_score": PENDULUM_RANDOM_RETURN,
         "ref_max_score": PENDULUM_CONTROLLER_RETURN,
         "description": f"Pendulum-v1, {episodes} episodes: {controller_fraction:.0%} scripted controller "
-                       f"(noise {noise}), the rest uniform random torques",
+                       f"(noise {noise}), the rest the controller with torque bias {poor_bias}",
         "provenance": {"collector": "o2o.collect.scripted.collect_pendulum", "episodes": episodes,
-                       "controller_fraction": controller_fraction, "noise": noise, "seed": seed},
+                       "controller_fraction": controller_fraction, "noise": noise, "poor_bias": poor_bias,
+                       "seed": seed},
     })

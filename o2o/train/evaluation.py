@@ -24,19 +24,21 @@ def to_env_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np
 def evaluate(
     policy: Callable[[jax.Array], jax.Array],
     envs: gym.vector.VectorEnv,
-    num_seeds: int,
+    seeds: list[int],
     episodes: int,
-    env_seed: int,
+    round_seed: int,
 ) -> np.ndarray:
     """Undiscounted return of the first episode of every env, shape (num_seeds, episodes).
 
     `policy` maps observations (num_seeds, episodes, obs_dim) to actions in [-1, 1] of shape (num_seeds, episodes, act_dim).
-    Env i is reset with seed `env_seed + i`, so an evaluation round is reproducible.
+    Episode e of training seed s resets its env with seed `round_seed + 10_007 * s + e`: an evaluation round is
+    reproducible, and a seed is evaluated on the same episodes whether it trains alone or beside others.
     """
+    num_seeds = len(seeds)
     n = num_seeds * episodes
     assert envs.num_envs == n, f"{envs.num_envs} envs for {num_seeds} seeds x {episodes} episodes"
     low, high = envs.single_action_space.low, envs.single_action_space.high
-    observations, _ = envs.reset(seed=[env_seed + i for i in range(n)])
+    observations, _ = envs.reset(seed=[round_seed + 10_007 * s + e for s in seeds for e in range(episodes)])
     returns = np.zeros(n)
     running = np.ones(n, dtype=bool)
     while running.any():

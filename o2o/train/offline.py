@@ -163,7 +163,7 @@ def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
 
 def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progress: bool) -> dict[str, Any]:
     s = p.settings
-    chunk = max(1, min(s.chunk, s.eval_every, s.steps))
+    chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)  # evaluations fall on chunk boundaries
     data = device_data(p)
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
     train_chunk = make_train_chunk(p.agent, p.config.batch_size, chunk)
@@ -173,7 +173,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     references = reference_returns(p.env_id, p.dataset.metadata) if p.env_id else None
 
     def run_eval(step: int) -> dict[str, Any]:
-        returns = evaluate(lambda o: policy(states, o), envs, len(p.seeds), s.eval_episodes, env_seed=1_000_003 * (step + 1))
+        returns = evaluate(lambda o: policy(states, o), envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (step + 1))
         per_seed = returns.mean(axis=1)
         record = {"step": step, "phase": "offline", "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
         if references is not None:
@@ -292,7 +292,7 @@ def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict
     envs = make_eval_envs(p.env_id, len(p.seeds) * episodes)
     policy = make_policy(p.agent)
     try:
-        returns = evaluate(lambda o: policy(checkpoint["states"], o), envs, len(p.seeds), episodes, env_seed=7_777_777)
+        returns = evaluate(lambda o: policy(checkpoint["states"], o), envs, p.seeds, episodes, round_seed=7_777_777)
     finally:
         envs.close()
     per_seed = returns.mean(axis=1)

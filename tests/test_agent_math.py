@@ -1,0 +1,145 @@
+"""Losses on hand-computed cases: networks whose weights are zero output their last bias everywhere, so every
+quantity of the update can be worked out by hand."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from o2o.agents import Spec, bc, get_algorithm, iql, td3_bc
+from o2o.agents.common import soft_update
+from o2o.data import Dataset
+from o2o.errors import O2OError
+from o2o.nets import gaussian_log_prob
+
+SPEC = Spec(2, 1, np.zeros(2, np.float32), np.ones(2, np.float32))
+BATCH = {
+    "observations": jnp.array([[0.5, -1.0], [2.0, 0.0]]),
+    "actions": jnp.array([[0.5], [-1.0]]),
+    "rewards": jnp.array([1.0, 0.0]),
+    "next_observations": jnp.array([[1.0, 1.0], [0.0, 3.0]]),
+    "dones": jnp.array([0.0, 1.0]),
+}
+
+
+def constant(params, output_bias):
+    """Zero every weight; the network's last layer bias becomes `output_bias` (its output everywhere)."""
+    zeroed = jax.tree.map(jnp.zeros_like, params)
+    mlp = zeroed["VmapCritic_0"]["MLP_0"] if "VmapCritic_0" in zeroed else zeroed["MLP_0"]
+    last = max(mlp, key=lambda name: int(name.split("_")[1]))
+    mlp[last]["bias"] = jnp.full_like(mlp[last]["bias"], output_bias)
+    return zeroed
+
+
+def test_expectile_loss_weights_negative_errors_by_one_minus_tau():
+    np.testing.assert_allclose(iql.expectile_loss(jnp.array([-2.0, 1.0]), 0.7), [0.3 * 4, 0.7 * 1], rtol=1e-6)
+
+
+def test_gaussian_log_prob_of_standard_normal():
+    lp = gaussian_log_prob(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.array([[0.0, 1.0]]))
+    np.testing.assert_allclose(lp, [-np.log(2 * np.pi) - 0.5], rtol=1e-6)
+
+
+def test_soft_update_is_polyak_average():
+    out = soft_update({"w": jnp.array([0.0, 10.0])}, {"w": jnp.array([1.0, 0.0])}, 0.1)
+    np.testing.assert_allclose(out["w"], [0.1, 9.0], rtol=1e-6)
+
+
+def test_td3_bc_critic_target_masks_terminals_and_takes_min():
+    config = td3_bc.Config(hidden_dims=(4,), policy_noise=0.0, discount=0.99)
+    state = td3_bc.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(critic=state.critic.replace(params=constant(state.critic.params, 2.0)),
+                          target_critic_params=constant(state.target_critic_params, 2.0))
+    _, metrics = td3_bc.update(state, BATCH, jax.random.PRNGKey(1))
+    # targets: 1 + 0.99 * 2 = 2.98 and 0 (terminal); both critics output 2: 2 * mean((2 - 2.98)^2, (2 - 0)^2)
+    assert metrics["critic_loss"] == pytest.approx(2 * (0.98**2 + 4) / 2, rel=1e-5)
+
+
+def test_td3_bc_actor_loss_is_normalized_q_plus_bc():
+    config = td3_bc.Config(hidden_dims=(4,), policy_frequency=1, alpha=2.5)
+    state = td3_bc.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(actor=state.actor.replace(params=constant(state.actor.params, 0.0)),
+                          critic=state.critic.replace(params=constant(state.critic.params, 4.0)))
+    _, metrics = td3_bc.update(state, BATCH, jax.random.PRNGKey(1))
+    # pi(s) = tanh(0) = 0; Q moves off 4 by one Adam step (~3e-4), so lambda * Q ~ alpha; BC = mean(0.25, 1)
+    assert metrics["bc_loss"] == pytest.approx(0.625, rel=1e-6)
+    assert metrics["actor_loss"] == pytest.approx(-2.5 + 0.625, abs=1e-3)
+
+
+def test_td3_bc_updates_actor_every_second_step_only():
+    state = td3_bc.init(jax.random.PRNGKey(0), SPEC, td3_bc.Config(hidden_dims=(4,)))
+    s1, m1 = td3_bc.update(state, BATCH, jax.random.PRNGKey(1))
+    s2, m2 = td3_bc.update(s1, BATCH, jax.random.PRNGKey(2))
+    assert np.isnan(m1["actor_loss"]) and np.isfinite(m2["actor_loss"])
+    same = jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state.actor.params, s1.actor.params)
+    assert all(jax.tree.leaves(same))
+
+
+def test_iql_losses_on_constant_networks():
+    config = iql.Config(hidden_dims=(4,), expectile=0.7, temperature=3.0, discount=0.99)
+    state = iql.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(
+        critic=state.critic.replace(params=constant(state.critic.params, 1.0)),
+        target_critic_params=constant(state.target_critic_params, 1.0),
+        value=state.value.replace(params=constant(state.value.params, 3.0)),
+        actor=state.actor.replace(params=constant(state.actor.params, 0.0)),
+    )
+    _, metrics = iql.update(state, BATCH, jax.random.PRNGKey(1))
+    # value: u = Q - V = -2 -> 0.3 * 4
+    assert metrics["value_loss"] == pytest.approx(1.2, rel=1e-6)
+    v = 3.0 - 3e-4  # one Adam step on the value bias (gradient > 0) moves it by the learning rate
+    targets = np.array([1.0 + 0.99 * v, 0.0])
+    assert metrics["critic_loss"] == pytest.approx(2 * np.mean((1.0 - targets) ** 2), rel=1e-4)
+    # actor: weight exp(3 * (1 - v)); policy N(0, 1): log pi(a) = -0.5 a^2 - 0.5 log(2 pi)
+    weight = np.exp(3.0 * (1.0 - v))
+    log_pi = -0.5 * np.array([0.25, 1.0]) - 0.5 * np.log(2 * np.pi)
+    assert metrics["actor_loss"] == pytest.approx(-np.mean(weight * log_pi), rel=1e-3)
+
+
+def test_iql_advantage_weights_are_clipped_at_100():
+    state = iql.init(jax.random.PRNGKey(0), SPEC, iql.Config(hidden_dims=(4,), temperature=10.0))
+    state = state.replace(target_critic_params=constant(state.target_critic_params, 5.0),
+                          value=state.value.replace(params=constant(state.value.params, 0.0)))
+    _, metrics = iql.update(state, BATCH, jax.random.PRNGKey(1))
+    assert metrics["advantage_weight"] == pytest.approx(100.0)
+
+
+def test_bc_loss_is_mse_to_dataset_actions():
+    state = bc.init(jax.random.PRNGKey(0), SPEC, bc.Config(hidden_dims=(4,), normalize_observations=False))
+    state = state.replace(actor=state.actor.replace(params=constant(state.actor.params, 0.0)))
+    _, metrics = bc.update(state, BATCH, jax.random.PRNGKey(1))
+    assert metrics["actor_loss"] == pytest.approx((0.25 + 1.0) / 2)
+
+
+def _episodes(returns_per_episode):
+    rewards = np.array(returns_per_episode, np.float32)
+    n = len(rewards)
+    obs = np.arange(n, dtype=np.float32)[:, None]
+    return Dataset(obs, np.zeros((n, 1), np.float32), rewards, obs, np.zeros(n, bool), np.ones(n, bool))
+
+
+def test_percent_bc_keeps_the_best_episodes():
+    data = _episodes([5.0, 1.0, 9.0, 3.0, 7.0, 0.0, 2.0, 8.0, 4.0, 6.0])  # ten one-step episodes
+    kept = bc.prepare_dataset(data, bc.Config(top_fraction=0.3))
+    np.testing.assert_array_equal(np.sort(kept.rewards), [7.0, 8.0, 9.0])
+
+
+def test_iql_scales_rewards_by_the_episode_return_range():
+    data = _episodes([-100.0, 400.0, 150.0])
+    scaled = iql.prepare_dataset(data, iql.Config())
+    np.testing.assert_allclose(scaled.rewards, np.array([-100.0, 400.0, 150.0]) * 1000 / 500, rtol=1e-6)
+
+
+def test_algorithm_registry_resolves_variants_and_overrides():
+    module, config = get_algorithm("10%BC")
+    assert module is bc and config.top_fraction == 0.1
+    _, config = get_algorithm("iql", {"expectile": "0.9", "hidden_dims": "64,64", "normalize_observations": "true"})
+    assert config.expectile == 0.9 and config.hidden_dims == (64, 64) and config.normalize_observations is True
+    with pytest.raises(O2OError, match="unknown algorithm"):
+        get_algorithm("dqn")
+    with pytest.raises(O2OError, match="no config field 'expectle'"):
+        get_algorithm("iql", {"expectle": "0.9"})
+    with pytest.raises(O2OError, match="not a valid float"):
+        get_algorithm("iql", {"expectile": "high"})

@@ -1,0 +1,128 @@
+"""The offline loop: same seed gives the same run, a resumed run ends exactly like an uninterrupted one, and seed i of
+a K-seed run equals that seed trained alone."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from o2o.collect.scripted import collect_pendulum
+from o2o.data import write_o2o
+from o2o.errors import O2OError
+from o2o.train import offline, runs
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory):
+    return str(write_o2o(collect_pendulum(episodes=6), tmp_path_factory.mktemp("data") / "pendulum"))
+
+
+def settings(dataset, out, **kw):
+    base = dict(algo="td3bc", dataset=dataset, steps=400, seeds=1, seed=0, eval_every=200, eval_episodes=2, chunk=100,
+                out=str(out), agent_overrides={"hidden_dims": "32,32", "batch_size": "64"})
+    return offline.OfflineSettings(**{**base, **kw})
+
+
+def final_params(run_dir, s):
+    p = offline.prepare(s)
+    checkpoint = runs.load_checkpoint(run_dir, {"states": offline.init_states(p), "step": 0, "best": 0.0})
+    return checkpoint["states"], checkpoint["step"]
+
+
+def metric_lines(run_dir):
+    return (run_dir / "metrics.jsonl").read_text().splitlines()
+
+
+def test_same_seed_gives_identical_metrics(pendulum, tmp_path):
+    offline.train(settings(pendulum, tmp_path / "a"), progress=False)
+    offline.train(settings(pendulum, tmp_path / "b"), progress=False)
+    assert metric_lines(tmp_path / "a") == metric_lines(tmp_path / "b")
+    assert len(metric_lines(tmp_path / "a")) == 4  # one line per chunk of 100 updates
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(pendulum, tmp_path, monkeypatch):
+    full = settings(pendulum, tmp_path / "full", algo="iql")
+    offline.train(full, progress=False)
+
+    killed = settings(pendulum, tmp_path / "killed", algo="iql")
+    save = runs.save_checkpoint
+
+    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
+        save(run_dir, target, path)
+        if path == runs.CHECKPOINT and int(target["step"]) == 200:
+            raise KeyboardInterrupt  # killed right after the step-200 checkpoint
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        offline.train(killed, progress=False)
+    monkeypatch.setattr(runs, "save_checkpoint", save)
+    assert len(metric_lines(tmp_path / "killed")) == 2
+    summary = offline.resume(tmp_path / "killed", progress=False)
+
+    assert metric_lines(tmp_path / "killed") == metric_lines(tmp_path / "full")
+    a, step_a = final_params(tmp_path / "full", full)
+    b, step_b = final_params(tmp_path / "killed", killed)
+    assert step_a == step_b == 400
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert summary["return_mean"] == json.loads(metric_lines(tmp_path / "full")[-1])["return_mean"]
+
+
+def test_seed_of_a_multi_seed_run_equals_that_seed_alone(pendulum, tmp_path):
+    both = offline.train(settings(pendulum, tmp_path / "both", seeds=2, seed=0), progress=False)
+    alone = offline.train(settings(pendulum, tmp_path / "alone", seeds=1, seed=1), progress=False)
+    states_both, _ = final_params(tmp_path / "both", settings(pendulum, tmp_path / "both", seeds=2, seed=0))
+    states_alone, _ = final_params(tmp_path / "alone", settings(pendulum, tmp_path / "alone", seeds=1, seed=1))
+    for x, y in zip(jax.tree.leaves(states_both), jax.tree.leaves(states_alone)):
+        np.testing.assert_allclose(np.asarray(x)[1], np.asarray(y)[0], rtol=1e-4, atol=1e-5)
+    assert both["return_per_seed"][1] == pytest.approx(alone["return_per_seed"][0], rel=1e-3, abs=1e-2)
+
+
+def test_run_directory_records_config_versions_metrics_and_tensorboard(pendulum, tmp_path):
+    summary = offline.train(settings(pendulum, tmp_path / "run", seeds=2), progress=False)
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["seeds"] == [0, 1] and config["agent_config"]["hidden_dims"] == [32, 32]
+    assert {"jax", "gymnasium", "mujoco", "o2o"} <= set(config["versions"])
+    assert (run / "checkpoints" / "latest.msgpack").is_file() and (run / "checkpoints" / "best.msgpack").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+    evals = [json.loads(l) for l in metric_lines(run) if "return_mean" in json.loads(l)]
+    assert [e["step"] for e in evals] == [200, 400]
+    assert len(evals[-1]["normalized_score_per_seed"]) == 2
+    assert json.loads((run / "summary.json").read_text())["normalized_score"] == summary["normalized_score"]
+    assert summary["updates_per_second"] > 0
+
+
+def test_non_finite_loss_stops_the_run_with_a_clear_message(tmp_path):
+    data = collect_pendulum(episodes=2)
+    huge = data.__class__(**{**data.arrays(), "rewards": np.full(len(data), 1e30, np.float32)}, metadata=data.metadata)
+    path = write_o2o(huge, tmp_path / "huge")
+    with pytest.raises(O2OError, match=r"critic_loss became \[inf\].*stopped; the last good checkpoint"):
+        offline.train(settings(str(path), tmp_path / "run", eval_episodes=0), progress=False)
+
+
+def test_train_and_eval_commands_print_json(pendulum, tmp_path, capsys):
+    code, out, err = run_cli(["train", "bc", "--dataset", pendulum, "--steps", "200", "--seeds", "2", "--eval-every",
+                              "200", "--eval-episodes", "2", "--set", "hidden_dims=32,32", "--out", str(tmp_path / "r"),
+                              "--quiet", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    for key in ("run_dir", "algo", "dataset", "env", "steps", "seeds", "return_mean", "normalized_score",
+                "normalized_score_per_seed", "updates_per_second"):
+        assert key in summary
+    assert summary["env"] == "Pendulum-v1" and summary["seeds"] == 2
+    code, out, err = run_cli(["eval", str(tmp_path / "r"), "--episodes", "3", "--json"], capsys)
+    assert code == 0, err
+    assert len(json.loads(out.strip().splitlines()[-1])["return_per_seed"]) == 2
+
+
+def test_train_rejects_a_run_directory_in_use_and_unknown_algorithms(pendulum, tmp_path, capsys):
+    offline.train(settings(pendulum, tmp_path / "r", steps=100, eval_every=100, eval_episodes=0), progress=False)
+    code, _, err = run_cli(["train", "bc", "--dataset", pendulum, "--out", str(tmp_path / "r")], capsys)
+    assert code == 1 and "already holds a run; use --resume" in err
+    code, _, err = run_cli(["train", "dqn", "--dataset", pendulum], capsys)
+    assert code == 1 and "unknown algorithm 'dqn'" in err
+    code, _, err = run_cli(["train", "bc", "--dataset", pendulum, "--env", "Hopper-v5"], capsys)
+    assert code == 1 and "recorded on Pendulum-v1 but --env Hopper-v5" in err
