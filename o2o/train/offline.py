@@ -185,7 +185,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     wall_start = time.perf_counter()
     last_eval: dict[str, Any] | None = None
     step = saved_step = start_step
-    bar = _progress(progress, s.steps, start_step)
+    bar = _ProgressBar(progress, s.steps, start_step)
     try:
         while step < s.steps:
             size = min(chunk, s.steps - step)
@@ -250,7 +250,7 @@ def _rate(updates: int, seconds: float) -> float:
     return updates / seconds if seconds > 0 else 0.0
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar on stderr (step, updates/s, ETA, last score), or nothing."""
 
     def __init__(self, enabled: bool, total: int, completed: int):
