@@ -24,7 +24,7 @@ ALGORITHMS = {
 
 
 def run(out: str | Path = "runs/quickstart", steps: int = 20_000, seeds: int = 2, progress: bool = True,
-        eval_episodes: int = 10) -> dict[str, Any]:
+        eval_episodes: int = 30) -> dict[str, Any]:
     out = Path(out)
     dataset_dir = out / "dataset-pendulum-mixed"
     if not (dataset_dir / "metadata.json").is_file():

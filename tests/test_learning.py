@@ -14,7 +14,7 @@ from o2o import quickstart
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
-    return quickstart.run(out, steps=20_000, seeds=2, progress=False, eval_episodes=30)
+    return quickstart.run(out, steps=20_000, seeds=2, progress=False)
 
 
 def score(report, algo):
