@@ -25,12 +25,14 @@ def test_normalized_score_uses_d4rl_references_for_v5_locomotion():
     assert normalized_score("AdroitHandPen-v1", 3076.8331017826877) == pytest.approx(100.0)
 
 
-def test_normalized_score_falls_back_to_dataset_metadata():
+def test_normalized_score_falls_back_to_dataset_metadata_then_o2o_references():
     meta = {"ref_min_score": -1200.0, "ref_max_score": -200.0}
+    assert normalized_score("MountainCarContinuous-v0", -700.0, meta) == pytest.approx(50.0)
     assert normalized_score("Pendulum-v1", -700.0, meta) == pytest.approx(50.0)
-    assert reference_returns("Pendulum-v1") is None
-    with pytest.raises(O2OError, match="no reference returns for Pendulum-v1"):
-        normalized_score("Pendulum-v1", -700.0)
+    assert reference_returns("Pendulum-v1") == (-1170.0, -142.4)
+    assert reference_returns("MountainCarContinuous-v0") is None
+    with pytest.raises(O2OError, match="no reference returns for MountainCarContinuous-v0"):
+        normalized_score("MountainCarContinuous-v0", 50.0)
 
 
 def test_d4rl_references_win_over_metadata_for_d4rl_tasks():

@@ -7,7 +7,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
-from o2o.agents import bc, iql, td3_bc
+from o2o.agents import bc, iql, sac, td3_bc
 from o2o.agents.common import Spec
 from o2o.errors import O2OError
 
@@ -17,6 +17,10 @@ ALGORITHMS: dict[str, tuple[ModuleType, dict[str, Any]]] = {
     "bc10": (bc, {"top_fraction": 0.1}),
     "td3bc": (td3_bc, {}),
     "iql": (iql, {}),
+    "sac": (sac, {}),
+    "td3": (td3_bc, {"behavior_cloning": False, "normalize_observations": False}),
+    "rlpd": (sac, {"num_critics": 10, "critic_subset": 2, "critic_layer_norm": True, "actor_uses_mean_q": True,
+                   "target_entropy_per_action_dim": -0.5}),
 }
 ALIASES = {"td3+bc": "td3bc", "td3_bc": "td3bc", "10%bc": "bc10", "%bc": "bc10"}
 

@@ -1,10 +1,11 @@
-"""TD3+BC — Fujimoto & Gu, "A Minimalist Approach to Offline Reinforcement Learning", NeurIPS 2021.
+"""TD3+BC — Fujimoto & Gu, "A Minimalist Approach to Offline Reinforcement Learning", NeurIPS 2021; without the BC
+term it is TD3 — Fujimoto et al., "Addressing Function Approximation Error in Actor-Critic Methods", ICML 2018.
 
 Critic (TD3, twin Q with target policy smoothing):
     a' = clip(pi_targ(s') + clip(eps, -c, c), -1, 1),  eps ~ N(0, sigma^2)
     L_Q = sum_i E[(Q_i(s, a) - (r + gamma (1 - d) min_j Q_targ_j(s', a')))^2]
 Actor (every `policy_frequency` critic steps), with lambda = alpha / E|Q_1(s, pi(s))| (no gradient through lambda):
-    L_pi = -lambda E[Q_1(s, pi(s))] + E[(pi(s) - a)^2]
+    L_pi = -lambda E[Q_1(s, pi(s))] + E[(pi(s) - a)^2]        (TD3: L_pi = -E[Q_1(s, pi(s))])
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class Config:
     """Critic updates per actor and target update (TD3)."""
     alpha: float = 2.5
     """Weight of the Q term against behaviour cloning (paper, Section 5)."""
+    behavior_cloning: bool = True
+    """Keep the BC term (TD3+BC); False gives plain TD3."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to actions when acting online (TD3 paper, Section 6)."""
     normalize_observations: bool = True
     """Standardize states with the dataset's mean and std (paper, Eq. 5)."""
     batch_size: int = 256
@@ -93,8 +98,10 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     def actor_loss_fn(params):
         pi = actor_net.apply({"params": params}, obs)
         q = critic_net.apply({"params": critic.params}, obs, pi)[0]
-        lmbda = jax.lax.stop_gradient(config.alpha / jnp.abs(q).mean())
         bc = ((pi - actions) ** 2).mean()
+        if not config.behavior_cloning:
+            return -q.mean(), {"bc_loss": bc}
+        lmbda = jax.lax.stop_gradient(config.alpha / jnp.abs(q).mean())
         return -lmbda * q.mean() + bc, {"bc_loss": bc}
 
     def update_actor(s: State):
@@ -113,6 +120,8 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    """The deterministic policy; exploration noise, when wanted, is the caller's (TD3 adds it online)."""
     actor_net, _ = _nets(state.config, state.spec)
-    return actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    actions = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    if deterministic:
+        return actions
+    return jnp.clip(actions + state.config.exploration_noise * jax.random.normal(key, actions.shape), -1.0, 1.0)

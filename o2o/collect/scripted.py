@@ -7,11 +7,10 @@ import numpy as np
 
 from o2o.data import Dataset
 from o2o.envs import make_env
+from o2o.envs.scores import O2O_REFERENCES
 
 PENDULUM_ID = "Pendulum-v1"
-# Mean returns over 100 episodes (reset seeds 10000-10099): uniform random torques, and the controller with noise 0.3.
-PENDULUM_RANDOM_RETURN = -1170.0
-PENDULUM_CONTROLLER_RETURN = -142.4
+PENDULUM_RANDOM_RETURN, PENDULUM_CONTROLLER_RETURN = O2O_REFERENCES[PENDULUM_ID]
 
 
 def pendulum_controller(observations: np.ndarray) -> np.ndarray:

@@ -36,6 +36,13 @@ _D4RL_TASKS = [
 ]
 
 
+# Environments D4RL does not cover, with references o2o measured itself (mean return over 100 episodes, reset seeds
+# 10000-10099): a uniformly random policy, and the best behaviour o2o has for the task.
+O2O_REFERENCES = {
+    "Pendulum-v1": (-1170.0, -142.4),  # random torques; o2o.collect.scripted.pendulum_controller with noise 0.3
+}
+
+
 @lru_cache(maxsize=1)
 def _d4rl_table() -> dict[str, dict[str, float]]:
     text = resources.files("o2o.envs").joinpath("d4rl_scores.json").read_text()
@@ -52,14 +59,14 @@ def d4rl_task(env_id: str) -> str | None:
 
 
 def reference_returns(env_id: str | None, metadata: Mapping | None = None) -> tuple[float, float] | None:
-    """(random return, expert return) for an env: D4RL's when it has them, else the dataset metadata's, else None."""
+    """(random return, expert return): D4RL's when it has them, else the dataset metadata's, else o2o's own, else None."""
     task = d4rl_task(env_id) if env_id else None
     if task is not None:
         ref = _d4rl_table()[task]
         return float(ref["min"]), float(ref["max"])
     if metadata and metadata.get("ref_min_score") is not None and metadata.get("ref_max_score") is not None:
         return float(metadata["ref_min_score"]), float(metadata["ref_max_score"])
-    return None
+    return O2O_REFERENCES.get(env_id)
 
 
 def normalized_score(env_id: str | None, returns, metadata: Mapping | None = None) -> np.ndarray:

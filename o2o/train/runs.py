@@ -84,10 +84,13 @@ def save_checkpoint(run_dir: Path, target: Any, path: str = CHECKPOINT) -> None:
 
 
 def load_checkpoint(run_dir: Path, template: Any, path: str = CHECKPOINT) -> Any:
+    """Restore the entries of `template` (a dict) from a checkpoint; entries absent from the template come back raw."""
     file = run_dir / path
     if not file.is_file():
-        raise O2OError(f"{run_dir}: no checkpoint at {path}; was this run started by o2o train?")
-    return flax.serialization.from_bytes(template, file.read_bytes())
+        raise O2OError(f"{run_dir}: no checkpoint at {path}; was this run started by o2o?")
+    raw = flax.serialization.msgpack_restore(file.read_bytes())
+    return {key: flax.serialization.from_state_dict(template[key], value) if key in template else value
+            for key, value in raw.items()}
 
 
 def _jsonable(value: Any) -> Any:

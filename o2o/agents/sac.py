@@ -1,0 +1,184 @@
+"""SAC — Haarnoja et al., "Soft Actor-Critic Algorithms and Applications", 2018 (automatic temperature), and its RLPD
+form — Ball et al., "Efficient Online Reinforcement Learning with Offline Data", ICML 2023 (LayerNorm critics, a
+10-critic ensemble with a random 2-critic subset for the target, high update-to-data ratio, symmetric sampling).
+
+    a' ~ pi(s'),  y = r + gamma (1 - d) (min_{j in random subset} Q_targ_j(s', a') - alpha log pi(a'|s'))
+    L_Q = sum_i E[(Q_i(s, a) - y)^2]
+    L_pi = E[alpha log pi(a|s) - reduce_i Q_i(s, a)],  a ~ pi(s)   (reduce = min for SAC, mean for RLPD)
+    L_alpha = E[-log(alpha) (log pi(a|s) + target_entropy)],  target_entropy = -action_dim / 2 (RLPD) or -action_dim (SAC)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.nets import CriticEnsemble, GaussianPolicy, gaussian_log_prob
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor (SAC paper, Table 1)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics (SAC paper, Table 1)."""
+    temperature_lr: float = 3e-4
+    """Adam learning rate of log(alpha) (SAC paper, Table 1)."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of actor and critics (SAC paper, Table 1)."""
+    discount: float = 0.99
+    """Discount factor gamma (SAC paper, Table 1)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics (SAC paper, Table 1)."""
+    initial_temperature: float = 1.0
+    """Starting entropy temperature alpha (jaxrl's SAC default)."""
+    target_entropy_per_action_dim: float = -1.0
+    """Target entropy as a multiple of the action dimension: -1 (SAC paper), -0.5 (RLPD)."""
+    num_critics: int = 2
+    """Critics in the ensemble: 2 (SAC), 10 (RLPD)."""
+    critic_subset: int = 2
+    """Critics drawn at random for the target's minimum: all of SAC's 2; 2 of RLPD's 10."""
+    critic_layer_norm: bool = False
+    """LayerNorm after each hidden critic layer (RLPD's key ingredient against overestimation)."""
+    actor_uses_mean_q: bool = False
+    """Actor maximises the ensemble's mean Q (RLPD) instead of its minimum (SAC)."""
+    backup_entropy: bool = True
+    """Subtract alpha log pi(a'|s') in the target (SAC)."""
+    normalize_observations: bool = False
+    """Standardize states with offline data statistics (when given)."""
+    batch_size: int = 256
+    """Transitions per update (SAC paper, Table 1; RLPD)."""
+
+
+@struct.dataclass
+class State:
+    actor: Network
+    critic: Network
+    log_temperature: Network
+    target_critic_params: dict
+    normalizer: ObservationNormalizer
+    step: jax.Array
+    config: Config = struct.field(pytree_node=False)
+    spec: Spec = struct.field(pytree_node=False)
+
+
+class _LogTemperature(nn.Module):
+    initial: float
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        return self.param("log_temperature", lambda _: jnp.log(jnp.asarray(self.initial, jnp.float32)))
+
+
+def networks(config, spec: Spec):
+    actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True)
+    critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm)
+    return actor, critic
+
+
+def optimizers(config):
+    return optax.adam(config.actor_lr), optax.adam(config.critic_lr), optax.adam(config.temperature_lr)
+
+
+def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
+    actor_net, critic_net = networks(config, spec)
+    actor_opt, critic_opt, temperature_opt = optimizers(config)
+    k1, k2 = jax.random.split(key)
+    obs, act = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    critic = Network.create(critic_net, critic_opt, k2, obs, act)
+    return State(
+        actor=Network.create(actor_net, actor_opt, k1, obs),
+        critic=critic,
+        log_temperature=Network.create(_LogTemperature(config.initial_temperature), temperature_opt, k1),
+        target_critic_params=critic.params,
+        normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
+        step=jnp.zeros((), jnp.int32),
+        config=config,
+        spec=spec.replace(observation_mean=None, observation_std=None),
+    )
+
+
+def sample_tanh_gaussian(mean: jax.Array, log_std: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """a = tanh(u), u ~ N(mean, std); returns (a, log pi(a)) with the tanh change of variables."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stable
+    return jnp.tanh(u), gaussian_log_prob(mean, log_std, u) - log_det.sum(axis=-1)
+
+
+def policy_sample(state, observations: jax.Array, key: jax.Array, params=None) -> tuple[jax.Array, jax.Array]:
+    actor_net, _ = networks(state.config, state.spec)
+    mean, log_std = actor_net.apply({"params": state.actor.params if params is None else params}, observations)
+    return sample_tanh_gaussian(mean, log_std, key)
+
+
+def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> jax.Array:
+    """r + gamma (1 - d) (min over a random critic subset of Q_targ(s', a') - alpha log pi(a'|s'))."""
+    config = state.config
+    _, critic_net = networks(config, state.spec)
+    action_key, subset_key = jax.random.split(key)
+    next_actions, next_log_prob = policy_sample(state, next_obs, action_key)
+    next_q = critic_net.apply({"params": state.target_critic_params}, next_obs, next_actions)  # (num_critics, batch)
+    subset = jax.random.choice(subset_key, config.num_critics, (config.critic_subset,), replace=False)
+    next_v = next_q[subset].min(axis=0)
+    if config.backup_entropy:
+        next_v = next_v - jnp.exp(state.log_temperature.params["log_temperature"]) * next_log_prob
+    return batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_v
+
+
+def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    _, critic_net = networks(config, state.spec)
+    actor_opt, _, temperature_opt = optimizers(config)
+    alpha = jnp.exp(state.log_temperature.params["log_temperature"])
+
+    def actor_loss_fn(params):
+        actions, log_prob = policy_sample(state, obs, key, params)
+        q = critic_net.apply({"params": state.critic.params}, obs, actions)
+        q = q.mean(axis=0) if config.actor_uses_mean_q else q.min(axis=0)
+        return (alpha * log_prob - q).mean(), {"entropy": -log_prob.mean()}
+
+    actor_loss, info, grads = value_and_grad(actor_loss_fn, state.actor.params)
+    actor = state.actor.apply_gradients(actor_opt, grads)
+    target_entropy = config.target_entropy_per_action_dim * state.spec.action_dim
+
+    def temperature_loss_fn(params):
+        return (params["log_temperature"] * (info["entropy"] - target_entropy)).mean(), {}
+
+    temperature_loss, _, grads = value_and_grad(temperature_loss_fn, state.log_temperature.params)
+    log_temperature = state.log_temperature.apply_gradients(temperature_opt, grads)
+    state = state.replace(actor=actor, log_temperature=log_temperature)
+    return state, {"actor_loss": actor_loss, "temperature": alpha, "temperature_loss": temperature_loss, **info}
+
+
+def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    _, critic_net = networks(config, state.spec)
+    _, critic_opt, _ = optimizers(config)
+    target_key, actor_key = jax.random.split(key)
+    obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
+    target = critic_target(state, batch, next_obs, target_key)
+
+    def critic_loss_fn(params):
+        q = critic_net.apply({"params": params}, obs, batch["actions"])
+        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+
+    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
+    critic = state.critic.apply_gradients(critic_opt, grads)
+    state = state.replace(critic=critic, step=state.step + 1,
+                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
+    state, actor_info = update_actor_and_temperature(state, obs, actor_key)
+    return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
+
+
+def act(state, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+    actor_net, _ = networks(state.config, state.spec)
+    mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    if deterministic:
+        return jnp.tanh(mean)
+    return sample_tanh_gaussian(mean, log_std, key)[0]

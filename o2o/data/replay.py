@@ -1,0 +1,49 @@
+"""A device-resident replay buffer: a ring of fixed-size arrays, jitted insert and sample, no Python object per
+transition. Functions are pure so that a buffer per seed can be vmapped and carried through `lax.scan`."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+TRANSITION_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
+
+
+@struct.dataclass
+class ReplayBuffer:
+    data: dict  # field -> (capacity, ...) array
+    insert_index: jax.Array  # next slot to write
+    size: jax.Array  # number of valid transitions
+
+    @property
+    def capacity(self) -> int:
+        return self.data["rewards"].shape[-1]
+
+
+def create(capacity: int, observation_dim: int, action_dim: int) -> ReplayBuffer:
+    data = {
+        "observations": jnp.zeros((capacity, observation_dim), jnp.float32),
+        "actions": jnp.zeros((capacity, action_dim), jnp.float32),
+        "rewards": jnp.zeros((capacity,), jnp.float32),
+        "next_observations": jnp.zeros((capacity, observation_dim), jnp.float32),
+        "dones": jnp.zeros((capacity,), jnp.float32),
+    }
+    return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def add(buffer: ReplayBuffer, transition: dict) -> ReplayBuffer:
+    """Insert one transition (each field without the leading capacity axis), overwriting the oldest when full."""
+    i = buffer.insert_index
+    data = {k: buffer.data[k].at[i].set(transition[k].astype(buffer.data[k].dtype)) for k in TRANSITION_FIELDS}
+    capacity = buffer.data["rewards"].shape[0]
+    return ReplayBuffer(data, (i + 1) % capacity, jnp.minimum(buffer.size + 1, capacity))
+
+
+def sample_indices(key: jax.Array, size: jax.Array, batch_size: int) -> jax.Array:
+    return jax.random.randint(key, (batch_size,), 0, jnp.maximum(size, 1))
+
+
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> dict:
+    index = sample_indices(key, buffer.size, batch_size)
+    return {k: v[index] for k, v in buffer.data.items()}

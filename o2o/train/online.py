@@ -1,0 +1,367 @@
+"""The online loop, and offline-to-online fine-tuning.
+
+One env per seed; seeds are vmapped. Per env step there is ONE jitted call that inserts the step's transition into each
+seed's device-resident replay buffer, runs the `utd` updates of that step fused in a `lax.scan`, and returns the next
+actions. Every random number derives from (seed, step), and env episodes are reset with seed (seed, episode index), so
+a run resumed at an episode boundary continues exactly; resuming mid-episode starts a fresh episode (the unfinished
+one's transitions stay in the buffer).
+
+Offline data enters batches by `offline_sampling`:
+- `none`: online buffer only (SAC, TD3, WSRL after its warm-up);
+- `union`: uniform over offline + online transitions, as if the offline data sat in the replay buffer (IQL, AWAC, CQL,
+  Cal-QL fine-tuning);
+- `symmetric`: half of every batch offline, half online (RLPD).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from o2o.agents import Spec, get_algorithm
+from o2o.data import replay
+from o2o.envs import env_spaces, make_env, normalized_score, reference_returns
+from o2o.errors import O2OError
+from o2o.train import offline, runs
+from o2o.train.evaluation import evaluate, make_eval_envs, to_env_actions
+
+SAMPLING = ("none", "union", "symmetric")
+WARMUP_POLICIES = ("random", "pretrained")
+
+
+@dataclasses.dataclass
+class OnlineSettings:
+    """Everything that defines an online run; saved as config.json so that a resume rebuilds it."""
+
+    algo: str
+    env: str | None = None
+    steps: int = 100_000
+    seeds: int = 1
+    seed: int = 0
+    utd: int = 1
+    warmup_steps: int = 5_000
+    warmup_policy: str = "random"
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    log_every: int = 1_000
+    buffer_capacity: int | None = None
+    offline_dataset: str | None = None
+    offline_sampling: str = "none"
+    init_from: str | None = None
+    out: str | None = None
+    agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Prepared:
+    settings: OnlineSettings
+    agent: Any
+    config: Any
+    env_id: str
+    seeds: list[int]
+    action_low: np.ndarray
+    action_high: np.ndarray
+    states: Any
+    offline_data: dict | None
+    reward_scale: float
+    metadata: dict
+    start_score: float | None
+
+
+def prepare(settings: OnlineSettings) -> Prepared:
+    if settings.offline_sampling not in SAMPLING:
+        raise O2OError(f"offline sampling {settings.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
+    if settings.warmup_policy not in WARMUP_POLICIES:
+        raise O2OError(f"warm-up policy {settings.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
+    agent, config = get_algorithm(settings.algo, settings.agent_overrides)
+    base = _offline_start(settings, agent) if settings.init_from else None
+    env_id = settings.env or (base.env_id if base else None)
+    if not env_id:
+        raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
+    if base and base.env_id and env_id != base.env_id:
+        raise O2OError(f"{settings.init_from}: trained on {base.env_id} but --env {env_id} was given; they must match")
+    spaces = env_spaces(env_id)
+    seeds = [settings.seed + i for i in range(settings.seeds)]
+    low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
+
+    offline_data, reward_scale, metadata, start_score = None, 1.0, {}, None
+    dataset_source = settings.offline_dataset or (base.settings.dataset if base else None)
+    if settings.offline_sampling != "none":
+        if not dataset_source:
+            raise O2OError(f"offline sampling {settings.offline_sampling!r} needs offline data: pass --dataset SOURCE")
+        offline_prepared = base or offline.prepare(offline.OfflineSettings(
+            algo=settings.algo, dataset=dataset_source, env=env_id, eval_episodes=0, agent_overrides=settings.agent_overrides))
+        offline_data = offline.device_data(offline_prepared)
+        reward_scale = float(offline_prepared.dataset.metadata.get("reward_scale", 1.0))
+        metadata = offline_prepared.dataset.metadata
+    if base is not None:
+        reward_scale = float(base.dataset.metadata.get("reward_scale", 1.0))
+        metadata = base.dataset.metadata
+        states = _states_from_offline_run(settings, base, agent, config, seeds)
+        summary_file = Path(settings.init_from) / "summary.json"
+        if summary_file.is_file():
+            start_score = runs.read_json(summary_file).get("normalized_score")
+    else:
+        spec = Spec(spaces.observation_shape[0], spaces.action_shape[0], np.zeros(spaces.observation_shape, np.float32),
+                    np.ones(spaces.observation_shape, np.float32))
+        keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in seeds])
+        states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(keys))
+    return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
+                    start_score)
+
+
+def _offline_start(settings: OnlineSettings, agent) -> offline.Prepared:
+    run_dir = Path(settings.init_from)
+    config = runs.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
+    if config is None or config.get("kind") != "offline":
+        raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
+    base = offline.prepare(offline.OfflineSettings(**{**config["settings"], "eval_episodes": 0, "env": config["env_id"]}))
+    if base.agent is not agent and (base.agent.__name__, agent.__name__) not in COMPATIBLE_STARTS:
+        raise O2OError(f"{run_dir}: a {config['settings']['algo']} checkpoint cannot start {settings.algo}; "
+                       f"fine-tune it with --algo {config['settings']['algo']}")
+    if settings.seeds != len(base.seeds) or settings.seed != base.seeds[0]:
+        raise O2OError(f"{run_dir}: trained seeds {base.seeds}; fine-tuning continues exactly those seeds")
+    return base
+
+
+COMPATIBLE_STARTS: set[tuple[str, str]] = set()  # (offline module, online module) pairs whose states carry over
+
+
+def _states_from_offline_run(settings, base: offline.Prepared, agent, config, seeds):
+    template = {"states": offline.init_states(base), "step": 0, "best": 0.0}
+    states = runs.load_checkpoint(Path(settings.init_from), template)["states"]
+    if base.agent is agent:
+        return jax.tree.map(jnp.asarray, states.replace(config=config))
+    raise O2OError(f"{settings.init_from}: no state transfer from {base.agent.__name__} to {agent.__name__}")
+
+
+def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool):
+    """(state, buffer, transition, next_obs, seed_key, step, offline_data) -> (state, buffer, next_action, metrics),
+    vmapped over seeds; the step's key is fold_in(seed_key, step)."""
+
+    def sample_batch(buffer, offline_data, key):
+        if sampling == "none":
+            return replay.sample(buffer, key, batch_size)
+        n_offline = offline_data["rewards"].shape[0]
+        if sampling == "symmetric":
+            k1, k2 = jax.random.split(key)
+            half = batch_size // 2
+            online = replay.sample(buffer, k1, batch_size - half)
+            index = jax.random.randint(k2, (half,), 0, n_offline)
+            return {k: jnp.concatenate([offline_data[k][index], online[k]]) for k in online}
+        index = jax.random.randint(key, (batch_size,), 0, n_offline + buffer.size)
+        from_offline = index < n_offline
+        off = {k: v[jnp.minimum(index, n_offline - 1)] for k, v in offline_data.items()}
+        on = {k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}
+        return {k: jnp.where(from_offline.reshape((-1,) + (1,) * (off[k].ndim - 1)), off[k], on[k]) for k in on}
+
+    def env_step(state, buffer, transition, next_obs, seed_key, step, offline_data):
+        buffer = replay.add(buffer, transition)
+        update_key, act_key = jax.random.split(jax.random.fold_in(seed_key, step))
+        metrics = {}
+        if learn:
+            def one(state, k):
+                sample_key, k = jax.random.split(k)
+                return agent.update(state, sample_batch(buffer, offline_data, sample_key), k)
+
+            state, metrics = jax.lax.scan(one, state, jax.random.split(update_key, utd))
+            metrics = jax.tree.map(jnp.nanmean, metrics)
+        if random_actions:
+            action = jax.random.uniform(act_key, transition["actions"].shape, minval=-1.0, maxval=1.0)
+        else:
+            action = agent.act(state, next_obs[None], act_key, False)[0]
+        return state, buffer, action, metrics
+
+    return jax.jit(jax.vmap(env_step, in_axes=(0, 0, 0, 0, 0, None, None)), donate_argnums=(0, 1))
+
+
+def _first_action(agent, states, obs, seed_keys, step: int, random_actions: bool, action_dim: int):
+    """The action at `step` before any env step of this process, drawn exactly as `make_env_step` draws it."""
+    def one(state, o, seed_key):
+        act_key = jax.random.split(jax.random.fold_in(seed_key, step))[1]
+        if random_actions:
+            return jax.random.uniform(act_key, (action_dim,), minval=-1.0, maxval=1.0)
+        return agent.act(state, o[None], act_key, False)[0]
+
+    return jax.jit(jax.vmap(one))(states, obs, seed_keys)
+
+
+def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
+    p = prepare(settings)
+    run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{p.env_id}-{datetime.now():%Y%m%d-%H%M%S}"
+    if (run_dir / "config.json").exists():
+        raise O2OError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(run_dir / "config.json", {
+        "kind": "online", "settings": dataclasses.asdict(settings), "agent_config": dataclasses.asdict(p.config),
+        "env_id": p.env_id, "seeds": p.seeds, "reward_scale": p.reward_scale, "versions": runs.versions()})
+    obs_dim = env_spaces(p.env_id).observation_shape[0]
+    capacity = settings.buffer_capacity or settings.steps
+    buffers = jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low)))(jnp.arange(len(p.seeds)))
+    start = {"states": p.states, "buffers": buffers, "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
+             "best": -math.inf, "curve": []}
+    return _run(p, run_dir, start, progress)
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    if config.get("kind") != "online":
+        raise O2OError(f"{run_dir}: not an online run directory (config.json kind = {config.get('kind')!r})")
+    p = prepare(OnlineSettings(**config["settings"]))
+    obs_dim = env_spaces(p.env_id).observation_shape[0]
+    capacity = p.settings.buffer_capacity or p.settings.steps
+    buffers = jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low)))(jnp.arange(len(p.seeds)))
+    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states, "buffers": buffers})
+    return _run(p, run_dir, checkpoint, progress)
+
+
+def _episode_seed(seed: int, episode: int) -> int:
+    return (seed * 1_000_003 + int(episode)) % (2**31)
+
+
+def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, Any]:
+    s = p.settings
+    agent, n = p.agent, len(p.seeds)
+    step, episodes, best = int(start["step"]), np.asarray(start["episodes"], np.int64).copy(), float(start["best"])
+    curve = [list(map(float, point)) for point in start["curve"]]
+    states, buffers = start["states"], start["buffers"]
+    seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
+    offline_data = p.offline_data if p.offline_data is not None else {}
+    references = reference_returns(p.env_id, p.metadata)
+    policy = offline.make_policy(agent)
+    eval_envs = make_eval_envs(p.env_id, n * s.eval_episodes) if s.eval_episodes > 0 else None
+    envs = [make_env(p.env_id) for _ in p.seeds]
+    log = runs.MetricsLog(run_dir, resume_from_step=step if step else None)
+    step_fns: dict[tuple[bool, bool], Any] = {}
+
+    def phase(t: int) -> tuple[bool, bool]:
+        """(learn, random actions) at env step t."""
+        warming = t < s.warmup_steps
+        return (not warming, warming and s.warmup_policy == "random")
+
+    def step_fn(t: int):
+        key = phase(t)
+        if key not in step_fns:
+            step_fns[key] = make_env_step(agent, p.config.batch_size, s.utd, s.offline_sampling, *key)
+        return step_fns[key]
+
+    def run_eval(t: int) -> dict[str, Any]:
+        returns = evaluate(lambda o: policy(states, o), eval_envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (t + 1))
+        per_seed = returns.mean(axis=1)
+        record = {"step": t, "phase": "online", "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
+        if references is not None:
+            scores = normalized_score(p.env_id, per_seed, p.metadata)
+            record.update(normalized_score=float(scores.mean()), normalized_score_per_seed=scores.tolist())
+        return record
+
+    obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
+    actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1], len(p.action_low)))
+    episode_returns = np.zeros(n)
+    finished: list[float] = []
+    successes: list[float] = []
+    update_seconds = env_seconds = eval_seconds = 0.0
+    wall_start = time.perf_counter()
+    last_eval: dict | None = None
+    if step == 0 and eval_envs is not None:
+        last_eval = run_eval(0)
+        curve.append([0, last_eval.get("normalized_score", last_eval["return_mean"])])
+        log.write(last_eval)
+    bar = offline._ProgressBar(progress, s.steps, step)
+    metrics: dict = {}
+    try:
+        while step < s.steps:
+            t0 = time.perf_counter()
+            next_obs = np.empty_like(obs)
+            final_obs = np.empty_like(obs)
+            rewards, terminated, done = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
+            for i, env in enumerate(envs):
+                o, r, term, trunc, info = env.step(to_env_actions(actions[i], p.action_low, p.action_high))
+                final_obs[i], rewards[i], terminated[i], done[i] = o, r, float(term), term or trunc
+                episode_returns[i] += r
+                if done[i]:
+                    finished.append(episode_returns[i])
+                    if "success" in info or "is_success" in info:
+                        successes.append(float(info.get("success", info.get("is_success"))))
+                    episode_returns[i] = 0.0
+                    episodes[i] += 1
+                    o, _ = env.reset(seed=_episode_seed(p.seeds[i], episodes[i]))
+                next_obs[i] = o
+            env_seconds += time.perf_counter() - t0
+            transition = {"observations": obs, "actions": actions, "rewards": rewards * np.float32(p.reward_scale),
+                          "next_observations": final_obs, "dones": terminated}
+            t1 = time.perf_counter()
+            states, buffers, new_actions, step_metrics = step_fn(step)(states, buffers, transition, next_obs, seed_keys,
+                                                                       step + 1, offline_data)
+            actions = np.asarray(new_actions)  # waits for the updates
+            update_seconds += time.perf_counter() - t1
+            obs, step = next_obs, step + 1
+            if step_metrics:
+                metrics = step_metrics
+            if step % s.log_every == 0 or step % s.eval_every == 0 or step == s.steps:
+                record = {"step": step, "phase": "online"}
+                host_metrics = jax.device_get(metrics)
+                bad = [k for k, v in host_metrics.items() if not np.isfinite(v).all()]
+                if bad:
+                    raise O2OError(f"{run_dir}: {bad[0]} became {np.asarray(host_metrics[bad[0]]).tolist()} (per seed) by "
+                                   f"env step {step}; stopped; the last good checkpoint is {run_dir / runs.CHECKPOINT}")
+                record.update({k: float(np.mean(v)) for k, v in host_metrics.items()})
+                if finished:
+                    record["train_episode_return"] = float(np.mean(finished[-10 * n:]))
+                if eval_envs is not None and (step % s.eval_every == 0 or step == s.steps):
+                    t2 = time.perf_counter()
+                    last_eval = run_eval(step)
+                    eval_seconds += time.perf_counter() - t2
+                    record.update(last_eval)
+                    score = last_eval.get("normalized_score", last_eval["return_mean"])
+                    curve.append([step, score])
+                    best = max(best, score)
+                log.write(record)
+                if step % s.eval_every == 0 or step == s.steps:
+                    runs.save_checkpoint(run_dir, {"states": states, "buffers": buffers, "step": step, "episodes": episodes,
+                                                   "best": best, "curve": np.asarray(curve, np.float64).reshape(-1, 2)})
+            bar.advance(1, step / max(time.perf_counter() - wall_start, 1e-9), last_eval)
+    finally:
+        bar.close()
+        log.close()
+        for env in envs:
+            env.close()
+        if eval_envs is not None:
+            eval_envs.close()
+    wall = time.perf_counter() - wall_start
+    summary = {
+        "run_dir": str(run_dir), "algo": s.algo, "dataset": s.offline_dataset or s.init_from, "env": p.env_id,
+        "steps": s.steps, "seeds": n, "seed_values": p.seeds, "utd": s.utd,
+        "return_mean": last_eval["return_mean"] if last_eval else None,
+        "return_per_seed": last_eval["return_per_seed"] if last_eval else None,
+        "normalized_score": last_eval.get("normalized_score") if last_eval else None,
+        "normalized_score_per_seed": last_eval.get("normalized_score_per_seed") if last_eval else None,
+        **o2o_metrics(curve, s.steps, p.start_score, successes),
+        "env_steps_per_second": (step * n) / wall if wall > 0 else 0.0,
+        "updates_per_second": (max(0, step - s.warmup_steps) * s.utd * n) / update_seconds if update_seconds > 0 else 0.0,
+        "wall_seconds": wall, "env_seconds": env_seconds, "update_seconds": update_seconds, "eval_seconds": eval_seconds,
+    }
+    runs.write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def o2o_metrics(curve: list[list[float]], steps: int, offline_score: float | None, successes: list[float]) -> dict:
+    """Score at the switch, the online curve, the dip (lowest score in the first 10% of online steps minus the starting
+    score) and, on goal tasks, cumulative regret (mean failure rate over online training episodes)."""
+    start = curve[0][1] if curve and curve[0][0] == 0 else offline_score
+    early = [score for t, score in curve if t <= 0.1 * steps]
+    return {
+        "offline_score": offline_score,
+        "start_score": start,
+        "online_curve": curve,
+        "dip": (min(early) - start) if early and start is not None else None,
+        "cumulative_regret": (1.0 - float(np.mean(successes))) if successes else None,
+    }
