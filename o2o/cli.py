@@ -137,6 +137,94 @@ def train(
     _print_summary(summary, as_json)
 
 
+OnlineOption = Annotated[Optional[int], typer.Option(help="(default: the algorithm's paper value)")]
+
+
+@app.command("online")
+def online_cmd(
+    algo: Annotated[str, typer.Argument(help="sac, td3, rlpd (needs --dataset), or any offline algorithm.")],
+    env: EnvOption = None,
+    steps: Annotated[int, typer.Option("--steps", help="Environment steps per seed.")] = 100_000,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Offline data to mix in (RLPD).")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds, one env each, vmapped.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
+    utd: Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts.")] = None,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation.")] = 10,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the killed online run in this directory.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train an agent online (SAC and TD3 baselines; RLPD with --dataset)."""
+    from o2o.train import online
+
+    if resume:
+        _print_summary(online.resume(resume, progress=not quiet), as_json)
+        return
+    settings = online.settings_for(algo, env=env, steps=steps, seeds=seeds, seed=seed, utd=utd, warmup_steps=warmup_steps,
+                                   eval_every=eval_every, eval_episodes=eval_episodes, offline_dataset=dataset, out=out,
+                                   agent_overrides=_parse_overrides(overrides))
+    _print_summary(online.train(settings, progress=not quiet), as_json)
+
+
+@app.command("finetune")
+def finetune(
+    run_dir: Annotated[str, typer.Argument(help="An offline run directory (from o2o train).")],
+    online_steps: Annotated[int, typer.Option("--online-steps", help="Environment steps per seed.")] = 100_000,
+    algo: Annotated[Optional[str], typer.Option("--algo", help="Online algorithm (default: the offline one); wsrl "
+                                                "after cql/calql, rlpd after any SAC-family actor.")] = None,
+    utd: Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts.")] = None,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation.")] = 10,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default RUN_DIR-finetune-ALGO).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune an offline run online, with its paper's mechanism; reports before -> after and the dip at the switch."""
+    from o2o.train import online
+
+    _print_summary(online.finetune(run_dir, online_steps, algo=algo, utd=utd, warmup_steps=warmup_steps,
+                                   eval_every=eval_every, eval_episodes=eval_episodes, out=out,
+                                   agent_overrides=_parse_overrides(overrides), progress=not quiet), as_json)
+
+
+@app.command("run")
+def run_cmd(
+    algo: Annotated[str, typer.Argument(help="Offline algorithm (bc, td3bc, iql, awac, cql, calql).")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset SOURCE.")],
+    offline_steps: Annotated[int, typer.Option("--offline-steps", help="Offline updates per seed.")] = 100_000,
+    online_steps: Annotated[int, typer.Option("--online-steps", help="Online env steps per seed.")] = 100_000,
+    online_algo: Annotated[Optional[str], typer.Option("--online-algo", help="Online algorithm (default: ALGO).")] = None,
+    env: EnvOption = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Updates / env steps between evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation.")] = 10,
+    out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Offline pre-training then online fine-tuning, in one command."""
+    from pathlib import Path
+
+    from o2o.train import offline, online
+
+    root = Path(out) if out else Path("runs") / f"{algo}-o2o-{Path(dataset).name}"
+    offline_summary = offline.train(offline.OfflineSettings(
+        algo=algo, dataset=dataset, env=env, steps=offline_steps, seeds=seeds, seed=seed, eval_every=eval_every,
+        eval_episodes=eval_episodes, out=str(root / "offline"), agent_overrides=_parse_overrides(overrides)),
+        progress=not quiet)
+    summary = online.finetune(offline_summary["run_dir"], online_steps, algo=online_algo, eval_every=eval_every,
+                              eval_episodes=eval_episodes, out=str(root / "online"), progress=not quiet)
+    _print_summary(summary, as_json)
+
+
 @app.command("eval")
 def evaluate(
     run_dir: str,
@@ -206,7 +294,14 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         norm = summary.get("normalized_score")
         table.add_row("mean", f"{summary['return_mean']:.1f}", "" if norm is None else f"{norm:.1f}")
     Console().print(table)
-    if "updates_per_second" in summary:
+    if summary.get("start_score") is not None and summary.get("normalized_score") is not None:
+        dip = summary.get("dip")
+        print(f"normalized score {summary['start_score']:.1f} at the switch -> {summary['normalized_score']:.1f} after "
+              f"{summary['steps']} online steps" + (f"; dip {dip:.1f}" if dip is not None else ""))
+    if "env_steps_per_second" in summary:
+        print(f"{summary['steps']} env steps x {summary['seeds']} seeds at {summary['env_steps_per_second']:,.0f} env "
+              f"steps/s; run directory: {summary['run_dir']}")
+    elif "updates_per_second" in summary:
         print(f"{summary['steps']} updates x {summary['seeds']} seeds at {summary['updates_per_second']:,.0f} updates/s; "
               f"run directory: {summary['run_dir']}")
 

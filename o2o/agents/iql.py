@@ -20,7 +20,7 @@ from flax import struct
 
 from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
 from o2o.data import Dataset
-from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction, gaussian_log_prob
+from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction, clipped_gaussian_sample, gaussian_log_prob
 
 MAX_ADVANTAGE_WEIGHT = 100.0  # paper's clip of exp(beta * A)
 
@@ -152,6 +152,4 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
     actor_net, _, _ = _nets(state.config, state.spec)
     mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
-    if deterministic:
-        return mean
-    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+    return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)

@@ -112,3 +112,8 @@ def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.
     """log N(x; mean, exp(log_std)) summed over the action dimension -> (batch,)."""
     z = (x - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+def clipped_gaussian_sample(mean: jax.Array, log_std: jax.Array, key: jax.Array) -> jax.Array:
+    """A sample of N(mean, exp(log_std)) clipped to the action box [-1, 1] (IQL's and AWAC's exploration)."""
+    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)

@@ -89,7 +89,11 @@ def device_data(p: Prepared) -> dict[str, jax.Array]:
     """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
     actions = np.asarray(p.dataset.actions, np.float64)
     scaled = np.clip(2.0 * (actions - p.action_low) / (p.action_high - p.action_low) - 1.0, -1.0, 1.0)
+    extra = {}
+    if getattr(p.agent, "needs_returns_to_go", lambda config: False)(p.config):
+        extra["mc_returns"] = jnp.asarray(p.dataset.returns_to_go(p.config.discount, p.config.sparse_failure_reward))
     return {
+        **extra,
         "observations": jnp.asarray(p.dataset.observations, jnp.float32),
         "actions": jnp.asarray(scaled, jnp.float32),
         "rewards": jnp.asarray(p.dataset.rewards, jnp.float32),

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from o2o.agents import Spec, get_algorithm
+from o2o.agents import INHERITED_FIELDS, ONLINE_DEFAULTS, Spec, canonical_name, get_algorithm
 from o2o.data import replay
 from o2o.envs import env_spaces, make_env, normalized_score, reference_returns
 from o2o.errors import O2OError
@@ -60,6 +60,12 @@ class OnlineSettings:
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def settings_for(algo: str, **given: Any) -> OnlineSettings:
+    """OnlineSettings for `algo`: the user's values where given (not None), else the algorithm's paper defaults."""
+    defaults = ONLINE_DEFAULTS.get(canonical_name(algo), {})
+    return OnlineSettings(algo=algo, **{**defaults, **{k: v for k, v in given.items() if v is not None}})
+
+
 @dataclasses.dataclass
 class Prepared:
     settings: OnlineSettings
@@ -81,8 +87,8 @@ def prepare(settings: OnlineSettings) -> Prepared:
         raise O2OError(f"offline sampling {settings.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
     if settings.warmup_policy not in WARMUP_POLICIES:
         raise O2OError(f"warm-up policy {settings.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
-    agent, config = get_algorithm(settings.algo, settings.agent_overrides)
-    base = _offline_start(settings, agent) if settings.init_from else None
+    base, inherited = _offline_start(settings) if settings.init_from else (None, None)
+    agent, config = get_algorithm(settings.algo, settings.agent_overrides, inherited)
     env_id = settings.env or (base.env_id if base else None)
     if not env_id:
         raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
@@ -105,7 +111,7 @@ def prepare(settings: OnlineSettings) -> Prepared:
     if base is not None:
         reward_scale = float(base.dataset.metadata.get("reward_scale", 1.0))
         metadata = base.dataset.metadata
-        states = _states_from_offline_run(settings, base, agent, config, seeds)
+        states = _states_from_offline_run(settings, base, agent, config)
         summary_file = Path(settings.init_from) / "summary.json"
         if summary_file.is_file():
             start_score = runs.read_json(summary_file).get("normalized_score")
@@ -118,29 +124,41 @@ def prepare(settings: OnlineSettings) -> Prepared:
                     start_score)
 
 
-def _offline_start(settings: OnlineSettings, agent) -> offline.Prepared:
+def _offline_start(settings: OnlineSettings) -> tuple[offline.Prepared, dict]:
+    """The offline run to fine-tune, and the config values the online agent inherits from it."""
     run_dir = Path(settings.init_from)
     config = runs.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
     if config is None or config.get("kind") != "offline":
         raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
     base = offline.prepare(offline.OfflineSettings(**{**config["settings"], "eval_episodes": 0, "env": config["env_id"]}))
-    if base.agent is not agent and (base.agent.__name__, agent.__name__) not in COMPATIBLE_STARTS:
-        raise O2OError(f"{run_dir}: a {config['settings']['algo']} checkpoint cannot start {settings.algo}; "
-                       f"fine-tune it with --algo {config['settings']['algo']}")
     if settings.seeds != len(base.seeds) or settings.seed != base.seeds[0]:
         raise O2OError(f"{run_dir}: trained seeds {base.seeds}; fine-tuning continues exactly those seeds")
-    return base
+    same_algorithm = canonical_name(settings.algo) == canonical_name(config["settings"]["algo"])
+    inherited = config["agent_config"] if same_algorithm else {k: v for k, v in config["agent_config"].items() if k in INHERITED_FIELDS}
+    return base, inherited
 
 
-COMPATIBLE_STARTS: set[tuple[str, str]] = set()  # (offline module, online module) pairs whose states carry over
+def _states_from_offline_run(settings: OnlineSettings, base: offline.Prepared, agent, config):
+    """Fresh online states with every part the offline checkpoint has in the same shape (actor, critics, temperature,
+    normaliser) carried over; at least the actor must carry over."""
+    offline_states = runs.load_checkpoint(Path(settings.init_from), {"states": offline.init_states(base)})["states"]
+    fresh = offline.init_states(dataclasses.replace(base, agent=agent, config=config))
+    carried = {}
+    for name in ("actor", "critic", "target_critic_params", "value", "log_temperature", "target_actor_params", "normalizer"):
+        if hasattr(fresh, name) and hasattr(offline_states, name) and _same_shapes(getattr(fresh, name), getattr(offline_states, name)):
+            carried[name] = getattr(offline_states, name)
+    if "actor" not in carried:
+        raise O2OError(f"{settings.init_from}: its {base.settings.algo} policy does not fit {settings.algo}'s policy "
+                       f"network; fine-tune it with --algo {base.settings.algo}")
+    return jax.tree.map(jnp.asarray, fresh.replace(**carried))
 
 
-def _states_from_offline_run(settings, base: offline.Prepared, agent, config, seeds):
-    template = {"states": offline.init_states(base), "step": 0, "best": 0.0}
-    states = runs.load_checkpoint(Path(settings.init_from), template)["states"]
-    if base.agent is agent:
-        return jax.tree.map(jnp.asarray, states.replace(config=config))
-    raise O2OError(f"{settings.init_from}: no state transfer from {base.agent.__name__} to {agent.__name__}")
+def _same_shapes(a, b) -> bool:
+    shapes = lambda tree: jax.tree.map(lambda x: jnp.shape(x), tree)  # noqa: E731
+    try:
+        return jax.tree.structure(a) == jax.tree.structure(b) and shapes(a) == shapes(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool):
@@ -154,14 +172,19 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
         if sampling == "symmetric":
             k1, k2 = jax.random.split(key)
             half = batch_size // 2
-            online = replay.sample(buffer, k1, batch_size - half)
+            online = with_offline_fields(replay.sample(buffer, k1, batch_size - half), offline_data)
             index = jax.random.randint(k2, (half,), 0, n_offline)
             return {k: jnp.concatenate([offline_data[k][index], online[k]]) for k in online}
         index = jax.random.randint(key, (batch_size,), 0, n_offline + buffer.size)
         from_offline = index < n_offline
         off = {k: v[jnp.minimum(index, n_offline - 1)] for k, v in offline_data.items()}
-        on = {k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}
+        on = with_offline_fields({k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}, offline_data)
         return {k: jnp.where(from_offline.reshape((-1,) + (1,) * (off[k].ndim - 1)), off[k], on[k]) for k in on}
+
+    def with_offline_fields(online: dict, offline_data: dict) -> dict:
+        """Fields only offline data has (Cal-QL's Monte-Carlo returns) are -inf online: no bound from them."""
+        size = online["rewards"].shape[0]
+        return {**{k: jnp.full((size,), -jnp.inf) for k in offline_data if k not in online}, **online}
 
     def env_step(state, buffer, transition, next_obs, seed_key, step, offline_data):
         buffer = replay.add(buffer, transition)
@@ -351,6 +374,20 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     }
     runs.write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, out: str | None = None,
+             progress: bool = True, **given: Any) -> dict[str, Any]:
+    """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (see ONLINE_DEFAULTS)."""
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+    if config.get("kind") != "offline":
+        raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
+    algo = algo or config["settings"]["algo"]
+    settings = settings_for(algo, env=config["env_id"], steps=online_steps, seeds=len(config["seeds"]),
+                            seed=config["seeds"][0], init_from=str(run_dir),
+                            out=out or str(run_dir.parent / f"{run_dir.name}-finetune-{canonical_name(algo)}"), **given)
+    return train(settings, progress=progress)
 
 
 def o2o_metrics(curve: list[list[float]], steps: int, offline_score: float | None, successes: list[float]) -> dict:

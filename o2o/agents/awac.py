@@ -1,0 +1,105 @@
+"""AWAC — Nair et al., "AWAC: Accelerating Online Reinforcement Learning with Offline Datasets", 2020.
+
+Critic (off-policy TD with the current policy's next action), a' ~ pi(s'):
+    L_Q = sum_i E[(Q_i(s, a) - (r + gamma (1 - d) min_j Q_targ_j(s', a')))^2]
+Actor (advantage-weighted maximum likelihood), a_pi ~ pi(s), A = min_j Q_j(s, a) - min_j Q_j(s, a_pi):
+    L_pi = -E[min(exp(A / lambda), 100) log pi(a | s)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.nets import CriticEnsemble, GaussianPolicy, clipped_gaussian_sample, gaussian_log_prob
+
+MAX_ADVANTAGE_WEIGHT = 100.0  # CORL's clip of exp(A / lambda)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor (AWAC paper, Appendix C)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics (AWAC paper, Appendix C)."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths (CORL's AWAC)."""
+    discount: float = 0.99
+    """Discount factor gamma (AWAC paper, Appendix C)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics (AWAC paper, Appendix C)."""
+    temperature: float = 1.0
+    """lambda of the advantage weights exp(A / lambda) (CORL's AWAC, awac_lambda)."""
+    normalize_observations: bool = False
+    """Standardize states with the dataset's statistics (the paper does not)."""
+    batch_size: int = 256
+    """Transitions per update (CORL's AWAC)."""
+
+
+@struct.dataclass
+class State:
+    actor: Network
+    critic: Network
+    target_critic_params: dict
+    normalizer: ObservationNormalizer
+    step: jax.Array
+    config: Config = struct.field(pytree_node=False)
+    spec: Spec = struct.field(pytree_node=False)
+
+
+def _nets(config: Config, spec: Spec):
+    return GaussianPolicy(config.hidden_dims, spec.action_dim), CriticEnsemble(config.hidden_dims, num_critics=2)
+
+
+def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
+    actor_net, critic_net = _nets(config, spec)
+    k1, k2 = jax.random.split(key)
+    obs, act_ = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    critic = Network.create(critic_net, optax.adam(config.critic_lr), k2, obs, act_)
+    return State(Network.create(actor_net, optax.adam(config.actor_lr), k1, obs), critic, critic.params,
+                 ObservationNormalizer.from_spec(spec, config.normalize_observations), jnp.zeros((), jnp.int32),
+                 config, spec.replace(observation_mean=None, observation_std=None))
+
+
+def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    actor_net, critic_net = _nets(config, state.spec)
+    next_key, pi_key = jax.random.split(key)
+    obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
+
+    next_actions = clipped_gaussian_sample(*actor_net.apply({"params": state.actor.params}, next_obs), next_key)
+    next_q = critic_net.apply({"params": state.target_critic_params}, next_obs, next_actions).min(axis=0)
+    target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_q
+
+    def critic_loss_fn(params):
+        q = critic_net.apply({"params": params}, obs, actions)
+        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+
+    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
+    critic = state.critic.apply_gradients(optax.adam(config.critic_lr), grads)
+
+    pi_actions = clipped_gaussian_sample(*actor_net.apply({"params": state.actor.params}, obs), pi_key)
+    advantage = (critic_net.apply({"params": critic.params}, obs, actions).min(axis=0)
+                 - critic_net.apply({"params": critic.params}, obs, pi_actions).min(axis=0))
+    weights = jnp.minimum(jnp.exp(advantage / config.temperature), MAX_ADVANTAGE_WEIGHT)
+
+    def actor_loss_fn(params):
+        mean, log_std = actor_net.apply({"params": params}, obs)
+        return -(weights * gaussian_log_prob(mean, log_std, actions)).mean(), {"advantage_weight": weights.mean()}
+
+    actor_loss, actor_info, grads = value_and_grad(actor_loss_fn, state.actor.params)
+    actor = state.actor.apply_gradients(optax.adam(config.actor_lr), grads)
+    state = state.replace(actor=actor, critic=critic, step=state.step + 1,
+                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
+    return state, {"critic_loss": critic_loss, "actor_loss": actor_loss, **critic_info, **actor_info}
+
+
+def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+    actor_net, _ = _nets(state.config, state.spec)
+    mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)

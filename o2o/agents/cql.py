@@ -1,0 +1,91 @@
+"""CQL — Kumar et al., "Conservative Q-Learning for Offline Reinforcement Learning", NeurIPS 2020 (CQL(H) with
+importance-sampled log-sum-exp, on SAC), and Cal-QL — Nakamoto et al., "Cal-QL: Calibrated Offline RL Pre-Training
+for Efficient Online Fine-Tuning", NeurIPS 2023 (the same, with policy-action Q-values bounded below by Monte-Carlo
+returns-to-go of the behaviour policy).
+
+For each state s, with N actions from each of: uniform U(-1, 1)^d, pi(.|s) and pi(.|s') (all evaluated at s):
+    R(s) = T log sum_j exp(Q_i(s, a_j) - log mu(a_j | s)) / T)       (Cal-QL: Q_i(s, a_j) <- max(Q_i(s, a_j), G(s)) for
+                                                                   the policy actions, G = return-to-go)
+    L_Q = sum_i E[(Q_i(s, a) - y)^2] + alpha sum_i E[R(s) - Q_i(s, a)]       y: SAC's target (sac.critic_target)
+Actor and temperature: SAC's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from o2o.agents import sac
+from o2o.agents.common import soft_update, value_and_grad
+
+State = sac.State
+init = sac.init
+act = sac.act
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(sac.Config):
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor (CQL paper, Appendix F)."""
+    backup_entropy: bool = False
+    """No entropy term in the target (CQL's official MuJoCo setting)."""
+    cql_alpha: float = 5.0
+    """Weight alpha of the conservative term (CQL official code for MuJoCo, min_q_weight)."""
+    cql_num_actions: int = 10
+    """Actions N sampled from each proposal per state (CQL paper, Appendix F)."""
+    cql_temperature: float = 1.0
+    """Temperature T of the log-sum-exp (CQL paper)."""
+    calibrated: bool = False
+    """Bound policy-action Q-values below by returns-to-go (Cal-QL, Eq. 5)."""
+    sparse_failure_reward: float | None = None
+    """Goal tasks: the per-step reward of an episode that never succeeds (Cal-QL's return-to-go convention)."""
+
+
+def needs_returns_to_go(config: Config) -> bool:
+    return config.calibrated
+
+
+def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    _, critic_net = sac.networks(config, state.spec)
+    _, critic_opt, _ = sac.optimizers(config)
+    target_key, random_key, pi_key, next_pi_key, actor_key = jax.random.split(key, 5)
+    obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
+    target = sac.critic_target(state, batch, next_obs, target_key)
+
+    batch_size, action_dim, n = obs.shape[0], state.spec.action_dim, config.cql_num_actions
+    repeated_obs = jnp.repeat(obs, n, axis=0)  # (batch * n, obs_dim)
+    random_actions = jax.random.uniform(random_key, (batch_size * n, action_dim), minval=-1.0, maxval=1.0)
+    pi_actions, pi_log_prob = sac.policy_sample(state, repeated_obs, pi_key)
+    next_pi_actions, next_pi_log_prob = sac.policy_sample(state, jnp.repeat(next_obs, n, axis=0), next_pi_key)
+    pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob = jax.lax.stop_gradient(
+        (pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob))
+    log_uniform_density = -action_dim * jnp.log(2.0)
+
+    def critic_loss_fn(params):
+        def q_at(actions):  # (num_critics, batch, n)
+            return critic_net.apply({"params": params}, repeated_obs, actions).reshape(-1, batch_size, n)
+
+        q_pi, q_next_pi = q_at(pi_actions), q_at(next_pi_actions)
+        if config.calibrated:
+            bound = batch["mc_returns"][None, :, None]
+            q_pi, q_next_pi = jnp.maximum(q_pi, bound), jnp.maximum(q_next_pi, bound)
+        proposals = jnp.concatenate([
+            q_at(random_actions) - log_uniform_density,
+            q_pi - pi_log_prob.reshape(1, batch_size, n),
+            q_next_pi - next_pi_log_prob.reshape(1, batch_size, n),
+        ], axis=-1)
+        pushed_down = config.cql_temperature * jax.scipy.special.logsumexp(proposals / config.cql_temperature, axis=-1)
+        q_data = critic_net.apply({"params": params}, obs, batch["actions"])  # (num_critics, batch)
+        td = ((q_data - target) ** 2).mean(axis=1).sum()
+        conservative = (pushed_down - q_data).mean(axis=1).sum()
+        return td + config.cql_alpha * conservative, {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
+
+    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
+    critic = state.critic.apply_gradients(critic_opt, grads)
+    state = state.replace(critic=critic, step=state.step + 1,
+                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
+    state, actor_info = sac.update_actor_and_temperature(state, obs, actor_key)
+    return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
