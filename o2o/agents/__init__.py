@@ -34,7 +34,7 @@ ONLINE_DEFAULTS: dict[str, dict[str, Any]] = {
     "iql": {"offline_sampling": "union", "warmup_steps": 0},  # IQL paper, Sec. 5.3: offline data stays in the buffer
     "awac": {"offline_sampling": "union", "warmup_steps": 0},  # AWAC paper: replay buffer seeded with the offline data
     "cql": {"offline_sampling": "union", "warmup_steps": 0},
-    "calql": {"offline_sampling": "union", "warmup_steps": 0},  # Cal-QL paper: offline and online data mixed
+    "calql": {"offline_sampling": "symmetric", "warmup_steps": 0},  # Cal-QL paper: mixing ratio 0.5 offline/online
     "rlpd": {"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0},  # RLPD paper: 50/50 batches, UTD 20
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4
     "wsrl": {"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4},

@@ -289,8 +289,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
     actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1], len(p.action_low)))
     episode_returns = np.zeros(n)
-    finished: list[float] = []
-    successes: list[float] = []
+    finished: list[float] = [float(x) for x in start.get("finished", [])]  # training episode returns
+    successes: list[float] = [float(x) for x in start.get("successes", [])]
     update_seconds = env_seconds = eval_seconds = 0.0
     wall_start = time.perf_counter()
     last_eval: dict | None = None
@@ -350,7 +350,9 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                 log.write(record)
                 if step % s.eval_every == 0 or step == s.steps:
                     runs.save_checkpoint(run_dir, {"states": states, "buffers": buffers, "step": step, "episodes": episodes,
-                                                   "best": best, "curve": np.asarray(curve, np.float64).reshape(-1, 2)})
+                                                   "best": best, "curve": np.asarray(curve, np.float64).reshape(-1, 2),
+                                                   "finished": np.asarray(finished, np.float64),
+                                                   "successes": np.asarray(successes, np.float64)})
             bar.advance(1, step / max(time.perf_counter() - wall_start, 1e-9), last_eval)
     finally:
         bar.close()

@@ -1,0 +1,98 @@
+"""The online loop and fine-tuning: resume equivalence, WSRL's buffer provenance, clear errors."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from o2o.collect.scripted import collect_pendulum
+from o2o.data import load_dataset, write_o2o
+from o2o.errors import O2OError
+from o2o.train import offline, online, runs
+
+SMALL = {"hidden_dims": "32,32", "batch_size": "64"}
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory):
+    return str(write_o2o(collect_pendulum(episodes=4), tmp_path_factory.mktemp("data") / "pendulum"))
+
+
+@pytest.fixture(scope="module")
+def calql_run(pendulum, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "calql"
+    offline.train(offline.OfflineSettings(algo="calql", dataset=pendulum, steps=200, seeds=2, eval_every=200,
+                                          eval_episodes=2, chunk=100, out=str(out), agent_overrides=dict(SMALL)),
+                  progress=False)
+    return out
+
+
+def sac_settings(out, **kw):
+    return online.settings_for("sac", env="Pendulum-v1", steps=800, seeds=1, warmup_steps=200, eval_every=400,
+                               eval_episodes=2, log_every=200, out=str(out), agent_overrides=dict(SMALL), **kw)
+
+
+def test_online_run_resumed_at_an_episode_boundary_ends_exactly_like_an_uninterrupted_one(tmp_path, monkeypatch):
+    online.train(sac_settings(tmp_path / "full"), progress=False)
+    save = runs.save_checkpoint
+
+    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
+        save(run_dir, target, path)
+        if int(target["step"]) == 400:  # Pendulum episodes are 200 steps: 400 is a boundary
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        online.train(sac_settings(tmp_path / "killed"), progress=False)
+    monkeypatch.setattr(runs, "save_checkpoint", save)
+    online.resume(tmp_path / "killed", progress=False)
+
+    lines = lambda d: (d / "metrics.jsonl").read_text().splitlines()  # noqa: E731
+    assert lines(tmp_path / "killed") == lines(tmp_path / "full")
+    a = runs.load_checkpoint(tmp_path / "full", {})
+    b = runs.load_checkpoint(tmp_path / "killed", {})
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_wsrl_keeps_no_offline_transition(calql_run, pendulum, tmp_path):
+    summary = online.finetune(calql_run, 600, algo="wsrl", warmup_steps=200, eval_every=300, eval_episodes=2,
+                              out=str(tmp_path / "wsrl"), progress=False)
+    config = json.loads((tmp_path / "wsrl" / "config.json").read_text())
+    assert config["settings"]["offline_sampling"] == "none" and config["settings"]["warmup_policy"] == "pretrained"
+    buffers = runs.load_checkpoint(tmp_path / "wsrl", {})["buffers"]
+    assert np.asarray(buffers["size"]).tolist() == [600, 600]  # exactly the online steps of each seed
+    # no stored (observation, action) pair is an offline one (a reset observation alone may coincide)
+    stored = np.concatenate([np.asarray(buffers["data"]["observations"]).reshape(-1, 3),
+                             np.asarray(buffers["data"]["actions"]).reshape(-1, 1)], axis=1)
+    data = load_dataset(pendulum)
+    offline_pairs = np.concatenate([np.asarray(data.observations), np.asarray(data.actions) / 2.0], axis=1)
+    matches = (np.abs(stored[:, None, :] - offline_pairs[None, :, :]).max(axis=-1) < 1e-6).any(axis=1)
+    assert not matches.any(), "an offline transition is in WSRL's replay buffer"
+    assert summary["start_score"] is not None and len(summary["online_curve"]) == 3
+
+
+def test_finetune_carries_the_offline_agent_over(calql_run, tmp_path):
+    """At the switch (step 0) the fine-tuning run evaluates exactly the offline checkpoint's policy."""
+    online.finetune(calql_run, 200, eval_every=200, eval_episodes=2, out=str(tmp_path / "ft"), progress=False)
+    offline_states = runs.load_checkpoint(calql_run, {})["states"]
+    first_online = runs.load_checkpoint(tmp_path / "ft", {})["states"]
+    assert jax.tree.structure(offline_states["actor"]) == jax.tree.structure(first_online["actor"])
+    curve = json.loads((tmp_path / "ft" / "summary.json").read_text())["online_curve"]
+    assert curve[0][0] == 0
+
+
+def test_finetune_errors_are_one_clear_line(calql_run, pendulum, tmp_path, capsys):
+    code, _, err = run_cli(["finetune", str(tmp_path), "--online-steps", "10"], capsys)
+    assert code == 1 and "not an offline run directory" in err
+    iql_run = tmp_path / "iql"
+    offline.train(offline.OfflineSettings(algo="iql", dataset=pendulum, steps=100, eval_every=100, eval_episodes=0,
+                                          out=str(iql_run), agent_overrides=dict(SMALL)), progress=False)
+    code, _, err = run_cli(["finetune", str(iql_run), "--algo", "sac", "--online-steps", "10"], capsys)
+    assert code == 1 and "does not fit sac's policy network; fine-tune it with --algo iql" in err
+    code, _, err = run_cli(["online", "rlpd", "--env", "Hopper-v5", "--dataset", pendulum, "--steps", "10"], capsys)
+    assert code == 1 and "recorded on Pendulum-v1 but --env Hopper-v5" in err
+    code, _, err = run_cli(["online", "rlpd", "--env", "Pendulum-v1", "--steps", "10"], capsys)
+    assert code == 1 and "needs offline data: pass --dataset" in err

@@ -1,0 +1,98 @@
+"""Replay buffer, SAC/CQL/AWAC math and returns-to-go on hand-computed cases."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from o2o.agents import Spec, awac, cql, sac
+from o2o.data import Dataset, replay
+
+SPEC = Spec(2, 1, np.zeros(2, np.float32), np.ones(2, np.float32))
+BATCH = {
+    "observations": jnp.array([[0.5, -1.0], [2.0, 0.0]]),
+    "actions": jnp.array([[0.5], [-1.0]]),
+    "rewards": jnp.array([1.0, 0.0]),
+    "next_observations": jnp.array([[1.0, 1.0], [0.0, 3.0]]),
+    "dones": jnp.array([0.0, 1.0]),
+}
+
+
+def constant(params, output_bias):
+    zeroed = jax.tree.map(jnp.zeros_like, params)
+    mlp = zeroed["VmapCritic_0"]["MLP_0"] if "VmapCritic_0" in zeroed else zeroed["MLP_0"]
+    last = max(mlp, key=lambda name: int(name.split("_")[1]))
+    mlp[last]["bias"] = jnp.full_like(mlp[last]["bias"], output_bias)
+    return zeroed
+
+
+def test_replay_buffer_is_a_ring():
+    buffer = replay.create(3, 2, 1)
+    for i in range(5):
+        buffer = replay.add(buffer, {"observations": jnp.full(2, i), "actions": jnp.full(1, i), "rewards": jnp.float32(i),
+                                     "next_observations": jnp.full(2, i + 1), "dones": jnp.float32(0)})
+    assert int(buffer.size) == 3 and int(buffer.insert_index) == 2
+    np.testing.assert_array_equal(buffer.data["rewards"], [3, 4, 2])  # slots 0, 1 overwritten by steps 3, 4
+    batch = replay.sample(buffer, jax.random.PRNGKey(0), 100)
+    assert set(np.asarray(batch["rewards"]).tolist()) == {2.0, 3.0, 4.0}
+
+
+def test_replay_buffer_samples_only_filled_slots():
+    buffer = replay.create(100, 1, 1)
+    buffer = replay.add(buffer, {"observations": jnp.ones(1), "actions": jnp.ones(1), "rewards": jnp.float32(7),
+                                 "next_observations": jnp.ones(1), "dones": jnp.float32(0)})
+    assert set(np.asarray(replay.sample(buffer, jax.random.PRNGKey(1), 50)["rewards"]).tolist()) == {7.0}
+
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    mean, log_std = jnp.array([[0.3, -0.2]]), jnp.array([[-0.5, 0.1]])
+    action, log_prob = sac.sample_tanh_gaussian(mean, log_std, jax.random.PRNGKey(3))
+    u = np.arctanh(np.asarray(action, np.float64))
+    std = np.exp(np.asarray(log_std, np.float64))
+    gaussian = -0.5 * ((u - np.asarray(mean, np.float64)) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+    expected = float((gaussian - np.log(1 - np.tanh(u) ** 2)).sum())
+    assert float(log_prob[0]) == pytest.approx(expected, rel=1e-4)
+
+
+def test_sac_critic_target_subtracts_entropy_and_masks_terminals():
+    config = sac.Config(hidden_dims=(4,), initial_temperature=0.5, discount=0.9)
+    state = sac.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(target_critic_params=constant(state.target_critic_params, 3.0))
+    key = jax.random.PRNGKey(5)
+    target = sac.critic_target(state, BATCH, BATCH["next_observations"], key)
+    _, log_prob = sac.policy_sample(state, BATCH["next_observations"], jax.random.split(key)[0])
+    np.testing.assert_allclose(target, [1.0 + 0.9 * (3.0 - 0.5 * log_prob[0]), 0.0], rtol=1e-5)
+
+
+def test_calql_bound_only_raises_the_conservative_term():
+    config = cql.Config(hidden_dims=(4,), calibrated=True)
+    state = cql.init(jax.random.PRNGKey(0), SPEC, config)
+    low = {**BATCH, "mc_returns": jnp.full(2, -jnp.inf)}
+    high = {**BATCH, "mc_returns": jnp.full(2, 1e3)}
+    _, plain = cql.update(state.replace(config=cql.Config(hidden_dims=(4,))), BATCH, jax.random.PRNGKey(1))
+    _, unbound = cql.update(state, low, jax.random.PRNGKey(1))
+    _, bound = cql.update(state, high, jax.random.PRNGKey(1))
+    assert float(unbound["conservative_loss"]) == pytest.approx(float(plain["conservative_loss"]), rel=1e-6)
+    # every policy-action Q is lifted to 1000: log-sum-exp ~ 1000 + log(2N), minus Q(s, a) ~ 0, summed over 2 critics
+    assert float(bound["conservative_loss"]) == pytest.approx(2 * (1000 + np.log(20)), rel=1e-3)
+
+
+def test_awac_weights_are_one_when_all_actions_have_equal_value():
+    state = awac.init(jax.random.PRNGKey(0), SPEC, awac.Config(hidden_dims=(4,)))
+    state = state.replace(critic=state.critic.replace(params=constant(state.critic.params, 2.0)),
+                          actor=state.actor.replace(params=constant(state.actor.params, 0.0)))
+    _, metrics = awac.update(state, BATCH, jax.random.PRNGKey(1))
+    # the critic step moves Q by one Adam step, equally for every action: A = 0, weight 1, policy N(0, 1)
+    assert float(metrics["advantage_weight"]) == pytest.approx(1.0, abs=1e-3)
+    log_pi = -0.5 * np.array([0.25, 1.0]) - 0.5 * np.log(2 * np.pi)
+    assert float(metrics["actor_loss"]) == pytest.approx(-log_pi.mean(), rel=1e-3)
+
+
+def test_returns_to_go_per_episode_and_sparse_failure_convention():
+    rewards = np.array([1, 1, 1, 2, -1, -1], np.float32)
+    ends = np.array([0, 0, 1, 1, 0, 1], bool)
+    obs = np.zeros((6, 1), np.float32)
+    d = Dataset(obs, obs, rewards, obs, np.zeros(6, bool), ends)
+    np.testing.assert_allclose(d.returns_to_go(0.5), [1.75, 1.5, 1.0, 2.0, -1.5, -1.0])
+    # the last episode never succeeded (all rewards -1): it would have failed forever, -1 / (1 - 0.5) = -2 each step
+    np.testing.assert_allclose(d.returns_to_go(0.5, sparse_failure_reward=-1.0), [1.75, 1.5, 1.0, 2.0, -2.0, -2.0])
