@@ -255,6 +255,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     s = p.settings
     agent, n = p.agent, len(p.seeds)
     step, episodes, best = int(start["step"]), np.asarray(start["episodes"], np.int64).copy(), float(start["best"])
+    start_step = step
     curve = [list(map(float, point)) for point in start["curve"]]
     states, buffers = start["states"], start["buffers"]
     seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
@@ -291,7 +292,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     episode_returns = np.zeros(n)
     finished: list[float] = [float(x) for x in start.get("finished", [])]  # training episode returns
     successes: list[float] = [float(x) for x in start.get("successes", [])]
-    update_seconds = env_seconds = eval_seconds = 0.0
+    update_seconds = env_seconds = eval_seconds = compile_seconds = warmup_seconds = 0.0
     wall_start = time.perf_counter()
     last_eval: dict | None = None
     if step == 0 and eval_envs is not None:
@@ -322,10 +323,16 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
             transition = {"observations": obs, "actions": actions, "rewards": rewards * np.float32(p.reward_scale),
                           "next_observations": final_obs, "dones": terminated}
             t1 = time.perf_counter()
+            compiling = phase(step) not in step_fns
             states, buffers, new_actions, step_metrics = step_fn(step)(states, buffers, transition, next_obs, seed_keys,
                                                                        step + 1, offline_data)
             actions = np.asarray(new_actions)  # waits for the updates
-            update_seconds += time.perf_counter() - t1
+            if compiling:
+                compile_seconds += time.perf_counter() - t1
+            elif phase(step)[0]:
+                update_seconds += time.perf_counter() - t1
+            else:
+                warmup_seconds += time.perf_counter() - t1
             obs, step = next_obs, step + 1
             if step_metrics:
                 metrics = step_metrics
@@ -371,8 +378,11 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         "normalized_score_per_seed": last_eval.get("normalized_score_per_seed") if last_eval else None,
         **o2o_metrics(curve, s.steps, p.start_score, successes),
         "env_steps_per_second": (step * n) / wall if wall > 0 else 0.0,
-        "updates_per_second": (max(0, step - s.warmup_steps) * s.utd * n) / update_seconds if update_seconds > 0 else 0.0,
+        # learning steps (after warm-up), excluding the first call of each compiled variant
+        "updates_per_second": (max(0, step - max(s.warmup_steps, start_step) - 1) * s.utd * n) / update_seconds
+        if update_seconds > 0 else 0.0,
         "wall_seconds": wall, "env_seconds": env_seconds, "update_seconds": update_seconds, "eval_seconds": eval_seconds,
+        "compile_seconds": compile_seconds, "warmup_call_seconds": warmup_seconds,
     }
     runs.write_json(run_dir / "summary.json", summary)
     return summary
