@@ -232,10 +232,10 @@ def evaluate(
     best: Annotated[bool, typer.Option("--best", help="Evaluate the best checkpoint instead of the latest.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Evaluate a run's checkpoint (every seed) in its environment."""
-    from o2o.train import offline
+    """Evaluate a run's checkpoint (every seed) in its environment; offline and online runs alike."""
+    from o2o.train import online
 
-    _print_summary(offline.evaluate_run(run_dir, episodes, best=best), as_json)
+    _print_summary(online.evaluate_run(run_dir, episodes, best=best), as_json)
 
 
 @app.command("quickstart")

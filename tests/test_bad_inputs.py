@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import make_dataset, run_cli
 
-from o2o.data import write_minari, write_o2o
+from o2o.data import write_o2o
 
 
 def d4rl_arrays(n=200, obs_dim=11, act_dim=3):
@@ -226,8 +226,8 @@ def test_bad_input_gets_one_clear_line_and_nonzero_exit(case, tmp_path, capsys):
     path = make(tmp_path)
     before = fingerprint(Path(path))
     code, out, err = run_cli(["data", "info", str(path), *extra], capsys)
-    lines = [l for l in err.splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("error: ")]
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
     assert code != 0, (case, out, err)
     assert len(errors) == 1, err
     for text in expected:

@@ -1,7 +1,6 @@
 """Every reader/writer pair returns exactly what was written; Minari datasets are real ones made by minari's own API."""
 
 import json
-import os
 
 import h5py
 import numpy as np

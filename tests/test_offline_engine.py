@@ -88,7 +88,7 @@ def test_run_directory_records_config_versions_metrics_and_tensorboard(pendulum,
     assert {"jax", "gymnasium", "mujoco", "o2o"} <= set(config["versions"])
     assert (run / "checkpoints" / "latest.msgpack").is_file() and (run / "checkpoints" / "best.msgpack").is_file()
     assert list(run.glob("events.out.tfevents.*"))
-    evals = [json.loads(l) for l in metric_lines(run) if "return_mean" in json.loads(l)]
+    evals = [json.loads(line) for line in metric_lines(run) if "return_mean" in json.loads(line)]
     assert [e["step"] for e in evals] == [200, 400]
     assert len(evals[-1]["normalized_score_per_seed"]) == 2
     assert json.loads((run / "summary.json").read_text())["normalized_score"] == summary["normalized_score"]

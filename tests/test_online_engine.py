@@ -9,7 +9,6 @@ from conftest import run_cli
 
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import load_dataset, write_o2o
-from o2o.errors import O2OError
 from o2o.train import offline, online, runs
 
 SMALL = {"hidden_dims": "32,32", "batch_size": "64"}
@@ -30,8 +29,9 @@ def calql_run(pendulum, tmp_path_factory):
 
 
 def sac_settings(out, **kw):
-    return online.settings_for("sac", env="Pendulum-v1", steps=800, seeds=1, warmup_steps=200, eval_every=400,
-                               eval_episodes=2, log_every=200, out=str(out), agent_overrides=dict(SMALL), **kw)
+    given = dict(env="Pendulum-v1", steps=800, seeds=1, warmup_steps=200, eval_every=400, eval_episodes=2, log_every=200,
+                 out=str(out), agent_overrides=dict(SMALL))
+    return online.settings_for("sac", **{**given, **kw})
 
 
 def test_online_run_resumed_at_an_episode_boundary_ends_exactly_like_an_uninterrupted_one(tmp_path, monkeypatch):
@@ -55,6 +55,16 @@ def test_online_run_resumed_at_an_episode_boundary_ends_exactly_like_an_uninterr
     b = runs.load_checkpoint(tmp_path / "killed", {})
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_eval_command_reads_online_runs(tmp_path, capsys):
+    online.train(sac_settings(tmp_path / "run", steps=400, eval_every=200), progress=False)
+    code, out, err = run_cli(["eval", str(tmp_path / "run"), "--episodes", "2", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["steps"] == 400 and summary["env"] == "Pendulum-v1" and len(summary["return_per_seed"]) == 1
+    code, _, err = run_cli(["eval", str(tmp_path / "run"), "--best"], capsys)
+    assert code == 1 and "keeps only its latest checkpoint" in err
 
 
 def test_wsrl_keeps_no_offline_transition(calql_run, pendulum, tmp_path):

@@ -4,26 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import BATCH, SPEC, constant
 
-from o2o.agents import Spec, awac, cql, sac
+from o2o.agents import awac, cql, sac
 from o2o.data import Dataset, replay
-
-SPEC = Spec(2, 1, np.zeros(2, np.float32), np.ones(2, np.float32))
-BATCH = {
-    "observations": jnp.array([[0.5, -1.0], [2.0, 0.0]]),
-    "actions": jnp.array([[0.5], [-1.0]]),
-    "rewards": jnp.array([1.0, 0.0]),
-    "next_observations": jnp.array([[1.0, 1.0], [0.0, 3.0]]),
-    "dones": jnp.array([0.0, 1.0]),
-}
-
-
-def constant(params, output_bias):
-    zeroed = jax.tree.map(jnp.zeros_like, params)
-    mlp = zeroed["VmapCritic_0"]["MLP_0"] if "VmapCritic_0" in zeroed else zeroed["MLP_0"]
-    last = max(mlp, key=lambda name: int(name.split("_")[1]))
-    mlp[last]["bias"] = jnp.full_like(mlp[last]["bias"], output_bias)
-    return zeroed
 
 
 def test_replay_buffer_is_a_ring():

@@ -1,4 +1,5 @@
-"""Datasets: the `Dataset` struct-of-arrays, readers and writers, validation and statistics. No JAX here."""
+"""Datasets: the `Dataset` struct-of-arrays, readers and writers, validation and statistics (NumPy only), and the
+device-resident replay buffer (`o2o.data.replay`, JAX)."""
 
 from o2o.data.dataset import Dataset
 from o2o.data.io import (

@@ -16,10 +16,6 @@ class ReplayBuffer:
     insert_index: jax.Array  # next slot to write
     size: jax.Array  # number of valid transitions
 
-    @property
-    def capacity(self) -> int:
-        return self.data["rewards"].shape[-1]
-
 
 def create(capacity: int, observation_dim: int, action_dim: int) -> ReplayBuffer:
     data = {
@@ -40,10 +36,6 @@ def add(buffer: ReplayBuffer, transition: dict) -> ReplayBuffer:
     return ReplayBuffer(data, (i + 1) % capacity, jnp.minimum(buffer.size + 1, capacity))
 
 
-def sample_indices(key: jax.Array, size: jax.Array, batch_size: int) -> jax.Array:
-    return jax.random.randint(key, (batch_size,), 0, jnp.maximum(size, 1))
-
-
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> dict:
-    index = sample_indices(key, buffer.size, batch_size)
+    index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return {k: v[index] for k, v in buffer.data.items()}

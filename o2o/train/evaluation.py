@@ -9,7 +9,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from o2o.envs import make_env
+from o2o.envs import make_env, normalized_score, reference_returns
 
 
 def make_eval_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -47,3 +47,13 @@ def evaluate(
         returns += np.where(running, rewards, 0.0)
         running &= ~(terminated | truncated)
     return returns.reshape(num_seeds, episodes)
+
+
+def scores(returns: np.ndarray, env_id: str, metadata: dict) -> dict:
+    """Per-seed mean return and, when reference returns are known, normalized score, from (seeds, episodes) returns."""
+    per_seed = returns.mean(axis=1)
+    record = {"return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
+    if reference_returns(env_id, metadata) is not None:
+        normalized = normalized_score(env_id, per_seed, metadata)
+        record.update(normalized_score=float(normalized.mean()), normalized_score_per_seed=normalized.tolist())
+    return record

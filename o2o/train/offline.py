@@ -20,10 +20,10 @@ import numpy as np
 
 from o2o.agents import Spec, get_algorithm
 from o2o.data import Dataset, check_spaces, load_dataset
-from o2o.envs import env_spaces, normalized_score, reference_returns, resolve_env_id
+from o2o.envs import env_spaces, resolve_env_id
 from o2o.errors import O2OError
 from o2o.train import runs
-from o2o.train.evaluation import evaluate, make_eval_envs
+from o2o.train.evaluation import evaluate, make_eval_envs, scores
 
 
 @dataclasses.dataclass
@@ -174,16 +174,10 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     policy = make_policy(p.agent)
     envs = make_eval_envs(p.env_id, len(p.seeds) * s.eval_episodes) if s.eval_episodes > 0 else None
     log = runs.MetricsLog(run_dir, resume_from_step=start_step if start_step else None)
-    references = reference_returns(p.env_id, p.dataset.metadata) if p.env_id else None
 
     def run_eval(step: int) -> dict[str, Any]:
         returns = evaluate(lambda o: policy(states, o), envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (step + 1))
-        per_seed = returns.mean(axis=1)
-        record = {"step": step, "phase": "offline", "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
-        if references is not None:
-            scores = normalized_score(p.env_id, per_seed, p.dataset.metadata)
-            record.update(normalized_score=float(scores.mean()), normalized_score_per_seed=scores.tolist())
-        return record
+        return {"step": step, "phase": "offline", **scores(returns, p.env_id, p.dataset.metadata)}
 
     update_seconds = eval_seconds = 0.0
     wall_start = time.perf_counter()
@@ -283,27 +277,26 @@ class _ProgressBar:
             self.bar.stop()
 
 
-def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
-    """Evaluate the latest (or best) checkpoint of a run, every seed, `episodes` episodes each."""
-    run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json")
-    settings = OfflineSettings(**{**config["settings"], "eval_episodes": episodes})
+def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: int, metadata: dict) -> dict[str, Any]:
+    """Evaluate stacked per-seed agent states on fresh envs (a fixed round seed, so repeated calls agree)."""
     if episodes < 1:
         raise O2OError(f"--episodes must be at least 1 (got {episodes})")
-    p = prepare(settings)
-    checkpoint = runs.load_checkpoint(run_dir, {"states": init_states(p), "step": 0, "best": 0.0},
-                                      runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
-    envs = make_eval_envs(p.env_id, len(p.seeds) * episodes)
-    policy = make_policy(p.agent)
+    envs = make_eval_envs(env_id, len(seeds) * episodes)
+    policy = make_policy(agent)
     try:
-        returns = evaluate(lambda o: policy(checkpoint["states"], o), envs, p.seeds, episodes, round_seed=7_777_777)
+        returns = evaluate(lambda o: policy(states, o), envs, seeds, episodes, round_seed=7_777_777)
     finally:
         envs.close()
-    per_seed = returns.mean(axis=1)
-    summary = {"run_dir": str(run_dir), "algo": settings.algo, "dataset": settings.dataset, "env": p.env_id,
-               "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds, "episodes": episodes,
-               "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
-    if reference_returns(p.env_id, p.dataset.metadata) is not None:
-        scores = normalized_score(p.env_id, per_seed, p.dataset.metadata)
-        summary.update(normalized_score=float(scores.mean()), normalized_score_per_seed=scores.tolist())
-    return summary
+    return scores(returns, env_id, metadata)
+
+
+def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
+    """Evaluate the latest (or best) checkpoint of an offline run, every seed, `episodes` episodes each."""
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    settings = OfflineSettings(**{**config["settings"], "eval_episodes": 0})
+    p = prepare(settings)
+    checkpoint = runs.load_checkpoint(run_dir, {"states": init_states(p)}, runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
+    return {"run_dir": str(run_dir), "algo": settings.algo, "dataset": settings.dataset, "env": p.env_id,
+            "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds, "episodes": episodes,
+            **evaluate_checkpoint(p.agent, checkpoint["states"], p.env_id, p.seeds, episodes, p.dataset.metadata)}

@@ -28,10 +28,10 @@ import numpy as np
 
 from o2o.agents import INHERITED_FIELDS, ONLINE_DEFAULTS, Spec, canonical_name, get_algorithm
 from o2o.data import replay
-from o2o.envs import env_spaces, make_env, normalized_score, reference_returns
+from o2o.envs import env_spaces, make_env
 from o2o.errors import O2OError
 from o2o.train import offline, runs
-from o2o.train.evaluation import evaluate, make_eval_envs, to_env_actions
+from o2o.train.evaluation import evaluate, make_eval_envs, scores, to_env_actions
 
 SAMPLING = ("none", "union", "symmetric")
 WARMUP_POLICIES = ("random", "pretrained")
@@ -226,10 +226,7 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
     runs.write_json(run_dir / "config.json", {
         "kind": "online", "settings": dataclasses.asdict(settings), "agent_config": dataclasses.asdict(p.config),
         "env_id": p.env_id, "seeds": p.seeds, "reward_scale": p.reward_scale, "versions": runs.versions()})
-    obs_dim = env_spaces(p.env_id).observation_shape[0]
-    capacity = settings.buffer_capacity or settings.steps
-    buffers = jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low)))(jnp.arange(len(p.seeds)))
-    start = {"states": p.states, "buffers": buffers, "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
+    start = {"states": p.states, "buffers": _empty_buffers(p), "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
              "best": -math.inf, "curve": []}
     return _run(p, run_dir, start, progress)
 
@@ -240,11 +237,15 @@ def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     if config.get("kind") != "online":
         raise O2OError(f"{run_dir}: not an online run directory (config.json kind = {config.get('kind')!r})")
     p = prepare(OnlineSettings(**config["settings"]))
+    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states, "buffers": _empty_buffers(p)})
+    return _run(p, run_dir, checkpoint, progress)
+
+
+def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
+    """One replay buffer per seed (stacked), `buffer_capacity` transitions each (default: all online steps)."""
     obs_dim = env_spaces(p.env_id).observation_shape[0]
     capacity = p.settings.buffer_capacity or p.settings.steps
-    buffers = jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low)))(jnp.arange(len(p.seeds)))
-    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states, "buffers": buffers})
-    return _run(p, run_dir, checkpoint, progress)
+    return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low)))(jnp.arange(len(p.seeds)))
 
 
 def _episode_seed(seed: int, episode: int) -> int:
@@ -260,7 +261,6 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     states, buffers = start["states"], start["buffers"]
     seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
     offline_data = p.offline_data if p.offline_data is not None else {}
-    references = reference_returns(p.env_id, p.metadata)
     policy = offline.make_policy(agent)
     eval_envs = make_eval_envs(p.env_id, n * s.eval_episodes) if s.eval_episodes > 0 else None
     envs = [make_env(p.env_id) for _ in p.seeds]
@@ -280,12 +280,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
 
     def run_eval(t: int) -> dict[str, Any]:
         returns = evaluate(lambda o: policy(states, o), eval_envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (t + 1))
-        per_seed = returns.mean(axis=1)
-        record = {"step": t, "phase": "online", "return_mean": float(per_seed.mean()), "return_per_seed": per_seed.tolist()}
-        if references is not None:
-            scores = normalized_score(p.env_id, per_seed, p.metadata)
-            record.update(normalized_score=float(scores.mean()), normalized_score_per_seed=scores.tolist())
-        return record
+        return {"step": t, "phase": "online", **scores(returns, p.env_id, p.metadata)}
 
     obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
     actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1], len(p.action_low)))
@@ -400,6 +395,22 @@ def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, ou
                             seed=config["seeds"][0], init_from=str(run_dir),
                             out=out or str(run_dir.parent / f"{run_dir.name}-finetune-{canonical_name(algo)}"), **given)
     return train(settings, progress=progress)
+
+
+def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
+    """Evaluate any run directory's latest checkpoint (offline runs: or their best)."""
+    run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    if config.get("kind") == "offline":
+        return offline.evaluate_run(run_dir, episodes, best)
+    if best:
+        raise O2OError(f"{run_dir}: an online run keeps only its latest checkpoint; drop --best")
+    p = prepare(OnlineSettings(**config["settings"]))
+    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states})
+    return {"run_dir": str(run_dir), "algo": p.settings.algo, "dataset": p.settings.offline_dataset or p.settings.init_from,
+            "env": p.env_id, "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds,
+            "episodes": episodes,
+            **offline.evaluate_checkpoint(p.agent, checkpoint["states"], p.env_id, p.seeds, episodes, p.metadata)}
 
 
 def o2o_metrics(curve: list[list[float]], steps: int, offline_score: float | None, successes: list[float]) -> dict:
