@@ -80,3 +80,15 @@ def test_returns_to_go_per_episode_and_sparse_failure_convention():
     np.testing.assert_allclose(d.returns_to_go(0.5), [1.75, 1.5, 1.0, 2.0, -1.5, -1.0])
     # the last episode never succeeded (all rewards -1): it would have failed forever, -1 / (1 - 0.5) = -2 each step
     np.testing.assert_allclose(d.returns_to_go(0.5, sparse_failure_reward=-1.0), [1.75, 1.5, 1.0, 2.0, -2.0, -2.0])
+
+
+def test_o2o_metrics_dip_regret_and_start():
+    from o2o.train.online import o2o_metrics
+
+    curve = [[0, 50.0], [100, 30.0], [200, 45.0], [1000, 90.0]]
+    m = o2o_metrics(curve, 2000, offline_score=52.0, successes=[1.0, 0.0, 0.0, 1.0])
+    assert m["start_score"] == 50.0 and m["offline_score"] == 52.0
+    assert m["dip"] == -20.0  # lowest in the first 200 steps (30) minus the start (50)
+    assert m["cumulative_regret"] == 0.5
+    assert o2o_metrics([[0, 50.0], [1000, 90.0]], 2000, None, [])["dip"] is None  # no evaluation in the window
+    assert o2o_metrics([[0, 50.0], [100, 70.0]], 2000, None, [])["dip"] == 0.0  # no dip when the score only rises

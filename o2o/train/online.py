@@ -417,11 +417,11 @@ def o2o_metrics(curve: list[list[float]], steps: int, offline_score: float | Non
     """Score at the switch, the online curve, the dip (lowest score in the first 10% of online steps minus the starting
     score) and, on goal tasks, cumulative regret (mean failure rate over online training episodes)."""
     start = curve[0][1] if curve and curve[0][0] == 0 else offline_score
-    early = [score for t, score in curve if t <= 0.1 * steps]
+    early = [score for t, score in curve if 0 < t <= 0.1 * steps]  # None without an evaluation in the window
     return {
         "offline_score": offline_score,
         "start_score": start,
         "online_curve": curve,
-        "dip": (min(early) - start) if early and start is not None else None,
+        "dip": min(0.0, min(early) - start) if early and start is not None else None,
         "cumulative_regret": (1.0 - float(np.mean(successes))) if successes else None,
     }
