@@ -94,6 +94,20 @@ def test_finetune_carries_the_offline_agent_over(calql_run, tmp_path):
     assert curve[0][0] == 0
 
 
+def test_calql_online_buffer_gets_monte_carlo_returns_of_finished_episodes(calql_run, tmp_path):
+    from o2o.data.dataset import episode_returns_to_go
+
+    online.finetune(calql_run, 500, eval_every=500, eval_episodes=0, out=str(tmp_path / "ft"), progress=False)
+    data = runs.load_checkpoint(tmp_path / "ft", {})["buffers"]["data"]
+    rewards, mc = np.asarray(data["rewards"]), np.asarray(data["mc_returns"])
+    discount = json.loads((tmp_path / "ft" / "config.json").read_text())["agent_config"]["discount"]
+    for seed in range(2):
+        for start in (0, 200):  # two finished 200-step Pendulum episodes
+            expected = episode_returns_to_go(rewards[seed, start:start + 200], discount)
+            np.testing.assert_allclose(mc[seed, start:start + 200], expected, rtol=1e-5)
+        assert np.isneginf(mc[seed, 400:]).all()  # the episode still running has no bound yet
+
+
 def test_finetune_errors_are_one_clear_line(calql_run, pendulum, tmp_path, capsys):
     code, _, err = run_cli(["finetune", str(tmp_path), "--online-steps", "10"], capsys)
     assert code == 1 and "not an offline run directory" in err

@@ -92,3 +92,15 @@ def test_o2o_metrics_dip_regret_and_start():
     assert m["cumulative_regret"] == 0.5
     assert o2o_metrics([[0, 50.0], [1000, 90.0]], 2000, None, [])["dip"] is None  # no evaluation in the window
     assert o2o_metrics([[0, 50.0], [100, 70.0]], 2000, None, [])["dip"] == 0.0  # no dip when the score only rises
+
+
+def test_buffer_returns_to_go_reset_on_insert_and_padding_is_dropped():
+    buffer = replay.create(4, 1, 1, with_returns_to_go=True)
+    step = {"observations": jnp.ones(1), "actions": jnp.ones(1), "rewards": jnp.float32(1),
+            "next_observations": jnp.ones(1), "dones": jnp.float32(0)}
+    for _ in range(3):
+        buffer = replay.add(buffer, step)
+    buffer = replay.set_returns_to_go(buffer, jnp.array([0, 1, 2, 4, 4]), jnp.array([3.0, 2.0, 1.0, 9.0, 9.0]))
+    np.testing.assert_array_equal(buffer.data["mc_returns"], [3.0, 2.0, 1.0, -np.inf])
+    buffer = replay.add(replay.add(buffer, step), step)  # wraps around onto slot 0
+    assert float(buffer.data["mc_returns"][0]) == -np.inf

@@ -74,23 +74,13 @@ class Dataset:
         return np.add.reduceat(np.asarray(self.rewards, dtype=np.float64), self.episode_starts)
 
     def returns_to_go(self, discount: float, sparse_failure_reward: float | None = None) -> np.ndarray:
-        """Discounted Monte-Carlo return from every step to its episode's end, (N,) float32.
-
-        Goal tasks with sparse rewards (Cal-QL's convention): an episode whose every reward equals
-        `sparse_failure_reward` never reached the goal, and would have kept failing, so each of its steps gets
-        `sparse_failure_reward / (1 - discount)` instead of a sum truncated at the time limit.
-        """
-        from scipy.signal import lfilter  # a dependency of jax; the per-episode discounted sum in C
-
+        """Discounted Monte-Carlo return from every step to its episode's end, (N,) float32 (see
+        `episode_returns_to_go` for the sparse-reward convention)."""
         rewards = np.asarray(self.rewards, dtype=np.float64)
-        out = np.empty(len(self), dtype=np.float64)
+        out = np.empty(len(self), dtype=np.float32)
         for start, end in zip(self.episode_starts, self.episode_ends):
-            episode = rewards[start : end + 1]
-            if sparse_failure_reward is not None and np.all(episode == sparse_failure_reward):
-                out[start : end + 1] = sparse_failure_reward / (1.0 - discount)
-            else:
-                out[start : end + 1] = lfilter([1.0], [1.0, -discount], episode[::-1])[::-1]
-        return out.astype(np.float32)
+            out[start : end + 1] = episode_returns_to_go(rewards[start : end + 1], discount, sparse_failure_reward)
+        return out
 
     def select_episodes(self, episode_indices: np.ndarray) -> Dataset:
         """A new in-memory dataset holding only the given episodes, in the given order."""
@@ -105,3 +95,18 @@ class Dataset:
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in FIELDS}
 
+
+
+def episode_returns_to_go(rewards: np.ndarray, discount: float, sparse_failure_reward: float | None = None) -> np.ndarray:
+    """Discounted sum of rewards from each step of one episode to its end, float32.
+
+    Goal tasks with sparse rewards (Cal-QL's convention): an episode whose every reward equals `sparse_failure_reward`
+    never reached the goal, and would have kept failing, so each of its steps gets
+    `sparse_failure_reward / (1 - discount)` instead of a sum truncated at the time limit.
+    """
+    from scipy.signal import lfilter  # a dependency of jax; the discounted sum in C
+
+    rewards = np.asarray(rewards, dtype=np.float64)
+    if sparse_failure_reward is not None and np.all(rewards == sparse_failure_reward):
+        return np.full(len(rewards), sparse_failure_reward / (1.0 - discount), np.float32)
+    return lfilter([1.0], [1.0, -discount], rewards[::-1])[::-1].astype(np.float32)

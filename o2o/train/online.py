@@ -28,6 +28,7 @@ import numpy as np
 
 from o2o.agents import INHERITED_FIELDS, ONLINE_DEFAULTS, Spec, canonical_name, get_algorithm
 from o2o.data import replay
+from o2o.data.dataset import episode_returns_to_go
 from o2o.envs import env_spaces, make_env
 from o2o.errors import O2OError
 from o2o.train import offline, runs
@@ -182,7 +183,7 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
         return {k: jnp.where(from_offline.reshape((-1,) + (1,) * (off[k].ndim - 1)), off[k], on[k]) for k in on}
 
     def with_offline_fields(online: dict, offline_data: dict) -> dict:
-        """Fields only offline data has (Cal-QL's Monte-Carlo returns) are -inf online: no bound from them."""
+        """Fields only offline data has are -inf online (a buffer without Monte-Carlo returns gives no bound)."""
         size = online["rewards"].shape[0]
         return {**{k: jnp.full((size,), -jnp.inf) for k in offline_data if k not in online}, **online}
 
@@ -245,7 +246,49 @@ def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
     """One replay buffer per seed (stacked), `buffer_capacity` transitions each (default: all online steps)."""
     obs_dim = env_spaces(p.env_id).observation_shape[0]
     capacity = p.settings.buffer_capacity or p.settings.steps
-    return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low)))(jnp.arange(len(p.seeds)))
+    with_rtg = _needs_returns_to_go(p)
+    return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low), with_rtg))(jnp.arange(len(p.seeds)))
+
+
+def _needs_returns_to_go(p: Prepared) -> bool:
+    return getattr(p.agent, "needs_returns_to_go", lambda config: False)(p.config)
+
+
+class _OnlineReturnsToGo:
+    """Cal-QL's Monte-Carlo bound for online data: when an episode ends, its discounted returns-to-go are written into
+    the buffer slots of its transitions (until then they are -inf: no bound). An episode interrupted by a resume
+    keeps -inf for the steps before the resume."""
+
+    def __init__(self, p: Prepared, capacity: int, max_episode_steps: int | None):
+        self.capacity, self.discount = capacity, p.config.discount
+        self.sparse_failure_reward = getattr(p.config, "sparse_failure_reward", None)
+        self.pad = min(capacity, max_episode_steps or 1000)
+        self.slots: list[list[int]] = [[] for _ in p.seeds]
+        self.rewards: list[list[float]] = [[] for _ in p.seeds]
+        self.write = jax.jit(jax.vmap(replay.set_returns_to_go), donate_argnums=(0,))
+
+    def record(self, buffers, step: int, rewards: np.ndarray, done: np.ndarray):
+        """Note the transitions just inserted at `step`; write the returns of episodes that ended there."""
+        for i in range(len(self.slots)):
+            self.slots[i].append(step % self.capacity)
+            self.rewards[i].append(float(rewards[i]))
+        ended = [i for i in range(len(self.slots)) if done[i]]
+        if not ended:
+            return buffers
+        values = {i: episode_returns_to_go(np.asarray(self.rewards[i]), self.discount, self.sparse_failure_reward)
+                  for i in ended}
+        longest = max(len(values[i]) for i in ended)
+        for start in range(0, longest, self.pad):  # fixed-size writes: one compilation
+            slots = np.full((len(self.slots), self.pad), self.capacity, np.int32)  # out of range: dropped
+            chunk = np.zeros((len(self.slots), self.pad), np.float32)
+            for i in ended:
+                part = slice(start, min(start + self.pad, len(values[i])))
+                slots[i, : part.stop - part.start] = self.slots[i][part]
+                chunk[i, : part.stop - part.start] = values[i][part]
+            buffers = self.write(buffers, slots, chunk)
+        for i in ended:
+            self.slots[i], self.rewards[i] = [], []
+        return buffers
 
 
 def _episode_seed(seed: int, episode: int) -> int:
@@ -296,6 +339,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         log.write(last_eval)
     bar = offline._ProgressBar(progress, s.steps, step)
     metrics: dict = {}
+    online_rtg = (_OnlineReturnsToGo(p, int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
+                  if _needs_returns_to_go(p) else None)
     try:
         while step < s.steps:
             t0 = time.perf_counter()
@@ -328,6 +373,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                 update_seconds += time.perf_counter() - t1
             else:
                 warmup_seconds += time.perf_counter() - t1
+            if online_rtg is not None:
+                buffers = online_rtg.record(buffers, step, transition["rewards"], done)
             obs, step = next_obs, step + 1
             if step_metrics:
                 metrics = step_metrics
