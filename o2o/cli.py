@@ -238,6 +238,30 @@ def evaluate(
     _print_summary(online.evaluate_run(run_dir, episodes, best=best), as_json)
 
 
+@app.command("collect")
+def collect_cmd(
+    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id, e.g. Hopper-v5.")],
+    level: Annotated[str, typer.Option("--level", help="random, medium, medium-replay, expert or medium-expert.")],
+    transitions: Annotated[int, typer.Option("--transitions", help="Transitions to collect (D4RL: 1M).")] = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of envs and policy noise: same seed, same dataset.")] = 0,
+    out: Annotated[Optional[str], typer.Option("--out", help="Destination (default datasets/ENV-LEVEL-sSEED).")] = None,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="o2o or minari.")] = DatasetFormat.o2o,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a D4RL-protocol dataset by rolling out a behaviour policy in many envs at once."""
+    from o2o.collect.levels import collect_to
+
+    dest = out or f"datasets/{env_id}-{level}-s{seed}"
+    path, data = collect_to(env_id, level, dest, format.value, transitions=transitions, seed=seed)
+    summary = {"dataset": str(path), "env": env_id, "level": level, "transitions": len(data),
+               "episodes": data.num_episodes, "return_mean": float(data.episode_returns.mean())}
+    if as_json:
+        _print_json(summary)
+    else:
+        print(f"wrote {summary['transitions']} transitions ({summary['episodes']} episodes, mean return "
+              f"{summary['return_mean']:.1f}) of {env_id} {level} to {path}")
+
+
 @app.command("quickstart")
 def quickstart(
     out: Annotated[str, typer.Option("--out", help="Directory for the dataset and the runs.")] = "runs/quickstart",

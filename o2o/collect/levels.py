@@ -1,0 +1,56 @@
+"""D4RL-protocol datasets: `o2o collect ENV_ID --level random|medium|medium-replay|expert|medium-expert`.
+
+random = a randomly initialised SAC policy acting stochastically (D4RL's "random"); medium and expert use o2o's
+shipped behaviour policies (the zoo), medium-replay the replay buffer of the medium policy's training run, and
+medium-expert the medium and expert datasets end to end. Default sizes follow D4RL (1M transitions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from o2o.agents import Spec, sac
+from o2o.collect.rollout import rollout
+from o2o.data import Dataset, write_minari, write_o2o
+from o2o.envs import env_spaces, reference_returns
+from o2o.errors import O2OError
+
+LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+
+
+def random_policy(env_id: str, seed: int):
+    """A SAC actor at its random initialisation (key = seed), sampling actions."""
+    spaces = env_spaces(env_id)
+    dim = spaces.observation_shape[0]
+    spec = Spec(dim, spaces.action_shape[0], np.zeros(dim, np.float32), np.ones(dim, np.float32))
+    state = sac.init(jax.random.PRNGKey(seed), spec, sac.Config())
+    return lambda observations, key: sac.act(state, observations, key, deterministic=False)
+
+
+def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0, num_envs: int = 32) -> Dataset:
+    if level not in LEVELS:
+        raise O2OError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+    if transitions < 1:
+        raise O2OError(f"--transitions must be at least 1 (got {transitions})")
+    if level != "random":
+        raise O2OError(f"no shipped behaviour policy for {env_id} yet: level {level!r} needs o2o's zoo; "
+                       "available now: random")
+    metadata = {"level": level, "seed": seed, "policy": {"kind": "random-init", "algo": "sac", "init_seed": seed},
+                "provenance": {"collector": "o2o collect", "num_envs": num_envs}}
+    references = reference_returns(env_id)
+    if references is not None:
+        metadata.update(ref_min_score=references[0], ref_max_score=references[1])
+    data = rollout(random_policy(env_id, seed), env_id, transitions, seed=seed, num_envs=num_envs, metadata=metadata)
+    data.metadata["measured_return_mean"] = float(data.episode_returns.mean())
+    return data
+
+
+def collect_to(env_id: str, level: str, out: str | Path, fmt: str = "o2o", **kwargs) -> tuple[Path, Dataset]:
+    data = collect(env_id, level, **kwargs)
+    writer = {"o2o": write_o2o, "minari": write_minari}.get(fmt)
+    if writer is None:
+        raise O2OError(f"unknown format {fmt!r}; choose o2o or minari")
+    return writer(data, out), data
