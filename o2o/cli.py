@@ -262,6 +262,52 @@ def collect_cmd(
               f"{summary['return_mean']:.1f}) of {env_id} {level} to {path}")
 
 
+zoo_app = typer.Typer(no_args_is_help=True, help="Train and export o2o's behaviour policies (the zoo).")
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("train")
+def zoo_train(
+    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id.")],
+    steps: Annotated[int, typer.Option("--steps", help="SAC env steps.")] = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations and snapshots.")] = 10_000,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/zoo-ENV-sSEED).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a killed zoo run.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="SAC config FIELD=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train the SAC run whose snapshots become an env's medium and expert policies (resumable)."""
+    from o2o.collect import zoo
+    from o2o.train import online
+
+    if resume:
+        summary = online.resume(resume, progress=not quiet)
+    else:
+        summary = zoo.train(env_id, steps, seed=seed, out=out, eval_every=eval_every, progress=not quiet,
+                            agent_overrides=_parse_overrides(overrides))
+    _print_summary(summary, as_json)
+
+
+@zoo_app.command("export")
+def zoo_export(
+    run_dir: Annotated[str, typer.Argument(help="A zoo training run.")],
+    dest: Annotated[Optional[str], typer.Option("--dest", help="Folder (default: the package's zoo/ENV_ID).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pick the medium and expert policies from a zoo run, measure them over 100 episodes, write them with cards."""
+    from o2o.collect import zoo
+
+    cards = zoo.export(run_dir, dest)
+    if as_json:
+        _print_json(cards)
+        return
+    for level, card in cards.items():
+        print(f"{card['env_id']} {level}: return {card['return_mean']:.1f} ± {card['return_std']:.1f} over "
+              f"{card['return_episodes']} episodes ({card['selected_by']})")
+
+
 @app.command("quickstart")
 def quickstart(
     out: Annotated[str, typer.Option("--out", help="Directory for the dataset and the runs.")] = "runs/quickstart",
@@ -320,7 +366,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     Console().print(table)
     if summary.get("start_score") is not None and summary.get("normalized_score") is not None:
         dip = summary.get("dip")
-        print(f"normalized score {summary['start_score']:.1f} at the switch -> {summary['normalized_score']:.1f} after "
+        print(f"normalized score {summary['start_score']:.1f} at online step 0 -> {summary['normalized_score']:.1f} after "
               f"{summary['steps']} online steps" + (f"; dip {dip:.1f}" if dip is not None else ""))
     if "env_steps_per_second" in summary:
         print(f"{summary['steps']} env steps x {summary['seeds']} seeds at {summary['env_steps_per_second']:,.0f} env "

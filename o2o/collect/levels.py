@@ -1,8 +1,9 @@
 """D4RL-protocol datasets: `o2o collect ENV_ID --level random|medium|medium-replay|expert|medium-expert`.
 
-random = a randomly initialised SAC policy acting stochastically (D4RL's "random"); medium and expert use o2o's
-shipped behaviour policies (the zoo), medium-replay the replay buffer of the medium policy's training run, and
-medium-expert the medium and expert datasets end to end. Default sizes follow D4RL (1M transitions).
+random = a randomly initialised SAC policy acting stochastically (D4RL's "random"); medium and expert roll out o2o's
+shipped behaviour policies (`o2o.collect.zoo`) with stochastic actions, medium-replay is the replay buffer of the medium
+policy's training run, and medium-expert the medium and expert datasets end to end. Default sizes follow D4RL (1M
+transitions per policy).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import jax
 import numpy as np
 
 from o2o.agents import Spec, sac
+from o2o.collect import zoo as zoo_policies
 from o2o.collect.rollout import rollout
 from o2o.data import Dataset, write_minari, write_o2o
+from o2o.data.dataset import concatenate
 from o2o.envs import env_spaces, reference_returns
 from o2o.errors import O2OError
 
@@ -30,20 +33,31 @@ def random_policy(env_id: str, seed: int):
     return lambda observations, key: sac.act(state, observations, key, deterministic=False)
 
 
-def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0, num_envs: int = 32) -> Dataset:
+def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0, num_envs: int = 32,
+            zoo: str | Path | None = None) -> Dataset:
+    """A D4RL-protocol dataset; `transitions` per behaviour policy (medium-expert holds twice as many; medium-replay
+    is the medium policy's training buffer whatever its size)."""
     if level not in LEVELS:
         raise O2OError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
     if transitions < 1:
         raise O2OError(f"--transitions must be at least 1 (got {transitions})")
-    if level != "random":
-        raise O2OError(f"no shipped behaviour policy for {env_id} yet: level {level!r} needs o2o's zoo; "
-                       "available now: random")
-    metadata = {"level": level, "seed": seed, "policy": {"kind": "random-init", "algo": "sac", "init_seed": seed},
+    metadata = {"env_id": env_id, "level": level, "seed": seed,
                 "provenance": {"collector": "o2o collect", "num_envs": num_envs}}
     references = reference_returns(env_id)
     if references is not None:
         metadata.update(ref_min_score=references[0], ref_max_score=references[1])
-    data = rollout(random_policy(env_id, seed), env_id, transitions, seed=seed, num_envs=num_envs, metadata=metadata)
+    if level == "medium-replay":
+        data = zoo_policies.load_medium_replay(env_id, zoo)
+        return Dataset(**data.arrays(), metadata={**data.metadata, **metadata, "seed": data.metadata.get("seed")})
+    if level == "medium-expert":
+        parts = [collect(env_id, part, transitions, seed + offset, num_envs, zoo) for offset, part in enumerate(("medium", "expert"))]
+        return concatenate(parts, {**metadata, "policy": {"medium": parts[0].metadata["policy"],
+                                                          "expert": parts[1].metadata["policy"]}})
+    if level == "random":
+        policy, card = random_policy(env_id, seed), {"kind": "random-init", "algo": "sac", "init_seed": seed}
+    else:
+        card, policy = zoo_policies.load_policy(env_id, level, zoo)
+    data = rollout(policy, env_id, transitions, seed=seed, num_envs=num_envs, metadata={**metadata, "policy": card})
     data.metadata["measured_return_mean"] = float(data.episode_returns.mean())
     return data
 

@@ -97,6 +97,12 @@ class Dataset:
 
 
 
+def concatenate(datasets: list[Dataset], metadata: dict[str, Any]) -> Dataset:
+    """Datasets end to end (each part's last step already ends an episode, as every o2o dataset's does)."""
+    joined = {name: np.concatenate([np.asarray(getattr(d, name)) for d in datasets]) for name in FIELDS}
+    return Dataset(**joined, metadata=metadata)
+
+
 def episode_returns_to_go(rewards: np.ndarray, discount: float, sparse_failure_reward: float | None = None) -> np.ndarray:
     """Discounted sum of rewards from each step of one episode to its end, float32.
 

@@ -172,6 +172,7 @@ def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False
             "content_hash": content_hash(dataset),
         }
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1, default=_json_default))
+        tmp.chmod(0o755)  # mkdtemp makes directories private
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -350,6 +351,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; datasets are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

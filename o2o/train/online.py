@@ -53,6 +53,7 @@ class OnlineSettings:
     eval_every: int = 10_000
     eval_episodes: int = 10
     log_every: int = 1_000
+    keep_policy_snapshots: bool = False
     buffer_capacity: int | None = None
     offline_dataset: str | None = None
     offline_sampling: str = "none"
@@ -250,6 +251,11 @@ def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
     return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low), with_rtg))(jnp.arange(len(p.seeds)))
 
 
+def _policy_part(states) -> dict:
+    """What acting needs: the actor's parameters and the observation normaliser (per seed, stacked)."""
+    return {"actor": states.actor.params, "normalizer": states.normalizer}
+
+
 def _needs_returns_to_go(p: Prepared) -> bool:
     return getattr(p.agent, "needs_returns_to_go", lambda config: False)(p.config)
 
@@ -396,6 +402,10 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                     score = last_eval.get("normalized_score", last_eval["return_mean"])
                     curve.append([step, score])
                     best = max(best, score)
+                    if s.keep_policy_snapshots:
+                        runs.save_checkpoint(run_dir, {"policy": _policy_part(states), "step": step,
+                                                       "return_per_seed": np.asarray(last_eval["return_per_seed"])},
+                                             f"snapshots/step_{step:09d}.msgpack")
                 log.write(record)
                 if step % s.eval_every == 0 or step == s.steps:
                     runs.save_checkpoint(run_dir, {"states": states, "buffers": buffers, "step": step, "episodes": episodes,
