@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import warnings
@@ -34,27 +33,13 @@ def _print_json(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, default=float))
 
 
-def load_checked(source: str, env: str | None):
-    """Load a dataset and, when its environment is known, check it against the env's spaces."""
-    from o2o.data import check_spaces, load_dataset
-    from o2o.envs import env_spaces, resolve_env_id
-
-    dataset = load_dataset(source)
-    env_id = resolve_env_id(env, dataset.env_id, source, required=False)
-    if env_id:
-        check_spaces(dataset, env_spaces(env_id), source)
-        if dataset.env_id != env_id:
-            dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, "env_id": env_id})
-    return dataset
-
-
 @data_app.command("info")
 def data_info(source: str, env: EnvOption = None, as_json: JsonFlag = False) -> None:
     """Validate a dataset and describe it: size, returns, episode lengths, TQ and SACo."""
     from o2o.data import describe
-    from o2o.envs import normalized_score, reference_returns
+    from o2o.envs import load_for_env, normalized_score, reference_returns
 
-    dataset = load_checked(source, env)
+    dataset, _ = load_for_env(source, env)
     references = reference_returns(dataset.env_id, dataset.metadata)
     summary = {"source": source, **describe(dataset, references)}
     if references is not None:
@@ -86,8 +71,9 @@ def data_convert(
 ) -> None:
     """Convert a dataset to o2o's format (default), Minari, D4RL-layout HDF5 or .npz; the source is never changed."""
     from o2o.data import write_d4rl_hdf5, write_minari, write_npz, write_o2o
+    from o2o.envs import load_for_env
 
-    dataset = load_checked(source, env)
+    dataset, _ = load_for_env(source, env)
     writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
     path = writer(dataset, dest)
     if as_json:
@@ -135,9 +121,6 @@ def train(
             eval_episodes=eval_episodes, out=out, agent_overrides=_parse_overrides(overrides))
         summary = offline.train(settings, progress=not quiet)
     _print_summary(summary, as_json)
-
-
-OnlineOption = Annotated[Optional[int], typer.Option(help="(default: the algorithm's paper value)")]
 
 
 @app.command("online")

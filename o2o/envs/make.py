@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from o2o.data import Dataset, check_spaces, load_dataset
 from o2o.data.validate import Spaces
 from o2o.errors import O2OError
 
@@ -68,3 +69,17 @@ def resolve_env_id(requested: str | None, recorded: str | None, source: str, req
     if not env_id and required:
         raise O2OError(f"{source}: the dataset does not record its environment; pass --env ENV_ID (e.g. --env Hopper-v5)")
     return env_id
+
+
+def load_for_env(source: str, env: str | None, required: bool = False) -> tuple[Dataset, str | None]:
+    """Load a dataset and resolve its environment (`--env` or its record); when known, the dataset is checked against
+    the env's spaces and carries the env id in its metadata."""
+    import dataclasses
+
+    dataset = load_dataset(source)
+    env_id = resolve_env_id(env, dataset.env_id, source, required=required)
+    if env_id:
+        check_spaces(dataset, env_spaces(env_id), source)
+        if dataset.env_id != env_id:
+            dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, "env_id": env_id})
+    return dataset, env_id

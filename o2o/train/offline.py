@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from o2o.agents import Spec, get_algorithm
-from o2o.data import Dataset, check_spaces, load_dataset
-from o2o.envs import env_spaces, resolve_env_id
+from o2o.data import Dataset
+from o2o.envs import env_spaces, load_for_env
 from o2o.errors import O2OError
 from o2o.train import runs
 from o2o.train.evaluation import evaluate, make_eval_envs, scores
@@ -62,11 +62,9 @@ def prepare(settings: OfflineSettings) -> Prepared:
     agent, config = get_algorithm(settings.algo, settings.agent_overrides)
     if settings.seeds < 1 or settings.steps < 1:
         raise O2OError(f"--seeds and --steps must be at least 1 (got {settings.seeds} and {settings.steps})")
-    dataset = load_dataset(settings.dataset)
-    env_id = resolve_env_id(settings.env, dataset.env_id, settings.dataset, required=settings.eval_episodes > 0)
+    dataset, env_id = load_for_env(settings.dataset, settings.env, required=settings.eval_episodes > 0)
     if env_id:
         spaces = env_spaces(env_id)
-        check_spaces(dataset, spaces, settings.dataset)
         low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
     else:
         low, high = -np.ones(dataset.action_dim), np.ones(dataset.action_dim)
