@@ -59,11 +59,11 @@ def _nets(config: Config, spec: Spec):
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_net, critic_net = _nets(config, spec)
     k1, k2 = jax.random.split(key)
-    obs, act_ = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    obs, act_ = spec.dummy_inputs()
     critic = Network.create(critic_net, optax.adam(config.critic_lr), k2, obs, act_)
     return State(Network.create(actor_net, optax.adam(config.actor_lr), k1, obs), critic, critic.params,
                  ObservationNormalizer.from_spec(spec, config.normalize_observations), jnp.zeros((), jnp.int32),
-                 config, spec.replace(observation_mean=None, observation_std=None))
+                 config, spec.shapes_only())
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:

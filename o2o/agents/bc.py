@@ -54,9 +54,9 @@ def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
 
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim), optax.adam(config.actor_lr), key,
-                           jnp.zeros((1, spec.observation_dim)))
+                           spec.dummy_inputs()[0])
     return State(actor, ObservationNormalizer.from_spec(spec, config.normalize_observations), jnp.zeros((), jnp.int32),
-                 config, spec.replace(observation_mean=None, observation_std=None))
+                 config, spec.shapes_only())
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:

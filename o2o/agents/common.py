@@ -21,6 +21,14 @@ class Spec:
     observation_mean: jax.Array | np.ndarray
     observation_std: jax.Array | np.ndarray
 
+    def dummy_inputs(self) -> tuple[jax.Array, jax.Array]:
+        """A (1, observation_dim) observation and a (1, action_dim) action, to initialise networks."""
+        return jnp.zeros((1, self.observation_dim)), jnp.zeros((1, self.action_dim))
+
+    def shapes_only(self) -> "Spec":
+        """The spec without data statistics (those live in the agent's normaliser), as a static field of a state."""
+        return self.replace(observation_mean=None, observation_std=None)
+
 
 @struct.dataclass
 class Network:

@@ -89,7 +89,7 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_net, critic_net, value_net = _nets(config, spec)
     actor_opt, critic_opt, value_opt = _optimizers(config)
     k1, k2, k3 = jax.random.split(key, 3)
-    obs, act = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    obs, act = spec.dummy_inputs()
     critic = Network.create(critic_net, critic_opt, k2, obs, act)
     return State(
         actor=Network.create(actor_net, actor_opt, k1, obs),
@@ -99,7 +99,7 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
         normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
         step=jnp.zeros((), jnp.int32),
         config=config,
-        spec=spec.replace(observation_mean=None, observation_std=None),
+        spec=spec.shapes_only(),
     )
 
 

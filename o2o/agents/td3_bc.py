@@ -70,11 +70,11 @@ def _nets(config: Config, spec: Spec):
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_net, critic_net = _nets(config, spec)
     actor_key, critic_key = jax.random.split(key)
-    obs, act = jnp.zeros((1, spec.observation_dim)), jnp.zeros((1, spec.action_dim))
+    obs, act = spec.dummy_inputs()
     actor = Network.create(actor_net, optax.adam(config.actor_lr), actor_key, obs)
     critic = Network.create(critic_net, optax.adam(config.critic_lr), critic_key, obs, act)
     return State(actor, critic, actor.params, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),
-                 jnp.zeros((), jnp.int32), config, spec.replace(observation_mean=None, observation_std=None))
+                 jnp.zeros((), jnp.int32), config, spec.shapes_only())
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
