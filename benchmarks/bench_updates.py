@@ -57,7 +57,7 @@ def jax_updates_per_second(algo: str, repeats: int = 3) -> float:
     from o2o.train.offline import make_train_chunk
 
     agent, config = get_algorithm(algo)
-    spec = Spec(OBS, ACT, np.zeros(OBS, np.float32), np.ones(OBS, np.float32))
+    spec = Spec.unnormalized(OBS, ACT)
     rng = np.random.default_rng(0)
     data = {"observations": jnp.asarray(rng.normal(size=(N, OBS)), jnp.float32),
             "actions": jnp.asarray(rng.uniform(-1, 1, (N, ACT)), jnp.float32),

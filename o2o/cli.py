@@ -27,6 +27,12 @@ class DatasetFormat(str, Enum):
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of standard output.")]
 EnvOption = Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, e.g. Hopper-v5.")]
+QuietFlag = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+OverridesOption = Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")]
+UtdOption = Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")]
+WarmupOption = Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts "
+                                                     "(default: the algorithm's).")]
+EvalEpisodesOption = Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")]
 
 
 def _print_json(payload: dict[str, Any]) -> None:
@@ -101,11 +107,11 @@ def train(
     seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds trained together in one process.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="First seed; the run uses seed, seed+1, ...")] = 0,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Updates between evaluations.")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
+    eval_episodes: EvalEpisodesOption = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/ALGO-DATASET-TIME).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the killed run in this directory.")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train an agent offline on a dataset, evaluating every --eval-every updates."""
@@ -131,14 +137,14 @@ def online_cmd(
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Offline data to mix in (RLPD).")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds, one env each, vmapped.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
-    utd: Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts.")] = None,
+    utd: UtdOption = None,
+    warmup_steps: WarmupOption = None,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations.")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation.")] = 10,
+    eval_episodes: EvalEpisodesOption = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory.")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the killed online run in this directory.")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train an agent online (SAC and TD3 baselines; RLPD with --dataset)."""
@@ -159,13 +165,13 @@ def finetune(
     online_steps: Annotated[int, typer.Option("--online-steps", help="Environment steps per seed.")] = 100_000,
     algo: Annotated[Optional[str], typer.Option("--algo", help="Online algorithm (default: the offline one); wsrl "
                                                 "after cql/calql, rlpd after any SAC-family actor.")] = None,
-    utd: Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts.")] = None,
+    utd: UtdOption = None,
+    warmup_steps: WarmupOption = None,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations.")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation.")] = 10,
+    eval_episodes: EvalEpisodesOption = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default RUN_DIR-finetune-ALGO).")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune an offline run online, with its paper's mechanism; reports before -> after and the dip at the switch."""
@@ -187,10 +193,10 @@ def run_cmd(
     seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Updates / env steps between evaluations.")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation.")] = 10,
+    eval_episodes: EvalEpisodesOption = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs.")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Offline pre-training then online fine-tuning, in one command."""
@@ -257,8 +263,8 @@ def zoo_train(
     eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations and snapshots.")] = 10_000,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/zoo-ENV-sSEED).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a killed zoo run.")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="SAC config FIELD=VALUE (repeatable).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the SAC run whose snapshots become an env's medium and expert policies (resumable)."""
@@ -296,7 +302,7 @@ def quickstart(
     out: Annotated[str, typer.Option("--out", help="Directory for the dataset and the runs.")] = "runs/quickstart",
     steps: Annotated[int, typer.Option("--steps", help="Updates per algorithm and seed.")] = 20_000,
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds per algorithm.")] = 2,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """The main job on a small built-in default: make a dataset, train BC, TD3+BC and IQL offline, evaluate, compare."""

@@ -10,7 +10,7 @@ from o2o.agents import Spec
 from o2o.data import Dataset
 
 # A two-transition batch for hand-computed losses: obs_dim 2, action_dim 1; the second transition is terminal.
-SPEC = Spec(2, 1, np.zeros(2, np.float32), np.ones(2, np.float32))
+SPEC = Spec.unnormalized(2, 1)
 BATCH = {
     "observations": jnp.array([[0.5, -1.0], [2.0, 0.0]]),
     "actions": jnp.array([[0.5], [-1.0]]),

@@ -21,6 +21,11 @@ class Spec:
     observation_mean: jax.Array | np.ndarray
     observation_std: jax.Array | np.ndarray
 
+    @classmethod
+    def unnormalized(cls, observation_dim: int, action_dim: int) -> "Spec":
+        """A spec with identity observation statistics (no data to take them from)."""
+        return cls(observation_dim, action_dim, np.zeros(observation_dim, np.float32), np.ones(observation_dim, np.float32))
+
     def dummy_inputs(self) -> tuple[jax.Array, jax.Array]:
         """A (1, observation_dim) observation and a (1, action_dim) action, to initialise networks."""
         return jnp.zeros((1, self.observation_dim)), jnp.zeros((1, self.action_dim))

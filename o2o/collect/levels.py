@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from o2o.agents import Spec, sac
 from o2o.collect import zoo as zoo_policies
@@ -27,8 +26,7 @@ LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 def random_policy(env_id: str, seed: int):
     """A SAC actor at its random initialisation (key = seed), sampling actions."""
     spaces = env_spaces(env_id)
-    dim = spaces.observation_shape[0]
-    spec = Spec(dim, spaces.action_shape[0], np.zeros(dim, np.float32), np.ones(dim, np.float32))
+    spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0])
     state = sac.init(jax.random.PRNGKey(seed), spec, sac.Config())
     return lambda observations, key: sac.act(state, observations, key, deterministic=False)
 

@@ -28,7 +28,7 @@ from o2o.data import Dataset, load_dataset, write_o2o
 from o2o.envs import env_spaces, reference_returns
 from o2o.errors import O2OError
 from o2o.train import online, runs
-from o2o.train.evaluation import evaluate, make_eval_envs
+from o2o.train.evaluation import evaluate, make_eval_envs, to_env_actions
 
 MEDIUM_FRACTION = 1 / 3  # D4RL: medium policies reach about a third of the expert's (normalized) score
 CARD_EPISODES = 100
@@ -119,9 +119,7 @@ def load_medium_replay(env_id: str, zoo: str | Path | None = None) -> Dataset:
 def _policy_state(env_id: str, card: dict, policy: dict) -> sac.State:
     _, config = get_algorithm("sac", inherited=card["agent_config"])
     spaces = env_spaces(env_id)
-    dim = spaces.observation_shape[0]
-    state = sac.init(jax.random.PRNGKey(0), Spec(dim, spaces.action_shape[0], np.zeros(dim, np.float32),
-                                                 np.ones(dim, np.float32)), config)
+    state = sac.init(jax.random.PRNGKey(0), Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), config)
     actor = state.actor.replace(params=flax.serialization.from_state_dict(state.actor.params, policy["actor"]))
     return state.replace(actor=actor, normalizer=flax.serialization.from_state_dict(state.normalizer, policy["normalizer"]))
 
@@ -145,8 +143,8 @@ def _write_medium_replay(run_dir: Path, config: dict, medium_step: int, dest: Pa
     data = {k: np.asarray(v)[0][:medium_step] for k, v in buffers["data"].items()}
     if int(np.asarray(buffers["size"])[0]) < medium_step:
         raise O2OError(f"{run_dir}: the replay buffer no longer holds the first {medium_step} steps")
-    low, high = (np.asarray(x, np.float64) for x in (env_spaces(config["env_id"]).action_low, env_spaces(config["env_id"]).action_high))
-    actions = low + (data["actions"] + 1.0) * 0.5 * (high - low)  # buffer actions are in [-1, 1]
+    spaces = env_spaces(config["env_id"])
+    actions = to_env_actions(data["actions"], spaces.action_low, spaces.action_high)  # the buffer holds [-1, 1]
     terminals = data["dones"].astype(bool)
     # episode ends that were time limits: the next stored observation is not this step's next observation
     cut = np.zeros(medium_step, bool)

@@ -181,7 +181,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     wall_start = time.perf_counter()
     last_eval: dict[str, Any] | None = None
     step = saved_step = start_step
-    bar = _ProgressBar(progress, s.steps, start_step)
+    bar = runs.ProgressBar(progress, s.steps, start_step, "offline", "upd/s/seed")
     try:
         while step < s.steps:
             size = min(chunk, s.steps - step)
@@ -244,35 +244,6 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
 
 def _rate(updates: int, seconds: float) -> float:
     return updates / seconds if seconds > 0 else 0.0
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr (step, updates/s, ETA, last score), or nothing."""
-
-    def __init__(self, enabled: bool, total: int, completed: int):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("offline"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[score]}"), console=Console(stderr=True))
-        self.task = self.bar.add_task("train", total=total, completed=completed, rate="", score="")
-        self.bar.start()
-
-    def advance(self, size: int, rate: float, last_eval: dict | None) -> None:
-        if self.bar is None:
-            return
-        score = ""
-        if last_eval:
-            score = (f"score {last_eval['normalized_score']:.1f}" if "normalized_score" in last_eval
-                     else f"return {last_eval['return_mean']:.1f}")
-        self.bar.update(self.task, advance=size, rate=f"{rate:,.0f} upd/s/seed", score=score)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: int, metadata: dict) -> dict[str, Any]:

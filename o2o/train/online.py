@@ -118,8 +118,7 @@ def prepare(settings: OnlineSettings) -> Prepared:
         if summary_file.is_file():
             start_score = runs.read_json(summary_file).get("normalized_score")
     else:
-        spec = Spec(spaces.observation_shape[0], spaces.action_shape[0], np.zeros(spaces.observation_shape, np.float32),
-                    np.ones(spaces.observation_shape, np.float32))
+        spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0])
         keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in seeds])
         states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(keys))
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
@@ -190,7 +189,7 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
 
     def env_step(state, buffer, transition, next_obs, seed_key, step, offline_data):
         buffer = replay.add(buffer, transition)
-        update_key, act_key = jax.random.split(jax.random.fold_in(seed_key, step))
+        update_key, act_key = _step_keys(seed_key, step)
         metrics = {}
         if learn:
             def one(state, k):
@@ -199,22 +198,27 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
 
             state, metrics = jax.lax.scan(one, state, jax.random.split(update_key, utd))
             metrics = jax.tree.map(jnp.nanmean, metrics)
-        if random_actions:
-            action = jax.random.uniform(act_key, transition["actions"].shape, minval=-1.0, maxval=1.0)
-        else:
-            action = agent.act(state, next_obs[None], act_key, False)[0]
-        return state, buffer, action, metrics
+        return state, buffer, _next_action(agent, state, next_obs, act_key, random_actions), metrics
 
     return jax.jit(jax.vmap(env_step, in_axes=(0, 0, 0, 0, 0, None, None)), donate_argnums=(0, 1))
 
 
-def _first_action(agent, states, obs, seed_keys, step: int, random_actions: bool, action_dim: int):
+def _step_keys(seed_key: jax.Array, step) -> tuple[jax.Array, jax.Array]:
+    """(update key, action key) of env step `step` for one seed."""
+    return tuple(jax.random.split(jax.random.fold_in(seed_key, step)))
+
+
+def _next_action(agent, state, observation: jax.Array, key: jax.Array, random_actions: bool) -> jax.Array:
+    """One seed's action in [-1, 1]: uniform during a random warm-up, else the agent's exploring policy."""
+    if random_actions:
+        return jax.random.uniform(key, (state.spec.action_dim,), minval=-1.0, maxval=1.0)
+    return agent.act(state, observation[None], key, False)[0]
+
+
+def _first_action(agent, states, obs, seed_keys, step: int, random_actions: bool):
     """The action at `step` before any env step of this process, drawn exactly as `make_env_step` draws it."""
     def one(state, o, seed_key):
-        act_key = jax.random.split(jax.random.fold_in(seed_key, step))[1]
-        if random_actions:
-            return jax.random.uniform(act_key, (action_dim,), minval=-1.0, maxval=1.0)
-        return agent.act(state, o[None], act_key, False)[0]
+        return _next_action(agent, state, o, _step_keys(seed_key, step)[1], random_actions)
 
     return jax.jit(jax.vmap(one))(states, obs, seed_keys)
 
@@ -332,7 +336,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         return {"step": t, "phase": "online", **scores(returns, p.env_id, p.metadata)}
 
     obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
-    actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1], len(p.action_low)))
+    actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1]))
     episode_returns = np.zeros(n)
     finished: list[float] = [float(x) for x in start.get("finished", [])]  # training episode returns
     successes: list[float] = [float(x) for x in start.get("successes", [])]
@@ -343,7 +347,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         last_eval = run_eval(0)
         curve.append([0, last_eval.get("normalized_score", last_eval["return_mean"])])
         log.write(last_eval)
-    bar = offline._ProgressBar(progress, s.steps, step)
+    bar = runs.ProgressBar(progress, s.steps, step, "online", "env steps/s/seed")
     metrics: dict = {}
     online_rtg = (_OnlineReturnsToGo(p, int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
                   if _needs_returns_to_go(p) else None)

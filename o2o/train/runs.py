@@ -106,3 +106,32 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class ProgressBar:
+    """A rich progress bar on stderr (step, updates/s, ETA, last score), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, completed: int, phase: str, rate_unit: str):
+        self.bar, self.rate_unit = None, rate_unit
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn(phase), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[score]}"), console=Console(stderr=True))
+        self.task = self.bar.add_task("train", total=total, completed=completed, rate="", score="")
+        self.bar.start()
+
+    def advance(self, size: int, rate: float, last_eval: dict | None) -> None:
+        if self.bar is None:
+            return
+        score = ""
+        if last_eval:
+            score = (f"score {last_eval['normalized_score']:.1f}" if "normalized_score" in last_eval
+                     else f"return {last_eval['return_mean']:.1f}")
+        self.bar.update(self.task, advance=size, rate=f"{rate:,.0f} {self.rate_unit}", score=score)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
