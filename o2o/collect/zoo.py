@@ -15,6 +15,7 @@ each over 100 episodes, and writes:
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def export(run_dir: str | Path, dest: str | Path | None = None) -> dict[str, dic
     random_return = _random_return(run_dir, env_id)
     target = random_return + MEDIUM_FRACTION * (returns[expert] - random_return)
     medium = int(np.argmin(np.abs(returns[: expert + 1] - target)))
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    seconds_at = _wall_seconds_by_step(run_dir)
     dest = Path(dest) if dest else zoo_root() / env_id
     cards = {}
     for level, index in (("medium", medium), ("expert", expert)):
@@ -74,7 +75,8 @@ def export(run_dir: str | Path, dest: str | Path | None = None) -> dict[str, dic
             "env_id": env_id, "level": level, "algo": "sac", "agent_config": config["agent_config"],
             "training_steps": step, "seed": seed, "selected_by": f"evaluation at step {step}: return {returns[index]:.1f} "
             f"({'best of the run' if level == 'expert' else f'closest to random + {MEDIUM_FRACTION:.2f} x (expert - random) = {target:.1f}'})",
-            "compute_seconds_whole_run": summary.get("wall_seconds"),
+            "compute_seconds": seconds_at.get(step),  # wall time of the training run up to this snapshot
+            "compute": f"{os.cpu_count()} CPU cores, {jax.default_backend()}",
             "command": f"o2o zoo train {env_id} --steps {config['settings']['steps']} --seed {seed} "
                        f"--eval-every {config['settings']['eval_every']} && o2o zoo export RUN_DIR",
         }
@@ -85,6 +87,11 @@ def export(run_dir: str | Path, dest: str | Path | None = None) -> dict[str, dic
         cards[level] = card
     _write_medium_replay(run_dir, config, int(raw[medium]["step"]), dest / "medium-replay", cards["medium"])
     return cards
+
+
+def _wall_seconds_by_step(run_dir: Path) -> dict[int, float]:
+    rows = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip())
+    return {row["step"]: row["wall_seconds"] for row in rows if "wall_seconds" in row}
 
 
 def _random_return(run_dir: Path, env_id: str) -> float:
