@@ -305,7 +305,8 @@ def quickstart(
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """The main job on a small built-in default: make a dataset, train BC, TD3+BC and IQL offline, evaluate, compare."""
+    """The main job on a small built-in default: collect a dataset with a shipped policy, train BC, TD3+BC and IQL
+    offline, evaluate, compare."""
     import time
 
     from o2o import quickstart as job
@@ -319,7 +320,7 @@ def quickstart(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"offline RL on {report['transitions']} transitions of {report['env']} "
+    table = Table(title=f"offline RL on {report['transitions']} transitions of {report['env']} {report['level']} "
                         f"(behaviour policy scores {report['behaviour_normalized_score']:.1f})")
     table.add_column("algorithm")
     table.add_column("normalized score, mean", justify="right")

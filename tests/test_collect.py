@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from conftest import run_cli
 
 from o2o.collect.levels import collect
@@ -50,8 +51,8 @@ def test_collect_command_writes_o2o_and_minari_that_their_readers_load(tmp_path,
 
 
 def test_levels_without_a_shipped_policy_say_so(capsys):
-    code, _, err = run_cli(["collect", "Hopper-v5", "--level", "expert", "--transitions", "10"], capsys)
-    assert code == 1 and "no shipped expert policy for Hopper-v5 yet" in err
+    code, _, err = run_cli(["collect", "Ant-v5", "--level", "expert", "--transitions", "10"], capsys)
+    assert code == 1 and "no shipped expert policy for Ant-v5 yet" in err
     code, _, err = run_cli(["collect", "Hopper-v5", "--level", "superb"], capsys)
     assert code == 1 and "unknown level 'superb'" in err
 
@@ -59,13 +60,31 @@ def test_levels_without_a_shipped_policy_say_so(capsys):
 def test_levels_order_random_medium_expert_with_the_shipped_pendulum_zoo():
     from o2o.envs import normalized_score
 
-    means = {level: collect("Pendulum-v1", level, transitions=10_000, seed=1).episode_returns.mean()
+    means = {level: collect("Pendulum-v1", level, transitions=10_000, seed=1).metadata["measured_return_mean"]
              for level in ("random", "medium", "expert")}
     assert means["random"] < means["medium"] < means["expert"], means
     scores = {level: float(normalized_score("Pendulum-v1", value)) for level, value in means.items()}
     # D4RL's medium is about a third of the expert; Pendulum's returns swing with the start state, so the band is wide:
     # between 20% and 70% of the expert's normalized score
     assert 0.2 * scores["expert"] <= scores["medium"] <= 0.7 * scores["expert"], scores
+
+
+def test_measured_return_counts_only_complete_episodes():
+    data = collect("Pendulum-v1", "medium", transitions=1000, seed=0, num_envs=2)  # per env: 2 episodes and a cut one
+    complete = data.episode_returns[data.episode_lengths == 200]
+    assert data.metadata["measured_episodes"] == 4 == complete.size
+    assert data.metadata["measured_return_mean"] == pytest.approx(complete.mean())
+    assert data.metadata["max_episode_steps"] == 200
+
+
+def test_quickstart_collects_its_dataset_with_the_shipped_medium_policy(tmp_path):
+    from o2o import quickstart
+    from o2o.data import load_dataset
+
+    data = load_dataset(quickstart.make_dataset(tmp_path))
+    assert len(data) == 20_000 and data.env_id == "Pendulum-v1"
+    assert data.metadata["level"] == data.metadata["policy"]["level"] == "medium"
+    assert content_hash(load_dataset(quickstart.make_dataset(tmp_path))) == content_hash(data)
 
 
 def test_every_level_is_readable_by_data_info(tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""Learning tests a broken algorithm fails: the quickstart's mixed-quality Pendulum-v1 dataset (30% episodes by a good
-scripted controller, 70% by the same controller with a constant torque bias; behaviour scores 35 normalized).
+"""Learning tests a broken algorithm fails, run through the quickstart job on a mixed-quality Pendulum-v1 dataset (30%
+episodes by a good scripted controller, 70% by the same controller with a constant torque bias; behaviour scores 35
+normalized).
 
 Behaviour cloning averages the two behaviours and lands near the behaviour level; TD3+BC and IQL must pick the good
 actions and clearly beat it. 20k updates, 2 seeds, 30 evaluation episodes per seed. Measured on the 2-core CPU:
@@ -9,12 +10,15 @@ BC 25.2, TD3+BC 61.7, IQL 45.3 (normalized; 0 = random torques, 100 = the contro
 import pytest
 
 from o2o import quickstart
+from o2o.collect.scripted import collect_pendulum
+from o2o.data import write_o2o
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
-    return quickstart.run(out, steps=20_000, seeds=2, progress=False)
+    dataset = write_o2o(collect_pendulum(episodes=50, seed=0), out / "dataset-pendulum-mixed")
+    return quickstart.run(out, steps=20_000, seeds=2, progress=False, dataset=dataset)
 
 
 def score(report, algo):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from o2o.agents import Spec, sac
 from o2o.collect import zoo as zoo_policies
@@ -56,8 +57,17 @@ def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0
     else:
         card, policy = zoo_policies.load_policy(env_id, level, zoo)
     data = rollout(policy, env_id, transitions, seed=seed, num_envs=num_envs, metadata={**metadata, "policy": card})
-    data.metadata["measured_return_mean"] = float(data.episode_returns.mean())
+    complete = complete_episode_returns(data, data.metadata["max_episode_steps"])
+    data.metadata.update(measured_return_mean=float(complete.mean()) if complete.size else None,
+                         measured_episodes=int(complete.size))
     return data
+
+
+def complete_episode_returns(data: Dataset, max_episode_steps: int | None) -> np.ndarray:
+    """Returns of the episodes that ended by termination or at the env's time limit: the streams cut short by the end
+    of collection have short, unrepresentative returns."""
+    ended = data.terminals[data.episode_ends] | (data.episode_lengths == (max_episode_steps or -1))
+    return data.episode_returns[ended]
 
 
 def collect_to(env_id: str, level: str, out: str | Path, fmt: str = "o2o", **kwargs) -> tuple[Path, Dataset]:

@@ -26,7 +26,7 @@ def rollout(policy: Policy, env_id: str, transitions: int, seed: int = 0, num_en
     steps = -(-transitions // num_envs)
     # a plain list of envs: gymnasium's vector wrapper merges info dicts every step, which costs more than the policy
     envs = [make_env(env_id) for _ in range(num_envs)]
-    space = envs[0].action_space
+    space, max_episode_steps = envs[0].action_space, envs[0].spec.max_episode_steps
     low, high = space.low, space.high
     obs_dim, act_dim = envs[0].observation_space.shape[0], space.shape[0]
     observations = np.empty((steps, num_envs, obs_dim), np.float32)
@@ -64,7 +64,8 @@ def rollout(policy: Policy, env_id: str, transitions: int, seed: int = 0, num_en
     terminals = per_env(terminals)[keep]
     timeouts[-1] = not terminals[-1]
     return Dataset(per_env(observations)[keep], per_env(actions)[keep], per_env(rewards)[keep],
-                   per_env(next_observations)[keep], terminals, timeouts, dict(metadata or {}, env_id=env_id))
+                   per_env(next_observations)[keep], terminals, timeouts,
+                   dict(metadata or {}, env_id=env_id, max_episode_steps=max_episode_steps))
 
 
 def _reset_seed(seed: int, env_index: int, episode: int) -> int:
