@@ -100,7 +100,7 @@ def _parse_overrides(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command("train")
 def train(
-    algo: Annotated[str, typer.Argument(help="Algorithm: bc, bc10 (10% BC), td3bc, iql.")],
+    algo: Annotated[str, typer.Argument(help="Algorithm: bc, bc10 (10% BC), td3bc, iql, awac, cql, calql.")],
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset SOURCE (see `o2o data info`).")] = None,
     env: EnvOption = None,
     steps: Annotated[int, typer.Option("--steps", help="Gradient updates per seed.")] = 100_000,
