@@ -2,9 +2,9 @@
 
 One env per seed; seeds are vmapped. Per env step there are two jitted calls: one inserts the step's transition into
 each seed's device-resident replay buffer (in place), the other runs the `utd` updates of that step fused in a
-`lax.scan` and returns the next actions. Every random number derives from (seed, step), and env episodes are reset with seed (seed, episode index), so
-a run resumed at an episode boundary continues exactly; resuming mid-episode starts a fresh episode (the unfinished
-one's transitions stay in the buffer).
+`lax.scan` and returns the next actions. Every random number derives from (seed, step), and env episodes are reset with
+seed (seed, episode index), so a run resumed at an episode boundary continues exactly; resuming mid-episode starts a
+fresh episode (the unfinished one's transitions stay in the buffer).
 
 Offline data enters batches by `offline_sampling`:
 - `none`: online buffer only (SAC, TD3, WSRL after its warm-up);
@@ -192,6 +192,7 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
         metrics = {}
         if learn:
             sample_keys, update_keys = jnp.moveaxis(jax.vmap(jax.random.split)(jax.random.split(update_key, utd)), 1, 0)
+            # all batches are gathered before the scan, so the buffer never enters the loop's state
             batches = jax.vmap(lambda k: sample_batch(buffer, offline_data, k))(sample_keys)
             state, metrics = jax.lax.scan(lambda state, xs: agent.update(state, *xs), state, (batches, update_keys))
             metrics = jax.tree.map(jnp.nanmean, metrics)
