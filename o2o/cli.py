@@ -283,12 +283,14 @@ def zoo_train(
 def zoo_export(
     run_dir: Annotated[str, typer.Argument(help="A zoo training run.")],
     dest: Annotated[Optional[str], typer.Option("--dest", help="Folder (default: the package's zoo/ENV_ID).")] = None,
+    upto: Annotated[Optional[int], typer.Option("--upto", help="Choose among snapshots up to this env step "
+                                                "(default: all so far).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Pick the medium and expert policies from a zoo run, measure them over 100 episodes, write them with cards."""
     from o2o.collect import zoo
 
-    cards = zoo.export(run_dir, dest)
+    cards = zoo.export(run_dir, dest, upto)
     if as_json:
         _print_json(cards)
         return

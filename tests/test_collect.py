@@ -116,6 +116,10 @@ def test_zoo_train_export_and_collect_round_trip(tmp_path):
               agent_overrides={"hidden_dims": "32,32"})
     cards = zoo.export(tmp_path / "run", tmp_path / "zoo")
     assert {card["training_steps"] for card in cards.values()} <= {200, 400, 600}
+    assert cards["expert"]["command"].endswith("o2o zoo export RUN_DIR --upto 600")
+    early = zoo.export(tmp_path / "run", tmp_path / "zoo-early", upto=450)  # the run may go on; the choice stays put
+    assert {card["training_steps"] for card in early.values()} <= {200, 400}
+    assert early["expert"]["command"].endswith("--upto 400")
     replay = zoo.load_medium_replay("Pendulum-v1", tmp_path / "zoo")
     assert len(replay) == cards["medium"]["training_steps"]
     inside = np.setdiff1d(np.arange(len(replay) - 1), replay.episode_ends)

@@ -15,7 +15,6 @@ each over 100 episodes, and writes:
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -48,15 +47,19 @@ def train(env_id: str, steps: int, seed: int = 0, out: str | None = None, eval_e
     return online.train(settings, progress=progress)
 
 
-def export(run_dir: str | Path, dest: str | Path | None = None) -> dict[str, dict]:
-    """Choose, measure and write the medium and expert policies and the medium-replay dataset of a zoo run."""
+def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None = None) -> dict[str, dict]:
+    """Choose, measure and write the medium and expert policies and the medium-replay dataset of a zoo run, from the
+    snapshots taken up to env step `upto` (default: all so far; the run may go on, the choice stays reproducible)."""
     run_dir = Path(run_dir)
     config = runs.read_json(run_dir / "config.json")
     if config.get("kind") != "online" or config["settings"]["algo"] != "sac" or not config["settings"].get("keep_policy_snapshots"):
         raise O2OError(f"{run_dir}: not a zoo training run (make one with `o2o zoo train`)")
-    snapshots = sorted((run_dir / "snapshots").glob("step_*.msgpack"))
+    snapshots = [path for path in sorted((run_dir / "snapshots").glob("step_*.msgpack"))
+                 if upto is None or int(path.stem.removeprefix("step_")) <= upto]
     if not snapshots:
-        raise O2OError(f"{run_dir}: no policy snapshots yet; let the run reach its first evaluation")
+        raise O2OError(f"{run_dir}: no policy snapshots {'yet' if upto is None else f'up to step {upto}'}; "
+                       f"let the run reach its first evaluation")
+    upto = int(snapshots[-1].stem.removeprefix("step_"))
     raw = [flax.serialization.msgpack_restore(path.read_bytes()) for path in snapshots]
     returns = np.array([float(np.asarray(r["return_per_seed"])[0]) for r in raw])
     env_id, seed = config["env_id"], config["seeds"][0]
@@ -65,6 +68,8 @@ def export(run_dir: str | Path, dest: str | Path | None = None) -> dict[str, dic
     target = random_return + MEDIUM_FRACTION * (returns[expert] - random_return)
     medium = int(np.argmin(np.abs(returns[: expert + 1] - target)))
     seconds_at = _wall_seconds_by_step(run_dir)
+    machine = config.get("versions", {})
+    flags = f"XLA_FLAGS='{machine['xla_flags']}' " if machine.get("xla_flags") else ""
     dest = Path(dest) if dest else zoo_root() / env_id
     cards = {}
     for level, index in (("medium", medium), ("expert", expert)):
@@ -76,9 +81,9 @@ def export(run_dir: str | Path, dest: str | Path | None = None) -> dict[str, dic
             "training_steps": step, "seed": seed, "selected_by": f"evaluation at step {step}: return {returns[index]:.1f} "
             f"({'best of the run' if level == 'expert' else f'closest to random + {MEDIUM_FRACTION:.2f} x (expert - random) = {target:.1f}'})",
             "compute_seconds": seconds_at.get(step),  # wall time of the training run up to this snapshot
-            "compute": f"{os.cpu_count()} CPU cores, {jax.default_backend()}",
-            "command": f"o2o zoo train {env_id} --steps {config['settings']['steps']} --seed {seed} "
-                       f"--eval-every {config['settings']['eval_every']} && o2o zoo export RUN_DIR",
+            "machine": {k: machine.get(k) for k in ("backend", "cpu_count", "xla_flags", "jax", "mujoco")},
+            "command": f"{flags}o2o zoo train {env_id} --steps {config['settings']['steps']} --seed {seed} "
+                       f"--eval-every {config['settings']['eval_every']} && o2o zoo export RUN_DIR --upto {upto}",
         }
         mean, std = _measure(env_id, card, policy)
         card.update(return_mean=mean, return_std=std, return_episodes=CARD_EPISODES)

@@ -19,13 +19,17 @@ CHECKPOINT = "checkpoints/latest.msgpack"
 BEST_CHECKPOINT = "checkpoints/best.msgpack"
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+def versions() -> dict[str, Any]:
+    """Package versions and the machine facts that can change a run's numbers (XLA's thread flags among them)."""
+    import jax
+
+    out: dict[str, Any] = {"python": platform.python_version()}
     for package in ("o2o", "jax", "jaxlib", "flax", "optax", "numpy", "gymnasium", "mujoco", "minari", "h5py"):
         try:
             out[package] = importlib_metadata.version(package)
         except importlib_metadata.PackageNotFoundError:
             out[package] = "not installed"
+    out.update(backend=jax.default_backend(), cpu_count=os.cpu_count(), xla_flags=os.environ.get("XLA_FLAGS", ""))
     return out
 
 
