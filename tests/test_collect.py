@@ -127,3 +127,12 @@ def test_zoo_train_export_and_collect_round_trip(tmp_path):
     assert replay.timeouts.sum() == len(replay) // 200  # 200-step Pendulum episodes
     data = collect("Pendulum-v1", "expert", transitions=400, seed=0, zoo=tmp_path / "zoo")
     assert len(data) == 400 and data.metadata["policy"]["level"] == "expert"
+
+
+def test_making_halfcheetah_prints_no_mujoco_deprecation_notice(capfd, tmp_path, monkeypatch):
+    from o2o.envs import make_env
+
+    monkeypatch.chdir(tmp_path)  # MuJoCo's default handler would also write MUJOCO_LOG.TXT here
+    make_env("HalfCheetah-v5").close()
+    out, err = capfd.readouterr()
+    assert "settotalmass" not in out + err and not (tmp_path / "MUJOCO_LOG.TXT").exists()

@@ -25,6 +25,23 @@ def _register_robotics() -> None:
         gym.register_envs(gymnasium_robotics)
 
 
+@lru_cache(maxsize=1)
+def _route_mujoco_warnings() -> None:
+    """gymnasium's HalfCheetah model uses a compiler attribute that MuJoCo 4 deprecates, and MuJoCo prints that notice
+    (and appends it to MUJOCO_LOG.TXT in the working directory) for every env made: 100 lines per evaluation. That
+    notice is dropped; other MuJoCo warnings become Python warnings. A handler the user installed stays."""
+    import mujoco
+
+    if mujoco.get_mju_user_warning() is not None:
+        return
+
+    def forward(message: str) -> None:
+        if "settotalmass" not in message:
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(forward)
+
+
 def make_env(env_id: str, **kwargs):
     """`gymnasium.make(env_id)`, with gymnasium-robotics registered and a clear error for an unknown id."""
     import gymnasium as gym
@@ -35,6 +52,8 @@ def make_env(env_id: str, **kwargs):
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f" (registered versions: {', '.join(sorted(close))})" if close else ""
         raise O2OError(f"environment {env_id!r} is not registered with gymnasium{hint}")
+    if "mujoco" in str(gym.spec(env_id).entry_point):
+        _route_mujoco_warnings()
     return gym.make(env_id, **kwargs)
 
 
