@@ -69,6 +69,19 @@ def test_levels_order_random_medium_expert_with_the_shipped_pendulum_zoo():
     assert 0.2 * scores["expert"] <= scores["medium"] <= 0.7 * scores["expert"], scores
 
 
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"])
+def test_shipped_mujoco_zoo_orders_random_medium_expert(env_id):
+    from o2o.envs import normalized_score
+
+    # 8 envs x 1000 steps: at least 8 complete episodes per level (episodes last at most 1000 steps)
+    scores = {level: float(normalized_score(env_id, collect(env_id, level, transitions=8000, seed=2, num_envs=8)
+                                            .metadata["measured_return_mean"]))
+              for level in ("random", "medium", "expert")}
+    assert scores["random"] < scores["medium"] < scores["expert"], scores
+    # the cards say medium is 30-37% of the expert's normalized score (D4RL: about a third)
+    assert 0.15 * scores["expert"] <= scores["medium"] <= 0.6 * scores["expert"], scores
+
+
 def test_measured_return_counts_only_complete_episodes():
     data = collect("Pendulum-v1", "medium", transitions=1000, seed=0, num_envs=2)  # per env: 2 episodes and a cut one
     complete = data.episode_returns[data.episode_lengths == 200]
