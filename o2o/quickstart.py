@@ -1,8 +1,7 @@
 """`o2o quickstart`: the main job end to end on a small built-in default, in a few minutes on 2 CPU cores.
 
 Collect a D4RL-protocol "medium" dataset on a real environment (Pendulum-v1, 20k transitions by o2o's shipped medium
-policy acting stochastically), describe it, then train BC, TD3+BC and IQL offline with two seeds each and evaluate every
-seed.
+policy acting stochastically), then train BC, TD3+BC and IQL offline with two seeds each and evaluate every seed.
 """
 
 from __future__ import annotations
@@ -39,7 +38,9 @@ def run(out: str | Path = "runs/quickstart", steps: int = 20_000, seeds: int = 2
     out = Path(out)
     dataset_dir = Path(dataset) if dataset else make_dataset(out)
     data = load_dataset(dataset_dir)
-    behaviour_return = data.metadata.get("measured_return_mean", float(data.episode_returns.mean()))
+    behaviour_return = data.metadata.get("measured_return_mean")  # complete episodes only, when collected by o2o
+    if behaviour_return is None:
+        behaviour_return = float(data.episode_returns.mean())
     behaviour = float(normalized_score(data.env_id, behaviour_return, data.metadata))
     results = {}
     for algo, overrides in ALGORITHMS.items():
