@@ -1,4 +1,4 @@
-"""`o2o quickstart`: the main job end to end on a small built-in default, in a few minutes on 2 CPU cores.
+"""`o2o quickstart`: the main job end to end on a small built-in default, in about a minute on 2 CPU cores.
 
 Collect a D4RL-protocol "medium" dataset on a real environment (Pendulum-v1, 20k transitions by o2o's shipped medium
 policy acting stochastically), then train BC, TD3+BC and IQL offline with two seeds each and evaluate every seed.
@@ -15,7 +15,7 @@ from o2o.envs import normalized_score
 from o2o.train import offline
 
 ENV, LEVEL, TRANSITIONS = "Pendulum-v1", "medium", 20_000
-# Small networks keep the whole job within a few minutes on 2 cores (the papers use 256-256), and Pendulum's 200-step
+# Small networks keep the whole job near a minute on 2 cores (the papers use 256-256), and Pendulum's 200-step
 # episodes take a shorter horizon (discount 0.95) so that the critics settle within the budget.
 ALGORITHMS = {
     "bc": {"hidden_dims": "64,64"},
