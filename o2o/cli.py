@@ -299,6 +299,69 @@ def zoo_export(
               f"{card['return_episodes']} episodes ({card['selected_by']})")
 
 
+@app.command("bench")
+def bench_cmd(
+    algos: Annotated[Optional[str], typer.Option("--algos", help="Comma-separated algorithms, e.g. bc,td3bc,iql.")] = None,
+    datasets: Annotated[Optional[str], typer.Option("--datasets", help="Comma-separated dataset SOURCEs or "
+                                                    "collect:ENV_ID:LEVEL[:TRANSITIONS] (collected once).")] = None,
+    suite: Annotated[Optional[str], typer.Option("--suite", help="A suite TOML file, or a shipped suite: "
+                                                 "quick, zoo. Options given on the command line win.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Bench directory (re-running the same grid into it "
+                                               "resumes).")] = None,
+    env: EnvOption = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per cell (default 3).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed (default 0).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Offline updates per seed (default 100000).")] = None,
+    online_steps: Annotated[Optional[int], typer.Option("--online-steps", help="Fine-tune each offline run online "
+                                                        "for this many env steps (default 0: offline only).")] = None,
+    online_algo: Annotated[Optional[str], typer.Option("--online-algo", help="Online algorithm for every cell "
+                                                       "(default: each algorithm's own fine-tuning).")] = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Updates between offline evaluations.")] = None,
+    online_eval_every: Annotated[Optional[int], typer.Option("--online-eval-every", help="Env steps between online "
+                                                             "evaluations (default: a tenth of the online steps).")] = None,
+    eval_episodes: Annotated[Optional[int], typer.Option("--eval-episodes", help="Episodes per seed and "
+                                                         "evaluation (default 10).")] = None,
+    split_seeds: Annotated[bool, typer.Option("--split-seeds", help="One cell per seed (spreads seeds over "
+                                              "workers) instead of all seeds vmapped in one cell.")] = False,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE for every algorithm that has "
+                                                           "FIELD, or ALGO.FIELD=VALUE (repeatable).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="CPUs of the local Ray instance (default: "
+                                                   "the cores available).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster instead of starting "
+                                                   "a local one (BENCH_DIR must be shared storage).")] = None,
+    cpus_per_cell: Annotated[int, typer.Option("--cpus-per-cell", help="CPUs (and XLA threads) per cell.")] = 1,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a grid of algorithms x datasets x seeds (optionally fine-tuned online) as Ray tasks, with every result in
+    BENCH_DIR/results.sqlite; exits non-zero if a cell failed. Re-running the same command finishes the grid."""
+    from o2o import bench
+
+    values: dict[str, Any] = bench.load_suite(suite) if suite else {}
+    given = {"algos": algos and [a.strip() for a in algos.split(",") if a.strip()],
+             "datasets": datasets and [d.strip() for d in datasets.split(",") if d.strip()],
+             "env": env, "seeds": seeds, "seed": seed, "steps": steps, "online_steps": online_steps,
+             "online_algo": online_algo, "eval_every": eval_every, "online_eval_every": online_eval_every,
+             "eval_episodes": eval_episodes, "split_seeds": split_seeds or None}
+    values.update({k: v for k, v in given.items() if v is not None})
+    values["overrides"] = {**values.get("overrides", {}), **_parse_overrides(overrides)}
+    if not out:
+        raise O2OError("o2o bench needs --out BENCH_DIR")
+    if "algos" not in values or "datasets" not in values:
+        raise O2OError("o2o bench needs --algos and --datasets, or --suite SUITE")
+    summary = bench.run(bench.Grid(**values), out, workers=workers, address=address, cpus_per_cell=cpus_per_cell,
+                        progress=not quiet)
+    if as_json:
+        _print_json(summary)
+    else:
+        print(f"{summary['completed']} of {summary['cells']} cells completed; results in {summary['database']}")
+        for failure in summary["failed"]:
+            print(f"failed: {failure['cell']}: {failure['error']}")
+        print(f"report: o2o report {summary['bench_dir']}")
+    if summary["failed"] or summary["completed"] < summary["cells"]:
+        raise typer.Exit(1)
+
+
 @app.command("quickstart")
 def quickstart(
     out: Annotated[str, typer.Option("--out", help="Directory for the dataset and the runs.")] = "runs/quickstart",

@@ -34,6 +34,8 @@ ONLINE_DEFAULTS: dict[str, dict[str, Any]] = {
     "iql": {"offline_sampling": "union", "warmup_steps": 0},  # IQL paper, Sec. 5.3: offline data stays in the buffer
     "awac": {"offline_sampling": "union", "warmup_steps": 0},  # AWAC paper: replay buffer seeded with the offline data
     "cql": {"offline_sampling": "union", "warmup_steps": 0},
+    # TD3+BC's paper defines no fine-tuning; o2o keeps its BC term and the offline data, and never warms up at random
+    "td3bc": {"offline_sampling": "union", "warmup_steps": 0},
     "calql": {"offline_sampling": "symmetric", "warmup_steps": 0},  # Cal-QL paper: mixing ratio 0.5 offline/online
     "rlpd": {"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0},  # RLPD paper: 50/50 batches, UTD 20
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4
@@ -41,6 +43,8 @@ ONLINE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # Config fields an online run inherits from the offline run it starts from, so that networks line up.
 INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "discount", "normalize_observations")
+# Algorithms without a critic: nothing to fine-tune online with.
+OFFLINE_ONLY = ("bc", "bc10")
 ALIASES = {"td3+bc": "td3bc", "td3_bc": "td3bc", "10%bc": "bc10", "%bc": "bc10"}
 
 
@@ -84,4 +88,4 @@ def _coerce(value: Any, field: dataclasses.Field, algo: str) -> Any:
         raise O2OError(f"{algo}: config field {field.name} = {value!r} is not a valid {type(default).__name__}") from None
 
 
-__all__ = ["ALGORITHMS", "INHERITED_FIELDS", "ONLINE_DEFAULTS", "Spec", "canonical_name", "get_algorithm"]
+__all__ = ["ALGORITHMS", "INHERITED_FIELDS", "OFFLINE_ONLY", "ONLINE_DEFAULTS", "Spec", "canonical_name", "get_algorithm"]

@@ -143,7 +143,7 @@ def _measure(env_id: str, card: dict, policy: dict) -> tuple[float, float]:
     act = jax.jit(lambda o, k: sac.act(state, o[0], k, False)[None])
     keys = iter(jax.random.split(jax.random.PRNGKey(123), 100_000))
     try:
-        returns = evaluate(lambda o: act(o, next(keys)), envs, [0], CARD_EPISODES, round_seed=424_242)
+        returns, _ = evaluate(lambda o: act(o, next(keys)), envs, [0], CARD_EPISODES, round_seed=424_242)
     finally:
         envs.close()
     return float(returns.mean()), float(returns.std())

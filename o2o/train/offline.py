@@ -231,6 +231,8 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
         "return_per_seed": last_eval["return_per_seed"] if last_eval else None,
         "normalized_score": last_eval.get("normalized_score") if last_eval else None,
         "normalized_score_per_seed": last_eval.get("normalized_score_per_seed") if last_eval else None,
+        "success_rate": last_eval.get("success_rate") if last_eval else None,
+        "success_rate_per_seed": last_eval.get("success_rate_per_seed") if last_eval else None,
         "updates_per_second": _rate(step - start_step, update_seconds) * len(p.seeds),
         "updates_per_second_per_seed": _rate(step - start_step, update_seconds),
         "wall_seconds": wall,

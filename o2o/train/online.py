@@ -442,6 +442,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         "return_per_seed": last_eval["return_per_seed"] if last_eval else None,
         "normalized_score": last_eval.get("normalized_score") if last_eval else None,
         "normalized_score_per_seed": last_eval.get("normalized_score_per_seed") if last_eval else None,
+        "success_rate": last_eval.get("success_rate") if last_eval else None,
+        "success_rate_per_seed": last_eval.get("success_rate_per_seed") if last_eval else None,
         **o2o_metrics(curve, s.steps, p.start_score, successes),
         "env_steps_per_second": (step * n) / wall if wall > 0 else 0.0,
         # learning steps (after warm-up), excluding the first call of each compiled variant

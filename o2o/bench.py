@@ -1,0 +1,409 @@
+"""`o2o bench`: a grid of cells run as Ray tasks, resumable, with every result in `BENCH_DIR/results.sqlite`.
+
+A cell is one algorithm on one dataset with a group of seeds (all the grid's seeds trained together under `vmap`, or
+one seed per cell with `split_seeds`), optionally fine-tuned online after its offline phase. Its runs live in
+`BENCH_DIR/runs/CELL/offline` and `.../online`. Re-running the same grid into the same directory skips completed
+cells and resumes interrupted ones from their checkpoints, so a driver killed at any point loses at most the work since
+a cell's last checkpoint. A cell that fails is recorded with a one-line error and the others go on.
+
+Datasets are sources (anything `o2o data info` reads) or `collect:ENV_ID:LEVEL[:TRANSITIONS]`, collected once into
+`BENCH_DIR/datasets/` by the first cell that needs it (seed 0, so every bench gets the same bytes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+import tomllib
+import traceback
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from o2o import results
+from o2o.agents import OFFLINE_ONLY, canonical_name, get_algorithm
+from o2o.errors import O2OError
+from o2o.train import runs
+
+COLLECT = "collect:"
+GRID_FILE = "bench.json"
+DATABASE = "results.sqlite"
+
+
+@dataclasses.dataclass
+class Grid:
+    """What a bench runs; saved as BENCH_DIR/bench.json so that re-running the same command resumes it."""
+
+    algos: list[str]
+    datasets: list[str]
+    env: str | None = None
+    seeds: int = 3
+    seed: int = 0
+    steps: int = 100_000
+    online_steps: int = 0
+    online_algo: str | None = None
+    eval_every: int = 10_000
+    online_eval_every: int | None = None  # default: a tenth of the online steps
+    eval_episodes: int = 10
+    split_seeds: bool = False
+    overrides: dict[str, str] = dataclasses.field(default_factory=dict)  # FIELD or ALGO.FIELD -> value
+
+    def __post_init__(self) -> None:
+        if not self.algos or not self.datasets:
+            raise O2OError("a bench needs at least one algorithm (--algos) and one dataset (--datasets)")
+        self.algos = [canonical_name(a) for a in self.algos]
+        if self.online_algo:
+            self.online_algo = canonical_name(self.online_algo)
+        for name, value in (("seeds", self.seeds), ("steps", self.steps), ("eval_every", self.eval_every)):
+            if value < 1:
+                raise O2OError(f"bench: {name} must be at least 1 (got {value})")
+        if self.online_steps < 0 or self.eval_episodes < 0:
+            raise O2OError("bench: online steps and evaluation episodes cannot be negative")
+        for dataset in self.datasets:
+            if dataset.startswith(COLLECT):
+                _parse_collect(dataset)
+        for algo in self.algos:
+            get_algorithm(algo, self.overrides_for(algo))  # unknown fields and bad values fail now, not in a worker
+        for key in self.overrides:
+            target, _, field = key.rpartition(".")
+            if target and canonical_name(target) not in self.algos:
+                raise O2OError(f"--set {key}: {target} is not among the bench's algorithms ({', '.join(self.algos)})")
+            if not target and not any(field in _fields(a) for a in self.algos):
+                raise O2OError(f"--set {key}: no algorithm of the bench has a config field {field!r}")
+
+    def overrides_for(self, algo: str) -> dict[str, str]:
+        """`FIELD=V` applies to every algorithm that has FIELD; `ALGO.FIELD=V` to ALGO alone (and wins)."""
+        fields = _fields(algo)
+        chosen = {k: v for k, v in self.overrides.items() if "." not in k and k in fields}
+        chosen.update({k.rpartition(".")[2]: v for k, v in self.overrides.items()
+                       if "." in k and canonical_name(k.rpartition(".")[0]) == algo})
+        return chosen
+
+
+def _fields(algo: str) -> set[str]:
+    module, _ = get_algorithm(algo)
+    return {f.name for f in dataclasses.fields(module.Config)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    id: str
+    algo: str
+    dataset: str  # a source or a collect: spec
+    label: str
+    seeds: tuple[int, ...]
+    online_algo: str | None
+
+
+def dataset_label(dataset: str) -> str:
+    if dataset.startswith(COLLECT):
+        env_id, level, transitions = _parse_collect(dataset)
+        return f"{env_id}-{level}" + (f"-{transitions}" if transitions else "")
+    return Path(dataset.rstrip("/")).name or dataset
+
+
+def cells(grid: Grid) -> list[Cell]:
+    """The grid's cells in a stable order (algorithm-major), each with a stable id."""
+    groups = [[grid.seed + i] for i in range(grid.seeds)] if grid.split_seeds else [[grid.seed + i for i in range(grid.seeds)]]
+    labels = [dataset_label(d) for d in grid.datasets]
+    if len(set(labels)) != len(labels):
+        raise O2OError(f"bench: two datasets share a name ({', '.join(labels)}); give them distinct directory names")
+    out = []
+    for algo in grid.algos:
+        online = None
+        if grid.online_steps > 0 and algo not in OFFLINE_ONLY:
+            online = grid.online_algo or algo
+        for dataset, label in zip(grid.datasets, labels):
+            for group in groups:
+                name = f"{algo}--{label}" + (f"--{online}" if online else "") + (f"--s{group[0]}" if grid.split_seeds else "")
+                out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online))
+    return out
+
+
+def _parse_collect(spec: str) -> tuple[str, str, int | None]:
+    from o2o.collect.levels import LEVELS
+
+    parts = spec[len(COLLECT):].split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise O2OError(f"dataset {spec!r}: expected collect:ENV_ID:LEVEL or collect:ENV_ID:LEVEL:TRANSITIONS")
+    if parts[1] not in LEVELS:
+        raise O2OError(f"dataset {spec!r}: unknown level {parts[1]!r}; choose one of {', '.join(LEVELS)}")
+    try:
+        transitions = int(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        raise O2OError(f"dataset {spec!r}: transitions {parts[2]!r} is not an integer") from None
+    return parts[0], parts[1], transitions
+
+
+def load_suite(path_or_name: str) -> dict[str, Any]:
+    """A suite's grid fields from a TOML file, or a shipped suite by name (`o2o/suites/NAME.toml`)."""
+    path = Path(path_or_name)
+    if path.is_file():
+        text = path.read_text()
+    else:
+        shipped = resources.files("o2o.suites").joinpath(f"{path_or_name}.toml")
+        if not shipped.is_file():
+            names = sorted(p.name[:-5] for p in resources.files("o2o.suites").iterdir() if p.name.endswith(".toml"))
+            raise O2OError(f"suite {path_or_name!r}: no such file, and no shipped suite of that name ({', '.join(names)})")
+        text = shipped.read_text()
+    try:
+        suite = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise O2OError(f"suite {path_or_name}: invalid TOML ({e})") from None
+    suite.pop("description", None)
+    overrides = suite.pop("set", {})
+    flat = {}
+    for key, value in overrides.items():  # [set] FIELD = V and [set.ALGO] FIELD = V
+        if isinstance(value, dict):
+            flat.update({f"{key}.{field}": str(v) for field, v in value.items()})
+        else:
+            flat[key] = str(value)
+    known = {f.name for f in dataclasses.fields(Grid)}
+    unknown = sorted(set(suite) - known)
+    if unknown:
+        raise O2OError(f"suite {path_or_name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return {**suite, "overrides": flat}
+
+
+def shipped_suites() -> dict[str, str]:
+    """name -> description of the suites shipped with o2o."""
+    out = {}
+    for entry in sorted(resources.files("o2o.suites").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            out[entry.name[:-5]] = tomllib.loads(entry.read_text()).get("description", "")
+    return out
+
+
+# ---- one cell, inside a Ray worker ----
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock held for the block: a worker left running by a killed driver and its replacement never write
+    the same run directory at once (the kernel drops the lock when a process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def materialize(dataset: str, bench_dir: Path) -> str:
+    """The dataset's source path: `collect:` specs are collected once into BENCH_DIR/datasets."""
+    if not dataset.startswith(COLLECT):
+        return dataset
+    from o2o.collect.levels import collect
+    from o2o.data import write_o2o
+
+    env_id, level, transitions = _parse_collect(dataset)
+    dest = bench_dir / "datasets" / dataset_label(dataset)
+    with _locked(bench_dir / "datasets" / f".{dest.name}.lock"):
+        if not (dest / "metadata.json").is_file():
+            kwargs = {"transitions": transitions} if transitions else {}
+            write_o2o(collect(env_id, level, seed=0, **kwargs), dest, overwrite=True)
+    return str(dest)
+
+
+def _phase(run_dir: Path, start, resume) -> dict[str, Any]:
+    """A phase's summary: read if finished, resumed if it has a checkpoint, else started afresh."""
+    if (run_dir / "summary.json").is_file():
+        return runs.read_json(run_dir / "summary.json")
+    if (run_dir / runs.CHECKPOINT).is_file():
+        return resume(run_dir, progress=False)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+    return start()
+
+
+def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
+    """Run (or finish) one cell; never raises: a failure comes back as a one-line error."""
+    from o2o.train import offline, online
+
+    started = time.perf_counter()
+    cell_dir = Path(bench_dir) / "runs" / cell.id
+    try:
+        with _locked(cell_dir / ".lock"):
+            source = materialize(cell.dataset, Path(bench_dir))
+            offline_dir = cell_dir / "offline"
+            settings = offline.OfflineSettings(
+                algo=cell.algo, dataset=source, env=grid.env, steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0],
+                eval_every=grid.eval_every, eval_episodes=grid.eval_episodes, out=str(offline_dir),
+                agent_overrides=grid.overrides_for(cell.algo))
+            _phase(offline_dir, lambda: offline.train(settings, progress=False), offline.resume)
+            if cell.online_algo:
+                online_dir = cell_dir / "online"
+                every = grid.online_eval_every or max(1, grid.online_steps // 10)
+                _phase(online_dir, lambda: online.finetune(
+                    offline_dir, grid.online_steps, algo=cell.online_algo, out=str(online_dir), progress=False,
+                    eval_every=every, eval_episodes=grid.eval_episodes,
+                    agent_overrides=grid.overrides_for(cell.online_algo)), online.resume)
+        return {"status": "completed", "wall_seconds": time.perf_counter() - started}
+    except Exception as e:  # noqa: BLE001 — a cell's failure is data for the report, not the end of the grid
+        return {"status": "failed", "error": one_line(e), "traceback": traceback.format_exc(),
+                "wall_seconds": time.perf_counter() - started}
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    message = text[0] if text else ""
+    return message if isinstance(error, O2OError) else f"{type(error).__name__}: {message}"
+
+
+# ---- the driver ----
+
+def prepare_dir(grid: Grid, bench_dir: Path) -> None:
+    """Write bench.json, or check that the directory's grid is this one (re-running resumes it)."""
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    path = bench_dir / GRID_FILE
+    payload = dataclasses.asdict(grid)
+    if path.is_file():
+        saved = runs.read_json(path).get("grid", {})
+        differ = sorted(k for k in payload if saved.get(k) != json.loads(json.dumps(payload[k])))
+        if differ:
+            raise O2OError(f"{bench_dir}: holds a bench with a different grid (differs in {', '.join(differ)}); "
+                           f"re-run its own command to resume it, or choose another --out")
+        return
+    runs.write_json(path, {"grid": payload, "versions": runs.versions()})
+
+
+def saved_grid(bench_dir: Path) -> Grid:
+    path = bench_dir / GRID_FILE
+    if not path.is_file():
+        raise O2OError(f"{bench_dir}: no {GRID_FILE}; not a bench directory")
+    return Grid(**runs.read_json(path)["grid"])
+
+
+def xla_flags(threads: int) -> str:
+    """XLA's CPU thread pool sized to the CPUs a task reserves (XLA would otherwise take every core of the node)."""
+    own = os.environ.get("XLA_FLAGS", "")
+    return f"{own} --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}".strip()
+
+
+def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: str | None = None,
+        cpus_per_cell: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Run every cell that is not completed yet; returns {bench_dir, database, cells, completed, failed}."""
+    bench_dir = Path(bench_dir).resolve()
+    grid = dataclasses.replace(grid, datasets=[_absolute(d) for d in grid.datasets])
+    all_cells = cells(grid)
+    prepare_dir(grid, bench_dir)
+    conn = results.connect(bench_dir / DATABASE)
+    status = results.cell_status(conn)
+    for cell in all_cells:
+        if cell.id not in status:
+            results.set_cell(conn, cell.id, algo=cell.algo, dataset=cell.label, online_algo=cell.online_algo,
+                             seeds=list(cell.seeds), status="pending")
+    todo = [c for c in all_cells if status.get(c.id) != "completed"]
+    if todo:
+        _dispatch(todo, grid, bench_dir, conn, workers, address, cpus_per_cell, progress, len(all_cells))
+    status = results.cell_status(conn)
+    failed = [{"cell": row["cell"], "error": row["error"]}
+              for row in conn.execute("SELECT cell, error FROM cells WHERE status = 'failed' ORDER BY cell")
+              if row["cell"] in {c.id for c in all_cells}]
+    conn.close()
+    return {"bench_dir": str(bench_dir), "database": str(bench_dir / DATABASE), "cells": len(all_cells),
+            "completed": sum(status.get(c.id) == "completed" for c in all_cells), "failed": failed}
+
+
+def _absolute(dataset: str) -> str:
+    """Paths become absolute (Ray workers do not share the driver's working directory); ids and specs stay."""
+    return str(Path(dataset).resolve()) if not dataset.startswith(COLLECT) and Path(dataset).exists() else dataset
+
+
+def _record(conn, cell: Cell, bench_dir: Path, outcome: dict[str, Any]) -> None:
+    cell_dir = bench_dir / "runs" / cell.id
+    offline_dir, online_dir = cell_dir / "offline", cell_dir / "online"
+    if (offline_dir / "config.json").is_file():
+        results.ingest_run(conn, offline_dir, online_dir if (online_dir / "config.json").is_file() else None,
+                           cell=cell.id, status=outcome["status"], error=outcome.get("error"), label=cell.label)
+    attempts = conn.execute("SELECT attempts FROM cells WHERE cell = ?", (cell.id,)).fetchone()["attempts"]
+    results.set_cell(conn, cell.id, status=outcome["status"], error=outcome.get("error"),
+                     wall_seconds=outcome.get("wall_seconds"), attempts=attempts + 1)
+    if outcome.get("traceback"):
+        runs.atomic_write_bytes(cell_dir / "error.txt", outcome["traceback"].encode())
+
+
+def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int | None, address: str | None,
+              cpus_per_cell: int, progress: bool, total: int) -> None:
+    import logging
+    import warnings
+
+    import ray
+
+    if cpus_per_cell < 1:
+        raise O2OError(f"--cpus-per-cell must be at least 1 (got {cpus_per_cell})")
+    # Ray starts its processes by fork + exec, which is safe; JAX's warning about fork in a threaded process is not.
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+    if address:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        capacity = int(ray.cluster_resources().get("CPU", 1))
+    else:
+        capacity = workers or len(os.sched_getaffinity(0))
+        if capacity < 1:
+            raise O2OError(f"--workers must be at least 1 (got {capacity})")
+        ray.init(address="local", num_cpus=capacity, include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False)
+    slots = max(1, capacity // cpus_per_cell)
+    task = ray.remote(execute_cell).options(
+        num_cpus=cpus_per_cell, max_retries=0,
+        runtime_env={"env_vars": {"XLA_FLAGS": xla_flags(cpus_per_cell), "PYTHONWARNINGS": "ignore"}})
+    display = GridProgress(progress, total, total - len(todo))
+    queue, running = list(todo), {}
+    try:
+        while queue or running:
+            while queue and len(running) < slots:
+                cell = queue.pop(0)
+                results.set_cell(conn, cell.id, status="running", error=None)
+                running[task.remote(cell, grid, str(bench_dir))] = cell
+            display.update(len(running), len(queue))
+            done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            for ref in done:
+                cell = running.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 — the worker died (out of memory, killed): record it
+                    outcome = {"status": "failed", "error": one_line(e)}
+                _record(conn, cell, bench_dir, outcome)
+                display.finished(cell, outcome)
+    finally:
+        display.close()
+        ray.shutdown()
+
+
+class GridProgress:
+    """One rich progress line for the grid: cells done of total, running, queued, failed, elapsed and ETA."""
+
+    def __init__(self, enabled: bool, total: int, already_done: int):
+        self.bar, self.failed = None, 0
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            console=Console(stderr=True))
+        self.task = self.bar.add_task("cells", total=total, completed=already_done, state="")
+        self.bar.start()
+
+    def update(self, running: int, queued: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, state=f"running {running}, queued {queued}, failed {self.failed}")
+
+    def finished(self, cell: Cell, outcome: dict[str, Any]) -> None:
+        if outcome["status"] == "failed":
+            self.failed += 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1)
+            if outcome["status"] == "failed":
+                self.bar.console.print(f"cell {cell.id} failed: {outcome['error']}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

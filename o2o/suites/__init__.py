@@ -1,0 +1,1 @@
+"""Bench suites shipped with o2o: `o2o bench --suite NAME`."""
