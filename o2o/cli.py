@@ -362,6 +362,40 @@ def bench_cmd(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report_cmd(
+    sources: Annotated[list[str], typer.Argument(help="Bench directories and/or run directories.")],
+    out: Annotated[Optional[str], typer.Option("--out", help="Report directory (default BENCH_DIR/report for one "
+                                               "bench, else ./report).")] = None,
+    reps: Annotated[int, typer.Option("--reps", help="Bootstrap samples for confidence intervals.")] = 2000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Statistics over seeds and datasets (IQM with bootstrap CIs, performance profiles, probability of improvement),
+    figures, report.md, report.json and a self-contained report.html."""
+    from o2o import report
+
+    summary = report.build(sources, out, reps=reps)
+    if as_json:
+        _print_json(summary)
+        return
+    _print_entries(summary)
+    print(f"report: {summary['html']}")
+
+
+def _print_entries(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="final score (last evaluation), over seeds")
+    for column in ("method", "dataset", "seeds", "mean ± std", "IQM [95% CI]", "last 3", "published"):
+        table.add_column(column, justify="left" if column in ("method", "dataset") else "right")
+    for e in summary["entries"]:
+        table.add_row(e["method"], e["dataset"], str(e["seeds"]), f"{e['final_mean']:.1f} ± {e['final_std']:.1f}",
+                      f"{e['iqm']:.1f} [{e['iqm_ci'][0]:.1f}, {e['iqm_ci'][1]:.1f}]", f"{e['last3_mean']:.1f}",
+                      "" if e["published"] is None else f"{e['published']:.1f}")
+    Console().print(table)
+
+
 @app.command("quickstart")
 def quickstart(
     out: Annotated[str, typer.Option("--out", help="Directory for the dataset and the runs.")] = "runs/quickstart",

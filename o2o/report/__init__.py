@@ -1,0 +1,132 @@
+"""`o2o report`: statistics (rliable), figures, report.md, report.json and a self-contained report.html from a bench
+directory (its results database) or from plain run directories (ingested into a database first)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from o2o import results
+from o2o.errors import O2OError
+from o2o.report import figures, render, stats, tables
+from o2o.train import runs as run_files
+
+UNITS = {"normalized": "normalized score", "success": "success rate (%)", "return": "return"}
+
+
+def _classify(sources: list[str]) -> tuple[list[Path], list[Path]]:
+    benches, run_dirs = [], []
+    for source in sources:
+        path = Path(source)
+        if (path / "results.sqlite").is_file():
+            benches.append(path)
+        elif (path / "config.json").is_file():
+            run_dirs.append(path)
+        else:
+            raise O2OError(f"{source}: neither a bench directory (results.sqlite) nor a run directory (config.json)")
+    return benches, run_dirs
+
+
+def _database(benches: list[Path], run_dirs: list[Path], report_dir: Path):
+    """A bench alone is reported from its own database; anything else is gathered into REPORT_DIR/results.sqlite."""
+    if len(benches) == 1 and not run_dirs:
+        return results.connect(benches[0] / "results.sqlite"), benches[0] / "results.sqlite"
+    path = report_dir / "results.sqlite"
+    path.unlink(missing_ok=True)  # rebuilt from the sources every time
+    conn = results.connect(path)
+    for bench in benches:
+        source = results.connect(bench / "results.sqlite")
+        for row in source.execute("SELECT DISTINCT cell, dataset, offline_dir, online_dir, status, error FROM runs"):
+            results.ingest_run(conn, row["offline_dir"] and Path(row["offline_dir"]),
+                               row["online_dir"] and Path(row["online_dir"]), cell=row["cell"], status=row["status"],
+                               error=row["error"], label=row["dataset"])
+        for row in source.execute("SELECT * FROM cells"):
+            results.set_cell(conn, row["cell"], **{k: row[k] for k in row.keys() if k not in ("cell", "updated")})
+        source.close()
+    results.ingest_run_dirs(conn, run_dirs)
+    return conn, path
+
+
+def build(sources: list[str], out: str | Path | None = None, reps: int = 2000) -> dict[str, Any]:
+    """Write the report; returns {report_dir, html, database, entries, aggregate} (the `--json` line)."""
+    if not sources:
+        raise O2OError("o2o report needs at least one bench directory or run directory")
+    if reps < 100:
+        raise O2OError(f"--reps must be at least 100 bootstrap samples (got {reps})")
+    benches, run_dirs = _classify(sources)
+    report_dir = Path(out) if out else (benches[0] / "report" if len(benches) == 1 and not run_dirs else Path("report"))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    conn, database = _database(benches, run_dirs, report_dir)
+    loaded = results.load(conn)
+    failed_cells = [dict(row) for row in conn.execute("SELECT * FROM cells WHERE status != 'completed' ORDER BY cell")]
+    conn.close()
+    if not loaded and not failed_cells:
+        raise O2OError(f"{', '.join(sources)}: no runs to report yet")
+
+    run_scores = [tables.run_scores(r) for r in loaded]
+    entry_list = tables.entries(run_scores, reps)
+    kinds = {e["kind"] for e in entry_list}
+    unit = UNITS[kinds.pop()] if len(kinds) == 1 else "score (normalized, or success %)"
+    report: dict[str, Any] = {
+        "generated": results.now(), "sources": [str(s) for s in sources], "database": str(database), "unit": unit,
+        "reps": reps, "entries": entry_list, "aggregate": tables.aggregate(entry_list, reps),
+        "improvement": tables.improvement(entry_list, reps),
+        "curves": {phase: tables.curves(run_scores, phase, reps) for phase in ("offline", "online")},
+        "failures": [{"name": c["cell"], "status": c["status"], "error": c["error"]} for c in failed_cells]
+        + [{"name": f"{s.method} / {s.dataset} / seed {s.seed}", "status": s.status, "error": None}
+           for s in run_scores if s.status not in ("completed", "failed")],
+        "runs": [{**{k: r[k] for k in ("dataset", "seed", "status", "offline_dir", "online_dir", "wall_seconds", "cell")},
+                  "method": s.method, "last": s.last} for r, s in zip(loaded, run_scores)],
+        "versions": _versions(loaded),
+    }
+    report["figures"] = _figures(report, run_scores, report_dir / "figures", reps)
+    (report_dir / "report.md").write_text(render.markdown(report))
+    run_files.write_json(report_dir / "report.json", report)
+    html_path = report_dir / "report.html"
+    run_files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
+    return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database),
+            "entries": [{k: e[k] for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean", "final_std",
+                                           "iqm", "iqm_ci", "last3_mean", "published")} for e in entry_list],
+            "aggregate": {m: {k: a[k] for k in ("iqm", "iqm_ci", "mean", "median", "optimality_gap")}
+                          for m, a in report["aggregate"].items()}}
+
+
+def _versions(loaded: list[dict[str, Any]]) -> dict[str, Any]:
+    for run in loaded:
+        if run.get("versions"):
+            versions = json.loads(run["versions"]) or {}
+            return {k: v for k, v in versions.items() if k in ("o2o", "jax", "flax", "gymnasium", "mujoco", "backend")}
+    return {}
+
+
+def _figures(report: dict[str, Any], run_scores: list[tables.RunScores], out: Path, reps: int) -> list[dict[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    entry_list, unit = report["entries"], report["unit"]
+    if not entry_list:
+        return []
+    colors = figures._colors(list(dict.fromkeys(e["method"] for e in entry_list)))
+    made = [figures.per_dataset(entry_list, colors, out, unit)]
+    if report["aggregate"]:
+        made.append(figures.aggregate_intervals(report["aggregate"], colors, out, unit))
+    scores, common = tables.common_matrices(entry_list)
+    if scores:
+        values = np.concatenate([m.ravel() for m in scores.values()])
+        taus = np.linspace(min(0.0, values.min()), max(100.0, values.max()), 101)
+        curves, bands = stats.performance_profiles(scores, taus, reps=reps)
+        made.append(figures.profiles(taus, curves, bands, colors, out, unit, common))
+        report["profiles"] = {"taus": taus.tolist(), "datasets": common,
+                              **{m: {"fraction": curves[m].tolist()} for m in curves}}
+    if report["improvement"]:
+        made.append(figures.improvement(report["improvement"], list(colors), out))
+    if any(report["curves"].values()):
+        made.append(figures.curves(report["curves"], colors, out, unit))
+    o2o_rows = [e for e in entry_list if e["online_algo"]]
+    if o2o_rows:
+        made.append(figures.o2o(o2o_rows, colors, out, unit))
+    return made
+

@@ -1,0 +1,202 @@
+"""From the results database's runs to the report's numbers: per-run scores under each final-score protocol, entries
+per (method, dataset), aggregates over datasets, pairwise probabilities of improvement, curves and O2O rows.
+
+A method is an algorithm, or `ALGO→ONLINE_ALGO` for a cell fine-tuned online. A run's score at an evaluation is its
+normalized score, else its success rate (%), else its return. The final score of a run, on its last phase:
+- `last`: the last evaluation (D4RL / CORL);
+- `last3`: the mean of the last three evaluations (OGBench / FQL);
+- `best`: the best evaluation — optimistic, as it selects a checkpoint with evaluation episodes; shown only so labelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from o2o.report import stats
+
+
+@dataclasses.dataclass
+class RunScores:
+    method: str
+    algo: str
+    online_algo: str | None
+    dataset: str
+    env: str | None
+    level: str | None
+    seed: int
+    status: str
+    final_phase: str
+    kind: str  # normalized | success | return
+    last: float | None
+    last3: float | None
+    best: float | None
+    offline_last: float | None
+    start: float | None  # online step 0
+    dip: float | None
+    regret: float | None
+    curves: dict[str, tuple[list[int], list[float]]]
+
+
+def score(evaluation: dict[str, Any]) -> float:
+    for key in ("normalized_score", "success_rate", "return_mean"):
+        if evaluation.get(key) is not None:
+            return float(evaluation[key])
+    raise ValueError("evaluation without a score")
+
+
+def kind_of(evaluation: dict[str, Any]) -> str:
+    if evaluation.get("normalized_score") is not None:
+        return "normalized"
+    return "success" if evaluation.get("success_rate") is not None else "return"
+
+
+def method_name(algo: str, online_algo: str | None) -> str:
+    return f"{algo}\u2192{online_algo}" if online_algo else algo
+
+
+def run_scores(run: dict[str, Any]) -> RunScores:
+    evaluations = run["evaluations"]
+    curves = {phase: ([e["step"] for e in rows], [score(e) for e in rows]) for phase, rows in evaluations.items() if rows}
+    final_phase = "online" if "online" in curves else "offline"
+    steps, values = curves.get(final_phase, ([], []))
+    offline = curves.get("offline")
+    start = dip = None
+    if "online" in curves and steps and steps[0] == 0:
+        start = values[0]
+        online_steps = run.get("online_steps") or steps[-1]
+        early = [v for t, v in zip(steps, values) if 0 < t <= 0.1 * online_steps]
+        dip = min(0.0, min(early) - start) if early else None
+    kind = kind_of(evaluations[final_phase][-1]) if values else "return"
+    return RunScores(
+        method=method_name(run["algo"], run.get("online_algo")), algo=run["algo"], online_algo=run.get("online_algo"),
+        dataset=run["dataset"], env=run.get("env"), level=run.get("level"), seed=run["seed"], status=run["status"],
+        final_phase=final_phase, kind=kind,
+        last=values[-1] if values else None, last3=float(np.mean(values[-3:])) if values else None,
+        best=max(values) if values else None, offline_last=offline[1][-1] if offline else None,
+        start=start, dip=dip, regret=run.get("cumulative_regret"), curves=curves)
+
+
+@lru_cache(maxsize=1)
+def _published() -> dict[str, Any]:
+    return json.loads(resources.files("o2o.report").joinpath("published.json").read_text())
+
+
+def published(algo: str, online_algo: str | None, env: str | None, level: str | None) -> tuple[float | None, str | None]:
+    """The published score of an offline algorithm on the dataset this one reproduces (D4RL locomotion: CORL's table),
+    with the table's source and caveat; (None, None) where no published table covers it."""
+    if online_algo or not env or not level:
+        return None, None
+    from o2o.envs.scores import d4rl_task
+
+    task = d4rl_task(env)
+    table = _published()["d4rl"]
+    value = table["scores"].get(f"{task}-{level}", {}).get(algo)
+    return (value, f"{table['source']}; {table['caveat']}") if value is not None else (None, None)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+def entries(scores: list[RunScores], reps: int) -> list[dict[str, Any]]:
+    """One entry per (method, dataset) over its completed runs (sorted by seed)."""
+    groups: dict[tuple[str, str], list[RunScores]] = {}
+    for s in sorted(scores, key=lambda s: (s.method, s.dataset, s.seed)):
+        if s.status == "completed" and s.last is not None:
+            groups.setdefault((s.method, s.dataset), []).append(s)
+    out = []
+    for (method, dataset), group in groups.items():
+        first = group[0]
+        last = [s.last for s in group]
+        iqm, ci = stats.iqm_with_ci(np.array(last), reps=reps)
+        value, source = published(first.algo, first.online_algo, first.env, first.level)
+        entry = {
+            "method": method, "algo": first.algo, "online_algo": first.online_algo, "dataset": dataset,
+            "env": first.env, "level": first.level, "kind": first.kind, "seeds": len(group),
+            "seed_values": [s.seed for s in group], "final_per_seed": last,
+            "final_mean": _mean_std(last)[0], "final_std": _mean_std(last)[1], "iqm": iqm, "iqm_ci": ci,
+            "last3_mean": _mean_std([s.last3 for s in group])[0], "last3_std": _mean_std([s.last3 for s in group])[1],
+            "best_mean_optimistic": float(np.mean([s.best for s in group])),
+            "published": value, "published_source": source,
+        }
+        if first.online_algo:
+            entry.update(offline_mean=_maybe_mean([s.offline_last for s in group]),
+                         start_mean=_maybe_mean([s.start for s in group]), dip_mean=_maybe_mean([s.dip for s in group]),
+                         cumulative_regret=_maybe_mean([s.regret for s in group]))
+        out.append(entry)
+    return out
+
+
+def _maybe_mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def score_matrices(entry_list: list[dict[str, Any]], key: str = "final_per_seed") -> dict[str, dict[str, list[float]]]:
+    """method -> dataset -> per-seed scores, for entries on a 0-100 scale (normalized or success rate)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for e in entry_list:
+        if e["kind"] in ("normalized", "success"):
+            out.setdefault(e["method"], {})[e["dataset"]] = e[key]
+    return out
+
+
+def aggregate(entry_list: list[dict[str, Any]], reps: int) -> dict[str, dict[str, Any]]:
+    """Per method, over its datasets: IQM, mean, median and optimality gap with 95% stratified-bootstrap intervals."""
+    matrices = score_matrices(entry_list)
+    if not matrices:
+        return {}
+    scores = {m: stats.rectangular(per_task) for m, per_task in matrices.items()}
+    out = stats.aggregates(scores, reps=reps)
+    for method, matrix in scores.items():
+        out[method].update(datasets=len(matrices[method]), runs_per_dataset=int(matrix.shape[0]))
+    return out
+
+
+def common_matrices(entry_list: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Score matrices restricted to the datasets every method has (for profiles and pairwise comparisons)."""
+    matrices = score_matrices(entry_list)
+    if not matrices:
+        return {}, []
+    common = sorted(set.intersection(*(set(per_task) for per_task in matrices.values())))
+    if not common:
+        return {}, []
+    return {m: stats.rectangular({d: per_task[d] for d in common}) for m, per_task in matrices.items()}, common
+
+
+def improvement(entry_list: list[dict[str, Any]], reps: int) -> list[dict[str, Any]]:
+    scores, common = common_matrices(entry_list)
+    if len(scores) < 2:
+        return []
+    runs = min(m.shape[0] for m in scores.values())
+    result = stats.probability_of_improvement({m: x[:runs] for m, x in scores.items()}, reps=reps)
+    return [{"x": x, "y": y, "probability": p, "ci": ci, "datasets": common} for (x, y), (p, ci) in result.items()]
+
+
+def curves(scores: list[RunScores], phase: str, reps: int) -> dict[str, dict[str, Any]]:
+    """Per method: the IQM over runs and datasets at every evaluation step its runs share, with a 95% band."""
+    out = {}
+    by_method: dict[str, list[RunScores]] = {}
+    for s in scores:
+        if s.status == "completed" and phase in s.curves and s.kind in ("normalized", "success"):
+            by_method.setdefault(s.method, []).append(s)
+    for method, group in sorted(by_method.items()):
+        steps = sorted(set.intersection(*(set(s.curves[phase][0]) for s in group)))
+        if not steps:
+            continue
+        per_task: dict[str, list[list[float]]] = {}
+        for s in sorted(group, key=lambda s: s.seed):
+            lookup = dict(zip(*s.curves[phase]))
+            per_task.setdefault(s.dataset, []).append([lookup[t] for t in steps])
+        runs = min(len(v) for v in per_task.values())
+        matrix = np.stack([np.array(v[:runs]) for v in per_task.values()], axis=1)  # (runs, tasks, steps)
+        point, band = stats.iqm_curve(matrix, reps=reps)
+        out[method] = {"steps": steps, "iqm": point.tolist(), "ci_low": band[0].tolist(), "ci_high": band[1].tolist(),
+                       "runs": runs, "datasets": len(per_task)}
+    return out
