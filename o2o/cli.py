@@ -393,46 +393,43 @@ def _print_entries(summary: dict[str, Any]) -> None:
         table.add_row(e["method"], e["dataset"], str(e["seeds"]), f"{e['final_mean']:.1f} ± {e['final_std']:.1f}",
                       f"{e['iqm']:.1f} [{e['iqm_ci'][0]:.1f}, {e['iqm_ci'][1]:.1f}]", f"{e['last3_mean']:.1f}",
                       "" if e["published"] is None else f"{e['published']:.1f}")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # piped output: no wrapping at 80 columns
 
 
 @app.command("quickstart")
 def quickstart(
-    out: Annotated[str, typer.Option("--out", help="Directory for the dataset and the runs.")] = "runs/quickstart",
-    steps: Annotated[int, typer.Option("--steps", help="Updates per algorithm and seed.")] = 20_000,
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per algorithm.")] = 2,
+    out: Annotated[str, typer.Option("--out", help="Directory for the dataset, the runs and the report.")] = "runs/quickstart",
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Offline updates per algorithm and seed (default 20000).")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per algorithm (default 2).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="CPUs of the local Ray instance (default: all).")] = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """The main job on a small built-in default: collect a dataset with a shipped policy, train BC, TD3+BC and IQL
-    offline, evaluate, compare."""
+    """The whole pipeline on a small built-in default: collect a dataset with a shipped policy, train BC, TD3+BC and IQL
+    offline, fine-tune TD3+BC and IQL online, and report with confidence intervals (the `quick` bench suite)."""
     import time
 
     from o2o import quickstart as job
 
     start = time.perf_counter()
-    report = job.run(out, steps=steps, seeds=seeds, progress=not quiet)
-    report["wall_seconds"] = time.perf_counter() - start
+    result = job.run(out, steps=steps, seeds=seeds, workers=workers, progress=not quiet)
+    result["wall_seconds"] = time.perf_counter() - start
     if as_json:
-        _print_json(report)
+        _print_json(result)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"offline RL on {report['transitions']} transitions of {report['env']} {report['level']} "
-                        f"(behaviour policy scores {report['behaviour_normalized_score']:.1f})")
-    table.add_column("algorithm")
-    table.add_column("normalized score, mean", justify="right")
-    table.add_column("per seed", justify="right")
-    table.add_column("updates/s", justify="right")
-    table.add_column("run directory")
-    for algo, summary in report["results"].items():
-        per_seed = ", ".join(f"{x:.1f}" for x in summary["normalized_score_per_seed"])
-        table.add_row(algo, f"{summary['normalized_score']:.1f}", per_seed, f"{summary['updates_per_second']:,.0f}",
-                      summary["run_dir"])
-    Console().print(table)
-    print(f"0 = random torques, 100 = the scripted controller. Done in {report['wall_seconds']:.0f} s; "
-          f"dataset and runs in {report['run_dir']}")
+    _print_entries(result["report"])
+    for e in result["report"]["entries"]:
+        if e["online_algo"]:
+            print(f"{e['method']}: offline {e['offline_mean']:.1f} -> online step 0 {e['start_mean']:.1f} -> "
+                  f"{e['final_mean']:.1f} after fine-tuning")
+    print(f"Pendulum-v1 normalized score: 0 = random torques, 100 = a scripted controller; the behaviour policy scores "
+          f"{result['behaviour_normalized_score']:.1f}. Done in {result['wall_seconds']:.0f} s.")
+    failed = result["bench"]["failed"]
+    if failed:
+        print(f"{len(failed)} cell(s) failed: " + "; ".join(f"{f['cell']}: {f['error']}" for f in failed))
+    print(f"report: {result['report']['html']}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:

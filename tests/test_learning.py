@@ -1,4 +1,4 @@
-"""Learning tests a broken algorithm fails, run through the quickstart job on a mixed-quality Pendulum-v1 dataset (30%
+"""Learning tests a broken algorithm fails, with the quickstart's offline settings on a mixed-quality Pendulum-v1 dataset (30%
 episodes by a good scripted controller, 70% by the same controller with a constant torque bias; behaviour scores 35
 normalized).
 
@@ -12,13 +12,22 @@ import pytest
 from o2o import quickstart
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
+from o2o.train import offline
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("quickstart")
+    """The quick suite's offline settings (small networks, discount 0.95, 20k updates, 2 seeds, 30 episodes)."""
+    out = tmp_path_factory.mktemp("learning")
     dataset = write_o2o(collect_pendulum(episodes=50, seed=0), out / "dataset-pendulum-mixed")
-    return quickstart.run(out, steps=20_000, seeds=2, progress=False, dataset=dataset)
+    grid = quickstart.grid()
+    results = {}
+    for algo in grid.algos:
+        results[algo] = offline.train(offline.OfflineSettings(
+            algo=algo, dataset=str(dataset), steps=grid.steps, seeds=grid.seeds, eval_every=grid.eval_every,
+            eval_episodes=grid.eval_episodes, out=str(out / algo), agent_overrides=grid.overrides_for(algo)),
+            progress=False)
+    return {"results": results, "behaviour_normalized_score": quickstart.behaviour_score(dataset)}
 
 
 def score(report, algo):

@@ -88,8 +88,9 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000) -
     html_path = report_dir / "report.html"
     run_files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
     return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database),
-            "entries": [{k: e[k] for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean", "final_std",
-                                           "iqm", "iqm_ci", "last3_mean", "published")} for e in entry_list],
+            "entries": [{k: e.get(k) for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean",
+                                               "final_std", "iqm", "iqm_ci", "last3_mean", "published", "offline_mean",
+                                               "start_mean", "dip_mean", "cumulative_regret")} for e in entry_list],
             "aggregate": {m: {k: a[k] for k in ("iqm", "iqm_ci", "mean", "median", "optimality_gap")}
                           for m, a in report["aggregate"].items()}}
 

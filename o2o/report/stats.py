@@ -8,7 +8,9 @@ results give the same report.
 
 from __future__ import annotations
 
-from typing import Callable
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -17,8 +19,6 @@ AGGREGATES = ("iqm", "mean", "median", "optimality_gap")
 
 
 def _rliable():
-    import warnings
-
     with warnings.catch_warnings():  # arch's import-time deprecation notices are not the user's business
         warnings.simplefilter("ignore")
         from rliable import library, metrics
@@ -35,12 +35,23 @@ def aggregate_functions() -> dict[str, Callable[[np.ndarray], float]]:
     }
 
 
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """rliable draws its stratified resamples from NumPy's global generator (its random_state reaches arch, not the
+    draw): seed that generator for the call and give the caller's state back afterwards."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # arch's deprecation notices about RandomState
+            yield
+    finally:
+        np.random.set_state(saved)
+
+
 def _intervals(score_dict: dict[str, np.ndarray], func: Callable, reps: int, seed: int):
     library, _ = _rliable()
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # arch warns that RandomState is deprecated; it is what rliable passes on
+    with _seeded(seed):
         return library.get_interval_estimates(score_dict, func, reps=reps, confidence_interval_size=CONFIDENCE,
                                               random_state=np.random.RandomState(seed))
 
@@ -70,11 +81,7 @@ def iqm_with_ci(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[fl
 def performance_profiles(scores: dict[str, np.ndarray], taus: np.ndarray, reps: int = 2000, seed: int = 0):
     """Fraction of runs scoring above each tau, per method, with bootstrap bands: (profiles, bands)."""
     library, _ = _rliable()
-    import warnings
-
-    np.random.seed(seed)  # rliable's profile bootstrap draws from NumPy's global generator
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _seeded(seed):
         return library.create_performance_profile(scores, taus, reps=reps, confidence_interval_size=CONFIDENCE)
 
 

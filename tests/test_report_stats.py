@@ -1,0 +1,86 @@
+"""The report's statistics and final-score protocols on hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from o2o.report import stats, tables
+
+
+def test_aggregates_on_a_known_array():
+    # 8 runs on one task: the IQM drops the lowest and highest two (0, 10 and 60, 1000) and averages 20..50.
+    scores = {"a": np.array([0.0, 10, 20, 30, 40, 50, 60, 1000]).reshape(-1, 1)}
+    a = stats.aggregates(scores, reps=500)["a"]
+    assert a["iqm"] == pytest.approx(35.0)
+    assert a["mean"] == pytest.approx(151.25)
+    assert a["median"] == pytest.approx(151.25)  # rliable: the median over tasks of per-task means (one task here)
+    # optimality gap against 100: mean of max(0, 100 - x) = (100 + 90 + 80 + 70 + 60 + 50 + 40 + 0) / 8
+    assert a["optimality_gap"] == pytest.approx(61.25)
+    for name in stats.AGGREGATES:
+        low, high = a[f"{name}_ci"]
+        assert low <= a[name] <= high
+    three_tasks = {"a": np.array([[10.0, 50.0, 90.0], [20.0, 60.0, 100.0]])}  # task means 15, 55, 95
+    assert stats.aggregates(three_tasks, reps=200)["a"]["median"] == pytest.approx(55.0)
+
+
+def test_iqm_interval_contains_the_iqm_and_is_reproducible():
+    values = np.array([12.0, 40.0, 41.0, 45.0, 47.0, 90.0])
+    iqm, ci = stats.iqm_with_ci(values, reps=1000)
+    assert iqm == pytest.approx(np.mean([40.0, 41.0, 45.0, 47.0]))
+    assert ci[0] < iqm < ci[1]
+    assert stats.iqm_with_ci(values, reps=1000) == (iqm, ci)
+
+
+def test_probability_of_improvement_of_a_dominating_method_is_one():
+    scores = {"good": np.array([[10.0, 50.0], [11.0, 51.0], [12.0, 52.0]]),
+              "bad": np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]]),
+              "same": np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]])}
+    result = stats.probability_of_improvement(scores, reps=500)
+    assert result[("good", "bad")][0] == pytest.approx(1.0)
+    assert result[("bad", "good")][0] == pytest.approx(0.0)
+    assert result[("bad", "same")][0] == pytest.approx(0.5)  # ties count half
+    assert result[("good", "bad")][1] == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_performance_profile_counts_runs_above_each_threshold():
+    scores = {"a": np.array([[10.0], [20.0], [30.0], [40.0]])}
+    profile, _ = stats.performance_profiles(scores, np.array([0.0, 15.0, 35.0, 50.0]), reps=200)
+    np.testing.assert_allclose(profile["a"], [1.0, 0.75, 0.25, 0.0])
+
+
+def test_rectangular_keeps_the_same_number_of_runs_per_task():
+    matrix = stats.rectangular({"t1": [1.0, 2.0, 3.0], "t2": [4.0, 5.0]})
+    np.testing.assert_array_equal(matrix, [[1.0, 4.0], [2.0, 5.0]])
+
+
+def _evaluation(step, score):
+    return {"step": step, "normalized_score": score, "success_rate": None, "return_mean": score * 10}
+
+
+def test_final_score_protocols_and_o2o_quantities_of_a_run():
+    run = {"algo": "iql", "online_algo": "iql", "dataset": "d", "env": "Hopper-v5", "level": "medium", "seed": 3,
+           "status": "completed", "online_steps": 100, "cumulative_regret": None,
+           "evaluations": {"offline": [_evaluation(s, v) for s, v in ((10, 10.0), (20, 20.0), (30, 30.0), (40, 40.0))],
+                           "online": [_evaluation(s, v) for s, v in ((0, 50.0), (5, 30.0), (10, 45.0), (50, 60.0),
+                                                                     (100, 70.0))]}}
+    s = tables.run_scores(run)
+    assert s.method == "iql\u2192iql" and s.final_phase == "online"
+    assert s.last == 70.0 and s.last3 == pytest.approx((45.0 + 60.0 + 70.0) / 3) and s.best == 70.0
+    assert s.offline_last == 40.0 and s.start == 50.0
+    assert s.dip == pytest.approx(30.0 - 50.0)  # lowest score in the first 10% of online steps minus step 0
+    offline_only = tables.run_scores({**run, "online_algo": None, "evaluations": {"offline": run["evaluations"]["offline"]}})
+    assert (offline_only.last, offline_only.last3, offline_only.best) == (40.0, 30.0, 40.0)
+    assert offline_only.start is None and offline_only.dip is None
+
+
+def test_success_rate_is_the_score_where_no_normalized_score_exists():
+    evaluation = {"step": 1, "normalized_score": None, "success_rate": 62.5, "return_mean": -40.0}
+    assert tables.score(evaluation) == 62.5 and tables.kind_of(evaluation) == "success"
+
+
+def test_published_scores_cover_d4rl_locomotion_offline_only():
+    value, source = tables.published("iql", None, "Hopper-v5", "medium")
+    assert value == pytest.approx(67.53) and "different data" in source
+    assert tables.published("td3bc", None, "Walker2d-v5", "medium-replay")[0] == pytest.approx(85.62)
+    assert tables.published("iql", "iql", "Hopper-v5", "medium") == (None, None)  # fine-tuned: not the offline table
+    assert tables.published("iql", None, "Pendulum-v1", "medium") == (None, None)
+    assert tables.published("iql", None, "Hopper-v5", None) == (None, None)
