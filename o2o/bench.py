@@ -68,14 +68,15 @@ class Grid:
         for dataset in self.datasets:
             if dataset.startswith(COLLECT):
                 _parse_collect(dataset)
-        for algo in self.algos:
-            get_algorithm(algo, self.overrides_for(algo))  # unknown fields and bad values fail now, not in a worker
+        algorithms = self.algos + ([self.online_algo] if self.online_algo else [])
         for key in self.overrides:
             target, _, field = key.rpartition(".")
-            if target and canonical_name(target) not in self.algos:
-                raise O2OError(f"--set {key}: {target} is not among the bench's algorithms ({', '.join(self.algos)})")
-            if not target and not any(field in _fields(a) for a in self.algos):
+            if target and canonical_name(target) not in algorithms:
+                raise O2OError(f"--set {key}: {target} is not among the bench's algorithms ({', '.join(algorithms)})")
+            if not target and not any(field in _fields(a) for a in algorithms):
                 raise O2OError(f"--set {key}: no algorithm of the bench has a config field {field!r}")
+        for algo in algorithms:
+            get_algorithm(algo, self.overrides_for(algo))  # bad values fail now, not in a worker
 
     def overrides_for(self, algo: str) -> dict[str, str]:
         """`FIELD=V` applies to every algorithm that has FIELD; `ALGO.FIELD=V` to ALGO alone (and wins)."""

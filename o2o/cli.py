@@ -334,7 +334,10 @@ def bench_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a grid of algorithms x datasets x seeds (optionally fine-tuned online) as Ray tasks, with every result in
-    BENCH_DIR/results.sqlite; exits non-zero if a cell failed. Re-running the same command finishes the grid."""
+    BENCH_DIR/results.sqlite; exits non-zero if a cell failed. Re-running the same command (or `o2o bench --out
+    BENCH_DIR` alone) finishes the grid."""
+    from pathlib import Path
+
     from o2o import bench
 
     values: dict[str, Any] = bench.load_suite(suite) if suite else {}
@@ -347,10 +350,13 @@ def bench_cmd(
     values["overrides"] = {**values.get("overrides", {}), **_parse_overrides(overrides)}
     if not out:
         raise O2OError("o2o bench needs --out BENCH_DIR")
-    if "algos" not in values or "datasets" not in values:
-        raise O2OError("o2o bench needs --algos and --datasets, or --suite SUITE")
-    summary = bench.run(bench.Grid(**values), out, workers=workers, address=address, cpus_per_cell=cpus_per_cell,
-                        progress=not quiet)
+    if not suite and not any(v is not None for k, v in given.items()) and not overrides:
+        grid = bench.saved_grid(Path(out))  # `o2o bench --out BENCH_DIR` alone resumes the grid saved there
+    elif "algos" not in values or "datasets" not in values:
+        raise O2OError("o2o bench needs --algos and --datasets, or --suite SUITE (or only --out BENCH_DIR to resume)")
+    else:
+        grid = bench.Grid(**values)
+    summary = bench.run(grid, out, workers=workers, address=address, cpus_per_cell=cpus_per_cell, progress=not quiet)
     if as_json:
         _print_json(summary)
     else:

@@ -156,8 +156,8 @@ def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert g.overrides_for("bc") == {} and g.overrides_for("iql") == {"discount": "0.9", "expectile": "0.8"}
 
 
-def test_killed_driver_resumes_without_rerunning_finished_cells(datasets, tmp_path):
-    """kill -9 the bench driver once its first cell is recorded; the same command then finishes the grid."""
+def test_killed_driver_resumes_without_rerunning_finished_cells(datasets, tmp_path, capsys):
+    """kill -9 the bench driver once its first cell is recorded; `o2o bench --out BENCH_DIR` then finishes the grid."""
     good, _ = datasets
     out = tmp_path / "b"
     args = ["bench", "--algos", "bc,td3bc", "--datasets", str(good), "--seeds", "1", "--steps", "4000",
@@ -173,9 +173,11 @@ def test_killed_driver_resumes_without_rerunning_finished_cells(datasets, tmp_pa
     assert _recorded(out, "bc--pendulum-mixed"), "the first cell did not finish in time"
     stamp = first.stat().st_mtime_ns
     try:
-        summary = bench.run(bench.saved_grid(out), out, workers=1, progress=False)
+        code, stdout, stderr = run_cli(["bench", "--out", str(out), "--workers", "1", "--quiet", "--json"], capsys)
     finally:
         os.killpg(driver.pid, signal.SIGKILL) if _alive_group(driver.pid) else None
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0, stderr
     assert summary["completed"] == 2 and not summary["failed"]
     assert first.stat().st_mtime_ns == stamp
     attempts = dict(sqlite3.connect(out / "results.sqlite").execute("SELECT cell, attempts FROM cells"))
