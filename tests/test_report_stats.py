@@ -1,5 +1,6 @@
 """The report's statistics and final-score protocols on hand-computed cases."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -84,3 +85,42 @@ def test_published_scores_cover_d4rl_locomotion_offline_only():
     assert tables.published("iql", "iql", "Hopper-v5", "medium") == (None, None)  # fine-tuned: not the offline table
     assert tables.published("iql", None, "Pendulum-v1", "medium") == (None, None)
     assert tables.published("iql", None, "Hopper-v5", None) == (None, None)
+
+
+class ReachEnv(gym.Env):
+    """A one-dimensional task that reports success, as goal tasks do: pushing right (action > 0.5) reaches the goal
+    and ends the episode with info["success"] = True; anything else runs into the 3-step time limit unsuccessful."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        reached = bool(action[0] > 0.5)
+        return np.zeros(1, np.float32), float(reached), reached, False, {"success": reached}
+
+
+def test_evaluation_records_success_at_each_episodes_last_step():
+    from o2o.train.evaluation import evaluate, make_eval_envs, scores
+
+    if "o2o-test/Reach-v0" not in gym.registry:
+        gym.register("o2o-test/Reach-v0", entry_point=ReachEnv, max_episode_steps=3)
+    envs = make_eval_envs("o2o-test/Reach-v0", 4)
+    actions = np.array([1.0, -1.0]).reshape(2, 1, 1)  # seed 0 pushes right, seed 1 left
+    returns, successes = evaluate(lambda o: np.broadcast_to(actions, o.shape[:2] + (1,)), envs, [0, 1], 2, round_seed=0)
+    envs.close()
+    np.testing.assert_array_equal(returns, [[1.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(successes, [[1.0, 1.0], [0.0, 0.0]])
+    record = scores((returns, successes), "o2o-test/Reach-v0", {})
+    assert record["success_rate"] == 50.0 and record["success_rate_per_seed"] == [100.0, 0.0]
+    assert record["episode_successes"] == [[1.0, 1.0], [0.0, 0.0]] and "normalized_score" not in record
+
+
+def test_evaluation_of_an_env_without_success_has_no_success_rate():
+    from o2o.train.evaluation import scores
+
+    record = scores((np.array([[1.0, 3.0]]), np.full((1, 2), np.nan)), "Pendulum-v1", {})
+    assert "success_rate" not in record and record["episode_returns"] == [[1.0, 3.0]]
