@@ -70,6 +70,11 @@ def test_database_holds_runs_per_seed_and_every_evaluation_episode(finished_benc
         assert len(evaluation["episode_returns"]) == 2
         assert evaluation["return_mean"] == pytest.approx(np.mean(evaluation["episode_returns"]))
         assert evaluation["normalized_score"] is not None and evaluation["success_rate"] is None
+    # the round trip: each seed's rows hold exactly what its run directory logged
+    logged = [json.loads(line) for line in (Path(td3["online_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in logged if "episode_returns" in r]
+    assert [e["episode_returns"] for e in td3["evaluations"]["online"]] == [r["episode_returns"][1] for r in logged]
+    assert [e["normalized_score"] for e in td3["evaluations"]["online"]] == [r["normalized_score_per_seed"][1] for r in logged]
     cells = {r["cell"]: r for r in conn.execute("SELECT * FROM cells")}
     assert cells["td3bc--pendulum-mixed--td3bc"]["status"] == "completed"
     assert cells["bc--broken.npz"]["status"] == "failed"
