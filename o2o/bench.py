@@ -216,7 +216,7 @@ def _phase(run_dir: Path, start, resume) -> dict[str, Any]:
     """A phase's summary: read if finished, resumed if it has a checkpoint, else started afresh."""
     if (run_dir / "summary.json").is_file():
         return runs.read_json(run_dir / "summary.json")
-    if (run_dir / runs.CHECKPOINT).is_file():
+    if runs.has_checkpoint(run_dir):
         return resume(run_dir, progress=False)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep

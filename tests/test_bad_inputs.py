@@ -258,3 +258,28 @@ def test_error_from_the_installed_command_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith("error: ")
     assert "missing.hdf5" in result.stderr.splitlines()[0]
+
+
+def test_optional_config_fields_take_values_and_none(capsys):
+    from o2o.agents import get_algorithm
+    from o2o.errors import O2OError
+
+    assert get_algorithm("calql", {"sparse_failure_reward": "-1"})[1].sparse_failure_reward == -1.0
+    assert get_algorithm("calql", {"sparse_failure_reward": "none"})[1].sparse_failure_reward is None
+    with pytest.raises(O2OError, match="sparse_failure_reward = 'low' is not a valid float"):
+        get_algorithm("calql", {"sparse_failure_reward": "low"})
+    assert get_algorithm("iql", {"hidden_dims": "64,64"})[1].hidden_dims == (64, 64)
+
+
+def test_minari_writer_takes_a_relative_destination(tmp_path, monkeypatch, capsys):
+    src = write_o2o(make_dataset(n=200, obs_dim=3, act_dim=1, env_id="Pendulum-v1"), tmp_path / "src")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["data", "convert", "src", "mdir", "--format", "minari"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["data", "info", "mdir", "--json"], capsys)
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["transitions"] == 200
+
+
+def test_unknown_environment_is_one_line_without_notices(capsys):
+    code, out, err = run_cli(["online", "sac", "--env", "NoSuchEnv-v1", "--steps", "10"], capsys)
+    assert code == 1 and err == "error: environment 'NoSuchEnv-v1' is not registered with gymnasium\n"

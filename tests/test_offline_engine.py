@@ -126,3 +126,35 @@ def test_train_rejects_a_run_directory_in_use_and_unknown_algorithms(pendulum, t
     assert code == 1 and "unknown algorithm 'dqn'" in err
     code, _, err = run_cli(["train", "bc", "--dataset", pendulum, "--env", "Hopper-v5"], capsys)
     assert code == 1 and "recorded on Pendulum-v1 but --env Hopper-v5" in err
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_exactly(pendulum, tmp_path, monkeypatch, capsys):
+    full = settings(pendulum, tmp_path / "full", steps=600)
+    offline.train(full, progress=False)
+    killed = settings(pendulum, tmp_path / "killed", steps=600)
+    save = runs.save_checkpoint
+
+    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
+        save(run_dir, target, path)
+        if path == runs.CHECKPOINT and int(target["step"]) == 400:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        offline.train(killed, progress=False)
+    monkeypatch.setattr(runs, "save_checkpoint", save)
+    latest = tmp_path / "killed" / runs.CHECKPOINT
+    latest.write_bytes(latest.read_bytes()[:100])  # cut short, as by a full disk
+
+    with pytest.warns(RuntimeWarning, match=r"latest.msgpack: unreadable checkpoint.*previous checkpoint.*step 200"):
+        offline.resume(tmp_path / "killed", progress=False)
+    assert metric_lines(tmp_path / "killed") == metric_lines(tmp_path / "full")
+    a, _ = final_params(tmp_path / "full", full)
+    b, _ = final_params(tmp_path / "killed", killed)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+    best = tmp_path / "killed" / runs.BEST_CHECKPOINT
+    best.write_bytes(b"not a checkpoint")
+    code, _, stderr = run_cli(["eval", str(tmp_path / "killed"), "--best", "--episodes", "1"], capsys)
+    assert code == 1 and stderr.startswith(f"error: {best}: unreadable checkpoint")

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from types import ModuleType
 from typing import Any
 
@@ -63,29 +65,37 @@ def get_algorithm(
     key = canonical_name(name)
     module, variant = ALGORITHMS[key]
     fields = {f.name: f for f in dataclasses.fields(module.Config)}
+    declared = typing.get_type_hints(module.Config)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in (inherited or {}).items() if k in fields}
     values.update(variant)
     for field_name, value in (overrides or {}).items():
         if field_name not in fields:
             raise O2OError(f"{key} has no config field {field_name!r}; fields: {', '.join(fields)}")
-        values[field_name] = _coerce(value, fields[field_name], key)
+        values[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
     return module, module.Config(**values)
 
 
-def _coerce(value: Any, field: dataclasses.Field, algo: str) -> Any:
+def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> Any:
+    """A command-line string as the field's declared type (`int`, `float`, `bool`, `tuple[int, ...]`, or any of them
+    `| None`, where "none" gives None)."""
     if not isinstance(value, str):
         return tuple(value) if isinstance(value, list) else value
-    default = field.default
+    if typing.get_origin(declared) in (typing.Union, types.UnionType):
+        if type(None) in typing.get_args(declared) and value.strip().lower() in ("none", "null", ""):
+            return None
+        declared = next(k for k in typing.get_args(declared) if k is not type(None))
+    kind = typing.get_origin(declared) or declared
     try:
-        if isinstance(default, bool):
+        if kind is bool:
             if value.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(value)
             return value.lower() in ("true", "1")
-        if isinstance(default, tuple):
+        if kind is tuple:
             return tuple(int(v) for v in value.replace("(", "").replace(")", "").split(",") if v.strip())
-        return type(default)(value)
+        return kind(value)
     except ValueError:
-        raise O2OError(f"{algo}: config field {field.name} = {value!r} is not a valid {type(default).__name__}") from None
+        raise O2OError(f"{algo}: config field {field.name} = {value!r} is not a valid "
+                       f"{getattr(kind, '__name__', kind)}") from None
 
 
 __all__ = ["ALGORITHMS", "INHERITED_FIELDS", "OFFLINE_ONLY", "ONLINE_DEFAULTS", "Spec", "canonical_name", "get_algorithm"]

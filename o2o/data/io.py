@@ -279,7 +279,7 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
     from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
 
-    path = Path(path)
+    path = Path(path).absolute()  # minari resolves its data path against a relative one twice
     if path.exists():
         raise DatasetError(f"{path}: already exists; choose another destination or remove it first")
     dataset_id = dataset_id or _default_minari_id(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from functools import lru_cache
 
@@ -18,8 +20,9 @@ def _register_robotics() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gymnasium-robotics prints notices about Adroit reward versions on import
-        try:
-            import gymnasium_robotics
+        try:  # it also prints a notice about Adroit's reward versions straight to stderr on import
+            with contextlib.redirect_stderr(io.StringIO()):
+                import gymnasium_robotics
         except ImportError:  # AntMaze and Adroit then stay unavailable; MuJoCo locomotion still works
             return
         gym.register_envs(gymnasium_robotics)

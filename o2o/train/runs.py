@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import tempfile
+import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 from o2o.errors import O2OError
 
 CHECKPOINT = "checkpoints/latest.msgpack"
+PREVIOUS_CHECKPOINT = "checkpoints/previous.msgpack"
 BEST_CHECKPOINT = "checkpoints/best.msgpack"
 
 
@@ -85,17 +87,43 @@ class MetricsLog:
 
 
 def save_checkpoint(run_dir: Path, target: Any, path: str = CHECKPOINT) -> None:
-    atomic_write_bytes(run_dir / path, flax.serialization.to_bytes(target))
+    """Write a checkpoint atomically; the latest checkpoint it replaces is kept as the previous one, so that a latest
+    file damaged after the fact (a full disk, a copy cut short) still leaves a good checkpoint to resume from."""
+    data = flax.serialization.to_bytes(target)
+    if path == CHECKPOINT and (run_dir / CHECKPOINT).is_file():
+        os.replace(run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT)
+    atomic_write_bytes(run_dir / path, data)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / CHECKPOINT).is_file() or (run_dir / PREVIOUS_CHECKPOINT).is_file()
 
 
 def load_checkpoint(run_dir: Path, template: Any, path: str = CHECKPOINT) -> Any:
-    """Restore the entries of `template` (a dict) from a checkpoint; entries absent from the template come back raw."""
-    file = run_dir / path
-    if not file.is_file():
-        raise O2OError(f"{run_dir}: no checkpoint at {path}; was this run started by o2o?")
-    raw = flax.serialization.msgpack_restore(file.read_bytes())
-    return {key: flax.serialization.from_state_dict(template[key], value) if key in template else value
-            for key, value in raw.items()}
+    """Restore the entries of `template` (a dict) from a checkpoint; entries absent from the template come back raw.
+    An unreadable or missing latest checkpoint falls back to the previous one, with a warning."""
+    try:
+        return _restore(run_dir / path, template)
+    except O2OError as error:
+        if path != CHECKPOINT or not (run_dir / PREVIOUS_CHECKPOINT).is_file():
+            if not (run_dir / path).is_file():
+                raise O2OError(f"{run_dir}: no checkpoint at {path}; was this run started by o2o?") from None
+            raise
+        checkpoint = _restore(run_dir / PREVIOUS_CHECKPOINT, template)
+        warnings.warn(f"{error}; using the previous checkpoint {run_dir / PREVIOUS_CHECKPOINT} "
+                      f"(step {int(checkpoint.get('step', -1))}) instead", RuntimeWarning, stacklevel=2)
+        return checkpoint
+
+
+def _restore(file: Path, template: Any) -> Any:
+    try:
+        raw = flax.serialization.msgpack_restore(file.read_bytes())
+        return {key: flax.serialization.from_state_dict(template[key], value) if key in template else value
+                for key, value in raw.items()}
+    except FileNotFoundError:
+        raise O2OError(f"{file}: checkpoint missing") from None
+    except Exception as e:  # noqa: BLE001 — msgpack and flax raise many types for a damaged or foreign file
+        raise O2OError(f"{file}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def _jsonable(value: Any) -> Any:
