@@ -96,11 +96,13 @@ def improvement(pairs: list[dict[str, Any]], methods: list[str], out: Path) -> d
     ax = fig.subplots()
     for row, p in enumerate(shown):
         low, high = p["ci"]
-        ax.barh(row, high - low, left=low, height=0.6, color="tab:blue", alpha=0.6)
-        ax.plot([p["probability"]] * 2, [row - 0.3, row + 0.3], color="black", linewidth=1.5)
+        ax.plot([low, high], [row, row], color="tab:blue", linewidth=6, alpha=0.5, solid_capstyle="butt")
+        ax.plot([low, high], [row, row], "|", color="tab:blue", markersize=12)  # an interval of width 0 still shows
+        ax.plot([p["probability"]], [row], "o", color="black", markersize=5)
     ax.axvline(0.5, color="gray", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(shown)), [f"P({p['x']} > {p['y']})" for p in shown])
-    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    ax.set_xlim(-0.03, 1.03)
     ax.set_xlabel("probability of improvement")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, out, "improvement", "Probability of improvement",
@@ -126,7 +128,7 @@ def curves(phase_curves: dict[str, dict[str, dict[str, Any]]], colors: dict, out
 
 
 def o2o(rows: list[dict[str, Any]], colors: dict, out: Path, unit: str) -> dict[str, str]:
-    fig = _figure(8, 0.9 + 0.45 * len(rows))
+    fig = _figure(8, 1.4 + 0.55 * len(rows))
     ax = fig.subplots()
     for row, e in enumerate(rows):
         points = [("offline", e.get("offline_mean")), ("online step 0", e.get("start_mean")), ("final", e["final_mean"])]
@@ -140,10 +142,10 @@ def o2o(rows: list[dict[str, Any]], colors: dict, out: Path, unit: str) -> dict[
             ax.annotate(f"dip {e['dip_mean']:.1f}", (e["start_mean"], row), textcoords="offset points", xytext=(0, 7),
                         fontsize=7, ha="center")
     ax.set_yticks(range(len(rows)), [f"{e['method']} / {e['dataset']}" for e in rows])
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.4, -0.6)
     ax.set_xlabel(unit)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside upper center", ncols=3)
     return _save(fig, out, "o2o", "Offline to online",
                  "Per fine-tuned cell, mean over seeds: the offline run's last evaluation (square), the fine-tuned agent "
                  "at online step 0 (triangle) and after fine-tuning (circle); the dip is the lowest score in the first "
