@@ -374,13 +374,15 @@ def report_cmd(
     out: Annotated[Optional[str], typer.Option("--out", help="Report directory (default BENCH_DIR/report for one "
                                                "bench, else ./report).")] = None,
     reps: Annotated[int, typer.Option("--reps", help="Bootstrap samples for confidence intervals.")] = 2000,
+    final: Annotated[str, typer.Option("--final", help="Final score of a run: last (its last evaluation, D4RL/CORL) "
+                                       "or last3 (mean of its last three, OGBench/FQL).")] = "last",
     as_json: JsonFlag = False,
 ) -> None:
     """Statistics over seeds and datasets (IQM with bootstrap CIs, performance profiles, probability of improvement),
     figures, report.md, report.json and a self-contained report.html."""
     from o2o import report
 
-    summary = report.build(sources, out, reps=reps)
+    summary = report.build(sources, out, reps=reps, final=final)
     if as_json:
         _print_json(summary)
         return
@@ -392,12 +394,14 @@ def _print_entries(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="final score (last evaluation), over seeds")
-    for column in ("method", "dataset", "seeds", "mean ± std", "IQM [95% CI]", "last 3", "published"):
+    final = summary["protocol"]
+    other = "last3" if final == "last" else "last"
+    table = Table(title="final score over seeds")
+    for column in ("method", "dataset", "seeds", f"{final}: mean ± std", "IQM [95% CI]", other, "published"):
         table.add_column(column, justify="left" if column in ("method", "dataset") else "right")
     for e in summary["entries"]:
         table.add_row(e["method"], e["dataset"], str(e["seeds"]), f"{e['final_mean']:.1f} ± {e['final_std']:.1f}",
-                      f"{e['iqm']:.1f} [{e['iqm_ci'][0]:.1f}, {e['iqm_ci'][1]:.1f}]", f"{e['last3_mean']:.1f}",
+                      f"{e['iqm']:.1f} [{e['iqm_ci'][0]:.1f}, {e['iqm_ci'][1]:.1f}]", f"{e[other + '_mean']:.1f}",
                       "" if e["published"] is None else f"{e['published']:.1f}")
     Console(width=None if sys.stdout.isatty() else 160).print(table)  # piped output: no wrapping at 80 columns
 

@@ -113,6 +113,9 @@ def test_report_entries_statistics_and_files(finished_bench, tmp_path):
         assert (tmp_path / "report" / figure["png"]).stat().st_size > 1000
         assert (tmp_path / "report" / figure["svg"]).is_file()
     assert "| bc | pendulum-mixed | 2 |" in (tmp_path / "report" / "report.md").read_text()
+    ogbench_protocol = report.build([str(out)], tmp_path / "report3", reps=300, final="last3")
+    for e in ogbench_protocol["entries"]:
+        assert e["final_mean"] == pytest.approx(e["last3_mean"]) and e["iqm_ci"][0] <= e["iqm"] <= e["iqm_ci"][1]
 
 
 def test_report_ingests_plain_run_directories(finished_bench, tmp_path, capsys):

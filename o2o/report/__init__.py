@@ -50,10 +50,13 @@ def _database(benches: list[Path], run_dirs: list[Path], report_dir: Path):
     return conn, path
 
 
-def build(sources: list[str], out: str | Path | None = None, reps: int = 2000) -> dict[str, Any]:
-    """Write the report; returns {report_dir, html, database, entries, aggregate} (the `--json` line)."""
+def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, final: str = "last") -> dict[str, Any]:
+    """Write the report; returns {report_dir, html, database, entries, aggregate} (the `--json` line). `final` is the
+    final-score protocol the statistics use: `last` (D4RL/CORL) or `last3` (OGBench/FQL)."""
     if not sources:
         raise O2OError("o2o report needs at least one bench directory or run directory")
+    if final not in tables.PROTOCOLS:
+        raise O2OError(f"--final {final!r}; choose one of {', '.join(tables.PROTOCOLS)}")
     if reps < 100:
         raise O2OError(f"--reps must be at least 100 bootstrap samples (got {reps})")
     benches, run_dirs = _classify(sources)
@@ -67,19 +70,19 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000) -
         raise O2OError(f"{', '.join(sources)}: no runs to report yet")
 
     run_scores = [tables.run_scores(r) for r in loaded]
-    entry_list = tables.entries(run_scores, reps)
+    entry_list = tables.entries(run_scores, reps, final)
     kinds = {e["kind"] for e in entry_list}
     unit = UNITS[kinds.pop()] if len(kinds) == 1 else "score (normalized, or success %)"
     report: dict[str, Any] = {
         "generated": results.now(), "sources": [str(s) for s in sources], "database": str(database), "unit": unit,
-        "reps": reps, "entries": entry_list, "aggregate": tables.aggregate(entry_list, reps),
+        "reps": reps, "protocol": final, "entries": entry_list, "aggregate": tables.aggregate(entry_list, reps),
         "improvement": tables.improvement(entry_list, reps),
         "curves": {phase: tables.curves(run_scores, phase, reps) for phase in ("offline", "online")},
         "failures": [{"name": c["cell"], "status": c["status"], "error": c["error"]} for c in failed_cells]
         + [{"name": f"{s.method} / {s.dataset} / seed {s.seed}", "status": s.status, "error": None}
            for s in run_scores if s.status not in ("completed", "failed")],
         "runs": [{**{k: r[k] for k in ("dataset", "seed", "status", "offline_dir", "online_dir", "wall_seconds", "cell")},
-                  "method": s.method, "last": s.last} for r, s in zip(loaded, run_scores)],
+                  "method": s.method, "final": getattr(s, final)} for r, s in zip(loaded, run_scores)],
         "versions": _versions(loaded),
     }
     report["figures"] = _figures(report, run_scores, report_dir / "figures", reps)
@@ -87,9 +90,9 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000) -
     run_files.write_json(report_dir / "report.json", report)
     html_path = report_dir / "report.html"
     run_files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
-    return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database),
+    return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database), "protocol": final,
             "entries": [{k: e.get(k) for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean",
-                                               "final_std", "iqm", "iqm_ci", "last3_mean", "published", "offline_mean",
+                                               "final_std", "iqm", "iqm_ci", "last_mean", "last3_mean", "published", "offline_mean",
                                                "start_mean", "dip_mean", "cumulative_regret")} for e in entry_list],
             "aggregate": {m: {k: a[k] for k in ("iqm", "iqm_ci", "mean", "median", "optimality_gap")}
                           for m, a in report["aggregate"].items()}}

@@ -7,12 +7,17 @@ import html
 from pathlib import Path
 from typing import Any
 
-PROTOCOL = (
-    "Final score of a run: its last evaluation (D4RL/CORL protocol); 'last 3' is the mean of its last three evaluations "
-    "(OGBench/FQL protocol). 'Best' selects the best evaluation with evaluation episodes and is optimistic: never "
-    "compare it with a published final score. IQM = interquartile mean; intervals are 95% stratified-bootstrap "
-    "confidence intervals over seeds (and datasets for aggregates), computed with rliable."
-)
+from o2o.report.tables import PROTOCOLS
+
+LABELS = {"last": "last", "last3": "last 3"}
+
+
+def protocol_note(final: str) -> str:
+    other = next(k for k in PROTOCOLS if k != final)
+    return (f"Final score of a run: {PROTOCOLS[final]}; '{LABELS[other]}' is {PROTOCOLS[other]}. 'Best' selects the "
+            "best evaluation with evaluation episodes and is optimistic: never compare it with a published final "
+            "score. IQM = interquartile mean; intervals are 95% stratified-bootstrap confidence intervals over seeds "
+            "(and datasets for aggregates), computed with rliable.")
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -27,12 +32,14 @@ def _ci(point: float | None, ci: list[float] | None, digits: int = 1) -> str:
 
 def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's tables as {id, title, note, header, rows}: one source for Markdown and HTML."""
+    final = report["protocol"]
+    other = next(k for k in PROTOCOLS if k != final)
     out = [{
-        "id": "entries", "title": f"Final {report['unit']} per method and dataset", "note": PROTOCOL,
-        "header": ["method", "dataset", "seeds", "final (mean ± std)", "IQM [95% CI]", "last 3 (mean ± std)",
-                   "best (optimistic)", "published"],
+        "id": "entries", "title": f"Final {report['unit']} per method and dataset", "note": protocol_note(final),
+        "header": ["method", "dataset", "seeds", f"final: {LABELS[final]} (mean ± std)", "IQM [95% CI]",
+                   f"{LABELS[other]} (mean ± std)", "best (optimistic)", "published"],
         "rows": [[e["method"], e["dataset"], str(e["seeds"]), f"{e['final_mean']:.1f} ± {e['final_std']:.1f}",
-                  _ci(e["iqm"], e["iqm_ci"]), f"{e['last3_mean']:.1f} ± {e['last3_std']:.1f}",
+                  _ci(e["iqm"], e["iqm_ci"]), f"{e[other + '_mean']:.1f} ± {e[other + '_std']:.1f}",
                   _num(e["best_mean_optimistic"]), _num(e["published"])] for e in report["entries"]],
     }]
     if any(e["published"] is not None for e in report["entries"]):
@@ -71,7 +78,7 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "rows": [[f["name"], f["status"], f["error"] or ""] for f in report["failures"]]})
     out.append({"id": "runs", "title": "Runs", "note": "One row per trained seed.",
                 "header": ["method", "dataset", "seed", "status", "final", "wall s", "run directories"],
-                "rows": [[r["method"], r["dataset"], str(r["seed"]), r["status"], _num(r["last"]), _num(r["wall_seconds"], 0),
+                "rows": [[r["method"], r["dataset"], str(r["seed"]), r["status"], _num(r["final"]), _num(r["wall_seconds"], 0),
                           " ".join(d for d in (r["offline_dir"], r["online_dir"]) if d)] for r in report["runs"]]})
     return out
 

@@ -104,8 +104,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-def entries(scores: list[RunScores], reps: int) -> list[dict[str, Any]]:
-    """One entry per (method, dataset) over its completed runs (sorted by seed)."""
+PROTOCOLS = {"last": "the last evaluation (D4RL/CORL)", "last3": "the mean of the last three evaluations (OGBench/FQL)"}
+
+
+def entries(scores: list[RunScores], reps: int, final: str = "last") -> list[dict[str, Any]]:
+    """One entry per (method, dataset) over its completed runs (sorted by seed); `final` (a key of PROTOCOLS) is the
+    final score the IQM, the aggregates and the comparisons use."""
     groups: dict[tuple[str, str], list[RunScores]] = {}
     for s in sorted(scores, key=lambda s: (s.method, s.dataset, s.seed)):
         if s.status == "completed" and s.last is not None:
@@ -113,15 +117,16 @@ def entries(scores: list[RunScores], reps: int) -> list[dict[str, Any]]:
     out = []
     for (method, dataset), group in groups.items():
         first = group[0]
-        last = [s.last for s in group]
-        iqm, ci = stats.iqm_with_ci(np.array(last), reps=reps)
+        chosen = [getattr(s, final) for s in group]
+        iqm, ci = stats.iqm_with_ci(np.array(chosen), reps=reps)
         value, source = published(first.algo, first.online_algo, first.env, first.level)
         entry = {
             "method": method, "algo": first.algo, "online_algo": first.online_algo, "dataset": dataset,
             "env": first.env, "level": first.level, "kind": first.kind, "seeds": len(group),
-            "seed_values": [s.seed for s in group], "final_per_seed": last,
-            "final_mean": _mean_std(last)[0], "final_std": _mean_std(last)[1], "iqm": iqm, "iqm_ci": ci,
-            "last3_mean": _mean_std([s.last3 for s in group])[0], "last3_std": _mean_std([s.last3 for s in group])[1],
+            "seed_values": [s.seed for s in group], "protocol": final, "final_per_seed": chosen,
+            "final_mean": _mean_std(chosen)[0], "final_std": _mean_std(chosen)[1], "iqm": iqm, "iqm_ci": ci,
+            **{f"{key}_{name}": value for key in PROTOCOLS
+               for name, value in zip(("mean", "std"), _mean_std([getattr(s, key) for s in group]))},
             "best_mean_optimistic": float(np.mean([s.best for s in group])),
             "published": value, "published_source": source,
         }
