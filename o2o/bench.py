@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from o2o import results
-from o2o.agents import OFFLINE_ONLY, canonical_name, get_algorithm
+from o2o.agents import get_algorithm
+from o2o.algorithms import canonical_name, fine_tunes
 from o2o.errors import O2OError
 from o2o.train import runs
 
@@ -118,7 +119,7 @@ def cells(grid: Grid) -> list[Cell]:
     out = []
     for algo in grid.algos:
         online = None
-        if grid.online_steps > 0 and algo not in OFFLINE_ONLY:
+        if grid.online_steps > 0 and fine_tunes(algo):
             online = grid.online_algo or algo
         for dataset, label in zip(grid.datasets, labels):
             for group in groups:

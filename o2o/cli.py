@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from o2o.algorithms import REGISTRY, names
 from o2o.errors import O2OError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -100,7 +101,7 @@ def _parse_overrides(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command("train")
 def train(
-    algo: Annotated[str, typer.Argument(help="Algorithm: bc, bc10 (10% BC), td3bc, iql, awac, cql, calql.")],
+    algo: Annotated[str, typer.Argument(help=f"Algorithm: {', '.join(names('offline'))} (see `o2o algos`).")],
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset SOURCE (see `o2o data info`).")] = None,
     env: EnvOption = None,
     steps: Annotated[int, typer.Option("--steps", help="Gradient updates per seed.")] = 100_000,
@@ -131,7 +132,8 @@ def train(
 
 @app.command("online")
 def online_cmd(
-    algo: Annotated[str, typer.Argument(help="sac, td3, rlpd (needs --dataset), or any offline algorithm.")],
+    algo: Annotated[str, typer.Argument(help=f"{', '.join(names('online'))} (rlpd needs --dataset), or any offline "
+                                                    "algorithm with a critic.")],
     env: EnvOption = None,
     steps: Annotated[int, typer.Option("--steps", help="Environment steps per seed.")] = 100_000,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Offline data to mix in (RLPD).")] = None,
@@ -184,7 +186,7 @@ def finetune(
 
 @app.command("run")
 def run_cmd(
-    algo: Annotated[str, typer.Argument(help="Offline algorithm (bc, td3bc, iql, awac, cql, calql).")],
+    algo: Annotated[str, typer.Argument(help=f"Offline algorithm ({', '.join(names('offline'))}).")],
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset SOURCE.")],
     offline_steps: Annotated[int, typer.Option("--offline-steps", help="Offline updates per seed.")] = 100_000,
     online_steps: Annotated[int, typer.Option("--online-steps", help="Online env steps per seed.")] = 100_000,
@@ -404,6 +406,24 @@ def _print_entries(summary: dict[str, Any]) -> None:
                       f"{e['iqm']:.1f} [{e['iqm_ci'][0]:.1f}, {e['iqm_ci'][1]:.1f}]", f"{e[other + '_mean']:.1f}",
                       "" if e["published"] is None else f"{e['published']:.1f}")
     Console(width=None if sys.stdout.isatty() else 160).print(table)  # piped output: no wrapping at 80 columns
+
+
+@app.command("algos")
+def algos_cmd(as_json: JsonFlag = False) -> None:
+    """The algorithms o2o trains: kind, what each is, its paper and how it runs online."""
+    if as_json:
+        _print_json({name: {k: v for k, v in vars(r).items() if k != "name"} for name, r in REGISTRY.items()})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="o2o algorithms (o2o train / online / finetune / bench)")
+    for column in ("name", "kind", "what it is", "paper", "online"):
+        table.add_column(column)
+    for r in REGISTRY.values():
+        online = "offline only" if r.online is None else ", ".join(f"{k} {v}" for k, v in r.online.items())
+        table.add_row(r.name + (f" ({', '.join(r.aliases)})" if r.aliases else ""), r.kind, r.summary, r.paper, online)
+    Console().print(table)
 
 
 @app.command("quickstart")

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from o2o.agents import INHERITED_FIELDS, ONLINE_DEFAULTS, Spec, canonical_name, get_algorithm
+from o2o.agents import INHERITED_FIELDS, Spec, canonical_name, get_algorithm
+from o2o.algorithms import online_defaults
 from o2o.data import replay
 from o2o.data.dataset import episode_returns_to_go
 from o2o.envs import env_spaces, make_env
@@ -64,7 +65,7 @@ class OnlineSettings:
 
 def settings_for(algo: str, **given: Any) -> OnlineSettings:
     """OnlineSettings for `algo`: the user's values where given (not None), else the algorithm's paper defaults."""
-    defaults = ONLINE_DEFAULTS.get(canonical_name(algo), {})
+    defaults = online_defaults(algo)
     return OnlineSettings(algo=algo, **{**defaults, **{k: v for k, v in given.items() if v is not None}})
 
 
@@ -458,7 +459,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
 
 def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, out: str | None = None,
              progress: bool = True, **given: Any) -> dict[str, Any]:
-    """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (see ONLINE_DEFAULTS)."""
+    """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (its registry record's `online`)."""
     run_dir = Path(run_dir)
     config = runs.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
     if config.get("kind") != "offline":
