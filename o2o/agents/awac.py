@@ -52,54 +52,47 @@ class State:
     spec: Spec = struct.field(pytree_node=False)
 
 
-def _nets(config: Config, spec: Spec):
-    return GaussianPolicy(config.hidden_dims, spec.action_dim), CriticEnsemble(config.hidden_dims, num_critics=2)
-
-
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
-    actor_net, critic_net = _nets(config, spec)
     k1, k2 = jax.random.split(key)
     obs, act_ = spec.dummy_inputs()
-    critic = Network.create(critic_net, optax.adam(config.critic_lr), k2, obs, act_)
-    return State(Network.create(actor_net, optax.adam(config.actor_lr), k1, obs), critic, critic.params,
+    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2), optax.adam(config.critic_lr), k2, obs, act_)
+    actor = Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim), optax.adam(config.actor_lr), k1, obs)
+    return State(actor, critic, critic.params,
                  ObservationNormalizer.from_spec(spec, config.normalize_observations), jnp.zeros((), jnp.int32),
                  config, spec.shapes_only())
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    actor_net, critic_net = _nets(config, state.spec)
     next_key, pi_key = jax.random.split(key)
     obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
 
-    next_actions = clipped_gaussian_sample(*actor_net.apply({"params": state.actor.params}, next_obs), next_key)
-    next_q = critic_net.apply({"params": state.target_critic_params}, next_obs, next_actions).min(axis=0)
+    next_actions = clipped_gaussian_sample(*state.actor(next_obs), next_key)
+    next_q = state.critic(next_obs, next_actions, params=state.target_critic_params).min(axis=0)
     target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_q
 
     def critic_loss_fn(params):
-        q = critic_net.apply({"params": params}, obs, actions)
+        q = state.critic(obs, actions, params=params)
         return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(optax.adam(config.critic_lr), grads)
+    critic = state.critic.apply_gradients(grads)
 
-    pi_actions = clipped_gaussian_sample(*actor_net.apply({"params": state.actor.params}, obs), pi_key)
-    advantage = (critic_net.apply({"params": critic.params}, obs, actions).min(axis=0)
-                 - critic_net.apply({"params": critic.params}, obs, pi_actions).min(axis=0))
+    pi_actions = clipped_gaussian_sample(*state.actor(obs), pi_key)
+    advantage = critic(obs, actions).min(axis=0) - critic(obs, pi_actions).min(axis=0)
     weights = jnp.minimum(jnp.exp(advantage / config.temperature), MAX_ADVANTAGE_WEIGHT)
 
     def actor_loss_fn(params):
-        mean, log_std = actor_net.apply({"params": params}, obs)
+        mean, log_std = state.actor(obs, params=params)
         return -(weights * gaussian_log_prob(mean, log_std, actions)).mean(), {"advantage_weight": weights.mean()}
 
     actor_loss, actor_info, grads = value_and_grad(actor_loss_fn, state.actor.params)
-    actor = state.actor.apply_gradients(optax.adam(config.actor_lr), grads)
+    actor = state.actor.apply_gradients(grads)
     state = state.replace(actor=actor, critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
     return state, {"critic_loss": critic_loss, "actor_loss": actor_loss, **critic_info, **actor_info}
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    actor_net, _ = _nets(state.config, state.spec)
-    mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    mean, log_std = state.actor(state.normalizer(observations))
     return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)

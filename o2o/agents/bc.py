@@ -60,17 +60,15 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
-    policy = DeterministicPolicy(state.config.hidden_dims, state.spec.action_dim)
     obs = state.normalizer(batch["observations"])
 
     def loss_fn(params):
-        return ((policy.apply({"params": params}, obs) - batch["actions"]) ** 2).mean(), {}
+        return ((state.actor(obs, params=params) - batch["actions"]) ** 2).mean(), {}
 
     loss, _, grads = value_and_grad(loss_fn, state.actor.params)
-    actor = state.actor.apply_gradients(optax.adam(state.config.actor_lr), grads)
+    actor = state.actor.apply_gradients(grads)
     return state.replace(actor=actor, step=state.step + 1), {"actor_loss": loss}
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    policy = DeterministicPolicy(state.config.hidden_dims, state.spec.action_dim)
-    return policy.apply({"params": state.actor.params}, state.normalizer(observations))
+    return state.actor(state.normalizer(observations))

@@ -37,19 +37,30 @@ class Spec:
 
 @struct.dataclass
 class Network:
-    """Parameters of one network and the state of its optimiser."""
+    """A network's parameters and optimiser state, with the module that applies them and the optimiser that updates
+    them (static fields: built once at `init`, the same for every seed and every update)."""
 
     params: Any
     opt_state: Any
+    module: nn.Module = struct.field(pytree_node=False)
+    optimizer: optax.GradientTransformation = struct.field(pytree_node=False)
 
     @classmethod
     def create(cls, module: nn.Module, optimizer: optax.GradientTransformation, key: jax.Array, *inputs) -> "Network":
         params = module.init(key, *inputs)["params"]
-        return cls(params=params, opt_state=optimizer.init(params))
+        return cls(params=params, opt_state=optimizer.init(params), module=module, optimizer=optimizer)
 
-    def apply_gradients(self, optimizer: optax.GradientTransformation, grads: Any) -> "Network":
-        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+    def __call__(self, *inputs, params: Any = None) -> Any:
+        """The module applied to `inputs` with these parameters (or others of the same shape: targets, a loss's)."""
+        return self.module.apply({"params": self.params if params is None else params}, *inputs)
+
+    def apply_gradients(self, grads: Any) -> "Network":
+        updates, opt_state = self.optimizer.update(grads, self.opt_state, self.params)
         return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state)
+
+    def trained_part(self) -> tuple[Any, Any]:
+        """What training changes (and checkpoints hold): parameters and optimiser state."""
+        return self.params, self.opt_state
 
 
 @struct.dataclass

@@ -49,8 +49,6 @@ def needs_returns_to_go(config: Config) -> bool:
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    _, critic_net = sac.networks(config, state.spec)
-    _, critic_opt, _ = sac.optimizers(config)
     target_key, random_key, pi_key, next_pi_key, actor_key = jax.random.split(key, 5)
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
     target = sac.critic_target(state, batch, next_obs, target_key)
@@ -66,7 +64,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     def critic_loss_fn(params):
         def q_at(actions):  # (num_critics, batch, n)
-            return critic_net.apply({"params": params}, repeated_obs, actions).reshape(-1, batch_size, n)
+            return state.critic(repeated_obs, actions, params=params).reshape(-1, batch_size, n)
 
         q_pi, q_next_pi = q_at(pi_actions), q_at(next_pi_actions)
         if config.calibrated:
@@ -78,13 +76,13 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
             q_next_pi - next_pi_log_prob.reshape(1, batch_size, n),
         ], axis=-1)
         pushed_down = config.cql_temperature * jax.scipy.special.logsumexp(proposals / config.cql_temperature, axis=-1)
-        q_data = critic_net.apply({"params": params}, obs, batch["actions"])  # (num_critics, batch)
+        q_data = state.critic(obs, batch["actions"], params=params)  # (num_critics, batch)
         td = ((q_data - target) ** 2).mean(axis=1).sum()
         conservative = (pushed_down - q_data).mean(axis=1).sum()
         return td + config.cql_alpha * conservative, {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(critic_opt, grads)
+    critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
     state, actor_info = sac.update_actor_and_temperature(state, obs, actor_key)

@@ -75,26 +75,15 @@ def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
                                metadata={**dataset.metadata, "reward_scale": scale})
 
 
-def _nets(config: Config, spec: Spec):
-    return (GaussianPolicy(config.hidden_dims, spec.action_dim), CriticEnsemble(config.hidden_dims, num_critics=2),
-            ValueFunction(config.hidden_dims))
-
-
-def _optimizers(config: Config):
-    actor_schedule = optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps)
-    return optax.adam(actor_schedule), optax.adam(config.critic_lr), optax.adam(config.value_lr)
-
-
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
-    actor_net, critic_net, value_net = _nets(config, spec)
-    actor_opt, critic_opt, value_opt = _optimizers(config)
     k1, k2, k3 = jax.random.split(key, 3)
     obs, act = spec.dummy_inputs()
-    critic = Network.create(critic_net, critic_opt, k2, obs, act)
+    actor_schedule = optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps)
+    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2), optax.adam(config.critic_lr), k2, obs, act)
     return State(
-        actor=Network.create(actor_net, actor_opt, k1, obs),
+        actor=Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim), optax.adam(actor_schedule), k1, obs),
         critic=critic,
-        value=Network.create(value_net, value_opt, k3, obs),
+        value=Network.create(ValueFunction(config.hidden_dims), optax.adam(config.value_lr), k3, obs),
         target_critic_params=critic.params,
         normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
         step=jnp.zeros((), jnp.int32),
@@ -110,38 +99,35 @@ def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    actor_net, critic_net, value_net = _nets(config, state.spec)
-    actor_opt, critic_opt, value_opt = _optimizers(config)
     obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
 
-    target_q = critic_net.apply({"params": state.target_critic_params}, obs, actions).min(axis=0)
+    target_q = state.critic(obs, actions, params=state.target_critic_params).min(axis=0)
 
     def value_loss_fn(params):
-        v = value_net.apply({"params": params}, obs)
+        v = state.value(obs, params=params)
         return expectile_loss(target_q - v, config.expectile).mean(), {"v": v.mean()}
 
     value_loss, value_info, grads = value_and_grad(value_loss_fn, state.value.params)
-    value = state.value.apply_gradients(value_opt, grads)
+    value = state.value.apply_gradients(grads)
 
-    v = value_net.apply({"params": value.params}, obs)
-    next_v = value_net.apply({"params": value.params}, next_obs)
+    v, next_v = value(obs), value(next_obs)
     target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_v
 
     def critic_loss_fn(params):
-        q = critic_net.apply({"params": params}, obs, actions)  # (2, batch)
+        q = state.critic(obs, actions, params=params)  # (2, batch)
         return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(critic_opt, grads)
+    critic = state.critic.apply_gradients(grads)
 
     weights = jnp.minimum(jnp.exp(config.temperature * (target_q - v)), MAX_ADVANTAGE_WEIGHT)
 
     def actor_loss_fn(params):
-        mean, log_std = actor_net.apply({"params": params}, obs)
+        mean, log_std = state.actor(obs, params=params)
         return -(weights * gaussian_log_prob(mean, log_std, actions)).mean(), {"advantage_weight": weights.mean()}
 
     actor_loss, actor_info, grads = value_and_grad(actor_loss_fn, state.actor.params)
-    actor = state.actor.apply_gradients(actor_opt, grads)
+    actor = state.actor.apply_gradients(grads)
 
     state = state.replace(actor=actor, critic=critic, value=value, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
@@ -150,6 +136,5 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    actor_net, _, _ = _nets(state.config, state.spec)
-    mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    mean, log_std = state.actor(state.normalizer(observations))
     return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)

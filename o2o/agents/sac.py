@@ -76,26 +76,23 @@ class _LogTemperature(nn.Module):
         return self.param("log_temperature", lambda _: jnp.log(jnp.asarray(self.initial, jnp.float32)))
 
 
-def networks(config, spec: Spec):
+def networks(key: jax.Array, spec: Spec, config) -> tuple[Network, Network, Network]:
+    """SAC's actor, critic ensemble and temperature (CQL and Cal-QL build on them)."""
+    k1, k2 = jax.random.split(key)
+    obs, act = spec.dummy_inputs()
     actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True)
     critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm)
-    return actor, critic
-
-
-def optimizers(config):
-    return optax.adam(config.actor_lr), optax.adam(config.critic_lr), optax.adam(config.temperature_lr)
+    return (Network.create(actor, optax.adam(config.actor_lr), k1, obs),
+            Network.create(critic, optax.adam(config.critic_lr), k2, obs, act),
+            Network.create(_LogTemperature(config.initial_temperature), optax.adam(config.temperature_lr), k1))
 
 
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
-    actor_net, critic_net = networks(config, spec)
-    actor_opt, critic_opt, temperature_opt = optimizers(config)
-    k1, k2 = jax.random.split(key)
-    obs, act = spec.dummy_inputs()
-    critic = Network.create(critic_net, critic_opt, k2, obs, act)
+    actor, critic, log_temperature = networks(key, spec, config)
     return State(
-        actor=Network.create(actor_net, actor_opt, k1, obs),
+        actor=actor,
         critic=critic,
-        log_temperature=Network.create(_LogTemperature(config.initial_temperature), temperature_opt, k1),
+        log_temperature=log_temperature,
         target_critic_params=critic.params,
         normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
         step=jnp.zeros((), jnp.int32),
@@ -112,18 +109,15 @@ def sample_tanh_gaussian(mean: jax.Array, log_std: jax.Array, key: jax.Array) ->
 
 
 def policy_sample(state, observations: jax.Array, key: jax.Array, params=None) -> tuple[jax.Array, jax.Array]:
-    actor_net, _ = networks(state.config, state.spec)
-    mean, log_std = actor_net.apply({"params": state.actor.params if params is None else params}, observations)
-    return sample_tanh_gaussian(mean, log_std, key)
+    return sample_tanh_gaussian(*state.actor(observations, params=params), key)
 
 
 def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> jax.Array:
     """r + gamma (1 - d) (min over a random critic subset of Q_targ(s', a') - alpha log pi(a'|s'))."""
     config = state.config
-    _, critic_net = networks(config, state.spec)
     action_key, subset_key = jax.random.split(key)
     next_actions, next_log_prob = policy_sample(state, next_obs, action_key)
-    next_q = critic_net.apply({"params": state.target_critic_params}, next_obs, next_actions)  # (num_critics, batch)
+    next_q = state.critic(next_obs, next_actions, params=state.target_critic_params)  # (num_critics, batch)
     subset = jax.random.choice(subset_key, config.num_critics, (config.critic_subset,), replace=False)
     next_v = next_q[subset].min(axis=0)
     if config.backup_entropy:
@@ -133,43 +127,39 @@ def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> ja
 
 def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    _, critic_net = networks(config, state.spec)
-    actor_opt, _, temperature_opt = optimizers(config)
     alpha = jnp.exp(state.log_temperature.params["log_temperature"])
 
     def actor_loss_fn(params):
         actions, log_prob = policy_sample(state, obs, key, params)
-        q = critic_net.apply({"params": state.critic.params}, obs, actions)
+        q = state.critic(obs, actions)
         q = q.mean(axis=0) if config.actor_uses_mean_q else q.min(axis=0)
         return (alpha * log_prob - q).mean(), {"entropy": -log_prob.mean()}
 
     actor_loss, info, grads = value_and_grad(actor_loss_fn, state.actor.params)
-    actor = state.actor.apply_gradients(actor_opt, grads)
+    actor = state.actor.apply_gradients(grads)
     target_entropy = config.target_entropy_per_action_dim * state.spec.action_dim
 
     def temperature_loss_fn(params):
         return (params["log_temperature"] * (info["entropy"] - target_entropy)).mean(), {}
 
     temperature_loss, _, grads = value_and_grad(temperature_loss_fn, state.log_temperature.params)
-    log_temperature = state.log_temperature.apply_gradients(temperature_opt, grads)
+    log_temperature = state.log_temperature.apply_gradients(grads)
     state = state.replace(actor=actor, log_temperature=log_temperature)
     return state, {"actor_loss": actor_loss, "temperature": alpha, "temperature_loss": temperature_loss, **info}
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    _, critic_net = networks(config, state.spec)
-    _, critic_opt, _ = optimizers(config)
     target_key, actor_key = jax.random.split(key)
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
     target = critic_target(state, batch, next_obs, target_key)
 
     def critic_loss_fn(params):
-        q = critic_net.apply({"params": params}, obs, batch["actions"])
+        q = state.critic(obs, batch["actions"], params=params)
         return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(critic_opt, grads)
+    critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
     state, actor_info = update_actor_and_temperature(state, obs, actor_key)
@@ -177,8 +167,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 def act(state, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    actor_net, _ = networks(state.config, state.spec)
-    mean, log_std = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    mean, log_std = state.actor(state.normalizer(observations))
     if deterministic:
         return jnp.tanh(mean)
     return sample_tanh_gaussian(mean, log_std, key)[0]

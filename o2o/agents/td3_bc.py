@@ -63,41 +63,37 @@ class State:
     spec: Spec = struct.field(pytree_node=False)
 
 
-def _nets(config: Config, spec: Spec):
-    return DeterministicPolicy(config.hidden_dims, spec.action_dim), CriticEnsemble(config.hidden_dims, num_critics=2)
-
-
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
-    actor_net, critic_net = _nets(config, spec)
     actor_key, critic_key = jax.random.split(key)
     obs, act = spec.dummy_inputs()
-    actor = Network.create(actor_net, optax.adam(config.actor_lr), actor_key, obs)
-    critic = Network.create(critic_net, optax.adam(config.critic_lr), critic_key, obs, act)
+    actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim), optax.adam(config.actor_lr),
+                           actor_key, obs)
+    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2), optax.adam(config.critic_lr), critic_key,
+                            obs, act)
     return State(actor, critic, actor.params, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),
                  jnp.zeros((), jnp.int32), config, spec.shapes_only())
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    actor_net, critic_net = _nets(config, state.spec)
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
     actions = batch["actions"]
 
     noise = jnp.clip(config.policy_noise * jax.random.normal(key, actions.shape), -config.noise_clip, config.noise_clip)
-    next_actions = jnp.clip(actor_net.apply({"params": state.target_actor_params}, next_obs) + noise, -1.0, 1.0)
-    next_q = critic_net.apply({"params": state.target_critic_params}, next_obs, next_actions).min(axis=0)
+    next_actions = jnp.clip(state.actor(next_obs, params=state.target_actor_params) + noise, -1.0, 1.0)
+    next_q = state.critic(next_obs, next_actions, params=state.target_critic_params).min(axis=0)
     target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_q
 
     def critic_loss_fn(params):
-        q = critic_net.apply({"params": params}, obs, actions)  # (2, batch)
+        q = state.critic(obs, actions, params=params)  # (2, batch)
         return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(optax.adam(config.critic_lr), grads)
+    critic = state.critic.apply_gradients(grads)
 
     def actor_loss_fn(params):
-        pi = actor_net.apply({"params": params}, obs)
-        q = critic_net.apply({"params": critic.params}, obs, pi)[0]
+        pi = state.actor(obs, params=params)
+        q = critic(obs, pi)[0]
         bc = ((pi - actions) ** 2).mean()
         if not config.behavior_cloning:
             return -q.mean(), {"bc_loss": bc}
@@ -106,7 +102,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     def update_actor(s: State):
         loss, info, grads = value_and_grad(actor_loss_fn, s.actor.params)
-        actor = s.actor.apply_gradients(optax.adam(config.actor_lr), grads)
+        actor = s.actor.apply_gradients(grads)
         s = s.replace(actor=actor, target_actor_params=soft_update(s.target_actor_params, actor.params, config.tau),
                       target_critic_params=soft_update(s.target_critic_params, critic.params, config.tau))
         return s, {"actor_loss": loss, **info}
@@ -120,8 +116,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    actor_net, _ = _nets(state.config, state.spec)
-    actions = actor_net.apply({"params": state.actor.params}, state.normalizer(observations))
+    actions = state.actor(state.normalizer(observations))
     if deterministic:
         return actions
     return jnp.clip(actions + state.config.exploration_noise * jax.random.normal(key, actions.shape), -1.0, 1.0)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from o2o.agents import INHERITED_FIELDS, Spec, canonical_name, get_algorithm
+from o2o.agents.common import Network
 from o2o.algorithms import online_defaults
 from o2o.data import replay
 from o2o.data.dataset import episode_returns_to_go
@@ -147,8 +148,14 @@ def _states_from_offline_run(settings: OnlineSettings, base: offline.Prepared, a
     fresh = offline.init_states(dataclasses.replace(base, agent=agent, config=config))
     carried = {}
     for name in ("actor", "critic", "target_critic_params", "value", "log_temperature", "target_actor_params", "normalizer"):
-        if hasattr(fresh, name) and hasattr(offline_states, name) and _same_shapes(getattr(fresh, name), getattr(offline_states, name)):
-            carried[name] = getattr(offline_states, name)
+        if not (hasattr(fresh, name) and hasattr(offline_states, name)):
+            continue
+        mine, theirs = getattr(fresh, name), getattr(offline_states, name)
+        if isinstance(mine, Network):  # the trained part moves; module and optimiser stay the online agent's
+            if _same_shapes(mine.trained_part(), theirs.trained_part()):
+                carried[name] = mine.replace(params=theirs.params, opt_state=theirs.opt_state)
+        elif _same_shapes(mine, theirs):
+            carried[name] = theirs
     if "actor" not in carried:
         raise O2OError(f"{settings.init_from}: its {base.settings.algo} policy does not fit {settings.algo}'s policy "
                        f"network; fine-tune it with --algo {base.settings.algo}")
