@@ -11,6 +11,8 @@ import numpy as np
 import optax
 from flax import struct
 
+from o2o.nets import clipped_gaussian_sample, gaussian_log_prob
+
 
 @struct.dataclass
 class Spec:
@@ -81,8 +83,32 @@ class ObservationNormalizer:
 
 
 def soft_update(target: Any, online: Any, tau: float) -> Any:
-    """Polyak averaging: target <- tau * online + (1 - tau) * target."""
+    """Polyak averaging: target <- tau * online + (1 - tau) * target. (optax.incremental_update sums the two terms in
+    the other order, which XLA compiles to different roundings: results would change in the last bits.)"""
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def td_target(batch: dict, discount: float, next_value: jax.Array) -> jax.Array:
+    """The one-step bootstrapped target r + gamma (1 - d) V(s')."""
+    return batch["rewards"] + discount * (1.0 - batch["dones"]) * next_value
+
+
+def ensemble_squared_error(q: jax.Array, target: jax.Array) -> jax.Array:
+    """sum_i E[(Q_i(s, a) - y)^2] over an ensemble's (num_critics, batch) values."""
+    return ((q - target) ** 2).mean(axis=1).sum()
+
+
+def advantage_weighted_nll(actor: Network, params: Any, observations: jax.Array, actions: jax.Array,
+                           weights: jax.Array) -> jax.Array:
+    """-E[w log pi(a|s)] for a Gaussian policy: the advantage-weighted regression actor loss (AWAC, IQL)."""
+    mean, log_std = actor(observations, params=params)
+    return -(weights * gaussian_log_prob(mean, log_std, actions)).mean()
+
+
+def gaussian_act(state: Any, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
+    """A Gaussian policy's mean action, or a sample clipped to [-1, 1] (AWAC, IQL)."""
+    mean, log_std = state.actor(state.normalizer(observations))
+    return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)
 
 
 def value_and_grad(loss_fn: Callable, params: Any, *args) -> tuple[jax.Array, Any, Any]:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from o2o.agents import sac
-from o2o.agents.common import soft_update, value_and_grad
+from o2o.agents.common import ensemble_squared_error, soft_update, value_and_grad
 
 State = sac.State
 init = sac.init
@@ -77,7 +77,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         ], axis=-1)
         pushed_down = config.cql_temperature * jax.scipy.special.logsumexp(proposals / config.cql_temperature, axis=-1)
         q_data = state.critic(obs, batch["actions"], params=params)  # (num_critics, batch)
-        td = ((q_data - target) ** 2).mean(axis=1).sum()
+        td = ensemble_squared_error(q_data, target)
         conservative = (pushed_down - q_data).mean(axis=1).sum()
         return td + config.cql_alpha * conservative, {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
 

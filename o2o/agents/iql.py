@@ -18,9 +18,10 @@ import numpy as np
 import optax
 from flax import struct
 
-from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.agents.common import (Network, ObservationNormalizer, Spec, advantage_weighted_nll, ensemble_squared_error,
+                               gaussian_act, soft_update, td_target, value_and_grad)
 from o2o.data import Dataset
-from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction, clipped_gaussian_sample, gaussian_log_prob
+from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction
 
 MAX_ADVANTAGE_WEIGHT = 100.0  # paper's clip of exp(beta * A)
 
@@ -111,11 +112,11 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     value = state.value.apply_gradients(grads)
 
     v, next_v = value(obs), value(next_obs)
-    target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_v
+    target = td_target(batch, config.discount, next_v)
 
     def critic_loss_fn(params):
         q = state.critic(obs, actions, params=params)  # (2, batch)
-        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+        return ensemble_squared_error(q, target), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
@@ -123,8 +124,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     weights = jnp.minimum(jnp.exp(config.temperature * (target_q - v)), MAX_ADVANTAGE_WEIGHT)
 
     def actor_loss_fn(params):
-        mean, log_std = state.actor(obs, params=params)
-        return -(weights * gaussian_log_prob(mean, log_std, actions)).mean(), {"advantage_weight": weights.mean()}
+        return advantage_weighted_nll(state.actor, params, obs, actions, weights), {"advantage_weight": weights.mean()}
 
     actor_loss, actor_info, grads = value_and_grad(actor_loss_fn, state.actor.params)
     actor = state.actor.apply_gradients(grads)
@@ -135,6 +135,4 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
                    **value_info, **critic_info, **actor_info}
 
 
-def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
-    mean, log_std = state.actor(state.normalizer(observations))
-    return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)
+act = gaussian_act

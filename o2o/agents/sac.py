@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
+                               value_and_grad)
 from o2o.nets import CriticEnsemble, GaussianPolicy, gaussian_log_prob
 
 
@@ -122,7 +123,7 @@ def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> ja
     next_v = next_q[subset].min(axis=0)
     if config.backup_entropy:
         next_v = next_v - jnp.exp(state.log_temperature.params["log_temperature"]) * next_log_prob
-    return batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_v
+    return td_target(batch, config.discount, next_v)
 
 
 def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple[State, dict]:
@@ -156,7 +157,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     def critic_loss_fn(params):
         q = state.critic(obs, batch["actions"], params=params)
-        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+        return ensemble_squared_error(q, target), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)

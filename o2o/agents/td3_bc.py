@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, value_and_grad
+from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
+                               value_and_grad)
 from o2o.nets import CriticEnsemble, DeterministicPolicy
 
 
@@ -82,11 +83,11 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     noise = jnp.clip(config.policy_noise * jax.random.normal(key, actions.shape), -config.noise_clip, config.noise_clip)
     next_actions = jnp.clip(state.actor(next_obs, params=state.target_actor_params) + noise, -1.0, 1.0)
     next_q = state.critic(next_obs, next_actions, params=state.target_critic_params).min(axis=0)
-    target = batch["rewards"] + config.discount * (1.0 - batch["dones"]) * next_q
+    target = td_target(batch, config.discount, next_q)
 
     def critic_loss_fn(params):
         q = state.critic(obs, actions, params=params)  # (2, batch)
-        return ((q - target) ** 2).mean(axis=1).sum(), {"q": q.mean()}
+        return ensemble_squared_error(q, target), {"q": q.mean()}
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
