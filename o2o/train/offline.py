@@ -191,10 +191,10 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
             new_states, metrics = train_chunk(states, seed_keys, step // chunk, data)
             metrics = jax.device_get(metrics)  # waits for the chunk: (seeds,) per metric
             update_seconds += time.perf_counter() - t0
-            bad = [k for k, v in metrics.items() if not np.isfinite(v).all()]
-            if bad:
+            diverged = runs.divergence(metrics, new_states)
+            if diverged:
                 raise O2OError(
-                    f"{run_dir}: {bad[0]} became {metrics[bad[0]].tolist()} (per seed) in updates {step + 1}-{step + size}; "
+                    f"{run_dir}: {diverged} in updates {step + 1}-{step + size}; "
                     f"stopped; the last good checkpoint is {run_dir / runs.CHECKPOINT} (step {saved_step})"
                 )
             states, step = new_states, step + size

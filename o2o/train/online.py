@@ -408,10 +408,10 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
             if step % s.log_every == 0 or step % s.eval_every == 0 or step == s.steps:
                 record = {"step": step, "phase": "online", "wall_seconds": earlier_seconds + time.perf_counter() - wall_start}
                 host_metrics = jax.device_get(metrics)
-                bad = [k for k, v in host_metrics.items() if not np.isfinite(v).all()]
-                if bad:
-                    raise O2OError(f"{run_dir}: {bad[0]} became {np.asarray(host_metrics[bad[0]]).tolist()} (per seed) by "
-                                   f"env step {step}; stopped; the last good checkpoint is {run_dir / runs.CHECKPOINT}")
+                diverged = runs.divergence(host_metrics, states)
+                if diverged:
+                    raise O2OError(f"{run_dir}: {diverged} by env step {step}; stopped; the last good checkpoint is "
+                                   f"{run_dir / runs.CHECKPOINT}")
                 record.update({k: float(np.mean(v)) for k, v in host_metrics.items()})
                 if finished:
                     record["train_episode_return"] = float(np.mean(finished[-10 * n:]))

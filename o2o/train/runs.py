@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import flax.serialization
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from o2o.errors import O2OError
@@ -84,6 +86,25 @@ class MetricsLog:
     def close(self) -> None:
         self.file.close()
         self.tensorboard.close()
+
+
+def divergence(metrics: dict[str, Any], states: Any) -> str | None:
+    """What went non-finite, or None. The agent's parameters decide: a metric may be NaN by design (TD3's actor loss on
+    the updates that skip the actor) while a loss averaged over many updates can hide the NaN that started mid-way."""
+    infinite = [k for k, v in metrics.items() if np.isinf(v).any()]
+    if infinite:
+        return f"{infinite[0]} became {np.asarray(metrics[infinite[0]]).tolist()} (per seed)"
+    if bool(_all_finite(states)):
+        return None
+    undefined = [k for k, v in metrics.items() if np.isnan(v).any()]
+    if undefined:
+        return f"{undefined[0]} became {np.asarray(metrics[undefined[0]]).tolist()} (per seed)"
+    return "the agent's parameters became non-finite"
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    return jax.tree.reduce(lambda ok, x: ok & jnp.isfinite(x).all(), tree, jnp.asarray(True))
 
 
 def save_checkpoint(run_dir: Path, target: Any, path: str = CHECKPOINT) -> None:

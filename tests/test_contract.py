@@ -1,0 +1,95 @@
+"""The agent contract, checked for every registered algorithm: init, a jitted update that changes the parameters and
+reports finite losses, act within [-1, 1], vmap over two seeds equal to each seed alone, a checkpoint round trip, and a
+short run through the command line."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from o2o.agents import Spec, get_algorithm
+from o2o.algorithms import REGISTRY, names
+from o2o.collect.scripted import collect_pendulum
+from o2o.data import write_o2o
+from o2o.train import runs
+
+OBS, ACT, BATCH = 3, 2, 8
+SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float32))
+
+
+def small(name):
+    module, _ = get_algorithm(name)
+    fields = {f for f in module.Config.__dataclass_fields__}
+    return get_algorithm(name, {k: v for k, v in {"hidden_dims": "16,16", "batch_size": str(BATCH)}.items() if k in fields})
+
+
+def batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"observations": jnp.asarray(rng.normal(size=(BATCH, OBS)), jnp.float32),
+            "actions": jnp.asarray(rng.uniform(-1, 1, size=(BATCH, ACT)), jnp.float32),
+            "rewards": jnp.asarray(rng.normal(size=BATCH), jnp.float32),
+            "next_observations": jnp.asarray(rng.normal(size=(BATCH, OBS)), jnp.float32),
+            "dones": jnp.asarray(rng.integers(0, 2, size=BATCH), jnp.float32),
+            "mc_returns": jnp.asarray(rng.normal(size=BATCH), jnp.float32)}
+
+
+def leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.mark.parametrize("name", names())
+def test_agent_contract(name, tmp_path):
+    agent, config = small(name)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    states = jax.vmap(lambda k: agent.init(k, SPEC, config))(keys)
+    update = jax.jit(jax.vmap(agent.update, in_axes=(0, None, 0)))
+    new, metrics = update(states, batch(), keys)
+    new, metrics = update(new, batch(1), keys)  # TD3's actor learns every second update
+    assert metrics and all(np.isfinite(np.asarray(v)).all() for v in metrics.values()), metrics
+    assert not leaves_equal(states.actor.params, new.actor.params)
+    assert int(new.step[0]) == 2
+
+    alone = jax.jit(agent.update)
+    one = jax.tree.map(lambda x: x[1], states)
+    one, _ = alone(one, batch(), keys[1])
+    one, _ = alone(one, batch(1), keys[1])
+    for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(jax.tree.map(lambda x: x[1], new))):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+    obs = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, OBS)), jnp.float32)
+    act = jax.jit(jax.vmap(agent.act, in_axes=(0, 0, None, None)), static_argnums=3)
+    for deterministic in (True, False):
+        actions = np.asarray(act(new, obs, jax.random.PRNGKey(3), deterministic))
+        assert actions.shape == (2, 5, ACT) and np.all(np.abs(actions) <= 1.0)
+    assert np.array_equal(act(new, obs, jax.random.PRNGKey(3), True), act(new, obs, jax.random.PRNGKey(4), True))
+
+    runs.save_checkpoint(tmp_path, {"states": new, "step": 2})
+    restored = runs.load_checkpoint(tmp_path, {"states": states, "step": 0})
+    assert leaves_equal(restored["states"], new) and int(restored["step"]) == 2
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory):
+    return str(write_o2o(collect_pendulum(episodes=3, seed=0), tmp_path_factory.mktemp("data") / "pendulum"))
+
+
+def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
+    tiny = ["--set", "hidden_dims=16,16", "--set", "batch_size=16", "--eval-episodes", "1", "--quiet", "--json"]
+    for name in names("offline"):
+        code, out, err = run_cli(["train", name, "--dataset", pendulum, "--steps", "4", "--eval-every", "4",
+                                  "--out", str(tmp_path / name), *tiny], capsys)
+        assert code == 0, (name, err)
+        assert json.loads(out.strip().splitlines()[-1])["algo"] == name
+    online_args = {"sac": [], "td3": [], "rlpd": ["--dataset", pendulum]}
+    for name, extra in online_args.items():
+        code, out, err = run_cli(["online", name, "--env", "Pendulum-v1", "--steps", "6", "--warmup-steps", "3",
+                                  "--eval-every", "6", "--out", str(tmp_path / name), *extra, *tiny], capsys)
+        assert code == 0, (name, err)
+    code, out, err = run_cli(["finetune", str(tmp_path / "calql"), "--algo", "wsrl", "--online-steps", "6",
+                              "--warmup-steps", "3", "--eval-every", "6", "--eval-episodes", "1", "--quiet", "--json"],
+                             capsys)
+    assert code == 0, err
+    assert set(names("offline")) | set(online_args) | {"wsrl"} == set(REGISTRY)
