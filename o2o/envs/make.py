@@ -18,9 +18,10 @@ from o2o.errors import O2OError
 def _register_robotics() -> None:
     import gymnasium as gym
 
+    # gymnasium-robotics warns, and prints straight to stderr, notices about Adroit's reward versions on import
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # gymnasium-robotics prints notices about Adroit reward versions on import
-        try:  # it also prints a notice about Adroit's reward versions straight to stderr on import
+        warnings.simplefilter("ignore")
+        try:
             with contextlib.redirect_stderr(io.StringIO()):
                 import gymnasium_robotics
         except ImportError:  # AntMaze and Adroit then stay unavailable; MuJoCo locomotion still works

@@ -412,7 +412,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                 if diverged:
                     raise O2OError(f"{run_dir}: {diverged} by env step {step}; stopped; the last good checkpoint is "
                                    f"{run_dir / runs.CHECKPOINT}")
-                record.update({k: float(np.mean(v)) for k, v in host_metrics.items()})
+                # with finite parameters a NaN metric is undefined at this step (TD3's actor loss between its updates)
+                record.update({k: float(np.mean(v)) for k, v in host_metrics.items() if not np.isnan(v).any()})
                 if finished:
                     record["train_episode_return"] = float(np.mean(finished[-10 * n:]))
                 if eval_envs is not None and (step % s.eval_every == 0 or step == s.steps):
