@@ -213,15 +213,16 @@ def materialize(dataset: str, bench_dir: Path) -> str:
     return str(dest)
 
 
-def _phase(run_dir: Path, start, resume) -> dict[str, Any]:
-    """A phase's summary: read if finished, resumed if it has a checkpoint, else started afresh."""
+def _phase(run_dir: Path, start, resume) -> None:
+    """Finish a phase: nothing to do once it has its summary; resumed if it has a checkpoint, else started afresh."""
     if (run_dir / "summary.json").is_file():
-        return runs.read_json(run_dir / "summary.json")
+        return
     if runs.has_checkpoint(run_dir):
-        return resume(run_dir, progress=False)
+        resume(run_dir, progress=False)
+        return
     if run_dir.exists():
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-    return start()
+    start()
 
 
 def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
