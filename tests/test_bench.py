@@ -106,6 +106,12 @@ def test_report_entries_statistics_and_files(finished_bench, tmp_path):
         assert e["seeds"] == 2 and e["iqm_ci"][0] <= e["iqm"] <= e["iqm_ci"][1]
     assert entries[("td3bc\u2192td3bc", "pendulum-mixed")]["start_mean"] is not None
     assert set(summary["aggregate"]) == {"bc", "td3bc\u2192td3bc"}
+    from o2o.data import load_dataset
+    from o2o.envs import normalized_score
+
+    good = load_dataset(json.loads((out / "bench.json").read_text())["grid"]["datasets"][0])
+    behaviour = normalized_score("Pendulum-v1", good.episode_returns.mean(), good.metadata)  # complete 200-step episodes
+    assert entries[("bc", "pendulum-mixed")]["data_score"] == pytest.approx(behaviour)
     written = json.loads((tmp_path / "report" / "report.json").read_text())
     assert {f["name"] for f in written["figures"]} >= {"per_dataset", "aggregates", "profiles", "improvement", "curves", "o2o"}
     assert len(written["failures"]) == 2

@@ -84,7 +84,11 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         "runs": [{**{k: r[k] for k in ("dataset", "seed", "status", "offline_dir", "online_dir", "wall_seconds", "cell")},
                   "method": s.method, "final": getattr(s, final)} for r, s in zip(loaded, run_scores)],
         "versions": _versions(loaded),
+        "datasets": _datasets(loaded),
     }
+    behaviour = {d["dataset"]: d["normalized_score"] for d in report["datasets"]}
+    for e in entry_list:
+        e["data_score"] = behaviour.get(e["dataset"])
     report["figures"] = _figures(report, run_scores, report_dir / "figures", reps)
     (report_dir / "report.md").write_text(render.markdown(report))
     run_files.write_json(report_dir / "report.json", report)
@@ -92,10 +96,37 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
     run_files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
     return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database), "protocol": final,
             "entries": [{k: e.get(k) for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean",
-                                               "final_std", "iqm", "iqm_ci", "last_mean", "last3_mean", "published", "offline_mean",
+                                               "final_std", "iqm", "iqm_ci", "last_mean", "last3_mean", "data_score", "published", "offline_mean",
                                                "start_mean", "dip_mean", "cumulative_regret")} for e in entry_list],
             "aggregate": {m: {k: a[k] for k in ("iqm", "iqm_ci", "mean", "median", "optimality_gap")}
                           for m, a in report["aggregate"].items()}}
+
+
+def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each dataset the runs trained on, as far as its source can still be read: size and the behaviour's score (mean
+    return of its complete episodes, normalized where references exist)."""
+    from o2o.collect.levels import complete_episode_returns
+    from o2o.data import load_dataset
+    from o2o.envs import normalized_score, reference_returns
+
+    out = {}
+    for run in loaded:
+        label, source = run["dataset"], run.get("dataset_source")
+        if label in out or not source:
+            continue
+        try:
+            data = load_dataset(source, check_values=False)
+        except O2OError:
+            continue  # moved or deleted since: the runs still report
+        env = run.get("env") or data.env_id
+        returns = complete_episode_returns(data, data.metadata.get("max_episode_steps"))
+        returns = returns if returns.size else data.episode_returns
+        behaviour = float(returns.mean())
+        known = env and reference_returns(env, data.metadata) is not None
+        out[label] = {"dataset": label, "env": env, "level": data.metadata.get("level"), "transitions": len(data),
+                      "episodes": data.num_episodes, "complete_episodes": int(returns.size), "return_mean": behaviour,
+                      "normalized_score": float(normalized_score(env, behaviour, data.metadata)) if known else None}
+    return sorted(out.values(), key=lambda d: d["dataset"])
 
 
 def _versions(loaded: list[dict[str, Any]]) -> dict[str, Any]:

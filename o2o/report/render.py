@@ -37,11 +37,13 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = [{
         "id": "entries", "title": f"Final {report['unit']} per method and dataset", "note": protocol_note(final),
         "header": ["method", "dataset", "seeds", f"final: {LABELS[final]} (mean ± std)", "IQM [95% CI]",
-                   f"{LABELS[other]} (mean ± std)", "best (optimistic)", "published"],
+                   f"{LABELS[other]} (mean ± std)", "best (optimistic)", "data", "published"],
         "rows": [[e["method"], e["dataset"], str(e["seeds"]), f"{e['final_mean']:.1f} ± {e['final_std']:.1f}",
                   _ci(e["iqm"], e["iqm_ci"]), f"{e[other + '_mean']:.1f} ± {e[other + '_std']:.1f}",
-                  _num(e["best_mean_optimistic"]), _num(e["published"])] for e in report["entries"]],
+                  _num(e["best_mean_optimistic"]), _num(e.get("data_score")), _num(e["published"])]
+                 for e in report["entries"]],
     }]
+    out[0]["note"] += " Data: the dataset's own score (mean return of its complete episodes)."
     if any(e["published"] is not None for e in report["entries"]):
         sources = sorted({e["published_source"] for e in report["entries"] if e["published_source"]})
         out[0]["note"] += " Published: " + " | ".join(sources) + "."
@@ -72,6 +74,12 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                       _num(e["final_mean"]), _num(e.get("dip_mean")), _num(e.get("cumulative_regret"), 3)]
                      for e in o2o_rows],
         })
+    if report["datasets"]:
+        out.append({"id": "datasets", "title": "Datasets", "note": "Behaviour: mean return of the complete episodes "
+                    "(an episode cut by the end of collection would flatter a poor policy).",
+                    "header": ["dataset", "env", "level", "transitions", "episodes", "behaviour return", "behaviour score"],
+                    "rows": [[d["dataset"], d["env"] or "", d["level"] or "", f"{d['transitions']:,}", f"{d['episodes']:,}",
+                              f"{d['return_mean']:.1f}", _num(d["normalized_score"])] for d in report["datasets"]]})
     if report["failures"]:
         out.append({"id": "failures", "title": "Failed or incomplete", "note": "Not counted in any score above.",
                     "header": ["cell or run", "status", "error"],
