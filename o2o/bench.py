@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from o2o import results
+from o2o import files, results
 from o2o.agents import get_algorithm
 from o2o.algorithms import canonical_name, fine_tunes
 from o2o.errors import O2OError
@@ -267,20 +267,20 @@ def prepare_dir(grid: Grid, bench_dir: Path) -> None:
     path = bench_dir / GRID_FILE
     payload = dataclasses.asdict(grid)
     if path.is_file():
-        saved = runs.read_json(path).get("grid", {})
+        saved = files.read_json(path).get("grid", {})
         differ = sorted(k for k in payload if saved.get(k) != json.loads(json.dumps(payload[k])))
         if differ:
             raise O2OError(f"{bench_dir}: holds a bench with a different grid (differs in {', '.join(differ)}); "
                            f"re-run its own command to resume it, or choose another --out")
         return
-    runs.write_json(path, {"grid": payload, "versions": runs.versions()})
+    files.write_json(path, {"grid": payload, "versions": runs.versions()})
 
 
 def saved_grid(bench_dir: Path) -> Grid:
     path = bench_dir / GRID_FILE
     if not path.is_file():
         raise O2OError(f"{bench_dir}: no {GRID_FILE}; not a bench directory")
-    return Grid(**runs.read_json(path)["grid"])
+    return Grid(**files.read_json(path)["grid"])
 
 
 def xla_flags(threads: int) -> str:
@@ -329,7 +329,7 @@ def _record(conn, cell: Cell, bench_dir: Path, outcome: dict[str, Any]) -> None:
     results.set_cell(conn, cell.id, status=outcome["status"], error=outcome.get("error"),
                      wall_seconds=outcome.get("wall_seconds"), attempts=attempts + 1)
     if outcome.get("traceback"):
-        runs.atomic_write_bytes(cell_dir / "error.txt", outcome["traceback"].encode())
+        files.atomic_write_bytes(cell_dir / "error.txt", outcome["traceback"].encode())
 
 
 def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int | None, address: str | None,

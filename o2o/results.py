@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from o2o import files
 from o2o.errors import O2OError
 
 SCHEMA = """
@@ -100,10 +101,7 @@ def cell_status(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except ValueError as e:
-        raise O2OError(f"{path}: not valid JSON ({e})") from e
+    return files.read_json(path) if path.is_file() else None
 
 
 def _evaluations(run_dir: Path) -> list[dict[str, Any]]:

@@ -272,7 +272,7 @@ def test_optional_config_fields_take_values_and_none(capsys):
 
 
 def test_minari_writer_takes_a_relative_destination(tmp_path, monkeypatch, capsys):
-    src = write_o2o(make_dataset(n=200, obs_dim=3, act_dim=1, env_id="Pendulum-v1"), tmp_path / "src")
+    write_o2o(make_dataset(n=200, obs_dim=3, act_dim=1, env_id="Pendulum-v1"), tmp_path / "src")
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(["data", "convert", "src", "mdir", "--format", "minari"], capsys)
     assert code == 0, err

@@ -23,6 +23,7 @@ import flax.serialization
 import jax
 import numpy as np
 
+from o2o import files
 from o2o.agents import Spec, get_algorithm, sac
 from o2o.data import Dataset, load_dataset, write_o2o
 from o2o.envs import env_spaces, reference_returns
@@ -51,7 +52,7 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
     """Choose, measure and write the medium and expert policies and the medium-replay dataset of a zoo run, from the
     snapshots taken up to env step `upto` (default: all so far; the run may go on, the choice stays reproducible)."""
     run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json")
+    config = files.read_json(run_dir / "config.json")
     if config.get("kind") != "online" or config["settings"]["algo"] != "sac" or not config["settings"].get("keep_policy_snapshots"):
         raise O2OError(f"{run_dir}: not a zoo training run (make one with `o2o zoo train`)")
     snapshots = [path for path in sorted((run_dir / "snapshots").glob("step_*.msgpack"))
@@ -87,8 +88,8 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
         }
         mean, std = _measure(env_id, card, policy)
         card.update(return_mean=mean, return_std=std, return_episodes=CARD_EPISODES)
-        runs.atomic_write_bytes(dest / f"{level}.msgpack", flax.serialization.msgpack_serialize(policy))
-        runs.write_json(dest / f"{level}.json", card)
+        files.atomic_write_bytes(dest / f"{level}.msgpack", flax.serialization.msgpack_serialize(policy))
+        files.write_json(dest / f"{level}.json", card)
         cards[level] = card
     _write_medium_replay(run_dir, config, int(raw[medium]["step"]), dest / "medium-replay", cards["medium"])
     return cards

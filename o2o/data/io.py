@@ -20,6 +20,7 @@ import numpy as np
 from o2o.data.dataset import FIELDS, Dataset
 from o2o.data.validate import dataset_from_arrays
 from o2o.errors import DatasetError
+from o2o.files import atomic_write, jsonable
 
 O2O_FORMAT_VERSION = 1
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -102,7 +103,7 @@ def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
                 f.create_dataset(name, data=np.asarray(value))
             f.attrs["o2o_metadata"] = json.dumps(dataset.metadata)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return path
 
 
@@ -127,7 +128,7 @@ def write_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
         with open(tmp, "wb") as f:
             np.savez(f, metadata_json=np.array(json.dumps(dataset.metadata)), **dataset.arrays())
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return path
 
 
@@ -171,7 +172,7 @@ def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False
             "episodes": dataset.num_episodes,
             "content_hash": content_hash(dataset),
         }
-        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1, default=_json_default))
+        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1, default=jsonable))
         tmp.chmod(0o755)  # mkdtemp makes directories private
         if path.exists():
             shutil.rmtree(path)
@@ -303,7 +304,7 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
             "minari_version": minari_version,
             "algorithm_name": dataset.metadata.get("algorithm", "o2o"),
             "description": dataset.metadata.get("description", "written by o2o"),
-            "o2o_metadata": json.dumps(dataset.metadata, default=_json_default),
+            "o2o_metadata": json.dumps(dataset.metadata, default=jsonable),
         }
         for key in ("ref_min_score", "ref_max_score"):
             if key in dataset.metadata:
@@ -340,27 +341,3 @@ def _default_minari_id(path: Path) -> str:
             pass
     name = path.name if "-v" in path.name else f"{path.name}-v0"
     return f"o2o/{name}"
-
-
-# ---- helpers ------------------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; datasets are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

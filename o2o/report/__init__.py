@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from o2o import results
+from o2o import files, results
 from o2o.errors import O2OError
 from o2o.report import figures, render, stats, tables
-from o2o.train import runs as run_files
 
 UNITS = {"normalized": "normalized score", "success": "success rate (%)", "return": "return"}
 
@@ -91,9 +90,9 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         e["data_score"] = behaviour.get(e["dataset"])
     report["figures"] = _figures(report, run_scores, report_dir / "figures", reps)
     (report_dir / "report.md").write_text(render.markdown(report))
-    run_files.write_json(report_dir / "report.json", report)
+    files.write_json(report_dir / "report.json", report)
     html_path = report_dir / "report.html"
-    run_files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
+    files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
     return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database), "protocol": final,
             "entries": [{k: e.get(k) for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean",
                                                "final_std", "iqm", "iqm_ci", "last_mean", "last3_mean", "data_score", "published", "offline_mean",

@@ -92,7 +92,7 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"# o2o report", "", f"Generated {report['generated']} from {', '.join(report['sources'])}.", ""]
+    lines = ["# o2o report", "", f"Generated {report['generated']} from {', '.join(report['sources'])}.", ""]
     for table in tables(report):
         lines += [f"## {table['title']}", "", table["note"], "", "| " + " | ".join(table["header"]) + " |",
                   "|" + "---|" * len(table["header"])]

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from o2o import files
 from o2o.agents import Spec, get_algorithm
 from o2o.data import Dataset
 from o2o.envs import env_spaces, load_for_env
@@ -138,7 +139,7 @@ def train(settings: OfflineSettings, progress: bool = True) -> dict[str, Any]:
     if (run_dir / "config.json").exists():
         raise O2OError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_json(run_dir / "config.json", {
+    files.write_json(run_dir / "config.json", {
         "kind": "offline",
         "settings": dataclasses.asdict(settings),
         "agent_config": dataclasses.asdict(p.config),
@@ -153,7 +154,7 @@ def train(settings: OfflineSettings, progress: bool = True) -> dict[str, Any]:
 def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Continue a killed run from its last checkpoint; on CPU it ends exactly as an uninterrupted run would."""
     run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json")
+    config = files.read_json(run_dir / "config.json")
     if config.get("kind") != "offline":
         raise O2OError(f"{run_dir}: not an offline run directory (config.json kind = {config.get('kind')!r})")
     settings = OfflineSettings(**config["settings"])
@@ -240,7 +241,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
         "eval_seconds": eval_seconds,
         "outside_updates_fraction": 1.0 - update_seconds / wall if wall > 0 else 0.0,
     }
-    runs.write_json(run_dir / "summary.json", summary)
+    files.write_json(run_dir / "summary.json", summary)
     return summary
 
 
@@ -264,7 +265,7 @@ def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: 
 def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
     """Evaluate the latest (or best) checkpoint of an offline run, every seed, `episodes` episodes each."""
     run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json")
+    config = files.read_json(run_dir / "config.json")
     settings = OfflineSettings(**{**config["settings"], "eval_episodes": 0})
     p = prepare(settings)
     checkpoint = runs.load_checkpoint(run_dir, {"states": init_states(p)}, runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from o2o import files
 from o2o.agents import INHERITED_FIELDS, Spec, canonical_name, get_algorithm
 from o2o.agents.common import Network
 from o2o.algorithms import online_defaults
@@ -118,7 +119,7 @@ def prepare(settings: OnlineSettings) -> Prepared:
         states = _states_from_offline_run(settings, base, agent, config)
         summary_file = Path(settings.init_from) / "summary.json"
         if summary_file.is_file():
-            start_score = runs.read_json(summary_file).get("normalized_score")
+            start_score = files.read_json(summary_file).get("normalized_score")
     else:
         spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0])
         keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in seeds])
@@ -130,7 +131,7 @@ def prepare(settings: OnlineSettings) -> Prepared:
 def _offline_start(settings: OnlineSettings) -> tuple[offline.Prepared, dict]:
     """The offline run to fine-tune, and the config values the online agent inherits from it."""
     run_dir = Path(settings.init_from)
-    config = runs.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
+    config = files.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
     if config is None or config.get("kind") != "offline":
         raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
     base = offline.prepare(offline.OfflineSettings(**{**config["settings"], "eval_episodes": 0, "env": config["env_id"]}))
@@ -245,7 +246,7 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
     if (run_dir / "config.json").exists():
         raise O2OError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_json(run_dir / "config.json", {
+    files.write_json(run_dir / "config.json", {
         "kind": "online", "settings": dataclasses.asdict(settings), "agent_config": dataclasses.asdict(p.config),
         "env_id": p.env_id, "seeds": p.seeds, "reward_scale": p.reward_scale, "versions": runs.versions()})
     start = {"states": p.states, "buffers": _empty_buffers(p), "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
@@ -255,7 +256,7 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
 
 def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json")
+    config = files.read_json(run_dir / "config.json")
     if config.get("kind") != "online":
         raise O2OError(f"{run_dir}: not an online run directory (config.json kind = {config.get('kind')!r})")
     p = prepare(OnlineSettings(**config["settings"]))
@@ -461,7 +462,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         "wall_seconds": wall, "total_wall_seconds": earlier_seconds + wall, "env_seconds": env_seconds, "update_seconds": update_seconds, "eval_seconds": eval_seconds,
         "compile_seconds": compile_seconds, "warmup_call_seconds": warmup_seconds,
     }
-    runs.write_json(run_dir / "summary.json", summary)
+    files.write_json(run_dir / "summary.json", summary)
     return summary
 
 
@@ -469,7 +470,7 @@ def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, ou
              progress: bool = True, **given: Any) -> dict[str, Any]:
     """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (its registry record's `online`)."""
     run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+    config = files.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
     if config.get("kind") != "offline":
         raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
     algo = algo or config["settings"]["algo"]
@@ -482,7 +483,7 @@ def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, ou
 def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
     """Evaluate any run directory's latest checkpoint (offline runs: or their best)."""
     run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / "config.json")
+    config = files.read_json(run_dir / "config.json")
     if config.get("kind") == "offline":
         return offline.evaluate_run(run_dir, episodes, best)
     if best:

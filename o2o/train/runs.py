@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from o2o.errors import O2OError
+from o2o.files import atomic_write_bytes, jsonable
 
 CHECKPOINT = "checkpoints/latest.msgpack"
 PREVIOUS_CHECKPOINT = "checkpoints/previous.msgpack"
@@ -25,8 +25,6 @@ BEST_CHECKPOINT = "checkpoints/best.msgpack"
 
 def versions() -> dict[str, Any]:
     """Package versions and the machine facts that can change a run's numbers (XLA's thread flags among them)."""
-    import jax
-
     out: dict[str, Any] = {"python": platform.python_version()}
     for package in ("o2o", "jax", "jaxlib", "flax", "optax", "numpy", "gymnasium", "mujoco", "minari", "h5py"):
         try:
@@ -35,32 +33,6 @@ def versions() -> dict[str, Any]:
             out[package] = "not installed"
     out.update(backend=jax.default_backend(), cpu_count=os.cpu_count(), xla_flags=os.environ.get("XLA_FLAGS", ""))
     return out
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=1, default=_jsonable) + "\n").encode())
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise O2OError(f"{path}: cannot be read ({e})") from e
 
 
 class MetricsLog:
@@ -77,7 +49,7 @@ class MetricsLog:
         self.file = open(self.path, "a")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record, default=_jsonable) + "\n")
+        self.file.write(json.dumps(record, default=jsonable) + "\n")
         self.file.flush()
         for key, value in record.items():
             if isinstance(value, (int, float)) and key != "step":
@@ -145,20 +117,6 @@ def _restore(file: Path, template: Any) -> Any:
         raise O2OError(f"{file}: checkpoint missing") from None
     except Exception as e:  # noqa: BLE001 — msgpack and flax raise many types for a damaged or foreign file
         raise O2OError(f"{file}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
-        return dataclasses.asdict(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class ProgressBar:
