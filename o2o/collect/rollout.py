@@ -14,7 +14,7 @@ import numpy as np
 
 from o2o.data import Dataset
 from o2o.envs import make_env
-from o2o.train.evaluation import to_env_actions
+from o2o.envs.actions import to_env_actions
 
 Policy = Callable[[jax.Array, jax.Array], jax.Array]  # (observations (n, obs_dim), key) -> actions in [-1, 1]
 

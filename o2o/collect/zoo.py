@@ -29,7 +29,8 @@ from o2o.data import Dataset, load_dataset, write_o2o
 from o2o.envs import env_spaces, reference_returns
 from o2o.errors import O2OError
 from o2o.train import online, runs
-from o2o.train.evaluation import evaluate, make_eval_envs, to_env_actions
+from o2o.envs.actions import to_env_actions
+from o2o.train.evaluation import evaluate, make_eval_envs
 
 MEDIUM_FRACTION = 1 / 3  # D4RL: medium policies reach about a third of the expert's (normalized) score
 CARD_EPISODES = 100

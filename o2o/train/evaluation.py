@@ -10,15 +10,11 @@ import jax
 import numpy as np
 
 from o2o.envs import make_env, normalized_score, reference_returns
+from o2o.envs.actions import to_env_actions
 
 
 def make_eval_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_envs)])
-
-
-def to_env_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Agents act in [-1, 1]; environments want their own bounds."""
-    return low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
 
 
 def evaluate(

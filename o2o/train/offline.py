@@ -22,6 +22,7 @@ from o2o import files
 from o2o.agents import Spec, get_algorithm
 from o2o.data import Dataset
 from o2o.envs import env_spaces, load_for_env
+from o2o.envs.actions import to_unit_actions
 from o2o.errors import O2OError
 from o2o.train import runs
 from o2o.train.evaluation import evaluate, make_eval_envs, scores
@@ -86,8 +87,7 @@ def prepare(settings: OfflineSettings) -> Prepared:
 
 def device_data(p: Prepared) -> dict[str, jax.Array]:
     """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
-    actions = np.asarray(p.dataset.actions, np.float64)
-    scaled = np.clip(2.0 * (actions - p.action_low) / (p.action_high - p.action_low) - 1.0, -1.0, 1.0)
+    scaled = to_unit_actions(np.asarray(p.dataset.actions, np.float64), p.action_low, p.action_high)
     extra = {}
     if getattr(p.agent, "needs_returns_to_go", lambda config: False)(p.config):
         extra["mc_returns"] = jnp.asarray(p.dataset.returns_to_go(p.config.discount, p.config.sparse_failure_reward))

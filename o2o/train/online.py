@@ -33,9 +33,10 @@ from o2o.algorithms import online_defaults
 from o2o.data import replay
 from o2o.data.dataset import episode_returns_to_go
 from o2o.envs import env_spaces, make_env
+from o2o.envs.actions import to_env_actions
 from o2o.errors import O2OError
 from o2o.train import offline, runs
-from o2o.train.evaluation import evaluate, make_eval_envs, scores, to_env_actions
+from o2o.train.evaluation import evaluate, make_eval_envs, scores
 
 SAMPLING = ("none", "union", "symmetric")
 WARMUP_POLICIES = ("random", "pretrained")
