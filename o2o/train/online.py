@@ -27,15 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from o2o import files
-from o2o.agents import INHERITED_FIELDS, Spec, canonical_name, get_algorithm
-from o2o.agents.common import Network
+from o2o.agents import Spec, canonical_name, get_algorithm
 from o2o.algorithms import online_defaults
 from o2o.data import replay
 from o2o.data.dataset import episode_returns_to_go
 from o2o.envs import env_spaces, make_env
 from o2o.envs.actions import to_env_actions
 from o2o.errors import O2OError
-from o2o.train import offline, runs
+from o2o.train import handoff, offline, runs
 from o2o.train.evaluation import evaluate, make_eval_envs, scores
 
 SAMPLING = ("none", "union", "symmetric")
@@ -93,7 +92,8 @@ def prepare(settings: OnlineSettings) -> Prepared:
         raise O2OError(f"offline sampling {settings.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
     if settings.warmup_policy not in WARMUP_POLICIES:
         raise O2OError(f"warm-up policy {settings.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
-    base, inherited = _offline_start(settings) if settings.init_from else (None, None)
+    base, inherited = (handoff.offline_start(settings.init_from, settings.algo, settings.seeds, settings.seed)
+                       if settings.init_from else (None, None))
     agent, config = get_algorithm(settings.algo, settings.agent_overrides, inherited)
     env_id = settings.env or (base.env_id if base else None)
     if not env_id:
@@ -117,7 +117,7 @@ def prepare(settings: OnlineSettings) -> Prepared:
     if base is not None:
         reward_scale = float(base.dataset.metadata.get("reward_scale", 1.0))
         metadata = base.dataset.metadata
-        states = _states_from_offline_run(settings, base, agent, config)
+        states = handoff.carried_states(settings.init_from, base, settings.algo, agent, config)
         summary_file = Path(settings.init_from) / "summary.json"
         if summary_file.is_file():
             start_score = files.read_json(summary_file).get("normalized_score")
@@ -127,49 +127,6 @@ def prepare(settings: OnlineSettings) -> Prepared:
         states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(keys))
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
                     start_score)
-
-
-def _offline_start(settings: OnlineSettings) -> tuple[offline.Prepared, dict]:
-    """The offline run to fine-tune, and the config values the online agent inherits from it."""
-    run_dir = Path(settings.init_from)
-    config = files.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
-    if config is None or config.get("kind") != "offline":
-        raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
-    base = offline.prepare(offline.OfflineSettings(**{**config["settings"], "eval_episodes": 0, "env": config["env_id"]}))
-    if settings.seeds != len(base.seeds) or settings.seed != base.seeds[0]:
-        raise O2OError(f"{run_dir}: trained seeds {base.seeds}; fine-tuning continues exactly those seeds")
-    same_algorithm = canonical_name(settings.algo) == canonical_name(config["settings"]["algo"])
-    inherited = config["agent_config"] if same_algorithm else {k: v for k, v in config["agent_config"].items() if k in INHERITED_FIELDS}
-    return base, inherited
-
-
-def _states_from_offline_run(settings: OnlineSettings, base: offline.Prepared, agent, config):
-    """Fresh online states with every part the offline checkpoint has in the same shape (actor, critics, temperature,
-    normaliser) carried over; at least the actor must carry over."""
-    offline_states = runs.load_checkpoint(Path(settings.init_from), {"states": offline.init_states(base)})["states"]
-    fresh = offline.init_states(dataclasses.replace(base, agent=agent, config=config))
-    carried = {}
-    for name in ("actor", "critic", "target_critic_params", "value", "log_temperature", "target_actor_params", "normalizer"):
-        if not (hasattr(fresh, name) and hasattr(offline_states, name)):
-            continue
-        mine, theirs = getattr(fresh, name), getattr(offline_states, name)
-        if isinstance(mine, Network):  # the trained part moves; module and optimiser stay the online agent's
-            if _same_shapes(mine.trained_part(), theirs.trained_part()):
-                carried[name] = mine.replace(params=theirs.params, opt_state=theirs.opt_state)
-        elif _same_shapes(mine, theirs):
-            carried[name] = theirs
-    if "actor" not in carried:
-        raise O2OError(f"{settings.init_from}: its {base.settings.algo} policy does not fit {settings.algo}'s policy "
-                       f"network; fine-tune it with --algo {base.settings.algo}")
-    return jax.tree.map(jnp.asarray, fresh.replace(**carried))
-
-
-def _same_shapes(a, b) -> bool:
-    shapes = lambda tree: jax.tree.map(lambda x: jnp.shape(x), tree)  # noqa: E731
-    try:
-        return jax.tree.structure(a) == jax.tree.structure(b) and shapes(a) == shapes(b)
-    except (TypeError, ValueError):
-        return False
 
 
 def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool):
