@@ -344,7 +344,10 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
     # Ray starts its processes by fork + exec, which is safe; JAX's warning about fork in a threaded process is not.
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
     if address:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as e:
+            raise O2OError(f"--address {address}: cannot join the Ray cluster ({one_line(e)})") from None
         capacity = int(ray.cluster_resources().get("CPU", 1))
     else:
         capacity = workers or len(os.sched_getaffinity(0))
