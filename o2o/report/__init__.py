@@ -89,7 +89,7 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
     for e in entry_list:
         e["data_score"] = behaviour.get(e["dataset"])
     report["figures"] = _figures(report, run_scores, report_dir / "figures", reps)
-    (report_dir / "report.md").write_text(render.markdown(report))
+    files.atomic_write_bytes(report_dir / "report.md", render.markdown(report).encode())
     files.write_json(report_dir / "report.json", report)
     html_path = report_dir / "report.html"
     files.atomic_write_bytes(html_path, render.html_page(report, report_dir).encode())
@@ -143,7 +143,7 @@ def _figures(report: dict[str, Any], run_scores: list[tables.RunScores], out: Pa
     entry_list, unit = report["entries"], report["unit"]
     if not entry_list:
         return []
-    colors = figures._colors(list(dict.fromkeys(e["method"] for e in entry_list)))
+    colors = figures.colors(list(dict.fromkeys(e["method"] for e in entry_list)))
     made = [figures.per_dataset(entry_list, colors, out, unit)]
     if report["aggregate"]:
         made.append(figures.aggregate_intervals(report["aggregate"], colors, out, unit))

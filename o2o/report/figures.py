@@ -16,7 +16,7 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _colors(methods: list[str]) -> dict[str, Any]:
+def colors(methods: list[str]) -> dict[str, Any]:
     from matplotlib import colormaps
 
     palette = colormaps["tab10"].colors
