@@ -151,8 +151,8 @@ def load_suite(path_or_name: str) -> dict[str, Any]:
     else:
         shipped = resources.files("o2o.suites").joinpath(f"{path_or_name}.toml")
         if not shipped.is_file():
-            names = sorted(p.name[:-5] for p in resources.files("o2o.suites").iterdir() if p.name.endswith(".toml"))
-            raise O2OError(f"suite {path_or_name!r}: no such file, and no shipped suite of that name ({', '.join(names)})")
+            raise O2OError(f"suite {path_or_name!r}: no such file, and no shipped suite of that name "
+                           f"({', '.join(shipped_suites())})")
         text = shipped.read_text()
     try:
         suite = tomllib.loads(text)

@@ -16,7 +16,7 @@ def test_aggregates_on_a_known_array():
     assert a["median"] == pytest.approx(151.25)  # rliable: the median over tasks of per-task means (one task here)
     # optimality gap against 100: mean of max(0, 100 - x) = (100 + 90 + 80 + 70 + 60 + 50 + 40 + 0) / 8
     assert a["optimality_gap"] == pytest.approx(61.25)
-    for name in stats.AGGREGATES:
+    for name in stats.aggregate_functions():
         low, high = a[f"{name}_ci"]
         assert low <= a[name] <= high
     three_tasks = {"a": np.array([[10.0, 50.0, 90.0], [20.0, 60.0, 100.0]])}  # task means 15, 55, 95

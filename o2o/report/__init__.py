@@ -88,7 +88,7 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
     behaviour = {d["dataset"]: d["normalized_score"] for d in report["datasets"]}
     for e in entry_list:
         e["data_score"] = behaviour.get(e["dataset"])
-    report["figures"] = _figures(report, run_scores, report_dir / "figures", reps)
+    report["figures"] = _figures(report, report_dir / "figures", reps)
     files.atomic_write_bytes(report_dir / "report.md", render.markdown(report).encode())
     files.write_json(report_dir / "report.json", report)
     html_path = report_dir / "report.html"
@@ -136,7 +136,7 @@ def _versions(loaded: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _figures(report: dict[str, Any], run_scores: list[tables.RunScores], out: Path, reps: int) -> list[dict[str, str]]:
+def _figures(report: dict[str, Any], out: Path, reps: int) -> list[dict[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -15,7 +15,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 CONFIDENCE = 0.95
-AGGREGATES = ("iqm", "mean", "median", "optimality_gap")
 
 
 def _rliable():
