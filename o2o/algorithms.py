@@ -23,6 +23,36 @@ class Algorithm:
     # OnlineSettings for online runs and fine-tuning, from the paper; None: no critic, nothing to fine-tune with
     online: dict[str, Any] | None = None
     aliases: tuple[str, ...] = ()
+    # Config overrides per dataset, from the paper's tables: keys "ENV-LEVEL" (hopper-medium-replay) or "ENV" (hopper)
+    presets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+def _per_dataset(fields: tuple[str, ...], table: dict[str, tuple]) -> dict[str, dict[str, Any]]:
+    return {dataset: dict(zip(fields, values)) for dataset, values in table.items()}
+
+
+# ReBRAC paper, Table 8 (the authors' configs): (actor_bc_coef, critic_bc_coef)
+REBRAC_PRESETS = _per_dataset(("actor_bc_coef", "critic_bc_coef"), {
+    "halfcheetah-medium": (0.001, 0.01), "halfcheetah-medium-replay": (0.01, 0.001), "halfcheetah-medium-expert": (0.01, 0.1),
+    "hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.5), "hopper-medium-expert": (0.1, 0.01),
+    "walker2d-medium": (0.05, 0.1), "walker2d-medium-replay": (0.05, 0.01), "walker2d-medium-expert": (0.01, 0.01)})
+# EDAC paper, Table 5, as CORL's configs: (num_critics, eta)
+EDAC_PRESETS = _per_dataset(("num_critics", "eta"), {
+    "halfcheetah-medium": (10, 1.0), "halfcheetah-medium-replay": (10, 1.0), "halfcheetah-medium-expert": (10, 5.0),
+    "hopper-medium": (50, 1.0), "hopper-medium-replay": (50, 1.0), "hopper-medium-expert": (50, 1.0),
+    "walker2d-medium": (10, 1.0), "walker2d-medium-replay": (10, 1.0), "walker2d-medium-expert": (10, 5.0)})
+# EDAC paper, Table 5 (SAC-N column), as CORL's configs: num_critics
+SACN_PRESETS = _per_dataset(("num_critics",), {
+    "halfcheetah": (10,), "hopper-medium": (500,), "hopper-medium-replay": (200,), "hopper-medium-expert": (200,),
+    "walker2d": (20,)})
+# LB-SAC's configs (Nikulin et al.'s code): num_critics; LayerNorm for hopper-medium
+LBSAC_PRESETS = _per_dataset(("num_critics",), {
+    "halfcheetah-medium": (4,), "halfcheetah-medium-replay": (10,), "halfcheetah-medium-expert": (8,),
+    "hopper-medium": (25,), "hopper-medium-replay": (20,), "hopper-medium-expert": (40,),
+    "walker2d-medium": (10,), "walker2d-medium-replay": (10,), "walker2d-medium-expert": (10,)})
+LBSAC_PRESETS["hopper-medium"]["critic_layer_norm"] = True
+# LB-SAC: batch 10,000 and every learning rate scaled by sqrt(10000 / 256) from 3e-4 (the authors' configs: 0.0018)
+LBSAC_BATCH, LBSAC_LR = 10_000, 0.0018
 
 
 RECORDS = (
@@ -58,6 +88,23 @@ RECORDS = (
               variant={"num_critics": 10, "critic_subset": 2, "critic_layer_norm": True, "actor_uses_mean_q": True,
                        "target_entropy_per_action_dim": -0.5},
               online={"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0}),
+    # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
+    Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
+              "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
+              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets=REBRAC_PRESETS),
+    Algorithm("sacn", "edac", "SAC with N critics and the ensemble minimum as pessimism",
+              "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
+              variant={"edac_init": True}, online={"offline_sampling": "union", "warmup_steps": 0},
+              aliases=("sac-n",), presets=SACN_PRESETS),
+    Algorithm("edac", "edac", "SAC-N with a term that diversifies the critics' action gradients",
+              "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
+              variant={"edac_init": True, "eta": 1.0}, online={"offline_sampling": "union", "warmup_steps": 0},
+              presets=EDAC_PRESETS),
+    Algorithm("lbsac", "edac", "SAC-N with batch 10,000 and square-root-scaled learning rates, fewer critics",
+              "Nikulin et al., Q-Ensemble for Offline RL: Don't Scale the Ensemble, Scale the Batch Size, 2022",
+              "offline", variant={"batch_size": LBSAC_BATCH, "actor_lr": LBSAC_LR, "critic_lr": LBSAC_LR,
+                                  "temperature_lr": LBSAC_LR},
+              online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS),
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4.
     Algorithm("wsrl", "sac", "SAC warm-started from a CQL/Cal-QL run, warmed up by its policy, no offline data kept",
               "Zhou et al., WSRL, ICLR 2025", "online",
@@ -76,6 +123,32 @@ def canonical_name(name: str) -> str:
 
 def record(name: str) -> Algorithm:
     return REGISTRY[canonical_name(name)]
+
+
+def dataset_key(env_id: str | None, level: str | None) -> str | None:
+    """The name presets use for a dataset: "hopper-medium-replay" for Hopper-v5's medium-replay data (D4RL's names)."""
+    if not env_id:
+        return None
+    env = env_id.lower().rsplit("-v", 1)[0] if "-v" in env_id.lower() else env_id.lower()
+    return f"{env}-{level}" if level and not env.endswith(level) else env
+
+
+def preset(name: str, choice: str | None, env_id: str | None = None, level: str | None = None) -> tuple[str | None, dict[str, Any]]:
+    """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (exact "ENV-LEVEL" first,
+    then "ENV"; none if the paper has none), "none" or None applies none, anything else names one."""
+    presets = record(name).presets
+    if choice in (None, "none"):
+        return None, {}
+    if choice != "auto":
+        if choice not in presets:
+            known = ", ".join(presets) or "none"
+            raise O2OError(f"{canonical_name(name)} has no preset {choice!r}; its presets: {known}")
+        return choice, dict(presets[choice])
+    key = dataset_key(env_id, level)
+    for candidate in (key, key.split("-")[0]) if key else ():
+        if candidate in presets:
+            return candidate, dict(presets[candidate])
+    return None, {}
 
 
 def names(kind: str | None = None) -> list[str]:

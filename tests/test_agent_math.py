@@ -115,8 +115,8 @@ def test_iql_scales_rewards_by_the_episode_return_range():
 
 
 def test_algorithm_registry_resolves_variants_and_overrides():
-    module, config = get_algorithm("10%BC")
-    assert module is bc and config.top_fraction == 0.1
+    agent, config = get_algorithm("10%BC")
+    assert agent.name == "bc10" and agent.update is bc.update and config.top_fraction == 0.1
     _, config = get_algorithm("iql", {"expectile": "0.9", "hidden_dims": "64,64", "normalize_observations": "true"})
     assert config.expectile == 0.9 and config.hidden_dims == (64, 64) and config.normalize_observations is True
     with pytest.raises(O2OError, match="unknown algorithm"):

@@ -33,7 +33,9 @@ def batch(seed=0):
             "rewards": jnp.asarray(rng.normal(size=BATCH), jnp.float32),
             "next_observations": jnp.asarray(rng.normal(size=(BATCH, OBS)), jnp.float32),
             "dones": jnp.asarray(rng.integers(0, 2, size=BATCH), jnp.float32),
-            "mc_returns": jnp.asarray(rng.normal(size=BATCH), jnp.float32)}
+            "mc_returns": jnp.asarray(rng.normal(size=BATCH), jnp.float32),
+            "next_actions": jnp.asarray(np.where(np.arange(BATCH)[:, None] == 0, np.nan,  # an episode's last step
+                                                 rng.uniform(-1, 1, size=(BATCH, ACT))), jnp.float32)}
 
 
 def leaves_equal(a, b):

@@ -95,7 +95,7 @@ def test_o2o_metrics_dip_regret_and_start():
 
 
 def test_buffer_returns_to_go_reset_on_insert_and_padding_is_dropped():
-    buffer = replay.create(4, 1, 1, with_returns_to_go=True)
+    buffer = replay.create(4, 1, 1, ("mc_returns",))
     step = {"observations": jnp.ones(1), "actions": jnp.ones(1), "rewards": jnp.float32(1),
             "next_observations": jnp.ones(1), "dones": jnp.float32(0)}
     for _ in range(3):

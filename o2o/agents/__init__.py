@@ -1,6 +1,7 @@
-"""Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act` (and optional
-`prepare_dataset`, the data transform of the algorithm's paper). Which module and variant an algorithm name means is
-recorded in `o2o.algorithms`."""
+"""Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
+`prepare_dataset` (the data transform of the algorithm's paper) and `transition_fields` (what its update reads beyond
+s, a, r, s', done). Which module and variant an algorithm name means is recorded in `o2o.algorithms`; `get_algorithm`
+gives the module's functions as one typed `Agent`, optional ones filled in, so the train layer calls every agent alike."""
 
 from __future__ import annotations
 
@@ -8,33 +9,71 @@ import dataclasses
 import importlib
 import types
 import typing
-from types import ModuleType
-from typing import Any
+from typing import Any, Callable
+
+import jax
 
 from o2o.agents.common import Spec
 from o2o.algorithms import canonical_name, record
+from o2o.data import Dataset
 from o2o.errors import O2OError
+
+# Per-transition fields an update may ask for beyond s, a, r, s', done; the train layer fills them offline and online.
+TRANSITION_FIELDS = {
+    "mc_returns": "discounted Monte-Carlo return-to-go of the behaviour policy (Cal-QL)",
+    "next_actions": "the action taken at s' in the same episode, or NaN where s' ends the data (ReBRAC)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """An algorithm's pure functions."""
+
+    name: str
+    Config: type
+    init: Callable[[jax.Array, Spec, Any], Any]  # (key, spec, config) -> state
+    update: Callable[[Any, dict, jax.Array], tuple[Any, dict]]  # (state, batch, key) -> (state, metrics)
+    act: Callable[[Any, jax.Array, jax.Array, bool], jax.Array]  # (state, observations, key, deterministic) -> actions
+    prepare_dataset: Callable[[Dataset, Any], Dataset]  # (dataset, config) -> the dataset its paper trains on
+    transition_fields: Callable[[Any], tuple[str, ...]]  # config -> names in TRANSITION_FIELDS its update reads
+    online_overrides: Callable[[int], dict[str, Any]]  # online updates -> config changes its fine-tuning recipe makes
+
+    @classmethod
+    def from_module(cls, name: str, module) -> "Agent":
+        """The module's functions; a module may leave out the last three (no transform, no extra fields, no changes)."""
+        return cls(name, module.Config, module.init, module.update, module.act,
+                   getattr(module, "prepare_dataset", lambda dataset, config: dataset),
+                   getattr(module, "transition_fields", lambda config: ()),
+                   getattr(module, "online_overrides", lambda updates: {}))
 
 # Config fields an online run inherits from the offline run it starts from, so that networks line up.
 INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "discount", "normalize_observations")
 
 
 def get_algorithm(
-    name: str, overrides: dict[str, Any] | None = None, inherited: dict[str, Any] | None = None
-) -> tuple[ModuleType, Any]:
-    """The agent module and its config: `inherited` values (fields the Config lacks are ignored), then the variant's,
-    then the user's `field=value` overrides."""
+    name: str, overrides: dict[str, Any] | None = None, inherited: dict[str, Any] | None = None,
+    preset: dict[str, Any] | None = None, online_updates: int | None = None,
+) -> tuple[Agent, Any]:
+    """The agent and its config: `inherited` values (fields the Config lacks are ignored), the variant's, the
+    dataset's `preset` (`o2o.algorithms.preset`), the algorithm's fine-tuning changes for `online_updates` online
+    updates, then the user's `field=value` overrides."""
     algorithm = record(name)
     key, module, variant = algorithm.name, importlib.import_module(f"o2o.agents.{algorithm.module}"), algorithm.variant
+    agent = Agent.from_module(key, module)
     fields = {f.name: f for f in dataclasses.fields(module.Config)}
     declared = typing.get_type_hints(module.Config)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in (inherited or {}).items() if k in fields}
     values.update(variant)
+    values.update(preset or {})
+    if online_updates is not None:
+        values.update(agent.online_overrides(online_updates))
     for field_name, value in (overrides or {}).items():
         if field_name not in fields:
             raise O2OError(f"{key} has no config field {field_name!r}; fields: {', '.join(fields)}")
         values[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
-    return module, module.Config(**values)
+    unknown = set(agent.transition_fields(module.Config(**values))) - set(TRANSITION_FIELDS)
+    assert not unknown, f"{key} asks for unknown transition fields {unknown}"
+    return agent, module.Config(**values)
 
 
 def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> Any:
@@ -60,4 +99,4 @@ def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> A
                        f"{getattr(kind, '__name__', kind)}") from None
 
 
-__all__ = ["INHERITED_FIELDS", "Spec", "canonical_name", "get_algorithm"]
+__all__ = ["INHERITED_FIELDS", "TRANSITION_FIELDS", "Agent", "Spec", "canonical_name", "get_algorithm"]

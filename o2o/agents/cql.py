@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from o2o.agents import sac
-from o2o.agents.common import ensemble_squared_error, soft_update, value_and_grad
+from o2o.agents.common import ensemble_squared_error
 
 State = sac.State
 init = sac.init
@@ -43,8 +43,8 @@ class Config(sac.Config):
     """Goal tasks: the per-step reward of an episode that never succeeds (Cal-QL's return-to-go convention)."""
 
 
-def needs_returns_to_go(config: Config) -> bool:
-    return config.calibrated
+def transition_fields(config: Config) -> tuple[str, ...]:
+    return ("mc_returns",) if config.calibrated else ()
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
@@ -81,9 +81,4 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         conservative = (pushed_down - q_data).mean(axis=1).sum()
         return td + config.cql_alpha * conservative, {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
 
-    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(grads)
-    state = state.replace(critic=critic, step=state.step + 1,
-                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
-    state, actor_info = sac.update_actor_and_temperature(state, obs, actor_key)
-    return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
+    return sac.critic_then_actor(state, critic_loss_fn, obs, actor_key)

@@ -20,7 +20,8 @@ from flax import struct
 
 from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
                                value_and_grad)
-from o2o.nets import CriticEnsemble, GaussianPolicy, gaussian_log_prob
+from o2o.nets import (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE, CriticEnsemble, GaussianPolicy,
+                      gaussian_log_prob)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +44,16 @@ class Config:
     """Target entropy as a multiple of the action dimension: -1 (SAC paper), -0.5 (RLPD)."""
     num_critics: int = 2
     """Critics in the ensemble: 2 (SAC), 10 (RLPD)."""
-    critic_subset: int = 2
-    """Critics drawn at random for the target's minimum: all of SAC's 2; 2 of RLPD's 10."""
+    critic_subset: int | None = 2
+    """Critics drawn at random for the target's minimum: all of SAC's 2; 2 of RLPD's 10; None: all (SAC-N)."""
     critic_layer_norm: bool = False
     """LayerNorm after each hidden critic layer (RLPD's key ingredient against overestimation)."""
     actor_uses_mean_q: bool = False
     """Actor maximises the ensemble's mean Q (RLPD) instead of its minimum (SAC)."""
     backup_entropy: bool = True
     """Subtract alpha log pi(a'|s') in the target (SAC)."""
+    edac_init: bool = False
+    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of Flax's."""
     normalize_observations: bool = False
     """Standardize states with offline data statistics (when given)."""
     batch_size: int = 256
@@ -81,8 +84,9 @@ def networks(key: jax.Array, spec: Spec, config) -> tuple[Network, Network, Netw
     """SAC's actor, critic ensemble and temperature (CQL and Cal-QL build on them)."""
     k1, k2 = jax.random.split(key)
     obs, act = spec.dummy_inputs()
-    actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True)
-    critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm)
+    actor_scale, critic_scale = (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE) if config.edac_init else (None, None)
+    actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True, output_scale=actor_scale)
+    critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, critic_scale)
     return (Network.create(actor, optax.adam(config.actor_lr), k1, obs),
             Network.create(critic, optax.adam(config.critic_lr), k2, obs, act),
             Network.create(_LogTemperature(config.initial_temperature), optax.adam(config.temperature_lr), k1))
@@ -119,8 +123,11 @@ def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> ja
     action_key, subset_key = jax.random.split(key)
     next_actions, next_log_prob = policy_sample(state, next_obs, action_key)
     next_q = state.critic(next_obs, next_actions, params=state.target_critic_params)  # (num_critics, batch)
-    subset = jax.random.choice(subset_key, config.num_critics, (config.critic_subset,), replace=False)
-    next_v = next_q[subset].min(axis=0)
+    if config.critic_subset is None:
+        next_v = next_q.min(axis=0)
+    else:
+        subset = jax.random.choice(subset_key, config.num_critics, (config.critic_subset,), replace=False)
+        next_v = next_q[subset].min(axis=0)
     if config.backup_entropy:
         next_v = next_v - jnp.exp(state.log_temperature.params["log_temperature"]) * next_log_prob
     return td_target(batch, config.discount, next_v)
@@ -150,7 +157,6 @@ def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple
 
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
-    config = state.config
     target_key, actor_key = jax.random.split(key)
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
     target = critic_target(state, batch, next_obs, target_key)
@@ -159,10 +165,16 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         q = state.critic(obs, batch["actions"], params=params)
         return ensemble_squared_error(q, target), {"q": q.mean()}
 
+    return critic_then_actor(state, critic_loss_fn, obs, actor_key)
+
+
+def critic_then_actor(state, critic_loss_fn, obs: jax.Array, actor_key: jax.Array) -> tuple[State, dict]:
+    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor and temperature steps
+    (the update of SAC and of every algorithm that only changes SAC's critic loss)."""
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
-                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
+                          target_critic_params=soft_update(state.target_critic_params, critic.params, state.config.tau))
     state, actor_info = update_actor_and_temperature(state, obs, actor_key)
     return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
 

@@ -19,7 +19,7 @@ from flax import struct
 
 from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
                                value_and_grad)
-from o2o.nets import CriticEnsemble, DeterministicPolicy
+from o2o.nets import EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE, CriticEnsemble, DeterministicPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,10 @@ class Config:
     """Standardize states with the dataset's mean and std (paper, Eq. 5)."""
     batch_size: int = 256
     """Transitions per update (paper, Table 3)."""
+    critic_layer_norm: bool = False
+    """LayerNorm after each hidden critic layer (ReBRAC)."""
+    edac_init: bool = False
+    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of Flax's."""
 
 
 @struct.dataclass
@@ -67,10 +71,11 @@ class State:
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_key, critic_key = jax.random.split(key)
     obs, act = spec.dummy_inputs()
-    actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim), optax.adam(config.actor_lr),
-                           actor_key, obs)
-    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2), optax.adam(config.critic_lr), critic_key,
-                            obs, act)
+    actor_scale, critic_scale = (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE) if config.edac_init else (None, None)
+    actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim, actor_scale),
+                           optax.adam(config.actor_lr), actor_key, obs)
+    critic = Network.create(CriticEnsemble(config.hidden_dims, 2, config.critic_layer_norm, critic_scale),
+                            optax.adam(config.critic_lr), critic_key, obs, act)
     return State(actor, critic, actor.params, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),
                  jnp.zeros((), jnp.int32), config, spec.shapes_only())
 
@@ -79,18 +84,9 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
     actions = batch["actions"]
-
-    noise = jnp.clip(config.policy_noise * jax.random.normal(key, actions.shape), -config.noise_clip, config.noise_clip)
-    next_actions = jnp.clip(state.actor(next_obs, params=state.target_actor_params) + noise, -1.0, 1.0)
-    next_q = state.critic(next_obs, next_actions, params=state.target_critic_params).min(axis=0)
-    target = td_target(batch, config.discount, next_q)
-
-    def critic_loss_fn(params):
-        q = state.critic(obs, actions, params=params)  # (2, batch)
-        return ensemble_squared_error(q, target), {"q": q.mean()}
-
-    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
-    critic = state.critic.apply_gradients(grads)
+    next_q = state.critic(next_obs, smoothed_target_actions(state, next_obs, key),
+                          params=state.target_critic_params).min(axis=0)
+    critic, critic_loss, critic_info = critic_step(state, obs, actions, td_target(batch, config.discount, next_q))
 
     def actor_loss_fn(params):
         pi = state.actor(obs, params=params)
@@ -101,19 +97,45 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         lmbda = jax.lax.stop_gradient(config.alpha / jnp.abs(q).mean())
         return -lmbda * q.mean() + bc, {"bc_loss": bc}
 
+    state, actor_info = delayed_actor_step(state.replace(critic=critic, step=state.step + 1), actor_loss_fn)
+    return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
+
+
+def smoothed_target_actions(state: State, next_obs: jax.Array, key: jax.Array) -> jax.Array:
+    """a' = clip(pi_targ(s') + clip(eps, -c, c), -1, 1): TD3's target policy smoothing."""
+    config = state.config
+    shape = (next_obs.shape[0], state.spec.action_dim)
+    noise = jnp.clip(config.policy_noise * jax.random.normal(key, shape), -config.noise_clip, config.noise_clip)
+    return jnp.clip(state.actor(next_obs, params=state.target_actor_params) + noise, -1.0, 1.0)
+
+
+def critic_step(state: State, obs: jax.Array, actions: jax.Array, target: jax.Array) -> tuple[Network, jax.Array, dict]:
+    """One gradient step of sum_i E[(Q_i(s, a) - y)^2]."""
+    def critic_loss_fn(params):
+        q = state.critic(obs, actions, params=params)  # (2, batch)
+        return ensemble_squared_error(q, target), {"q": q.mean()}
+
+    critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
+    return state.critic.apply_gradients(grads), critic_loss, critic_info
+
+
+def delayed_actor_step(state: State, actor_loss_fn) -> tuple[State, dict]:
+    """Every `policy_frequency`-th update (by `state.step`): an actor step on `actor_loss_fn`, then both targets'
+    Polyak steps; otherwise nothing (NaN metrics, skipped by the logs)."""
+    config = state.config
+
     def update_actor(s: State):
         loss, info, grads = value_and_grad(actor_loss_fn, s.actor.params)
         actor = s.actor.apply_gradients(grads)
         s = s.replace(actor=actor, target_actor_params=soft_update(s.target_actor_params, actor.params, config.tau),
-                      target_critic_params=soft_update(s.target_critic_params, critic.params, config.tau))
+                      target_critic_params=soft_update(s.target_critic_params, s.critic.params, config.tau))
         return s, {"actor_loss": loss, **info}
 
     def skip_actor(s: State):
-        return s, {"actor_loss": jnp.nan, "bc_loss": jnp.nan}
+        _, info = jax.eval_shape(actor_loss_fn, s.actor.params)
+        return s, {"actor_loss": jnp.nan, **{k: jnp.full(v.shape, jnp.nan, v.dtype) for k, v in info.items()}}
 
-    state = state.replace(critic=critic, step=state.step + 1)
-    state, actor_info = jax.lax.cond(state.step % config.policy_frequency == 0, update_actor, skip_actor, state)
-    return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
+    return jax.lax.cond(state.step % config.policy_frequency == 0, update_actor, skip_actor, state)
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:

@@ -82,6 +82,15 @@ class Dataset:
             out[start : end + 1] = episode_returns_to_go(rewards[start : end + 1], discount, sparse_failure_reward)
         return out
 
+    def next_actions(self, actions: np.ndarray | None = None) -> np.ndarray:
+        """The action at step i + 1 for each step i whose episode goes on there; NaN at an episode's last step.
+        `actions` replaces the dataset's own (the same actions mapped to another box)."""
+        actions = np.asarray(self.actions if actions is None else actions, np.float32)
+        following = np.full_like(actions, np.nan)
+        following[:-1] = actions[1:]
+        following[self.episode_ends] = np.nan
+        return following
+
     def select_episodes(self, episode_indices: np.ndarray) -> Dataset:
         """A new in-memory dataset holding only the given episodes, in the given order."""
         steps = np.concatenate(

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import struct
 
 TRANSITION_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
+UNKNOWN = {"mc_returns": -jnp.inf, "next_actions": jnp.nan}  # extra fields' values until they are known
 
 
 @struct.dataclass
@@ -17,9 +18,10 @@ class ReplayBuffer:
     size: jax.Array  # number of valid transitions
 
 
-def create(capacity: int, observation_dim: int, action_dim: int, with_returns_to_go: bool = False) -> ReplayBuffer:
-    """An empty buffer; `with_returns_to_go` adds Monte-Carlo returns (-inf until the episode ends, see
-    `set_returns_to_go`)."""
+def create(capacity: int, observation_dim: int, action_dim: int, extra_fields: tuple[str, ...] = ()) -> ReplayBuffer:
+    """An empty buffer. `extra_fields` (o2o.agents.TRANSITION_FIELDS) are filled in later: "mc_returns" when the
+    episode ends (-inf until then, see `set_returns_to_go`), "next_actions" when the episode's next step is inserted
+    (NaN until then, and for an episode's last step)."""
     data = {
         "observations": jnp.zeros((capacity, observation_dim), jnp.float32),
         "actions": jnp.zeros((capacity, action_dim), jnp.float32),
@@ -27,18 +29,25 @@ def create(capacity: int, observation_dim: int, action_dim: int, with_returns_to
         "next_observations": jnp.zeros((capacity, observation_dim), jnp.float32),
         "dones": jnp.zeros((capacity,), jnp.float32),
     }
-    if with_returns_to_go:
-        data["mc_returns"] = jnp.full((capacity,), -jnp.inf, jnp.float32)
+    shapes = {"mc_returns": (capacity,), "next_actions": (capacity, action_dim)}
+    for name in extra_fields:
+        data[name] = jnp.full(shapes[name], UNKNOWN[name], jnp.float32)
     return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
 def add(buffer: ReplayBuffer, transition: dict) -> ReplayBuffer:
     """Insert one transition (each field without the leading capacity axis), overwriting the oldest when full."""
     i = buffer.insert_index
-    data = {k: buffer.data[k].at[i].set(transition[k].astype(buffer.data[k].dtype)) for k in TRANSITION_FIELDS}
-    if "mc_returns" in buffer.data:  # unknown until the episode ends
-        data["mc_returns"] = buffer.data["mc_returns"].at[i].set(-jnp.inf)
     capacity = buffer.data["rewards"].shape[0]
+    data = {k: buffer.data[k].at[i].set(transition[k].astype(buffer.data[k].dtype)) for k in TRANSITION_FIELDS}
+    for name in UNKNOWN.keys() & buffer.data.keys():
+        data[name] = buffer.data[name].at[i].set(UNKNOWN[name])
+    if "next_actions" in buffer.data and capacity > 1:
+        # the previous transition's episode goes on here if its s' is this transition's s
+        previous = (i - 1) % capacity
+        goes_on = (buffer.size > 0) & jnp.all(buffer.data["next_observations"][previous] == transition["observations"])
+        known = jnp.where(goes_on, transition["actions"], data["next_actions"][previous])
+        data["next_actions"] = data["next_actions"].at[previous].set(known)
     return ReplayBuffer(data, (i + 1) % capacity, jnp.minimum(buffer.size + 1, capacity))
 
 

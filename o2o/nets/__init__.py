@@ -12,23 +12,38 @@ import jax
 import jax.numpy as jnp
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE = 1e-3, 3e-3  # EDAC's initialisation of the output layers
+
+
+def uniform(scale: float):
+    """U(-scale, scale) initialiser."""
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
 
 
 class MLP(nn.Module):
-    """Dense layers with ReLU (and optional LayerNorm after each hidden layer), then a linear output."""
+    """Dense layers with ReLU (and optional LayerNorm after each hidden layer), then a linear output.
+
+    `output_scale=None` keeps Flax's initialisers; a number gives EDAC's (An et al., 2021; ReBRAC uses it too): hidden
+    weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases U(+-output_scale)."""
 
     hidden_dims: Sequence[int]
     output_dim: int
     layer_norm: bool = False
+    output_scale: float | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        hidden, output = {}, {}
+        if self.output_scale is not None:
+            hidden = {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                      "bias_init": nn.initializers.constant(0.1)}
+            output = {"kernel_init": uniform(self.output_scale), "bias_init": uniform(self.output_scale)}
         for width in self.hidden_dims:
-            x = nn.Dense(width)(x)
+            x = nn.Dense(width, **hidden)(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = nn.relu(x)
-        return nn.Dense(self.output_dim)(x)
+        return nn.Dense(self.output_dim, **output)(x)
 
 
 class Critic(nn.Module):
@@ -36,19 +51,25 @@ class Critic(nn.Module):
 
     hidden_dims: Sequence[int]
     layer_norm: bool = False
+    output_scale: float | None = None
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
         x = jnp.concatenate([observations, actions], axis=-1)
-        return MLP(self.hidden_dims, 1, self.layer_norm)(x)[..., 0]
+        return MLP(self.hidden_dims, 1, self.layer_norm, self.output_scale)(x)[..., 0]
 
 
 class CriticEnsemble(nn.Module):
-    """`num_critics` independent Q networks evaluated in one vmapped call -> (num_critics, batch)."""
+    """`num_critics` independent Q networks evaluated in one vmapped call -> (num_critics, batch).
+
+    With `shared_inputs=False` each critic takes its own inputs, (num_critics, batch, dim): the same parameters, so
+    per-critic action gradients (EDAC) come from one backward pass."""
 
     hidden_dims: Sequence[int]
     num_critics: int = 2
     layer_norm: bool = False
+    output_scale: float | None = None
+    shared_inputs: bool = True
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
@@ -56,11 +77,11 @@ class CriticEnsemble(nn.Module):
             Critic,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            in_axes=None,
+            in_axes=None if self.shared_inputs else 0,
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(self.hidden_dims, self.layer_norm)(observations, actions)
+        return ensemble(self.hidden_dims, self.layer_norm, self.output_scale)(observations, actions)
 
 
 class ValueFunction(nn.Module):
@@ -79,10 +100,11 @@ class DeterministicPolicy(nn.Module):
 
     hidden_dims: Sequence[int]
     action_dim: int
+    output_scale: float | None = None
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden_dims, self.action_dim)(observations))
+        return jnp.tanh(MLP(self.hidden_dims, self.action_dim, output_scale=self.output_scale)(observations))
 
 
 class GaussianPolicy(nn.Module):
@@ -95,14 +117,15 @@ class GaussianPolicy(nn.Module):
     hidden_dims: Sequence[int]
     action_dim: int
     state_dependent_std: bool = False
+    output_scale: float | None = None
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
         if self.state_dependent_std:
-            out = MLP(self.hidden_dims, 2 * self.action_dim)(observations)
+            out = MLP(self.hidden_dims, 2 * self.action_dim, output_scale=self.output_scale)(observations)
             mean, log_std = jnp.split(out, 2, axis=-1)
         else:
-            mean = jnp.tanh(MLP(self.hidden_dims, self.action_dim)(observations))
+            mean = jnp.tanh(MLP(self.hidden_dims, self.action_dim, output_scale=self.output_scale)(observations))
             log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
             log_std = jnp.broadcast_to(log_std, mean.shape)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)

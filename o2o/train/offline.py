@@ -20,6 +20,7 @@ import numpy as np
 
 from o2o import files
 from o2o.agents import Spec, get_algorithm
+from o2o.algorithms import preset
 from o2o.data import Dataset
 from o2o.envs import env_spaces, load_for_env
 from o2o.envs.actions import to_unit_actions
@@ -43,6 +44,7 @@ class OfflineSettings:
     chunk: int = 1_000
     out: str | None = None
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    preset: str = "auto"  # the paper's per-dataset settings: "auto" (by the dataset's env and level), "none", or a name
 
 
 @dataclasses.dataclass
@@ -58,13 +60,17 @@ class Prepared:
     seeds: list[int]
     action_low: np.ndarray
     action_high: np.ndarray
+    preset: str | None  # the preset applied, if any
 
 
 def prepare(settings: OfflineSettings) -> Prepared:
-    agent, config = get_algorithm(settings.algo, settings.agent_overrides)
+    get_algorithm(settings.algo, settings.agent_overrides)  # a bad algorithm or override fails before data loads
     if settings.seeds < 1 or settings.steps < 1:
         raise O2OError(f"--seeds and --steps must be at least 1 (got {settings.seeds} and {settings.steps})")
     dataset, env_id = load_for_env(settings.dataset, settings.env, required=settings.eval_episodes > 0)
+    preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
+                                        dataset.metadata.get("level"))
+    agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
     if env_id:
         spaces = env_spaces(env_id)
         low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
@@ -72,8 +78,7 @@ def prepare(settings: OfflineSettings) -> Prepared:
         low, high = -np.ones(dataset.action_dim), np.ones(dataset.action_dim)
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
         raise O2OError(f"environment {env_id}: action bounds must be finite to map them to [-1, 1]")
-    if hasattr(agent, "prepare_dataset"):
-        dataset = agent.prepare_dataset(dataset, config)
+    dataset = agent.prepare_dataset(dataset, config)
     observations = np.asarray(dataset.observations, np.float64)
     spec = Spec(
         observation_dim=dataset.observation_dim,
@@ -82,23 +87,25 @@ def prepare(settings: OfflineSettings) -> Prepared:
         observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # TD3+BC's epsilon
     )
     seeds = [settings.seed + i for i in range(settings.seeds)]
-    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high)
+    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, preset_name)
 
 
 def device_data(p: Prepared) -> dict[str, jax.Array]:
     """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
     scaled = to_unit_actions(np.asarray(p.dataset.actions, np.float64), p.action_low, p.action_high)
-    extra = {}
-    if getattr(p.agent, "needs_returns_to_go", lambda config: False)(p.config):
-        extra["mc_returns"] = jnp.asarray(p.dataset.returns_to_go(p.config.discount, p.config.sparse_failure_reward))
-    return {
-        **extra,
+    data = {
         "observations": jnp.asarray(p.dataset.observations, jnp.float32),
         "actions": jnp.asarray(scaled, jnp.float32),
         "rewards": jnp.asarray(p.dataset.rewards, jnp.float32),
         "next_observations": jnp.asarray(p.dataset.next_observations, jnp.float32),
         "dones": jnp.asarray(p.dataset.terminals, jnp.float32),
     }
+    for name in p.agent.transition_fields(p.config):
+        if name == "mc_returns":
+            data[name] = jnp.asarray(p.dataset.returns_to_go(p.config.discount, p.config.sparse_failure_reward))
+        elif name == "next_actions":
+            data[name] = jnp.asarray(p.dataset.next_actions(scaled))
+    return data
 
 
 def init_states(p: Prepared):
@@ -143,6 +150,7 @@ def train(settings: OfflineSettings, progress: bool = True) -> dict[str, Any]:
         "kind": "offline",
         "settings": dataclasses.asdict(settings),
         "agent_config": dataclasses.asdict(p.config),
+        "preset": p.preset,
         "env_id": p.env_id,
         "seeds": p.seeds,
         "dataset_metadata": p.dataset.metadata,

@@ -85,35 +85,44 @@ class Prepared:
     reward_scale: float
     metadata: dict
     start_score: float | None
+    offline_data_settings: dict | None  # offline.OfflineSettings of the offline data in batches
 
 
-def prepare(settings: OnlineSettings) -> Prepared:
+def prepare(settings: OnlineSettings, recorded: dict | None = None) -> Prepared:
+    """A new run's pieces; or, given its `recorded` config.json, an existing run's (for resume and evaluation), built
+    from that file alone: the offline run it started from is not read again."""
     if settings.offline_sampling not in SAMPLING:
         raise O2OError(f"offline sampling {settings.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
     if settings.warmup_policy not in WARMUP_POLICIES:
         raise O2OError(f"warm-up policy {settings.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
-    base, inherited = (handoff.offline_start(settings.init_from, settings.algo, settings.seeds, settings.seed)
-                       if settings.init_from else (None, None))
-    agent, config = get_algorithm(settings.algo, settings.agent_overrides, inherited)
-    env_id = settings.env or (base.env_id if base else None)
-    if not env_id:
-        raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
-    if base and base.env_id and env_id != base.env_id:
-        raise O2OError(f"{settings.init_from}: trained on {base.env_id} but --env {env_id} was given; they must match")
+    base = None
+    if recorded is not None:
+        agent, config = get_algorithm(settings.algo, inherited=recorded["agent_config"])
+        env_id, offline_settings = recorded["env_id"], recorded.get("offline_data")
+    else:
+        base, inherited = (handoff.offline_start(settings.init_from, settings.algo, settings.seeds, settings.seed)
+                           if settings.init_from else (None, None))
+        updates = max(0, settings.steps - settings.warmup_steps) * settings.utd if base else None
+        agent, config = get_algorithm(settings.algo, settings.agent_overrides, inherited, online_updates=updates)
+        env_id = settings.env or (base.env_id if base else None)
+        if not env_id:
+            raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
+        if base and base.env_id and env_id != base.env_id:
+            raise O2OError(f"{settings.init_from}: trained on {base.env_id} but --env {env_id} was given; they must match")
+        offline_settings = _offline_data_settings(settings, base, env_id)
     spaces = env_spaces(env_id)
     seeds = [settings.seed + i for i in range(settings.seeds)]
     low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
 
     offline_data, reward_scale, metadata, start_score = None, 1.0, {}, None
-    dataset_source = settings.offline_dataset or (base.settings.dataset if base else None)
-    if settings.offline_sampling != "none":
-        if not dataset_source:
-            raise O2OError(f"offline sampling {settings.offline_sampling!r} needs offline data: pass --dataset SOURCE")
-        offline_prepared = base or offline.prepare(offline.OfflineSettings(
-            algo=settings.algo, dataset=dataset_source, env=env_id, eval_episodes=0, agent_overrides=settings.agent_overrides))
-        offline_data = offline.device_data(offline_prepared)
+    if offline_settings is not None:
+        offline_prepared = base or offline.prepare(offline.OfflineSettings(**offline_settings))
+        # the online agent's fields (ReBRAC's next actions, Cal-QL's returns) from the offline agent's dataset
+        offline_data = offline.device_data(dataclasses.replace(offline_prepared, agent=agent, config=config))
         reward_scale = float(offline_prepared.dataset.metadata.get("reward_scale", 1.0))
         metadata = offline_prepared.dataset.metadata
+    if recorded is not None:
+        reward_scale, metadata = float(recorded["reward_scale"]), recorded.get("dataset_metadata", metadata)
     if base is not None:
         reward_scale = float(base.dataset.metadata.get("reward_scale", 1.0))
         metadata = base.dataset.metadata
@@ -121,12 +130,24 @@ def prepare(settings: OnlineSettings) -> Prepared:
         summary_file = Path(settings.init_from) / "summary.json"
         if summary_file.is_file():
             start_score = files.read_json(summary_file).get("normalized_score")
-    else:
+    else:  # a fresh agent (for an existing run: the shapes its checkpoint is read into)
         spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0])
         keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in seeds])
         states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(keys))
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
-                    start_score)
+                    start_score, offline_settings)
+
+
+def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | None, env_id: str) -> dict | None:
+    """How the offline data mixed into batches is built (an offline run's settings), or None without any."""
+    if settings.offline_sampling == "none":
+        return None
+    if base is not None:
+        return {**dataclasses.asdict(base.settings), "eval_episodes": 0, "env": env_id, "out": None}
+    if not settings.offline_dataset:
+        raise O2OError(f"offline sampling {settings.offline_sampling!r} needs offline data: pass --dataset SOURCE")
+    return dataclasses.asdict(offline.OfflineSettings(algo=settings.algo, dataset=settings.offline_dataset, env=env_id,
+                                                      eval_episodes=0, agent_overrides=settings.agent_overrides))
 
 
 def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool):
@@ -140,19 +161,14 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
         if sampling == "symmetric":
             k1, k2 = jax.random.split(key)
             half = batch_size // 2
-            online = with_offline_fields(replay.sample(buffer, k1, batch_size - half), offline_data)
+            online = replay.sample(buffer, k1, batch_size - half)
             index = jax.random.randint(k2, (half,), 0, n_offline)
             return {k: jnp.concatenate([offline_data[k][index], online[k]]) for k in online}
         index = jax.random.randint(key, (batch_size,), 0, n_offline + buffer.size)
         from_offline = index < n_offline
         off = {k: v[jnp.minimum(index, n_offline - 1)] for k, v in offline_data.items()}
-        on = with_offline_fields({k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}, offline_data)
+        on = {k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}
         return {k: jnp.where(from_offline.reshape((-1,) + (1,) * (off[k].ndim - 1)), off[k], on[k]) for k in on}
-
-    def with_offline_fields(online: dict, offline_data: dict) -> dict:
-        """Fields only offline data has are -inf online (a buffer without Monte-Carlo returns gives no bound)."""
-        size = online["rewards"].shape[0]
-        return {**{k: jnp.full((size,), -jnp.inf) for k in offline_data if k not in online}, **online}
 
     def learn_and_act(state, buffer, next_obs, seed_key, step, offline_data):
         update_key, act_key = _step_keys(seed_key, step)
@@ -206,7 +222,8 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     files.write_json(run_dir / "config.json", {
         "kind": "online", "settings": dataclasses.asdict(settings), "agent_config": dataclasses.asdict(p.config),
-        "env_id": p.env_id, "seeds": p.seeds, "reward_scale": p.reward_scale, "versions": runs.versions()})
+        "env_id": p.env_id, "seeds": p.seeds, "reward_scale": p.reward_scale, "offline_data": p.offline_data_settings,
+        "dataset_metadata": p.metadata, "start_score": p.start_score, "versions": runs.versions()})
     start = {"states": p.states, "buffers": _empty_buffers(p), "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
              "best": -math.inf, "curve": []}
     return _run(p, run_dir, start, progress)
@@ -217,17 +234,23 @@ def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     config = files.read_json(run_dir / "config.json")
     if config.get("kind") != "online":
         raise O2OError(f"{run_dir}: not an online run directory (config.json kind = {config.get('kind')!r})")
-    p = prepare(OnlineSettings(**config["settings"]))
+    p = _prepare_recorded(config)
     checkpoint = runs.load_checkpoint(run_dir, {"states": p.states, "buffers": _empty_buffers(p)})
     return _run(p, run_dir, checkpoint, progress)
+
+
+def _prepare_recorded(config: dict) -> Prepared:
+    if "offline_data" not in config:  # an older run directory: rebuilt from the offline run it started from
+        return prepare(OnlineSettings(**config["settings"]))
+    return dataclasses.replace(prepare(OnlineSettings(**config["settings"]), config), start_score=config["start_score"])
 
 
 def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
     """One replay buffer per seed (stacked), `buffer_capacity` transitions each (default: all online steps)."""
     obs_dim = env_spaces(p.env_id).observation_shape[0]
     capacity = p.settings.buffer_capacity or p.settings.steps
-    with_rtg = _needs_returns_to_go(p)
-    return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low), with_rtg))(jnp.arange(len(p.seeds)))
+    fields = p.agent.transition_fields(p.config)
+    return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low), fields))(jnp.arange(len(p.seeds)))
 
 
 def _policy_part(states) -> dict:
@@ -236,7 +259,7 @@ def _policy_part(states) -> dict:
 
 
 def _needs_returns_to_go(p: Prepared) -> bool:
-    return getattr(p.agent, "needs_returns_to_go", lambda config: False)(p.config)
+    return "mc_returns" in p.agent.transition_fields(p.config)
 
 
 class _OnlineReturnsToGo:
@@ -246,7 +269,7 @@ class _OnlineReturnsToGo:
 
     def __init__(self, p: Prepared, capacity: int, max_episode_steps: int | None):
         self.capacity, self.discount = capacity, p.config.discount
-        self.sparse_failure_reward = getattr(p.config, "sparse_failure_reward", None)
+        self.sparse_failure_reward = p.config.sparse_failure_reward
         self.pad = min(capacity, max_episode_steps or 1000)
         self.slots: list[list[int]] = [[] for _ in p.seeds]
         self.rewards: list[list[float]] = [[] for _ in p.seeds]
@@ -446,7 +469,7 @@ def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict
         return offline.evaluate_run(run_dir, episodes, best)
     if best:
         raise O2OError(f"{run_dir}: an online run keeps only its latest checkpoint; drop --best")
-    p = prepare(OnlineSettings(**config["settings"]))
+    p = _prepare_recorded({**config, "offline_data": None} if "offline_data" in config else config)
     checkpoint = runs.load_checkpoint(run_dir, {"states": p.states})
     return {"run_dir": str(run_dir), "algo": p.settings.algo, "dataset": p.settings.offline_dataset or p.settings.init_from,
             "env": p.env_id, "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds,
