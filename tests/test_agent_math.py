@@ -125,3 +125,22 @@ def test_algorithm_registry_resolves_variants_and_overrides():
         get_algorithm("iql", {"expectle": "0.9"})
     with pytest.raises(O2OError, match="not a valid float"):
         get_algorithm("iql", {"expectile": "high"})
+
+
+def test_layer_norm_matches_flax_in_value_and_gradient():
+    import flax.linen as nn
+
+    from o2o.nets import LayerNorm
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7)) * 3 + 1
+    params = nn.LayerNorm().init(jax.random.PRNGKey(1), x)
+    params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
+    assert jax.tree.structure(LayerNorm().init(jax.random.PRNGKey(1), x)) == jax.tree.structure(params)
+
+    def loss(module):
+        return lambda p, x: jnp.sin(module.apply(p, x)).sum()
+
+    np.testing.assert_allclose(loss(LayerNorm())(params, x), loss(nn.LayerNorm())(params, x), atol=1e-5)
+    ours = jax.grad(loss(LayerNorm()), argnums=(0, 1))(params, x)
+    theirs = jax.grad(loss(nn.LayerNorm()), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, atol=1e-5)

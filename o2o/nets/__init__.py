@@ -15,6 +15,43 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE = 1e-3, 3e-3  # EDAC's initialisation of the output layers
 
 
+@jax.custom_vjp
+def _affine(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+    return x * scale + bias
+
+
+def _affine_forward(x, scale, bias):
+    return x * scale + bias, (x, scale)
+
+
+def _affine_backward(residuals, grad):
+    # The parameter gradients as (1, rows) @ (rows, features) products: XLA's CPU reduction of the same sums is ~8x
+    # slower once seeds and ensemble members are vmapped around the layer.
+    x, scale = residuals
+    rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
+    ones = jnp.ones((1, rows.shape[0]), x.dtype)
+    return grad * scale, (ones @ (rows * grad_rows))[0], (ones @ grad_rows)[0]
+
+
+_affine.defvjp(_affine_forward, _affine_backward)
+
+
+class LayerNorm(nn.Module):
+    """(x - mean) / sqrt(var + eps) * scale + bias over the last axis: Flax's LayerNorm (same parameter names), with
+    the parameters' gradients computed as matrix products. A vmapped 3x256 LayerNorm critic ensemble at batch 1024,
+    trained under vmap over seeds, takes 15 ms per step this way against 35 ms with nn.LayerNorm (2-core CPU)."""
+
+    epsilon: float = 1e-6
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        centred = x - x.mean(axis=-1, keepdims=True)
+        normalized = centred * jax.lax.rsqrt((centred * centred).mean(axis=-1, keepdims=True) + self.epsilon)
+        return _affine(normalized, self.param("scale", nn.initializers.ones, (features,)),
+                       self.param("bias", nn.initializers.zeros, (features,)))
+
+
 def uniform(scale: float):
     """U(-scale, scale) initialiser."""
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
@@ -41,7 +78,7 @@ class MLP(nn.Module):
         for width in self.hidden_dims:
             x = nn.Dense(width, **hidden)(x)
             if self.layer_norm:
-                x = nn.LayerNorm()(x)
+                x = LayerNorm()(x)
             x = nn.relu(x)
         return nn.Dense(self.output_dim, **output)(x)
 
