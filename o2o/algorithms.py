@@ -77,17 +77,6 @@ RECORDS = (
     Algorithm("calql", "cql", "CQL with Q-values bounded below by Monte-Carlo returns", "Nakamoto et al., NeurIPS 2023",
               "offline", variant={"calibrated": True}, online={"offline_sampling": "symmetric", "warmup_steps": 0},
               aliases=("cal-ql",)),
-    Algorithm("sac", "sac", "soft actor-critic with automatic temperature", "Haarnoja et al., 2018", "online",
-              online={"warmup_steps": 5_000}),
-    # TD3 paper: 25k random steps (start_timesteps).
-    Algorithm("td3", "td3_bc", "twin delayed DDPG", "Fujimoto et al., ICML 2018", "online",
-              variant={"behavior_cloning": False, "normalize_observations": False}, online={"warmup_steps": 25_000}),
-    # RLPD paper: 50/50 batches, UTD 20.
-    Algorithm("rlpd", "sac", "SAC with LayerNorm, 10 critics (2 for the target), UTD 20, half of every batch offline",
-              "Ball et al., ICML 2023", "online",
-              variant={"num_critics": 10, "critic_subset": 2, "critic_layer_norm": True, "actor_uses_mean_q": True,
-                       "target_entropy_per_action_dim": -0.5},
-              online={"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0}),
     # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
@@ -105,6 +94,17 @@ RECORDS = (
               "offline", variant={"batch_size": LBSAC_BATCH, "actor_lr": LBSAC_LR, "critic_lr": LBSAC_LR,
                                   "temperature_lr": LBSAC_LR},
               online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS),
+    Algorithm("sac", "sac", "soft actor-critic with automatic temperature", "Haarnoja et al., 2018", "online",
+              online={"warmup_steps": 5_000}),
+    # TD3 paper: 25k random steps (start_timesteps).
+    Algorithm("td3", "td3_bc", "twin delayed DDPG", "Fujimoto et al., ICML 2018", "online",
+              variant={"behavior_cloning": False, "normalize_observations": False}, online={"warmup_steps": 25_000}),
+    # RLPD paper: 50/50 batches, UTD 20.
+    Algorithm("rlpd", "sac", "SAC with LayerNorm, 10 critics (2 for the target), UTD 20, half of every batch offline",
+              "Ball et al., ICML 2023", "online",
+              variant={"num_critics": 10, "critic_subset": 2, "critic_layer_norm": True, "actor_uses_mean_q": True,
+                       "target_entropy_per_action_dim": -0.5},
+              online={"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0}),
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4.
     Algorithm("wsrl", "sac", "SAC warm-started from a CQL/Cal-QL run, warmed up by its policy, no offline data kept",
               "Zhou et al., WSRL, ICLR 2025", "online",

@@ -29,6 +29,8 @@ class DatasetFormat(str, Enum):
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of standard output.")]
 EnvOption = Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, e.g. Hopper-v5.")]
 QuietFlag = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+PresetOption = Annotated[str, typer.Option("--preset", help="The paper's per-dataset settings (see `o2o algos "
+                                          "--json`): auto (chosen by the dataset's env and level), none, or a name.")]
 OverridesOption = Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")]
 UtdOption = Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")]
 WarmupOption = Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts "
@@ -111,6 +113,7 @@ def train(
     eval_episodes: EvalEpisodesOption = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/ALGO-DATASET-TIME).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the killed run in this directory.")] = None,
+    preset: PresetOption = "auto",
     overrides: OverridesOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
@@ -125,7 +128,7 @@ def train(
             raise O2OError("o2o train needs --dataset SOURCE (or --resume RUN_DIR)")
         settings = offline.OfflineSettings(
             algo=algo, dataset=dataset, env=env, steps=steps, seeds=seeds, seed=seed, eval_every=eval_every,
-            eval_episodes=eval_episodes, out=out, agent_overrides=_parse_overrides(overrides))
+            eval_episodes=eval_episodes, out=out, agent_overrides=_parse_overrides(overrides), preset=preset)
         summary = offline.train(settings, progress=not quiet)
     _print_summary(summary, as_json)
 
@@ -197,6 +200,7 @@ def run_cmd(
     eval_every: Annotated[int, typer.Option("--eval-every", help="Updates / env steps between evaluations.")] = 10_000,
     eval_episodes: EvalEpisodesOption = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs.")] = None,
+    preset: PresetOption = "auto",
     overrides: OverridesOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
@@ -209,8 +213,8 @@ def run_cmd(
     root = Path(out) if out else Path("runs") / f"{algo}-o2o-{Path(dataset).name}"
     offline_summary = offline.train(offline.OfflineSettings(
         algo=algo, dataset=dataset, env=env, steps=offline_steps, seeds=seeds, seed=seed, eval_every=eval_every,
-        eval_episodes=eval_episodes, out=str(root / "offline"), agent_overrides=_parse_overrides(overrides)),
-        progress=not quiet)
+        eval_episodes=eval_episodes, out=str(root / "offline"), agent_overrides=_parse_overrides(overrides),
+        preset=preset), progress=not quiet)
     summary = online.finetune(offline_summary["run_dir"], online_steps, algo=online_algo, eval_every=eval_every,
                               eval_episodes=eval_episodes, out=str(root / "online"), progress=not quiet)
     _print_summary(summary, as_json)
@@ -480,6 +484,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         norm = summary.get("normalized_score")
         table.add_row("mean", f"{summary['return_mean']:.1f}", "" if norm is None else f"{norm:.1f}")
     Console().print(table)
+    if summary.get("preset"):
+        values = ", ".join(f"{k}={v}" for k, v in summary["preset"]["values"].items())
+        print(f"the paper's settings for {summary['preset']['name']}: {values} (--preset none to train without)")
     if summary.get("start_score") is not None and summary.get("normalized_score") is not None:
         dip = summary.get("dip")
         print(f"normalized score {summary['start_score']:.1f} at online step 0 -> {summary['normalized_score']:.1f} after "

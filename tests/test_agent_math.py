@@ -144,3 +144,87 @@ def test_layer_norm_matches_flax_in_value_and_gradient():
     theirs = jax.grad(loss(nn.LayerNorm()), argnums=(0, 1))(params, x)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def _rebrac_state(**config):
+    from o2o.agents import rebrac
+    state = rebrac.init(jax.random.PRNGKey(0), SPEC, rebrac.Config(hidden_dims=(4,), **config))
+    return state.replace(actor=state.actor.replace(params=constant(state.actor.params, 0.0)),
+                         target_actor_params=constant(state.target_actor_params, 0.0))
+
+
+REBRAC_BATCH = {**BATCH, "next_actions": jnp.array([[0.5], [jnp.nan]])}  # the second step ends its episode
+
+
+def test_rebrac_critic_target_subtracts_the_next_action_penalty():
+    from o2o.agents import rebrac
+    state = _rebrac_state(policy_noise=0.0, critic_bc_coef=0.4, discount=0.99)
+    state = state.replace(critic=state.critic.replace(params=constant(state.critic.params, 2.0)),
+                          target_critic_params=constant(state.target_critic_params, 2.0))
+    _, metrics = rebrac.update(state, REBRAC_BATCH, jax.random.PRNGKey(1))
+    # a' = tanh(0) = 0; penalty (0 - 0.5)^2 = 0.25 on the first step, none where the next action is unknown (NaN)
+    target = np.array([1.0 + 0.99 * (2.0 - 0.4 * 0.25), 0.0])
+    assert metrics["critic_penalty"] == pytest.approx(0.125, rel=1e-6)
+    assert metrics["critic_loss"] == pytest.approx(2 * np.mean((2.0 - target) ** 2), rel=1e-5)
+
+
+def test_rebrac_actor_loss_sums_the_penalty_over_action_dims_and_decays_it():
+    from o2o.agents import rebrac
+    state = _rebrac_state(policy_frequency=1, actor_bc_coef=0.2, actor_bc_decay_steps=10, actor_bc_min_scale=0.5)
+    state = state.replace(critic=state.critic.replace(params=constant(state.critic.params, 4.0)))
+    _, metrics = rebrac.update(state, REBRAC_BATCH, jax.random.PRNGKey(1))
+    # pi(s) = 0: penalty mean(0.25, 1) = 0.625; lambda * min Q ~ 1 (Q moves off 4 by one Adam step)
+    assert metrics["bc_loss"] == pytest.approx(0.625, rel=1e-6)
+    assert metrics["actor_loss"] == pytest.approx(0.2 * 0.625 - 1.0, abs=1e-3)
+    _, metrics = rebrac.update(state.replace(step=jnp.asarray(8)), REBRAC_BATCH, jax.random.PRNGKey(1))
+    assert metrics["actor_bc_coef"] == pytest.approx(0.2 * 0.5)  # 1 - 8/10 is below the floor of 0.5
+
+
+def test_rebrac_fine_tuning_drops_the_critic_penalty_unless_the_user_sets_it():
+    _, config = get_algorithm("rebrac", online_updates=5000)
+    assert config.critic_bc_coef == 0.0 and config.actor_bc_decay_steps == 5000
+    _, config = get_algorithm("rebrac", {"critic_bc_coef": "0.1"}, online_updates=5000)
+    assert config.critic_bc_coef == 0.1
+
+
+def _linear_ensemble(state, action_weights, biases):
+    """Critics Q_i(s, a) = w_i . a + b_i (no hidden layer): grad_a Q_i = w_i."""
+    params = jax.tree.map(jnp.zeros_like, state.critic.params)
+    dense = params["VmapCritic_0"]["MLP_0"]["Dense_0"]
+    dense["kernel"] = dense["kernel"].at[:, state.spec.observation_dim:, 0].set(jnp.asarray(action_weights, jnp.float32))
+    dense["bias"] = jnp.asarray(biases, jnp.float32)[:, None]
+    return params
+
+
+def test_edac_ensemble_similarity_on_critics_with_known_action_gradients():
+    from o2o.agents import edac
+    spec = type(SPEC).unnormalized(2, 2)
+    state = edac.init(jax.random.PRNGKey(0), spec, edac.Config(hidden_dims=(), num_critics=3, eta=1.0))
+    params = _linear_ensemble(state, [[1.0, 0.0], [0.0, 3.0], [2.0, 2.0]], [0.0, 0.0, 0.0])
+    obs, actions = jnp.zeros((4, 2)), jnp.zeros((4, 2))
+    # unit gradients (1, 0), (0, 1), (1, 1)/sqrt2: pairwise dots 0, 1/sqrt2, 1/sqrt2, each pair twice, over N - 1 = 2
+    assert edac.ensemble_similarity(state, params, obs, actions) == pytest.approx(np.sqrt(2.0), rel=1e-5)
+
+
+def test_sac_n_target_takes_the_minimum_over_all_critics():
+    from o2o.agents import edac
+    config = edac.Config(hidden_dims=(), num_critics=3, backup_entropy=False, discount=0.99)
+    state = edac.init(jax.random.PRNGKey(0), SPEC, config)
+    params = _linear_ensemble(state, [[0.0], [0.0], [0.0]], [5.0, 1.0, 3.0])
+    state = state.replace(critic=state.critic.replace(params=params), target_critic_params=params)
+    _, metrics = edac.update(state, BATCH, jax.random.PRNGKey(1))
+    target = np.array([1.0 + 0.99 * 1.0, 0.0])
+    expected = sum(np.mean((q - target) ** 2) for q in (5.0, 1.0, 3.0))
+    assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_lb_sac_scales_batch_and_learning_rates_and_presets_follow_the_dataset():
+    from o2o.algorithms import preset
+    _, config = get_algorithm("lbsac")
+    assert config.batch_size == 10_000 and config.actor_lr == config.critic_lr == config.temperature_lr == 0.0018
+    assert preset("edac", "auto", "Hopper-v5", "medium-replay") == ("hopper-medium-replay", {"num_critics": 50, "eta": 1.0})
+    assert preset("sacn", "auto", "Walker2d-v5", "medium") == ("walker2d", {"num_critics": 20})
+    assert preset("rebrac", "auto", "Pendulum-v1", "medium") == (None, {})
+    assert preset("rebrac", "none", "Hopper-v5", "medium") == (None, {})
+    with pytest.raises(O2OError, match="no preset 'ant-medium'"):
+        preset("rebrac", "ant-medium")

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 
 from o2o.agents import Spec, get_algorithm
-from o2o.algorithms import REGISTRY, names
+from o2o.algorithms import REGISTRY, fine_tunes, names
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
 from o2o.train import runs
@@ -95,3 +95,24 @@ def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
                              capsys)
     assert code == 0, err
     assert set(names("offline")) | set(online_args) | {"wsrl"} == set(REGISTRY)
+
+
+def test_every_offline_algorithm_fine_tunes_and_the_online_run_stands_on_its_own(pendulum, tmp_path, capsys):
+    tiny = ["--set", "hidden_dims=16,16", "--set", "batch_size=16", "--eval-episodes", "1", "--quiet", "--json"]
+    online = ["--online-steps", "6", "--eval-every", "6", "--eval-episodes", "1", "--quiet", "--json"]
+    for name in filter(fine_tunes, names("offline")):
+        offline_dir, online_dir = tmp_path / name, tmp_path / f"{name}-online"
+        code, _, err = run_cli(["train", name, "--dataset", pendulum, "--steps", "4", "--eval-every", "4",
+                                "--out", str(offline_dir), *tiny], capsys)
+        assert code == 0, (name, err)
+        code, out, err = run_cli(["finetune", str(offline_dir), "--out", str(online_dir), *online], capsys)
+        assert code == 0, (name, err)
+        assert json.loads(out.strip().splitlines()[-1])["algo"] == name
+    # ReBRAC's recipe is resolved into the online run's config; evaluation and resume read that file alone
+    recorded = json.loads((tmp_path / "rebrac-online" / "config.json").read_text())
+    assert recorded["agent_config"]["critic_bc_coef"] == 0.0 and recorded["agent_config"]["actor_bc_decay_steps"] == 6
+    (tmp_path / "rebrac").rename(tmp_path / "rebrac-moved")
+    code, out, err = run_cli(["eval", str(tmp_path / "rebrac-online"), "--episodes", "1", "--json"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["online", "rebrac", "--resume", str(tmp_path / "rebrac-online"), "--quiet", "--json"], capsys)
+    assert code == 0, err

@@ -198,3 +198,13 @@ def test_episode_boundaries_and_returns():
     np.testing.assert_allclose(d.episode_returns, [r[:4].sum(), r[4:6].sum(), r[6:8].sum(), r[8:].sum()])
     sub = d.select_episodes(np.array([2, 0]))
     np.testing.assert_array_equal(sub.rewards, np.concatenate([d.rewards[6:8], d.rewards[:4]]))
+
+
+def test_next_actions_stop_at_episode_ends():
+    from o2o.data import Dataset
+    actions = np.arange(5, dtype=np.float32)[:, None]
+    data = Dataset(np.zeros((5, 1), np.float32), actions, np.zeros(5, np.float32), np.zeros((5, 1), np.float32),
+                   np.array([0, 1, 0, 0, 0], bool), np.array([0, 0, 0, 1, 0], bool))
+    following = data.next_actions()[:, 0]
+    np.testing.assert_array_equal(following[[0, 2]], [1.0, 3.0])
+    assert np.isnan(following[[1, 3, 4]]).all()  # a terminal, a timeout and the data's last step

@@ -104,3 +104,16 @@ def test_buffer_returns_to_go_reset_on_insert_and_padding_is_dropped():
     np.testing.assert_array_equal(buffer.data["mc_returns"], [3.0, 2.0, 1.0, -np.inf])
     buffer = replay.add(replay.add(buffer, step), step)  # wraps around onto slot 0
     assert float(buffer.data["mc_returns"][0]) == -np.inf
+
+
+def test_replay_buffer_learns_next_actions_when_the_episode_goes_on():
+    buffer = replay.create(4, 1, 1, ("next_actions",))
+
+    def step(obs, action, next_obs):
+        return {"observations": jnp.array([obs]), "actions": jnp.array([action]), "rewards": jnp.array(0.0),
+                "next_observations": jnp.array([next_obs]), "dones": jnp.array(0.0)}
+
+    for transition in (step(0.0, 0.1, 1.0), step(1.0, 0.2, 2.0), step(5.0, 0.3, 6.0)):  # the third starts an episode
+        buffer = replay.add(buffer, transition)
+    next_actions = np.asarray(buffer.data["next_actions"][:3, 0])
+    assert next_actions[0] == pytest.approx(0.2) and np.isnan(next_actions[1]) and np.isnan(next_actions[2])

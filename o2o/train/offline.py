@@ -60,7 +60,7 @@ class Prepared:
     seeds: list[int]
     action_low: np.ndarray
     action_high: np.ndarray
-    preset: str | None  # the preset applied, if any
+    preset: dict | None  # the preset applied, if any: {"name": "hopper-medium", "values": {field: value}}
 
 
 def prepare(settings: OfflineSettings) -> Prepared:
@@ -87,7 +87,8 @@ def prepare(settings: OfflineSettings) -> Prepared:
         observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # TD3+BC's epsilon
     )
     seeds = [settings.seed + i for i in range(settings.seeds)]
-    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, preset_name)
+    applied = {"name": preset_name, "values": preset_values} if preset_name else None
+    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, applied)
 
 
 def device_data(p: Prepared) -> dict[str, jax.Array]:
@@ -233,6 +234,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
         "algo": s.algo,
         "dataset": s.dataset,
         "env": p.env_id,
+        "preset": p.preset,
         "steps": s.steps,
         "seeds": len(p.seeds),
         "seed_values": p.seeds,
