@@ -45,7 +45,9 @@ def ensemble_similarity(state: State, params, obs: jax.Array, actions: jax.Array
     tiled_obs, tiled_actions = (jnp.broadcast_to(x, (n,) + x.shape) for x in (obs, actions))
     q_sum = lambda a: per_critic.apply({"params": params}, tiled_obs, a).sum()  # noqa: E731
     grads = jax.grad(q_sum)(tiled_actions)  # (N, batch, action_dim): grad_a Q_i at each critic's own copy of a
-    grads = grads / (jnp.linalg.norm(grads, axis=-1, keepdims=True) + GRADIENT_NORM_EPSILON)
+    # sqrt(max(|g|^2, tiny)): the norm's derivative at g = 0 (a critic flat in a, e.g. all ReLUs off) is NaN otherwise
+    norms = jnp.sqrt(jnp.maximum((grads**2).sum(axis=-1, keepdims=True), jnp.finfo(grads.dtype).tiny))
+    grads = grads / (norms + GRADIENT_NORM_EPSILON)
     cosines = jnp.einsum("ibk,jbk->bij", grads, grads)
     off_diagonal = cosines.sum(axis=(1, 2)) - jnp.trace(cosines, axis1=1, axis2=2)
     return off_diagonal.mean() / (n - 1)
