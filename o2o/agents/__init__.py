@@ -71,9 +71,10 @@ def get_algorithm(
         if field_name not in fields:
             raise O2OError(f"{key} has no config field {field_name!r}; fields: {', '.join(fields)}")
         values[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
-    unknown = set(agent.transition_fields(module.Config(**values))) - set(TRANSITION_FIELDS)
+    config = module.Config(**values)
+    unknown = set(agent.transition_fields(config)) - set(TRANSITION_FIELDS)
     assert not unknown, f"{key} asks for unknown transition fields {unknown}"
-    return agent, module.Config(**values)
+    return agent, config
 
 
 def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> Any:

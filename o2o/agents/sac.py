@@ -20,8 +20,7 @@ from flax import struct
 
 from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
                                value_and_grad)
-from o2o.nets import (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE, CriticEnsemble, GaussianPolicy,
-                      gaussian_log_prob)
+from o2o.nets import CriticEnsemble, GaussianPolicy, gaussian_log_prob, output_scales
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +83,7 @@ def networks(key: jax.Array, spec: Spec, config) -> tuple[Network, Network, Netw
     """SAC's actor, critic ensemble and temperature (CQL and Cal-QL build on them)."""
     k1, k2 = jax.random.split(key)
     obs, act = spec.dummy_inputs()
-    actor_scale, critic_scale = (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE) if config.edac_init else (None, None)
+    actor_scale, critic_scale = output_scales(config.edac_init)
     actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True, output_scale=actor_scale)
     critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, critic_scale)
     return (Network.create(actor, optax.adam(config.actor_lr), k1, obs),

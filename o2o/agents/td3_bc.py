@@ -19,7 +19,7 @@ from flax import struct
 
 from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
                                value_and_grad)
-from o2o.nets import EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE, CriticEnsemble, DeterministicPolicy
+from o2o.nets import CriticEnsemble, DeterministicPolicy, output_scales
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class State:
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_key, critic_key = jax.random.split(key)
     obs, act = spec.dummy_inputs()
-    actor_scale, critic_scale = (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE) if config.edac_init else (None, None)
+    actor_scale, critic_scale = output_scales(config.edac_init)
     actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim, actor_scale),
                            optax.adam(config.actor_lr), actor_key, obs)
     critic = Network.create(CriticEnsemble(config.hidden_dims, 2, config.critic_layer_norm, critic_scale),

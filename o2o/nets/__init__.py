@@ -15,6 +15,11 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE = 1e-3, 3e-3  # EDAC's initialisation of the output layers
 
 
+def output_scales(edac_init: bool) -> tuple[float | None, float | None]:
+    """(actor, critic) `output_scale` of the MLPs: EDAC's initialisation, or Flax's (None)."""
+    return (EDAC_ACTOR_OUTPUT_SCALE, EDAC_CRITIC_OUTPUT_SCALE) if edac_init else (None, None)
+
+
 @jax.custom_vjp
 def _affine(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
     return x * scale + bias

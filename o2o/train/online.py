@@ -97,7 +97,7 @@ def prepare(settings: OnlineSettings, recorded: dict | None = None) -> Prepared:
         raise O2OError(f"warm-up policy {settings.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
     base = None
     if recorded is not None:
-        agent, config = get_algorithm(settings.algo, inherited=recorded["agent_config"])
+        agent, config = get_algorithm(settings.algo, recorded["agent_config"])  # final values: nothing re-applied
         env_id, offline_settings = recorded["env_id"], recorded.get("offline_data")
     else:
         base, inherited = (handoff.offline_start(settings.init_from, settings.algo, settings.seeds, settings.seed)
