@@ -7,6 +7,7 @@ record into the agent module and its config.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from o2o.errors import O2OError
@@ -54,6 +55,22 @@ LBSAC_PRESETS["hopper-medium"]["critic_layer_norm"] = True
 # LB-SAC: batch 10,000 and every learning rate scaled by sqrt(10000 / 256) from 3e-4 (the authors' configs: 0.0018)
 LBSAC_BATCH, LBSAC_LR = 10_000, 0.0018
 
+# OGBench singletask, the FQL paper's settings (Park, Li & Levine, ICML 2025, Table 6 and Appendix): discount 0.99,
+# batch 256, 4 hidden layers (IQL 4 x 256 on the state-based manipulation tasks, the others 4 x 512), rewards as
+# relabelled (no scaling), states as observed. Keys "ogbench-ENV".
+_OGBENCH_ENVS = ("cube-single", "cube-double", "scene", "puzzle-3x3", "puzzle-4x4", "antmaze-large", "humanoidmaze-medium")
+IQL_OGBENCH = _per_dataset(("temperature",), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
+    (1.0,), (0.3,), (10.0,), (10.0,), (3.0,), (10.0,), (10.0,)))))
+for _env, _values in IQL_OGBENCH.items():
+    _values.update(expectile=0.9, scale_rewards_by_return_range=False, batch_size=256, discount=0.99,
+                   hidden_dims=(256,) * 4 if _env.startswith(("ogbench-cube", "ogbench-scene", "ogbench-puzzle"))
+                   else (512,) * 4)
+REBRAC_OGBENCH = _per_dataset(("actor_bc_coef", "critic_bc_coef"), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
+    (1.0, 0.0), (0.1, 0.0), (0.1, 0.01), (0.3, 0.01), (0.3, 0.01), (0.003, 0.01), (0.01, 0.01)))))
+for _values in REBRAC_OGBENCH.values():
+    _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99)
+OGBENCH_PRESET = "ogbench"
+
 
 RECORDS = (
     Algorithm("bc", "bc", "behaviour cloning with a deterministic tanh policy", "the BC baseline of TD3+BC and CORL",
@@ -67,7 +84,8 @@ RECORDS = (
               online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("td3+bc", "td3_bc")),
     # IQL paper, Sec. 5.3: the offline data stays in the replay buffer.
     Algorithm("iql", "iql", "implicit Q-learning: expectile values, advantage-weighted policy extraction",
-              "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0}),
+              "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
+              presets=IQL_OGBENCH),
     # AWAC paper: the replay buffer is seeded with the offline data.
     Algorithm("awac", "awac", "advantage-weighted actor-critic", "Nair et al., AWAC, 2020", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}),
@@ -80,7 +98,7 @@ RECORDS = (
     # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
-              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets=REBRAC_PRESETS),
+              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH}),
     Algorithm("sacn", "edac", "SAC with N critics and the ensemble minimum as pessimism",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True}, online={"offline_sampling": "union", "warmup_steps": 0},
@@ -126,19 +144,31 @@ def record(name: str) -> Algorithm:
 
 
 def dataset_key(env_id: str | None, level: str | None) -> str | None:
-    """The name presets use for a dataset: "hopper-medium-replay" for Hopper-v5's medium-replay data (D4RL's names)."""
+    """The name presets use for a dataset: "hopper-medium-replay" for Hopper-v5's medium-replay data (D4RL's names),
+    "ogbench-cube-single" for any OGBench cube-single task."""
     if not env_id:
         return None
+    ogbench_task = re.match(r"^(.+?)(?:-(?:play|noisy|navigate|stitch|explore))?-singletask(?:-task\d+)?-v\d+$", env_id)
+    if ogbench_task:
+        return f"{OGBENCH_PRESET}-{ogbench_task[1]}"
     env = env_id.lower().rsplit("-v", 1)[0] if "-v" in env_id.lower() else env_id.lower()
     return f"{env}-{level}" if level and not env.endswith(level) else env
 
 
 def preset(name: str, choice: str | None, env_id: str | None = None, level: str | None = None) -> tuple[str | None, dict[str, Any]]:
     """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (exact "ENV-LEVEL" first,
-    then "ENV"; none if the paper has none), "none" or None applies none, anything else names one."""
+    then "ENV"; none if the paper has none), "ogbench" the OGBench one of the dataset's env (an error if there is
+    none), "none" or None applies none, anything else names one."""
     presets = record(name).presets
     if choice in (None, "none"):
         return None, {}
+    if choice == OGBENCH_PRESET:
+        key = dataset_key(env_id, level) or ""
+        if not key.startswith(f"{OGBENCH_PRESET}-") or key not in presets:
+            known = ", ".join(k for k in presets if k.startswith(f"{OGBENCH_PRESET}-")) or "none"
+            raise O2OError(f"--preset ogbench: {canonical_name(name)} has no OGBench preset for {env_id or 'this dataset'}"
+                           f" (its OGBench presets: {known})")
+        return key, dict(presets[key])
     if choice != "auto":
         if choice not in presets:
             known = ", ".join(presets) or "none"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from enum import Enum
@@ -17,6 +18,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="o2o: offline-to-online reinforcement learning.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and convert datasets.")
 app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def root_options(
+    eval_envs: Annotated[Optional[int], typer.Option(
+        "--eval-envs", help="Most evaluation envs alive at once (default 32, or $O2O_EVAL_ENVS); more episodes run "
+        "in waves with unchanged results. Lower it for memory-hungry envs (OGBench: ~165 MB each).")] = None,
+) -> None:
+    """o2o: offline-to-online reinforcement learning."""
+    if eval_envs is not None:
+        if eval_envs < 1:
+            raise O2OError(f"--eval-envs must be at least 1 (got {eval_envs})")
+        os.environ["O2O_EVAL_ENVS"] = str(eval_envs)
 
 
 class DatasetFormat(str, Enum):
@@ -48,7 +62,7 @@ def data_info(source: str, env: EnvOption = None, as_json: JsonFlag = False) -> 
     from o2o.data import describe
     from o2o.envs import load_for_env, normalized_score, reference_returns
 
-    dataset, _ = load_for_env(source, env)
+    dataset, _ = load_for_env(source, env, goal_conditioned=True)
     references = reference_returns(dataset.env_id, dataset.metadata)
     summary = {"source": source, **describe(dataset, references)}
     if references is not None:
@@ -82,7 +96,7 @@ def data_convert(
     from o2o.data import write_d4rl_hdf5, write_minari, write_npz, write_o2o
     from o2o.envs import load_for_env
 
-    dataset, _ = load_for_env(source, env)
+    dataset, _ = load_for_env(source, env, goal_conditioned=True)
     writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
     path = writer(dataset, dest)
     if as_json:
@@ -235,15 +249,42 @@ def evaluate(
 
 @app.command("collect")
 def collect_cmd(
-    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id, e.g. Hopper-v5.")],
-    level: Annotated[str, typer.Option("--level", help="random, medium, medium-replay, expert or medium-expert.")],
+    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id, e.g. Hopper-v5, or an OGBench manipulation "
+                                          "env, e.g. cube-single-v0.")],
+    level: Annotated[str, typer.Option("--level", help="random, medium, medium-replay, expert or medium-expert; "
+                                       "OGBench: play or noisy.")],
     transitions: Annotated[int, typer.Option("--transitions", help="Transitions to collect (D4RL: 1M).")] = 1_000_000,
+    episodes: Annotated[int, typer.Option("--episodes", help="OGBench: training episodes (plus 10% for the "
+                                          "validation split).")] = 1000,
+    episode_steps: Annotated[int, typer.Option("--episode-steps", help="OGBench: steps per episode.")] = 1001,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="OGBench: processes (default: one per core).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of envs and policy noise: same seed, same dataset.")] = 0,
-    out: Annotated[Optional[str], typer.Option("--out", help="Destination (default datasets/ENV-LEVEL-sSEED).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Destination (default datasets/ENV-LEVEL-sSEED; "
+                                               "OGBench: datasets/ENV-LEVEL-v0, plus .npz and -val.npz).")] = None,
     format: Annotated[DatasetFormat, typer.Option("--format", help="o2o or minari.")] = DatasetFormat.o2o,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Make a D4RL-protocol dataset by rolling out a behaviour policy in many envs at once."""
+    """Make a D4RL-protocol dataset by rolling out a behaviour policy in many envs at once, or an OGBench manipulation
+    dataset with the oracles that ship in the ogbench package (its published protocol)."""
+    from o2o.collect import ogbench
+    from o2o.train import runs
+
+    if env_id in ogbench.MANIPULATION_ENVS:
+        ogbench.check_request(env_id, level)
+        dest = out or f"datasets/{env_id[:-3]}-{level}-v0"
+        bar = runs.ProgressBar(not quiet, episodes + episodes // 10, 0, "collect", "episodes")
+        try:
+            summary = ogbench.collect_to(env_id, level, dest, episodes, episode_steps, seed, workers,
+                                         progress=lambda n: bar.advance(n, 0.0, None))
+        finally:
+            bar.close()
+        if as_json:
+            _print_json(summary)
+        else:
+            print(f"wrote {summary['episodes']} + {summary['validation_episodes']} episodes of {env_id} {level} "
+                  f"({summary['transitions']} training transitions) to {summary['o2o']} and {summary['npz']}")
+        return
     from o2o.collect.levels import collect_to
 
     dest = out or f"datasets/{env_id}-{level}-s{seed}"

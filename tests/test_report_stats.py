@@ -108,7 +108,7 @@ def test_evaluation_records_success_at_each_episodes_last_step():
 
     if "o2o-test/Reach-v0" not in gym.registry:
         gym.register("o2o-test/Reach-v0", entry_point=ReachEnv, max_episode_steps=3)
-    envs = make_eval_envs("o2o-test/Reach-v0", 4)
+    envs = make_eval_envs("o2o-test/Reach-v0", 2, 2)
     actions = np.array([1.0, -1.0]).reshape(2, 1, 1)  # seed 0 pushes right, seed 1 left
     returns, successes = evaluate(lambda o: np.broadcast_to(actions, o.shape[:2] + (1,)), envs, [0, 1], 2, round_seed=0)
     envs.close()
@@ -116,7 +116,27 @@ def test_evaluation_records_success_at_each_episodes_last_step():
     np.testing.assert_array_equal(successes, [[1.0, 1.0], [0.0, 0.0]])
     record = scores((returns, successes), "o2o-test/Reach-v0", {})
     assert record["success_rate"] == 50.0 and record["success_rate_per_seed"] == [100.0, 0.0]
-    assert record["episode_successes"] == [[1.0, 1.0], [0.0, 0.0]] and "normalized_score" not in record
+    assert record["episode_successes"] == [[1.0, 1.0], [0.0, 0.0]]
+    assert record["normalized_score"] == 50.0  # a goal task without reference returns is scored by its success rate
+
+
+def test_evaluation_in_waves_equals_evaluation_all_at_once(monkeypatch):
+    """Capping the live envs runs the episodes in waves; every episode keeps its reset seed, so nothing changes."""
+    from o2o.train.evaluation import evaluate, make_eval_envs
+
+    def policy(observations):  # a fixed policy whose returns depend on the start state
+        return np.tanh(observations[..., 2:3] + observations[..., :1])
+
+    results = {}
+    for cap in (100, 4, 3):  # all at once; waves of 2 episodes per seed; waves of 1 with the last one padded
+        monkeypatch.setenv("O2O_EVAL_ENVS", str(cap))
+        envs = make_eval_envs("Pendulum-v1", 2, 5)
+        assert envs.num_envs == min(cap // 2, 5) * 2
+        results[cap] = evaluate(policy, envs, [3, 7], 5, round_seed=11)[0]
+        envs.close()
+    assert len(np.unique(results[100])) == 10  # ten different episodes
+    np.testing.assert_array_equal(results[4], results[100])
+    np.testing.assert_array_equal(results[3], results[100])
 
 
 def test_evaluation_of_an_env_without_success_has_no_success_rate():

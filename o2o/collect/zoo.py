@@ -141,7 +141,7 @@ def _policy_state(env_id: str, card: dict, policy: dict) -> sac.State:
 def _measure(env_id: str, card: dict, policy: dict) -> tuple[float, float]:
     """Mean and std of the stochastic policy's return over CARD_EPISODES episodes (the level's behaviour)."""
     state = _policy_state(env_id, card, policy)
-    envs = make_eval_envs(env_id, CARD_EPISODES)
+    envs = make_eval_envs(env_id, 1, CARD_EPISODES)
     act = jax.jit(lambda o, k: sac.act(state, o[0], k, False)[None])
     keys = iter(jax.random.split(jax.random.PRNGKey(123), 100_000))
     try:

@@ -11,6 +11,7 @@ import numpy as np
 FLOAT_FIELDS = ("observations", "actions", "rewards", "next_observations")
 BOOL_FIELDS = ("terminals", "timeouts")
 FIELDS = FLOAT_FIELDS + BOOL_FIELDS
+MASKS = "masks"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -20,6 +21,12 @@ class Dataset:
     Arrays may be NumPy memory maps (o2o's own format), so nothing here copies a field unless asked to.
     An episode ends at a step flagged `terminals` (the MDP ended: do not bootstrap) or `timeouts` (the episode was cut:
     bootstrap from `next_observations`), or at the last step of the dataset.
+
+    `masks`, when present, says where the TD target bootstraps apart from the episode boundaries: in a goal task
+    relabelled on play data (OGBench singletask) a step that reaches the goal has mask 0 while the recorded trajectory
+    goes on. None means the usual rule: bootstrap everywhere but at terminals.
+    `extras` holds further per-step arrays the learning does not read (OGBench's qpos, qvel, button_states, from which
+    a task's rewards are relabelled); they travel with the transitions through every selection and writer.
     """
 
     observations: np.ndarray  # (N, obs_dim) float32
@@ -29,6 +36,12 @@ class Dataset:
     terminals: np.ndarray  # (N,) bool
     timeouts: np.ndarray  # (N,) bool
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    masks: np.ndarray | None = None  # (N,) bool, True = bootstrap from s'
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.masks is not None and np.array_equal(self.masks, ~np.asarray(self.terminals)):
+            object.__setattr__(self, "masks", None)  # recorded only where it says more than the terminals
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -44,6 +57,11 @@ class Dataset:
     @property
     def env_id(self) -> str | None:
         return self.metadata.get("env_id")
+
+    @property
+    def bootstrap(self) -> np.ndarray:
+        """(N,) bool: whether the TD target bootstraps from step i's next observation."""
+        return np.asarray(self.masks) if self.masks is not None else ~np.asarray(self.terminals)
 
     @cached_property
     def episode_ends(self) -> np.ndarray:
@@ -74,11 +92,17 @@ class Dataset:
         return np.add.reduceat(np.asarray(self.rewards, dtype=np.float64), self.episode_starts)
 
     def returns_to_go(self, discount: float, sparse_failure_reward: float | None = None) -> np.ndarray:
-        """Discounted Monte-Carlo return from every step to its episode's end, (N,) float32 (see
-        `episode_returns_to_go` for the sparse-reward convention)."""
+        """Discounted Monte-Carlo return from every step, (N,) float32, consistent with the TD target
+        `r + discount * bootstrap * Q(s')`: the sum stops at a step that does not bootstrap (a terminal, or a goal
+        reached mid-trajectory) and at the episode's end (see `episode_returns_to_go` for the sparse-reward
+        convention, applied to each such stretch)."""
         rewards = np.asarray(self.rewards, dtype=np.float64)
+        stops = np.zeros(len(self), dtype=bool)
+        stops[self.episode_ends] = True
+        stops |= ~self.bootstrap
+        ends = np.flatnonzero(stops)
         out = np.empty(len(self), dtype=np.float32)
-        for start, end in zip(self.episode_starts, self.episode_ends):
+        for start, end in zip(np.concatenate([[0], ends[:-1] + 1]), ends):
             out[start : end + 1] = episode_returns_to_go(rewards[start : end + 1], discount, sparse_failure_reward)
         return out
 
@@ -99,17 +123,27 @@ class Dataset:
         return self.take(steps)
 
     def take(self, steps: np.ndarray) -> Dataset:
-        return dataclasses.replace(self, **{name: np.asarray(getattr(self, name))[steps] for name in FIELDS})
+        return Dataset(**{name: np.asarray(value)[steps] for name, value in self.arrays().items()},
+                       extras={name: np.asarray(value)[steps] for name, value in self.extras.items()},
+                       metadata=self.metadata)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in FIELDS}
-
+        """The transition fields, `masks` included when present (extras apart)."""
+        fields = {name: getattr(self, name) for name in FIELDS}
+        if self.masks is not None:
+            fields[MASKS] = self.masks
+        return fields
 
 
 def concatenate(datasets: list[Dataset], metadata: dict[str, Any]) -> Dataset:
-    """Datasets end to end (each part's last step already ends an episode, as every o2o dataset's does)."""
+    """Datasets end to end (each part's last step already ends an episode, as every o2o dataset's does); masks and
+    extras are kept when every part has them."""
     joined = {name: np.concatenate([np.asarray(getattr(d, name)) for d in datasets]) for name in FIELDS}
-    return Dataset(**joined, metadata=metadata)
+    if any(d.masks is not None for d in datasets):
+        joined[MASKS] = np.concatenate([d.bootstrap for d in datasets])
+    shared = set.intersection(*(set(d.extras) for d in datasets))
+    extras = {name: np.concatenate([np.asarray(d.extras[name]) for d in datasets]) for name in sorted(shared)}
+    return Dataset(**joined, extras=extras, metadata=metadata)
 
 
 def episode_returns_to_go(rewards: np.ndarray, discount: float, sparse_failure_reward: float | None = None) -> np.ndarray:

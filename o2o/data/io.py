@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from o2o.data.dataset import FIELDS, Dataset
+from o2o.data.dataset import FIELDS, MASKS, Dataset
 from o2o.data.validate import dataset_from_arrays
 from o2o.errors import DatasetError
 from o2o.files import atomic_write, jsonable
@@ -72,8 +72,8 @@ def read_d4rl_hdf5(path: Path, check_values: bool = True) -> Dataset:
     except OSError as e:
         raise DatasetError(f"{path}: cannot be opened as HDF5 (truncated or corrupt?): {e}") from e
     with file:
-        arrays = {}
-        for name in FIELDS:
+        arrays, extras = {}, {}
+        for name in FIELDS + (MASKS,):
             if name not in file:
                 continue
             node = file[name]
@@ -83,12 +83,16 @@ def read_d4rl_hdf5(path: Path, check_values: bool = True) -> Dataset:
                 arrays[name] = node[()]
             except OSError as e:
                 raise DatasetError(f"{path}: {name} cannot be read (truncated or corrupt file?): {e}") from e
+        infos = file.get("infos")
+        if isinstance(infos, h5py.Group) and "observations" in arrays:
+            extras = {name: node[()] for name, node in infos.items()
+                      if isinstance(node, h5py.Dataset) and node.shape[:1] == arrays["observations"].shape[:1]}
         metadata = {"source": str(path), "source_format": "d4rl-hdf5"}
         if "o2o_metadata" in file.attrs:
             metadata.update(json.loads(file.attrs["o2o_metadata"]))
         if not arrays and not len(file.keys()):
             raise DatasetError(f"{path}: HDF5 file holds no arrays; expected D4RL keys observations, actions, rewards, terminals, timeouts")
-    return dataset_from_arrays(arrays, str(path), metadata, check_values)
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
 
 
 def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
@@ -101,6 +105,8 @@ def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
         with h5py.File(tmp, "w") as f:
             for name, value in dataset.arrays().items():
                 f.create_dataset(name, data=np.asarray(value))
+            for name, value in dataset.extras.items():
+                f.create_dataset(f"infos/{name}", data=np.asarray(value))  # where D4RL keeps qpos and qvel
             f.attrs["o2o_metadata"] = json.dumps(dataset.metadata)
 
     atomic_write(path, write)
@@ -111,25 +117,58 @@ def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
 
 
 def read_npz(path: Path, check_values: bool = True) -> Dataset:
+    """o2o's .npz (the Dataset's fields by name), or OGBench's layout (one row per step, no rewards: see
+    `read_ogbench_npz`)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files if name in FIELDS}
+            if "rewards" not in npz.files and "terminals" in npz.files:
+                return read_ogbench_npz(path, check_values)
+            arrays = {name: npz[name] for name in npz.files if name in FIELDS + (MASKS,)}
+            extras = {name[len(_EXTRA):]: npz[name] for name in npz.files if name.startswith(_EXTRA)}
             metadata = json.loads(str(npz["metadata_json"])) if "metadata_json" in npz.files else {}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise DatasetError(f"{path}: cannot be read as .npz (truncated or corrupt?): {e}") from e
     metadata.update(source=str(path), source_format="npz")
-    return dataset_from_arrays(arrays, str(path), metadata, check_values)
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
 
 
 def write_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
+    extras = {f"{_EXTRA}{name}": np.asarray(value) for name, value in dataset.extras.items()}
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, metadata_json=np.array(json.dumps(dataset.metadata)), **dataset.arrays())
+            np.savez(f, metadata_json=np.array(json.dumps(dataset.metadata, default=jsonable)), **dataset.arrays(),
+                     **extras)
 
     atomic_write(path, write)
     return path
+
+
+_EXTRA = "extra_"
+
+
+def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
+    """An OGBench dataset file, read by OGBench's own loader (`ogbench.utils.load_dataset`, regular layout: each
+    episode's last row has no next observation and is dropped). The data is goal-conditioned: it has no rewards until
+    a single task relabels it (`o2o.envs.ogbench.relabel`); qpos, qvel and button states are kept as extras."""
+    from ogbench.utils import load_dataset as ogbench_load_dataset
+
+    try:
+        rows = ogbench_load_dataset(str(path), compact_dataset=False, add_info=True)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: cannot be read as an OGBench dataset: {e}") from e
+    n = len(rows["actions"])
+    arrays = {"observations": rows["observations"], "actions": rows["actions"], "rewards": np.zeros(n, np.float32),
+              "next_observations": rows["next_observations"], "terminals": np.zeros(n, bool),
+              "timeouts": rows["terminals"].astype(bool)}
+    extras = {name: rows[name] for name in ("qpos", "qvel", "button_states") if name in rows}
+    metadata = {"source": str(path), "source_format": "ogbench-npz", "ogbench_dataset": path.name[: -len(".npz")],
+                "goal_conditioned": True}
+    validation = path.with_name(path.name[: -len(".npz")] + "-val.npz")
+    if validation.is_file() and not path.name.endswith("-val.npz"):
+        metadata["validation_split"] = str(validation)
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
 
 
 # ---- o2o format ---------------------------------------------------------------------------------------------------
@@ -140,18 +179,21 @@ def read_o2o(path: Path, check_values: bool | None = None) -> Dataset:
         metadata = json.loads((path / "metadata.json").read_text())
     except (OSError, ValueError) as e:
         raise DatasetError(f"{path / 'metadata.json'}: cannot be read as JSON: {e}") from e
-    arrays = {}
-    for name in FIELDS:
-        file = path / f"{name}.npy"
-        if not file.is_file():
-            continue
-        try:
-            arrays[name] = np.load(file, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{file}: cannot be memory-mapped as .npy (truncated or corrupt?): {e}") from e
+    arrays = {name: _memory_map(path / f"{name}.npy") for name in FIELDS + (MASKS,) if (path / f"{name}.npy").is_file()}
+    extras = {file.stem: _memory_map(file) for file in sorted((path / _EXTRAS_DIR).glob("*.npy"))}
     if check_values is None:
         check_values = not metadata.get("o2o", {}).get("validated", False)
-    return dataset_from_arrays(arrays, str(path), metadata, check_values)
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
+
+
+_EXTRAS_DIR = "extras"
+
+
+def _memory_map(file: Path) -> np.ndarray:
+    try:
+        return np.load(file, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{file}: cannot be memory-mapped as .npy (truncated or corrupt?): {e}") from e
 
 
 def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -164,6 +206,10 @@ def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False
     try:
         for name, value in dataset.arrays().items():
             np.save(tmp / f"{name}.npy", np.asarray(value), allow_pickle=False)
+        if dataset.extras:
+            (tmp / _EXTRAS_DIR).mkdir()
+        for name, value in dataset.extras.items():
+            np.save(tmp / _EXTRAS_DIR / f"{name}.npy", np.asarray(value), allow_pickle=False)
         metadata = dict(dataset.metadata)
         metadata["o2o"] = {
             "format_version": O2O_FORMAT_VERSION,
@@ -281,6 +327,10 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
     from minari.dataset.minari_storage import MinariStorage
 
     path = Path(path).absolute()  # minari resolves its data path against a relative one twice
+    if dataset.masks is not None or dataset.extras:
+        held = ["bootstrap masks apart from episode ends"] * (dataset.masks is not None) + sorted(dataset.extras)
+        raise DatasetError(f"{path}: a Minari dataset has no place for {', '.join(held)}; write the o2o, npz or hdf5 "
+                           "format instead, which keep them")
     if path.exists():
         raise DatasetError(f"{path}: already exists; choose another destination or remove it first")
     dataset_id = dataset_id or _default_minari_id(path)

@@ -45,6 +45,8 @@ def describe(dataset: Dataset, reference_returns: tuple[float, float] | None = N
         "length_min": int(lengths.min()),
         "length_max": int(lengths.max()),
         "reward_mean": float(np.mean(dataset.rewards, dtype=np.float64)),
+        "mask_zero_fraction": float(np.mean(~dataset.bootstrap)),  # transitions whose TD target does not bootstrap
+        "goal_conditioned": bool(dataset.metadata.get("goal_conditioned", False)),
         "tq": trajectory_quality(dataset, reference_returns),
         "saco": state_action_coverage(dataset),
     }

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from o2o.data.dataset import BOOL_FIELDS, FLOAT_FIELDS, Dataset
+from o2o.data.dataset import BOOL_FIELDS, FLOAT_FIELDS, MASKS, Dataset
 from o2o.errors import DatasetError, DatasetWarning
 
 REQUIRED_FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -38,9 +38,12 @@ class Spaces:
 
 
 def dataset_from_arrays(
-    arrays: Mapping[str, Any], source: str, metadata: dict | None = None, check_values: bool = True
+    arrays: Mapping[str, Any], source: str, metadata: dict | None = None, check_values: bool = True,
+    extras: Mapping[str, Any] | None = None,
 ) -> Dataset:
-    """Check field presence, dtypes, shapes, lengths and (if `check_values`) finiteness, then build a `Dataset`."""
+    """Check field presence, dtypes, shapes, lengths and (if `check_values`) finiteness, then build a `Dataset`.
+    `arrays` may hold `masks` (1 = bootstrap; kept only where it differs from "not terminal"); `extras` are further
+    per-step arrays carried along."""
     missing = [k for k in REQUIRED_FIELDS if k not in arrays]
     if missing:
         raise DatasetError(
@@ -51,8 +54,9 @@ def dataset_from_arrays(
     for name in FLOAT_FIELDS:
         if name in arrays:
             fields[name] = _float_field(arrays[name], name, source)
-    for name in BOOL_FIELDS:
+    for name in BOOL_FIELDS + ((MASKS,) if MASKS in arrays else ()):
         fields[name] = _bool_field(arrays[name], name, source)
+    extra_fields = {name: np.asarray(value) for name, value in (extras or {}).items()}
 
     fields["rewards"] = _one_dimensional(fields["rewards"], "rewards", source)
     for name in ("observations", "actions") + (("next_observations",) if "next_observations" in fields else ()):
@@ -61,7 +65,7 @@ def dataset_from_arrays(
                 f"{source}: {name} has shape {fields[name].shape}; expected (transitions, dim) with one flat vector per step"
             )
     n = fields["observations"].shape[0]
-    for name, value in fields.items():
+    for name, value in {**fields, **extra_fields}.items():
         if value.shape[0] != n:
             raise DatasetError(
                 f"{source}: {name} has {value.shape[0]} entries but observations has {n}; every field needs one entry per step"
@@ -92,12 +96,20 @@ def dataset_from_arrays(
         timeouts = timeouts.copy()
         timeouts[-1] = True
     fields["terminals"], fields["timeouts"] = terminals, timeouts
+    if MASKS in fields:
+        bootstrapped_terminal = np.flatnonzero(terminals & fields[MASKS])
+        if bootstrapped_terminal.size:
+            raise DatasetError(f"{source}: masks[{bootstrapped_terminal[0]}] = 1 at a terminal step; a terminal step "
+                               "cannot bootstrap (expected mask 0)")
 
     if "next_observations" not in fields:
-        fields = _derive_next_observations(fields, source)
+        keep = _derive_next_observations(fields, source)
+        if keep is not None:
+            fields = {name: value[keep] for name, value in fields.items()}
+            extra_fields = {name: value[keep] for name, value in extra_fields.items()}
         if not len(fields["rewards"]):
             raise DatasetError(f"{source}: no transition is left once steps without a next observation are dropped")
-    return Dataset(**fields, metadata=dict(metadata or {}))
+    return Dataset(**fields, extras=extra_fields, metadata=dict(metadata or {}))
 
 
 def check_spaces(dataset: Dataset, spaces: Spaces, source: str) -> None:
@@ -159,27 +171,28 @@ def _check_finite(array: np.ndarray, name: str, source: str) -> None:
             raise DatasetError(f"{source}: {name}[{i}] is {what}; every {name[:-1] if name.endswith('s') else name} value must be finite")
 
 
-def _derive_next_observations(fields: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def _derive_next_observations(fields: dict[str, np.ndarray], source: str) -> np.ndarray | None:
+    """Fill `fields["next_observations"]` (and move timeouts back a step) in place; the steps to keep, None = all."""
     observations, terminals, timeouts = fields["observations"], fields["terminals"], fields["timeouts"]
     n = len(observations)
     next_observations = np.empty_like(observations)
     next_observations[:-1] = observations[1:]
     next_observations[terminals] = observations[terminals]
     cut = np.flatnonzero(timeouts)
+    fields["next_observations"] = next_observations
     if not cut.size:
-        fields["next_observations"] = next_observations
-        return fields
+        return None
     keep = np.ones(n, dtype=bool)
     keep[cut] = False
     timeouts = timeouts.copy()
     previous = cut - 1
     previous_in_episode = previous[(previous >= 0) & ~terminals[np.maximum(previous, 0)] & ~timeouts[np.maximum(previous, 0)]]
     timeouts[previous_in_episode] = True
-    fields = {**fields, "next_observations": next_observations, "timeouts": timeouts}
+    fields["timeouts"] = timeouts
     warnings.warn(
         f"{source}: no next_observations; derived them within episodes and dropped {cut.size} step(s) that end an "
         "episode by timeout, whose next observation is not on record (as D4RL's qlearning_dataset)",
         DatasetWarning,
         stacklevel=3,
     )
-    return {name: value[keep] for name, value in fields.items()}
+    return keep

@@ -11,6 +11,7 @@ import numpy as np
 
 from o2o.data import Dataset, check_spaces, load_dataset
 from o2o.data.validate import Spaces
+from o2o.envs import ogbench
 from o2o.errors import O2OError
 
 
@@ -52,13 +53,19 @@ def make_env(env_id: str, **kwargs):
 
     if env_id not in gym.registry:
         _register_robotics()  # imported only when needed: it is slow and prints notices
+    if env_id not in gym.registry and ogbench.parse(env_id):
+        ogbench.register()
+        ogbench.check_task(env_id)
     if env_id not in gym.registry:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f" (registered versions: {', '.join(sorted(close))})" if close else ""
         raise O2OError(f"environment {env_id!r} is not registered with gymnasium{hint}")
     if "mujoco" in str(gym.spec(env_id).entry_point):
         _route_mujoco_warnings()
-    return gym.make(env_id, **kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*DISPLAY.*")  # OGBench's envs import glfw, which looks for X
+        warnings.filterwarnings("ignore", message=".*precision lowered.*")  # and declare float64 action bounds
+        return gym.make(env_id, **kwargs)
 
 
 @lru_cache(maxsize=None)
@@ -94,12 +101,32 @@ def resolve_env_id(requested: str | None, recorded: str | None, source: str, req
     return env_id
 
 
-def load_for_env(source: str, env: str | None, required: bool = False) -> tuple[Dataset, str | None]:
+def load_for_env(source: str, env: str | None, required: bool = False,
+                 goal_conditioned: bool = False) -> tuple[Dataset, str | None]:
     """Load a dataset and resolve its environment (`--env` or its record); when known, the dataset is checked against
-    the env's spaces and carries the env id in its metadata."""
+    the env's spaces and carries the env id in its metadata.
+
+    OGBench: SOURCE may be a dataset name (`cube-single-play-v0`, or with its task,
+    `cube-single-play-singletask-task2-v0`) found in `ogbench.dataset_directories()`, and `--env` may name the task
+    in either form; a single-task env relabels the rewards and masks (`ogbench.relabel`). Goal-conditioned data
+    without a task is refused unless `goal_conditioned` (to describe or convert it)."""
     import dataclasses
 
-    dataset = load_dataset(source)
+    dataset = load_dataset(ogbench.find_dataset(source) or source)
+    if env is None and ogbench.is_task_env(source):
+        env = source
+    env = ogbench.task_env_of(env) if env else env
+    if ogbench.is_task_env(env) and dataset.metadata.get("relabelled_for") != env and (
+        dataset.metadata.get("goal_conditioned") or "qpos" in dataset.extras
+    ):
+        dataset = ogbench.relabel(dataset, env, source)
+    if dataset.metadata.get("goal_conditioned") and not goal_conditioned:
+        hint = dataset.metadata.get("ogbench_dataset", "ENV-KIND-v0").split("-")
+        task = "-".join(hint[:-2] + ["singletask", "task1", hint[-1]]) if len(hint) > 2 else "ENV-singletask-taskK-v0"
+        raise O2OError(
+            f"{source}: a goal-conditioned dataset (no task rewards); o2o's algorithms learn one task: pass "
+            f"--env {task} (any task number) to relabel it with that task's rewards"
+        )
     env_id = resolve_env_id(env, dataset.env_id, source, required=required)
     if env_id:
         check_spaces(dataset, env_spaces(env_id), source)

@@ -1,8 +1,14 @@
-"""Evaluate K seeds' policies at once: every seed's episodes run in one gymnasium vector env and all of them act
-through one batched, jitted policy call per step."""
+"""Evaluate K seeds' policies at once: the seeds' episodes run in one gymnasium vector env and all of them act
+through one batched, jitted policy call per step.
+
+At most `max_eval_envs()` envs are alive at once (an OGBench manipulation env holds about 165 MB): when K seeds x E
+episodes need more, the episodes run in waves of K x W envs, each episode with the same reset seed as when all run
+together, so results do not depend on the cap. The cap is `O2O_EVAL_ENVS` (the CLI's `--eval-envs`), default 32.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import gymnasium as gym
@@ -11,10 +17,27 @@ import numpy as np
 
 from o2o.envs import make_env, normalized_score, reference_returns
 from o2o.envs.actions import to_env_actions
+from o2o.errors import O2OError
 
 
-def make_eval_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_envs)])
+DEFAULT_MAX_EVAL_ENVS = 32
+
+
+def max_eval_envs() -> int:
+    value = os.environ.get("O2O_EVAL_ENVS", str(DEFAULT_MAX_EVAL_ENVS))
+    if not value.isdigit() or int(value) < 1:
+        raise O2OError(f"O2O_EVAL_ENVS / --eval-envs = {value!r}; expected a positive number of envs")
+    return int(value)
+
+
+def wave_width(num_seeds: int, episodes: int) -> int:
+    """Episodes per seed that run at once: as many as fit in the cap (at least one, so K seeds need K envs)."""
+    return max(1, min(episodes, max_eval_envs() // num_seeds))
+
+
+def make_eval_envs(env_id: str, num_seeds: int, episodes: int) -> gym.vector.VectorEnv:
+    """The envs that evaluate `num_seeds` seeds x `episodes` episodes: one wave's worth."""
+    return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_seeds * wave_width(num_seeds, episodes))])
 
 
 def evaluate(
@@ -27,20 +50,34 @@ def evaluate(
     """Undiscounted return of the first episode of every env, and its success (1/0 from `info["success"]` at the
     episode's last step; NaN where the env reports none), both of shape (num_seeds, episodes).
 
-    `policy` maps observations (num_seeds, episodes, obs_dim) to actions in [-1, 1] of shape (num_seeds, episodes, act_dim).
-    Episode e of training seed s resets its env with seed `round_seed + 10_007 * s + e`: an evaluation round is
-    reproducible, and a seed is evaluated on the same episodes whether it trains alone or beside others.
+    `policy` maps observations (num_seeds, W, obs_dim) to actions in [-1, 1] of shape (num_seeds, W, act_dim), W the
+    episodes per seed of one wave (`envs` holds num_seeds x W envs; the last wave repeats its final episode to fill
+    them, and the repeats are dropped). Episode e of training seed s resets its env with seed
+    `round_seed + 10_007 * s + e`: an evaluation round is reproducible, and a seed is evaluated on the same episodes
+    whether it trains alone or beside others, in one wave or many.
     """
     num_seeds = len(seeds)
-    n = num_seeds * episodes
-    assert envs.num_envs == n, f"{envs.num_envs} envs for {num_seeds} seeds x {episodes} episodes"
+    width = envs.num_envs // num_seeds
+    assert envs.num_envs == num_seeds * width, f"{envs.num_envs} envs for {num_seeds} seeds"
+    returns = np.zeros((num_seeds, episodes))
+    successes = np.full((num_seeds, episodes), np.nan)
+    for first in range(0, episodes, width):
+        wave = np.minimum(np.arange(first, first + width), episodes - 1)
+        wave_returns, wave_successes = _run_wave(policy, envs, seeds, wave, round_seed)
+        returns[:, wave], successes[:, wave] = wave_returns, wave_successes
+    return returns, successes
+
+
+def _run_wave(policy, envs, seeds: list[int], wave: np.ndarray, round_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    num_seeds, width = len(seeds), len(wave)
+    n = num_seeds * width
     low, high = envs.single_action_space.low, envs.single_action_space.high
-    observations, _ = envs.reset(seed=[round_seed + 10_007 * s + e for s in seeds for e in range(episodes)])
+    observations, _ = envs.reset(seed=[round_seed + 10_007 * s + int(e) for s in seeds for e in wave])
     returns = np.zeros(n)
     successes = np.full(n, np.nan)
     running = np.ones(n, dtype=bool)
     while running.any():
-        actions = np.asarray(policy(observations.reshape(num_seeds, episodes, -1).astype(np.float32)))
+        actions = np.asarray(policy(observations.reshape(num_seeds, width, -1).astype(np.float32)))
         observations, rewards, terminated, truncated, infos = envs.step(to_env_actions(actions.reshape(n, -1), low, high))
         returns += np.where(running, rewards, 0.0)
         ending = running & (terminated | truncated)
@@ -50,7 +87,7 @@ def evaluate(
                 successes[reported] = np.asarray(infos[key], np.float64)[reported]
                 break
         running &= ~ending
-    return returns.reshape(num_seeds, episodes), successes.reshape(num_seeds, episodes)
+    return returns.reshape(num_seeds, width), successes.reshape(num_seeds, width)
 
 
 def scores(episodes: tuple[np.ndarray, np.ndarray], env_id: str, metadata: dict) -> dict:
@@ -67,4 +104,6 @@ def scores(episodes: tuple[np.ndarray, np.ndarray], env_id: str, metadata: dict)
     if reference_returns(env_id, metadata) is not None:
         normalized = normalized_score(env_id, per_seed, metadata)
         record.update(normalized_score=float(normalized.mean()), normalized_score_per_seed=normalized.tolist())
+    elif "success_rate" in record:  # a goal task without reference returns is scored by its success rate
+        record.update(normalized_score=record["success_rate"], normalized_score_per_seed=record["success_rate_per_seed"])
     return record

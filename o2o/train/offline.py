@@ -22,11 +22,14 @@ from o2o import files
 from o2o.agents import Spec, get_algorithm
 from o2o.algorithms import preset
 from o2o.data import Dataset
-from o2o.envs import env_spaces, load_for_env
+from o2o.envs import env_spaces, load_for_env, ogbench
 from o2o.envs.actions import to_unit_actions
 from o2o.errors import O2OError
 from o2o.train import runs
 from o2o.train.evaluation import evaluate, make_eval_envs, scores
+
+
+OGBENCH_ACTION_CLIP = 1.0 - 1e-5
 
 
 @dataclasses.dataclass
@@ -94,12 +97,14 @@ def prepare(settings: OfflineSettings) -> Prepared:
 def device_data(p: Prepared) -> dict[str, jax.Array]:
     """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
     scaled = to_unit_actions(np.asarray(p.dataset.actions, np.float64), p.action_low, p.action_high)
+    if ogbench.is_task_env(p.env_id):  # the FQL paper's clip, which keeps log-likelihoods of boundary actions finite
+        scaled = np.clip(scaled, -OGBENCH_ACTION_CLIP, OGBENCH_ACTION_CLIP)
     data = {
         "observations": jnp.asarray(p.dataset.observations, jnp.float32),
         "actions": jnp.asarray(scaled, jnp.float32),
         "rewards": jnp.asarray(p.dataset.rewards, jnp.float32),
         "next_observations": jnp.asarray(p.dataset.next_observations, jnp.float32),
-        "dones": jnp.asarray(p.dataset.terminals, jnp.float32),
+        "dones": jnp.asarray(~p.dataset.bootstrap, jnp.float32),
     }
     for name in p.agent.transition_fields(p.config):
         if name == "mc_returns":
@@ -180,7 +185,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
     train_chunk = make_train_chunk(p.agent, p.config.batch_size, chunk)
     policy = make_policy(p.agent)
-    envs = make_eval_envs(p.env_id, len(p.seeds) * s.eval_episodes) if s.eval_episodes > 0 else None
+    envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes) if s.eval_episodes > 0 else None
     log = runs.MetricsLog(run_dir, resume_from_step=start_step if start_step else None)
 
     def run_eval(step: int) -> dict[str, Any]:
@@ -263,7 +268,7 @@ def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: 
     """Evaluate stacked per-seed agent states on fresh envs (a fixed round seed, so repeated calls agree)."""
     if episodes < 1:
         raise O2OError(f"--episodes must be at least 1 (got {episodes})")
-    envs = make_eval_envs(env_id, len(seeds) * episodes)
+    envs = make_eval_envs(env_id, len(seeds), episodes)
     policy = make_policy(agent)
     try:
         returns = evaluate(lambda o: policy(states, o), envs, seeds, episodes, round_seed=7_777_777)

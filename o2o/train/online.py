@@ -313,7 +313,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
     offline_data = p.offline_data if p.offline_data is not None else {}
     policy = offline.make_policy(agent)
-    eval_envs = make_eval_envs(p.env_id, n * s.eval_episodes) if s.eval_episodes > 0 else None
+    eval_envs = make_eval_envs(p.env_id, n, s.eval_episodes) if s.eval_episodes > 0 else None
     envs = [make_env(p.env_id) for _ in p.seeds]
     log = runs.MetricsLog(run_dir, resume_from_step=step if step else None)
     step_fns: dict[tuple[bool, bool], Any] = {}

@@ -1,0 +1,148 @@
+"""OGBench (Park et al., ICLR 2025; PyPI `ogbench`): its names, its singletask relabelling and where its datasets live.
+
+Names: an OGBench dataset is `<env>-<kind>-v0` (`cube-single-play-v0`), its goal-conditioned env `<env>-v0`, and a
+single-task env `<env>-singletask-task<k>-v0`. OGBench's loader also takes the combined form
+`cube-single-play-singletask-task2-v0` (dataset + task); o2o accepts it wherever it takes an env or a dataset.
+Singletask rewards and masks come from `ogbench.relabel_utils.relabel_dataset`, the package's own function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from o2o.data import Dataset
+from o2o.errors import DatasetError, O2OError
+
+DATASET_KINDS = ("play", "noisy", "navigate", "stitch", "explore")
+_NAME = re.compile(
+    rf"^(?P<env>[a-z0-9-]+?)(?:-(?P<kind>{'|'.join(DATASET_KINDS)}))?(?:-(?P<mode>singletask|oraclerep))?"
+    r"(?:-task(?P<task>\d+))?-v(?P<version>\d+)$"
+)
+RELABEL_FIELDS = ("qpos", "qvel", "button_states")  # what the relabelling reads from a dataset's extras
+
+
+@dataclasses.dataclass(frozen=True)
+class Name:
+    env: str  # cube-single
+    kind: str | None  # play
+    task: int | None  # 2; None = the env's default task or goal-conditioned
+    singletask: bool
+    version: str
+
+    @property
+    def dataset(self) -> str | None:
+        return f"{self.env}-{self.kind}-v{self.version}" if self.kind else None
+
+    @property
+    def task_env(self) -> str | None:
+        if not self.singletask:
+            return None
+        return f"{self.env}-singletask{f'-task{self.task}' if self.task else ''}-v{self.version}"
+
+    @property
+    def goal_env(self) -> str:
+        return f"{self.env}-v{self.version}"
+
+
+def parse(name: str) -> Name | None:
+    """The parts of an OGBench name, or None when `name` is not one (no OGBench env family matches)."""
+    match = _NAME.match(name)
+    if not match or match["env"].split("-")[0] not in _families():
+        return None
+    return Name(match["env"], match["kind"], int(match["task"]) if match["task"] else None,
+                match["mode"] == "singletask", match["version"])
+
+
+@lru_cache(maxsize=1)
+def _families() -> frozenset[str]:
+    return frozenset({"cube", "scene", "puzzle", "antmaze", "humanoidmaze", "pointmaze", "antsoccer", "visual",
+                      "powderworld"})
+
+
+@lru_cache(maxsize=1)
+def register() -> None:
+    """Register OGBench's envs with gymnasium (importing `ogbench` does; it is slow, so only on demand)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("MUJOCO_GL", "egl")  # dm_control would otherwise try an X display at import
+        import ogbench  # noqa: F401
+
+
+def is_task_env(env_id: str | None) -> bool:
+    name = parse(env_id) if env_id else None
+    return bool(name and name.singletask)
+
+
+def task_env_of(env_id: str) -> str:
+    """`cube-single-play-singletask-task2-v0` -> `cube-single-singletask-task2-v0`; other ids unchanged."""
+    name = parse(env_id)
+    return name.task_env if name and name.singletask and name.kind else env_id
+
+
+def dataset_directories() -> list[Path]:
+    """Where a dataset named like `cube-single-play-v0` is looked for: $O2O_DATASETS, ./datasets, OGBench's cache."""
+    roots = [os.environ.get("O2O_DATASETS"), "datasets", os.environ.get("OGBENCH_DATA_DIR"), "~/.ogbench/data"]
+    return [Path(root).expanduser() for root in roots if root]
+
+
+def find_dataset(source: str) -> Path | None:
+    """The file or directory an OGBench dataset name refers to, when `source` is such a name and not a path."""
+    name = parse(source)
+    if Path(source).exists() or name is None or name.dataset is None:
+        return None
+    for root in dataset_directories():
+        for candidate in (root / name.dataset, root / f"{name.dataset}.npz"):
+            if candidate.exists():
+                return candidate
+    searched = ", ".join(str(root) for root in dataset_directories())
+    raise DatasetError(
+        f"{source}: OGBench dataset {name.dataset} not found (looked for {name.dataset} and {name.dataset}.npz in "
+        f"{searched}); make it with `o2o collect {name.goal_env} --level {name.kind}` or pass its path"
+    )
+
+
+def relabel(dataset: Dataset, env_id: str, source: str) -> Dataset:
+    """Rewards and bootstrap masks of the single task `env_id`, by OGBench's own relabelling of the dataset's qpos
+    (and button states): reward = subtasks done - subtasks, mask 0 where all are done. The trajectory goes on past a
+    success, so episode boundaries are unchanged."""
+    from ogbench.relabel_utils import relabel_dataset
+
+    from o2o.envs.make import make_env
+
+    needed = ["qpos"] + (["button_states"] if env_id.startswith(("scene", "puzzle")) else [])
+    missing = [k for k in needed if k not in dataset.extras]
+    if missing:
+        raise DatasetError(
+            f"{source}: no {' or '.join(missing)} per step; relabelling rewards for the single task {env_id} needs "
+            f"the simulator state OGBench datasets record (fields {', '.join(needed)})"
+        )
+    env = make_env(env_id)
+    try:
+        labels = {k: np.asarray(dataset.extras[k]) for k in needed}
+        relabel_dataset(env_id, env, labels)
+    finally:
+        env.close()
+    metadata = {**dataset.metadata, "env_id": env_id, "goal_conditioned": False, "relabelled_for": env_id,
+                "rewards": "ogbench.relabel_utils.relabel_dataset"}
+    return dataclasses.replace(dataset, rewards=labels["rewards"], masks=labels["masks"].astype(bool), metadata=metadata)
+
+
+def check_task(env_id: str) -> None:
+    """A clear error for a task number the env family does not have."""
+    import gymnasium as gym
+
+    register()
+    name = parse(env_id)
+    if name and name.singletask and env_id not in gym.registry:
+        prefix = f"{name.env}-singletask-task"
+        tasks = sorted(int(k[len(prefix):].split("-")[0]) for k in gym.registry if k.startswith(prefix))
+        if tasks:
+            raise O2OError(f"{env_id}: {name.env} has tasks {tasks[0]}-{tasks[-1]}, not task {name.task}")

@@ -1,0 +1,155 @@
+"""OGBench: data made by its oracles here, read in its layout, relabelled by its own functions for one task, masks kept
+apart from episode boundaries, success-rate evaluation, presets, and clear errors for what cannot work."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_dataset, run_cli
+from o2o.collect import ogbench as collect_ogbench
+from o2o.data import load_dataset, write_d4rl_hdf5, write_minari, write_npz, write_o2o
+from o2o.data.dataset import Dataset
+from o2o.envs import load_for_env
+from o2o.errors import DatasetError, O2OError
+
+TASK = "cube-single-singletask-task2-v0"
+EPISODES, STEPS = 10, 41  # 10 training episodes + 1 validation episode of 41 rows (40 transitions) each
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A small cube-single play dataset in OGBench's layout, made by two worker processes."""
+    folder = tmp_path_factory.mktemp("ogbench")
+    summary = collect_ogbench.collect_to("cube-single-v0", "play", folder / "cube-single-play-v0", EPISODES, STEPS,
+                                         seed=3, workers=2)
+    return folder, summary
+
+
+def test_generation_writes_ogbench_layout_and_o2o_format(generated):
+    folder, summary = generated
+    with np.load(folder / "cube-single-play-v0.npz") as npz:
+        assert sorted(npz.files) == ["actions", "observations", "qpos", "qvel", "terminals"]
+        assert npz["observations"].shape == (EPISODES * STEPS, 28) and npz["terminals"].dtype == bool
+        assert np.flatnonzero(npz["terminals"]).tolist() == list(range(STEPS - 1, EPISODES * STEPS, STEPS))
+        assert np.abs(npz["actions"]).max() <= 1.0
+    with np.load(folder / "cube-single-play-v0-val.npz") as val:
+        assert val["observations"].shape == (STEPS, 28)
+    data = load_dataset(folder / "cube-single-play-v0")
+    assert len(data) == summary["transitions"] == EPISODES * (STEPS - 1) and data.num_episodes == EPISODES
+    assert data.metadata["goal_conditioned"] and data.metadata["provenance"]["oracle"] == "plan"
+    assert set(data.extras) == {"qpos", "qvel"}
+
+
+def test_same_seed_same_bytes_whatever_the_number_of_workers(generated):
+    folder, _ = generated
+    one_worker, _ = collect_ogbench.generate("cube-single-v0", "play", EPISODES, STEPS, seed=3, workers=1)
+    with np.load(folder / "cube-single-play-v0.npz") as two_workers:
+        for name, value in one_worker.items():
+            np.testing.assert_array_equal(value, two_workers[name], err_msg=name)
+    other_seed, _ = collect_ogbench.generate("cube-single-v0", "play", 1, STEPS, seed=4, workers=1)
+    assert not np.array_equal(other_seed["actions"], one_worker["actions"][:STEPS])
+
+
+def test_reader_and_relabelling_agree_with_ogbench_itself(generated):
+    from ogbench.utils import make_env_and_datasets
+
+    folder, _ = generated
+    path = str(folder / "cube-single-play-v0.npz")
+    env, theirs, _ = make_env_and_datasets("cube-single-play-singletask-task2-v0", dataset_path=path)
+    env.close()
+    ours, env_id = load_for_env(path, TASK)
+    assert env_id == TASK
+    for name in ("observations", "actions", "next_observations", "rewards"):
+        np.testing.assert_array_equal(getattr(ours, name), theirs[name], err_msg=name)
+    np.testing.assert_array_equal(ours.bootstrap, theirs["masks"].astype(bool))
+    np.testing.assert_array_equal(ours.timeouts, theirs["terminals"].astype(bool))  # episode ends, not masks
+    # the o2o copy, given the task in its combined form, relabels identically
+    copy, _ = load_for_env(str(folder / "cube-single-play-v0"), "cube-single-play-singletask-task2-v0")
+    np.testing.assert_array_equal(copy.rewards, ours.rewards)
+
+
+def test_dataset_names_are_found_in_the_dataset_directories(generated, monkeypatch):
+    folder, _ = generated
+    monkeypatch.setenv("O2O_DATASETS", str(folder))
+    data, env_id = load_for_env("cube-single-play-singletask-task2-v0", None)
+    assert env_id == TASK and data.metadata["relabelled_for"] == TASK
+    with pytest.raises(DatasetError, match=r"cube-double-play-v0 not found .*o2o collect cube-double-v0 --level play"):
+        load_for_env("cube-double-play-singletask-task2-v0", None)
+
+
+def goal_dataset() -> Dataset:
+    """Two 4-step episodes; the goal is reached at step 1 of the first episode, which goes on (mask 0, no end)."""
+    data = make_dataset(n=8, obs_dim=2, act_dim=1, episode_length=4, env_id=None)
+    rewards = np.array([-1, 0, -1, -1, -1, -1, -1, -1], np.float32)
+    masks = np.array([1, 0, 1, 1, 1, 1, 1, 1], bool)
+    return Dataset(**{**data.arrays(), "rewards": rewards}, masks=masks, extras={"qpos": np.arange(16.0).reshape(8, 2)})
+
+
+def test_a_success_mid_trajectory_stops_bootstrapping_but_not_the_episode():
+    data = goal_dataset()
+    assert data.num_episodes == 2 and data.episode_returns.tolist() == [-3.0, -4.0]
+    # returns-to-go follow r + 0.5 * mask * G': the success step is its own reward, the stretch after it goes on to
+    # the episode's end, and the second episode never succeeded
+    np.testing.assert_allclose(data.returns_to_go(0.5), [-1, 0, -1.5, -1, -1.875, -1.75, -1.5, -1])
+    np.testing.assert_allclose(data.returns_to_go(0.5, sparse_failure_reward=-1.0), [-1, 0, -2, -2, -2, -2, -2, -2])
+    assert np.isnan(data.next_actions()[[3, 7]]).all() and not np.isnan(data.next_actions()[1]).any()
+
+
+@pytest.mark.parametrize("writer", [write_o2o, write_npz, write_d4rl_hdf5])
+def test_masks_and_extras_survive_every_writer(tmp_path, writer):
+    data = goal_dataset()
+    back = load_dataset(writer(data, tmp_path / "copy"))
+    np.testing.assert_array_equal(back.bootstrap, data.bootstrap)
+    np.testing.assert_array_equal(back.extras["qpos"], data.extras["qpos"])
+    np.testing.assert_array_equal(back.take(np.array([1, 5])).bootstrap, [False, True])
+
+
+def test_masks_equal_to_not_terminal_are_not_stored(tmp_path):
+    data = make_dataset(n=20, episode_length=10, terminal_at=(4,))
+    back = load_dataset(write_o2o(Dataset(**data.arrays(), masks=~data.terminals), tmp_path / "d"))
+    assert back.masks is None and not (tmp_path / "d" / "masks.npy").exists()
+
+
+def test_minari_refuses_what_it_cannot_hold(tmp_path):
+    with pytest.raises(DatasetError, match="no place for bootstrap masks apart from episode ends, qpos"):
+        write_minari(goal_dataset(), tmp_path / "m")
+
+
+def test_bad_inputs_are_clear_one_line_errors(generated, tmp_path, capsys):
+    folder, _ = generated
+    with np.load(folder / "cube-single-play-v0.npz") as rows:  # OGBench's layout without the simulator state
+        collect_ogbench.write_npz({k: rows[k] for k in ("observations", "actions", "terminals")}, tmp_path / "no-qpos.npz")
+    with pytest.raises(DatasetError, match=r"no-qpos.npz: no qpos per step; relabelling rewards for the single task"):
+        load_for_env(str(tmp_path / "no-qpos.npz"), TASK)
+    with pytest.raises(O2OError, match="cube-single has tasks 1-5, not task 9"):
+        load_for_env(str(folder / "cube-single-play-v0.npz"), "cube-single-singletask-task9-v0")
+    code, _, err = run_cli(["train", "iql", "--dataset", str(folder / "cube-single-play-v0.npz"), "--steps", "1",
+                            "--eval-episodes", "0"], capsys)
+    assert code == 1 and "a goal-conditioned dataset (no task rewards)" in err
+    assert "--env cube-single-singletask-task1-v0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_data_info_reports_reward_mean_and_mask_zero_fraction(capsys):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_o2o(goal_dataset(), f"{folder}/goal")
+        code, out, _ = run_cli(["data", "info", str(path), "--json"], capsys)
+    info = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and info["reward_mean"] == -0.875 and info["mask_zero_fraction"] == 0.125
+
+
+def test_training_on_a_task_applies_the_ogbench_preset_and_scores_success(generated, tmp_path, capsys, monkeypatch):
+    folder, _ = generated
+    monkeypatch.setenv("O2O_EVAL_ENVS", "32")
+    code, out, err = run_cli(["--eval-envs", "1", "train", "iql", "--dataset", str(folder / "cube-single-play-v0.npz"),
+                              "--env", TASK, "--steps", "2", "--eval-every", "2", "--eval-episodes", "2",
+                              "--out", str(tmp_path / "run"), "--quiet", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert summary["preset"]["name"] == "ogbench-cube-single"
+    assert config["agent_config"]["expectile"] == 0.9 and config["agent_config"]["hidden_dims"] == [256] * 4
+    assert not config["agent_config"]["scale_rewards_by_return_range"]
+    assert summary["success_rate"] == summary["normalized_score"] == 0.0  # an untrained policy in 200-step episodes
