@@ -198,7 +198,13 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def materialize(dataset: str, bench_dir: Path) -> str:
-    """The dataset's source path: `collect:` specs are collected once into BENCH_DIR/datasets."""
+    """The dataset's source path: `collect:` specs are collected once into BENCH_DIR/datasets, and so are OGBench task
+    names (`cube-single-play-singletask-task2-v0`) whose dataset is not found where o2o looks for it."""
+    from o2o.envs import ogbench
+
+    name = ogbench.parse(dataset)
+    if name and name.singletask and name.kind and not Path(dataset).exists():
+        return str(_materialize_ogbench(name, bench_dir))
     if not dataset.startswith(COLLECT):
         return dataset
     from o2o.collect.levels import collect
@@ -211,6 +217,33 @@ def materialize(dataset: str, bench_dir: Path) -> str:
             kwargs = {"transitions": transitions} if transitions else {}
             write_o2o(collect(env_id, level, seed=0, **kwargs), dest, overwrite=True)
     return str(dest)
+
+
+def _materialize_ogbench(name, bench_dir: Path) -> Path:
+    from o2o.collect import ogbench as collect_ogbench
+    from o2o.envs import ogbench
+
+    try:
+        return ogbench.find_dataset(name.dataset)
+    except O2OError:
+        pass
+    dest = bench_dir / "datasets" / name.dataset
+    with _locked(bench_dir / "datasets" / f".{dest.name}.lock"):
+        if not (dest / "metadata.json").is_file():
+            for partial in (dest, dest.with_name(dest.name + ".npz")):
+                if partial.is_dir():
+                    shutil.rmtree(partial)
+                else:
+                    partial.unlink(missing_ok=True)
+            collect_ogbench.collect_to(name.goal_env, name.kind, dest)
+    return dest
+
+
+def cell_env(dataset: str, grid_env: str | None) -> str | None:
+    """The env a cell evaluates in: an OGBench task name says its own, anything else takes the grid's."""
+    from o2o.envs import ogbench
+
+    return ogbench.task_env_of(dataset) if ogbench.is_task_env(dataset) else grid_env
 
 
 def _phase(run_dir: Path, start, resume) -> None:
@@ -236,7 +269,7 @@ def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
             source = materialize(cell.dataset, Path(bench_dir))
             offline_dir = cell_dir / "offline"
             settings = offline.OfflineSettings(
-                algo=cell.algo, dataset=source, env=grid.env, steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0],
+                algo=cell.algo, dataset=source, env=cell_env(cell.dataset, grid.env), steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0],
                 eval_every=grid.eval_every, eval_episodes=grid.eval_episodes, out=str(offline_dir),
                 agent_overrides=grid.overrides_for(cell.algo))
             _phase(offline_dir, lambda: offline.train(settings, progress=False), offline.resume)

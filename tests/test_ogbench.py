@@ -153,3 +153,31 @@ def test_training_on_a_task_applies_the_ogbench_preset_and_scores_success(genera
     assert config["agent_config"]["expectile"] == 0.9 and config["agent_config"]["hidden_dims"] == [256] * 4
     assert not config["agent_config"]["scale_rewards_by_return_range"]
     assert summary["success_rate"] == summary["normalized_score"] == 0.0  # an untrained policy in 200-step episodes
+
+
+def test_published_tables_cover_the_ogbench_tasks():
+    from o2o.report.tables import published
+
+    assert published("iql", None, TASK, "play")[0] == 85.0
+    assert published("rebrac", None, "cube-single-play-singletask-task2-v0", "play")[0] == 92.0
+    assert published("rebrac", "rebrac", "scene-singletask-task2-v0", "play")[0] == 100.0  # after fine-tuning
+    assert published("td3bc", None, TASK, "play") == (None, None)
+
+
+def test_the_ogbench_suite_evaluates_each_dataset_in_its_own_task():
+    from o2o import bench
+
+    suite = bench.load_suite("ogbench")
+    grid = bench.Grid(**suite)
+    assert {bench.cell_env(c.dataset, grid.env) for c in bench.cells(grid)} == {
+        "cube-single-singletask-task2-v0", "cube-double-singletask-task2-v0", "scene-singletask-task2-v0",
+        "puzzle-3x3-singletask-task4-v0", "puzzle-4x4-singletask-task4-v0"}
+    assert bench.cell_env("hopper-medium", "Hopper-v5") == "Hopper-v5"
+
+
+def test_a_bench_finds_an_ogbench_dataset_where_o2o_looks(generated, tmp_path, monkeypatch):
+    from o2o import bench
+
+    folder, _ = generated
+    monkeypatch.setenv("O2O_DATASETS", str(folder))
+    assert bench.materialize("cube-single-play-singletask-task2-v0", tmp_path) == str(folder / "cube-single-play-v0")

@@ -64,7 +64,6 @@ def make_env(env_id: str, **kwargs):
         _route_mujoco_warnings()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*DISPLAY.*")  # OGBench's envs import glfw, which looks for X
-        warnings.filterwarnings("ignore", message=".*precision lowered.*")  # and declare float64 action bounds
         return gym.make(env_id, **kwargs)
 
 

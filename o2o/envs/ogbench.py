@@ -74,6 +74,8 @@ def register() -> None:
         warnings.simplefilter("ignore")
         os.environ.setdefault("MUJOCO_GL", "egl")  # dm_control would otherwise try an X display at import
         import ogbench  # noqa: F401
+    # OGBench's manipulation envs build a Box from float64 bounds at every access of action_space (each reset too)
+    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32")
 
 
 def is_task_env(env_id: str | None) -> bool:

@@ -88,15 +88,24 @@ def _published() -> dict[str, Any]:
 
 
 def published(algo: str, online_algo: str | None, env: str | None, level: str | None) -> tuple[float | None, str | None]:
-    """The published score of an offline algorithm on the dataset this one reproduces (D4RL locomotion: CORL's table),
-    with the table's source and caveat; (None, None) where no published table covers it."""
-    if online_algo or not env or not level:
+    """The published score of the method on the dataset this one reproduces, with the table's source and caveat:
+    D4RL locomotion offline (CORL's table), OGBench singletask offline (FQL's Table 3) and after fine-tuning (its
+    Table 4, by the fine-tuning algorithm); (None, None) where no published table covers it."""
+    if not env:
         return None, None
-    from o2o.envs.scores import d4rl_task
+    from o2o.envs import ogbench
 
-    task = d4rl_task(env)
-    table = _published()["d4rl"]
-    value = table["scores"].get(f"{task}-{level}", {}).get(algo)
+    if ogbench.is_task_env(env):
+        table = _published()["ogbench_online" if online_algo else "ogbench"]
+        key = ogbench.task_env_of(env).rsplit("-v", 1)[0]
+        value = table["scores"].get(key, {}).get(online_algo or algo)
+    elif online_algo or not level:
+        return None, None
+    else:
+        from o2o.envs.scores import d4rl_task
+
+        table = _published()["d4rl"]
+        value = table["scores"].get(f"{d4rl_task(env)}-{level}", {}).get(algo)
     return (value, f"{table['source']}; {table['caveat']}") if value is not None else (None, None)
 
 
