@@ -181,3 +181,17 @@ def test_a_bench_finds_an_ogbench_dataset_where_o2o_looks(generated, tmp_path, m
     folder, _ = generated
     monkeypatch.setenv("O2O_DATASETS", str(folder))
     assert bench.materialize("cube-single-play-singletask-task2-v0", tmp_path) == str(folder / "cube-single-play-v0")
+
+
+def test_offline_to_online_on_a_task_reports_success_and_regret(generated, tmp_path, capsys):
+    folder, _ = generated
+    code, out, err = run_cli(["run", "iql", "--dataset", str(folder / "cube-single-play-v0"), "--env", TASK,
+                              "--offline-steps", "2", "--online-steps", "250", "--eval-every", "250",
+                              "--eval-episodes", "1", "--set", "hidden_dims=32,32", "--out", str(tmp_path / "o2o"),
+                              "--quiet", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["env"] == TASK and 0.0 <= summary["cumulative_regret"] <= 1.0
+    assert summary["success_rate"] == summary["normalized_score"]
+    online_config = json.loads((tmp_path / "o2o" / "online" / "config.json").read_text())
+    assert online_config["dataset_metadata"]["relabelled_for"] == TASK

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from o2o.data.io import validation_path
 from o2o.errors import O2OError
 from o2o.files import atomic_write
 
@@ -198,12 +199,6 @@ def _compressed_npz(rows: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **rows)
     return buffer.getvalue()
-
-
-def validation_path(path: str | os.PathLike) -> Path:
-    """Where OGBench keeps a dataset's validation split: `name.npz` -> `name-val.npz`."""
-    path = Path(path)
-    return path.with_name(path.name[: -len(".npz")] + "-val.npz")
 
 
 def collect_to(env_name: str, level: str, out: str | os.PathLike, episodes: int = 1000, steps: int = 1001,

@@ -148,6 +148,12 @@ def write_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
 _EXTRA = "extra_"
 
 
+def validation_path(path: str | os.PathLike) -> Path:
+    """Where OGBench keeps a dataset's validation split: `name.npz` -> `name-val.npz`."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(".npz")] + "-val.npz")
+
+
 def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
     """An OGBench dataset file, read by OGBench's own loader (`ogbench.utils.load_dataset`, regular layout: each
     episode's last row has no next observation and is dropped). The data is goal-conditioned: it has no rewards until
@@ -165,7 +171,7 @@ def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
     extras = {name: rows[name] for name in ("qpos", "qvel", "button_states") if name in rows}
     metadata = {"source": str(path), "source_format": "ogbench-npz", "ogbench_dataset": path.name[: -len(".npz")],
                 "goal_conditioned": True}
-    validation = path.with_name(path.name[: -len(".npz")] + "-val.npz")
+    validation = validation_path(path)
     if validation.is_file() and not path.name.endswith("-val.npz"):
         metadata["validation_split"] = str(validation)
     return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
@@ -230,9 +236,10 @@ def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False
 
 
 def content_hash(dataset: Dataset) -> str:
-    """SHA-256 over every field's dtype, shape and bytes: equal hashes mean equal transitions."""
+    """SHA-256 over every field's (and extra's) dtype, shape and bytes: equal hashes mean equal transitions."""
     digest = hashlib.sha256()
-    for name, value in dataset.arrays().items():
+    fields = {**dataset.arrays(), **{f"extra:{name}": value for name, value in dataset.extras.items()}}
+    for name, value in fields.items():
         digest.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
         for start in range(0, len(value), 1 << 18):
             digest.update(np.ascontiguousarray(value[start : start + (1 << 18)]).tobytes())
