@@ -195,3 +195,21 @@ def test_offline_to_online_on_a_task_reports_success_and_regret(generated, tmp_p
     assert summary["success_rate"] == summary["normalized_score"]
     online_config = json.loads((tmp_path / "o2o" / "online" / "config.json").read_text())
     assert online_config["dataset_metadata"]["relabelled_for"] == TASK
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_datasets_saved_from_ogbenchs_loader_read_the_same(generated, tmp_path, compact):
+    """The regular (next_observations) and compact (valids) layouts OGBench's loader returns, saved as .npz and
+    relabelled for a task, read as the same transitions, rewards and masks as the file itself."""
+    from ogbench.utils import make_env_and_datasets
+
+    folder, _ = generated
+    env, rows, _ = make_env_and_datasets("cube-single-play-singletask-task2-v0", compact_dataset=compact,
+                                         dataset_path=str(folder / "cube-single-play-v0.npz"), add_info=True)
+    env.close()
+    np.savez(tmp_path / "saved.npz", **rows)
+    saved = load_dataset(tmp_path / "saved.npz")
+    reference, _ = load_for_env(str(folder / "cube-single-play-v0.npz"), TASK)
+    assert not saved.metadata["goal_conditioned"] and len(saved) == len(reference)
+    for name in ("observations", "actions", "next_observations", "rewards", "timeouts", "bootstrap"):
+        np.testing.assert_array_equal(getattr(saved, name), getattr(reference, name), err_msg=name)

@@ -121,7 +121,7 @@ def read_npz(path: Path, check_values: bool = True) -> Dataset:
     `read_ogbench_npz`)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if "rewards" not in npz.files and "terminals" in npz.files:
+            if "timeouts" not in npz.files and "terminals" in npz.files:  # OGBench has no timeouts
                 return read_ogbench_npz(path, check_values)
             arrays = {name: npz[name] for name in npz.files if name in FIELDS + (MASKS,)}
             extras = {name[len(_EXTRA):]: npz[name] for name in npz.files if name.startswith(_EXTRA)}
@@ -155,22 +155,41 @@ def validation_path(path: str | os.PathLike) -> Path:
 
 
 def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
-    """An OGBench dataset file, read by OGBench's own loader (`ogbench.utils.load_dataset`, regular layout: each
-    episode's last row has no next observation and is dropped). The data is goal-conditioned: it has no rewards until
-    a single task relabels it (`o2o.envs.ogbench.relabel`); qpos, qvel and button states are kept as extras."""
-    from ogbench.utils import load_dataset as ogbench_load_dataset
-
+    """An OGBench dataset: its file layout (one row per step; read by OGBench's own loader, `ogbench.utils.load_dataset`,
+    which drops each episode's last row, having no next observation), or a dataset OGBench's loader returned and the
+    user saved: the regular layout (`next_observations`, `terminals` = last transition of each trajectory) or the
+    compact one (`valids` = 0 on each trajectory's last row). Rewards and masks, when saved (a singletask dataset),
+    are kept; without them the data is goal-conditioned until a task relabels it (`o2o.envs.ogbench.relabel`).
+    qpos, qvel and button states are kept as extras."""
     try:
-        rows = ogbench_load_dataset(str(path), compact_dataset=False, add_info=True)
+        with np.load(path, allow_pickle=False) as npz:
+            rows = {name: npz[name] for name in npz.files}
+        if "next_observations" not in rows and "valids" not in rows:
+            from ogbench.utils import load_dataset as ogbench_load_dataset
+
+            rows = ogbench_load_dataset(str(path), compact_dataset=False, add_info=True)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise DatasetError(f"{path}: cannot be read as an OGBench dataset: {e}") from e
+    if "valids" in rows:  # compact: a transition from every valid row to the row after it
+        steps = np.flatnonzero(rows["valids"] > 0)
+        if steps.size and steps[-1] == len(rows["valids"]) - 1:
+            raise DatasetError(f"{path}: valids[{steps[-1]}] = 1 on the last row; a compact OGBench dataset ends each "
+                               "trajectory with a row of valids 0")
+        ends = np.zeros(len(rows["valids"]), bool)
+        ends[:-1] = rows["valids"][1:] == 0
+        rows = {**{k: v[steps] for k, v in rows.items() if k != "valids"},
+                "next_observations": rows["observations"][steps + 1], "terminals": ends[steps]}
     n = len(rows["actions"])
-    arrays = {"observations": rows["observations"], "actions": rows["actions"], "rewards": np.zeros(n, np.float32),
+    relabelled = "rewards" in rows and "masks" in rows
+    arrays = {"observations": rows["observations"], "actions": rows["actions"],
+              "rewards": rows["rewards"] if relabelled else np.zeros(n, np.float32),
               "next_observations": rows["next_observations"], "terminals": np.zeros(n, bool),
               "timeouts": rows["terminals"].astype(bool)}
+    if relabelled:
+        arrays[MASKS] = rows["masks"]
     extras = {name: rows[name] for name in ("qpos", "qvel", "button_states") if name in rows}
     metadata = {"source": str(path), "source_format": "ogbench-npz", "ogbench_dataset": path.name[: -len(".npz")],
-                "goal_conditioned": True}
+                "goal_conditioned": not relabelled}
     validation = validation_path(path)
     if validation.is_file() and not path.name.endswith("-val.npz"):
         metadata["validation_split"] = str(validation)
