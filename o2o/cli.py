@@ -23,7 +23,7 @@ app.add_typer(data_app, name="data")
 @app.callback()
 def root_options(
     eval_envs: Annotated[Optional[int], typer.Option(
-        "--eval-envs", help="Most evaluation envs alive at once (default 32, or $O2O_EVAL_ENVS); more episodes run "
+        "--eval-envs", help="Most evaluation envs alive at once (default 16, or $O2O_EVAL_ENVS); more episodes run "
         "in waves with unchanged results. Lower it for memory-hungry envs (OGBench: ~165 MB each).")] = None,
 ) -> None:
     """o2o: offline-to-online reinforcement learning."""

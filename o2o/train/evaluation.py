@@ -3,7 +3,7 @@ through one batched, jitted policy call per step.
 
 At most `max_eval_envs()` envs are alive at once (an OGBench manipulation env holds about 165 MB): when K seeds x E
 episodes need more, the episodes run in waves of K x W envs, each episode with the same reset seed as when all run
-together, so results do not depend on the cap. The cap is `O2O_EVAL_ENVS` (the CLI's `--eval-envs`), default 32.
+together, so results do not depend on the cap. The cap is `O2O_EVAL_ENVS` (the CLI's `--eval-envs`), default 16.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from o2o.envs.actions import to_env_actions
 from o2o.errors import O2OError
 
 
-DEFAULT_MAX_EVAL_ENVS = 32
+DEFAULT_MAX_EVAL_ENVS = 16
 
 
 def max_eval_envs() -> int:
