@@ -272,6 +272,9 @@ def collect_cmd(
 
     if env_id in ogbench.MANIPULATION_ENVS:
         ogbench.check_request(env_id, level)
+        if format != DatasetFormat.o2o:
+            raise O2OError(f"--format {format.value}: OGBench data is written in o2o's format and OGBench's .npz layout "
+                           "together; convert afterwards with `o2o data convert`")
         dest = out or f"datasets/{env_id[:-3]}-{level}-v0"
         bar = runs.ProgressBar(not quiet, episodes + episodes // 10, 0, "collect", "episodes")
         try:
