@@ -41,7 +41,8 @@ class DatasetFormat(str, Enum):
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of standard output.")]
-EnvOption = Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, e.g. Hopper-v5.")]
+EnvOption = Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, e.g. Hopper-v5, or an "
+                                                  "OGBench task, e.g. cube-single-singletask-task2-v0.")]
 QuietFlag = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 PresetOption = Annotated[str, typer.Option("--preset", help="The paper's per-dataset settings (see `o2o algos "
                                           "--json`): auto (chosen by the dataset's env and level), none, or a name.")]
