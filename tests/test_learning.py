@@ -99,17 +99,23 @@ def test_lb_sac_learns_in_few_updates(dataset, tmp_path):
 def test_iql_solves_cube_single_task2_with_the_published_settings(tmp_path):
     """OGBench cube-single-play (1000 episodes made by the package's oracles; `$O2O_DATASETS` is used when it holds
     them, else they are made here, about 15 minutes on 2 cores), task 2, the OGBench preset (expectile 0.9, temperature
-    1, 4 x 256), 100k updates, 50 episodes. Published: 85 at 1M updates; see README "OGBench" for o2o's measurements.
-    A broken relabelling, mask or preset stays far below (the default IQL settings reached 66-86)."""
+    1, 4 x 256), 200k updates (about 40 minutes), 50 episodes every 20k; the published protocol's final score is the
+    mean of the last three evaluations (published: 85 at 1M updates; o2o measured 95-98, README "OGBench"). Single
+    evaluations swing by 30 points on the way (58-100), so only the protocol's mean is checked."""
+    import json
+
     from o2o.collect.ogbench import collect_to
     from o2o.envs import ogbench
+    from o2o.errors import DatasetError
 
     try:
         source = str(ogbench.find_dataset("cube-single-play-singletask-task2-v0"))
-    except Exception:
+    except DatasetError:
         source = collect_to("cube-single-v0", "play", tmp_path / "cube-single-play-v0")["o2o"]
     summary = offline.train(offline.OfflineSettings(
-        algo="iql", dataset=source, env="cube-single-singletask-task2-v0", steps=100_000, eval_every=100_000,
+        algo="iql", dataset=source, env="cube-single-singletask-task2-v0", steps=200_000, eval_every=20_000,
         eval_episodes=50, out=str(tmp_path / "iql")), progress=False)
     assert summary["preset"]["name"] == "ogbench-cube-single"
-    assert summary["success_rate"] >= 80.0
+    lines = (tmp_path / "iql" / "metrics.jsonl").read_text().splitlines()
+    rates = [json.loads(line)["success_rate"] for line in lines if "success_rate" in json.loads(line)]
+    assert len(rates) == 10 and sum(rates[-3:]) / 3 >= 80.0
