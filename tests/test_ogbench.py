@@ -51,6 +51,14 @@ def test_same_seed_same_bytes_whatever_the_number_of_workers(generated):
     assert not np.array_equal(other_seed["actions"], one_worker["actions"][:STEPS])
 
 
+def test_noisy_level_same_seed_same_bytes():
+    """The Markov oracles with noise and random actions (p = 0.1) draw only from the seeded streams."""
+    first, _ = collect_ogbench.generate("cube-single-v0", "noisy", 1, STEPS, seed=5, workers=1)
+    second, _ = collect_ogbench.generate("cube-single-v0", "noisy", 1, STEPS, seed=5, workers=1)
+    for name, value in first.items():
+        np.testing.assert_array_equal(value, second[name], err_msg=name)
+
+
 def test_reader_and_relabelling_agree_with_ogbench_itself(generated):
     from ogbench.utils import make_env_and_datasets
 

@@ -31,6 +31,8 @@ MANIPULATION_ENVS = ("cube-single-v0", "cube-double-v0", "cube-triple-v0", "cube
 LEVELS = ("play", "noisy")
 NOISE, NOISE_SMOOTHING, MIN_NORM = 0.1, 0.5, 0.4
 ROW_FIELDS = ("observations", "actions", "terminals", "qpos", "qvel", "button_states")
+ROW_DTYPES = {"observations": np.float32, "actions": np.float32, "terminals": bool, "qpos": np.float32,
+              "qvel": np.float32, "button_states": np.int64}  # the published files' dtypes
 
 
 def random_action_probability(env_name: str, level: str) -> float:
@@ -100,6 +102,7 @@ def _episode(seed: int, episode: int) -> dict[str, np.ndarray]:
     env, oracles, env_name, level = _worker["env"], _worker["oracles"], _worker["env_name"], _worker["level"]
     p_random = random_action_probability(env_name, level)
     has_buttons = hasattr(env.unwrapped, "_cur_button_states")
+    action_shape = env.action_space.shape
     for attempt in range(100):
         episode_key = episode_seed(seed, episode, attempt)
         np.random.seed(episode_key)  # the oracles draw from NumPy's global generator
@@ -111,8 +114,8 @@ def _episode(seed: int, episode: int) -> dict[str, np.ndarray]:
         rows: dict[str, list] = {name: [] for name in ROW_FIELDS}
         done = False
         while not done:
-            if np.random.rand() < p_random:
-                action = env.action_space.sample()
+            if np.random.rand() < p_random:  # uniform over the action box, from the seeded stream (the published
+                action = np.random.uniform(-1.0, 1.0, size=action_shape)  # script's action_space.sample() is unseeded)
             else:
                 action = np.array(oracle.select_action(observation, info))
                 if level == "noisy":
@@ -136,10 +139,6 @@ def _episode(seed: int, episode: int) -> dict[str, np.ndarray]:
         if not env_name.startswith("scene") or _scene_is_healthy(arrays["qpos"]):
             return arrays
     raise O2OError(f"{env_name} episode {episode}: no healthy episode in 100 attempts")
-
-
-ROW_DTYPES = {"observations": np.float32, "actions": np.float32, "terminals": bool, "qpos": np.float32,
-              "qvel": np.float32, "button_states": np.int64}
 
 
 def _episodes(seed: int, episodes: range) -> list[dict[str, np.ndarray]]:

@@ -120,11 +120,10 @@ def load_for_env(source: str, env: str | None, required: bool = False,
     ):
         dataset = ogbench.relabel(dataset, env, source)
     if dataset.metadata.get("goal_conditioned") and not goal_conditioned:
-        hint = dataset.metadata.get("ogbench_dataset", "ENV-KIND-v0").split("-")
-        task = "-".join(hint[:-2] + ["singletask", "task1", hint[-1]]) if len(hint) > 2 else "ENV-singletask-taskK-v0"
         raise O2OError(
-            f"{source}: a goal-conditioned dataset (no task rewards); o2o's algorithms learn one task: pass "
-            f"--env {task} (any task number) to relabel it with that task's rewards"
+            f"{source}: a goal-conditioned dataset (no task rewards); o2o's algorithms learn one task: pass --env "
+            f"{ogbench.task_hint(dataset.metadata.get('ogbench_dataset'))} (any task number) to relabel it with that "
+            "task's rewards"
         )
     env_id = resolve_env_id(env, dataset.env_id, source, required=required)
     if env_id:

@@ -24,7 +24,8 @@ _NAME = re.compile(
     rf"^(?P<env>[a-z0-9-]+?)(?:-(?P<kind>{'|'.join(DATASET_KINDS)}))?(?:-(?P<mode>singletask|oraclerep))?"
     r"(?:-task(?P<task>\d+))?-v(?P<version>\d+)$"
 )
-RELABEL_FIELDS = ("qpos", "qvel", "button_states")  # what the relabelling reads from a dataset's extras
+FAMILIES = frozenset({"cube", "scene", "puzzle", "antmaze", "humanoidmaze", "pointmaze", "antsoccer", "visual",
+                      "powderworld"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,16 +54,10 @@ class Name:
 def parse(name: str) -> Name | None:
     """The parts of an OGBench name, or None when `name` is not one (no OGBench env family matches)."""
     match = _NAME.match(name)
-    if not match or match["env"].split("-")[0] not in _families():
+    if not match or match["env"].split("-")[0] not in FAMILIES:
         return None
     return Name(match["env"], match["kind"], int(match["task"]) if match["task"] else None,
                 match["mode"] == "singletask", match["version"])
-
-
-@lru_cache(maxsize=1)
-def _families() -> frozenset[str]:
-    return frozenset({"cube", "scene", "puzzle", "antmaze", "humanoidmaze", "pointmaze", "antsoccer", "visual",
-                      "powderworld"})
 
 
 @lru_cache(maxsize=1)
@@ -135,6 +130,12 @@ def relabel(dataset: Dataset, env_id: str, source: str) -> Dataset:
     metadata = {**dataset.metadata, "env_id": env_id, "goal_conditioned": False, "relabelled_for": env_id,
                 "rewards": "ogbench.relabel_utils.relabel_dataset"}
     return dataclasses.replace(dataset, rewards=labels["rewards"], masks=labels["masks"].astype(bool), metadata=metadata)
+
+
+def task_hint(dataset_name: str | None) -> str:
+    """A task env for an OGBench dataset name, to show in an error: `cube-single-play-v0` -> cube-single-singletask-task1-v0."""
+    name = parse(dataset_name) if dataset_name else None
+    return f"{name.env}-singletask-task1-v{name.version}" if name else "ENV-singletask-task1-v0"
 
 
 def check_task(env_id: str) -> None:
