@@ -51,11 +51,11 @@ def make_env(env_id: str, **kwargs):
     """`gymnasium.make(env_id)`, with gymnasium-robotics registered and a clear error for an unknown id."""
     import gymnasium as gym
 
-    if env_id not in gym.registry:
-        _register_robotics()  # imported only when needed: it is slow and prints notices
-    if env_id not in gym.registry and ogbench.parse(env_id):
+    if ogbench.parse(env_id):  # also when another import of ogbench registered its envs: register() sets filters
         ogbench.register()
         ogbench.check_task(env_id)
+    if env_id not in gym.registry:
+        _register_robotics()  # imported only when needed: it is slow and prints notices
     if env_id not in gym.registry:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f" (registered versions: {', '.join(sorted(close))})" if close else ""
