@@ -7,7 +7,6 @@ record into the agent module and its config.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from o2o.errors import O2OError
@@ -148,9 +147,11 @@ def dataset_key(env_id: str | None, level: str | None) -> str | None:
     "ogbench-cube-single" for any OGBench cube-single task."""
     if not env_id:
         return None
-    ogbench_task = re.match(r"^(.+?)(?:-(?:play|noisy|navigate|stitch|explore))?-singletask(?:-task\d+)?-v\d+$", env_id)
-    if ogbench_task:
-        return f"{OGBENCH_PRESET}-{ogbench_task[1]}"
+    from o2o.envs.ogbench import parse  # here, not at the top: `o2o --help` reads this registry and stays fast
+
+    ogbench_name = parse(env_id)
+    if ogbench_name and ogbench_name.singletask:
+        return f"{OGBENCH_PRESET}-{ogbench_name.env}"
     env = env_id.lower().rsplit("-v", 1)[0] if "-v" in env_id.lower() else env_id.lower()
     return f"{env}-{level}" if level and not env.endswith(level) else env
 
