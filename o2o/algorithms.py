@@ -68,6 +68,14 @@ REBRAC_OGBENCH = _per_dataset(("actor_bc_coef", "critic_bc_coef"), dict(zip((f"o
     (1.0, 0.0), (0.1, 0.0), (0.1, 0.01), (0.3, 0.01), (0.3, 0.01), (0.003, 0.01), (0.01, 0.01)))))
 for _values in REBRAC_OGBENCH.values():
     _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99)
+# FQL: alpha per env (Table 6; the paper's commands), the mean of the critics but for antmaze (min)
+FQL_OGBENCH = _per_dataset(("alpha",), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
+    (300.0,), (300.0,), (300.0,), (1000.0,), (1000.0,), (10.0,), (30.0,)))))
+FQL_OGBENCH["ogbench-antmaze-large"]["q_aggregation"] = "min"
+for _values in FQL_OGBENCH.values():
+    _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99)
+for _presets in (IQL_OGBENCH, REBRAC_OGBENCH, FQL_OGBENCH):  # the paper's longer horizon for humanoidmaze
+    _presets["ogbench-humanoidmaze-medium"]["discount"] = 0.995
 OGBENCH_PRESET = "ogbench"
 
 
@@ -98,6 +106,10 @@ RECORDS = (
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
               online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH}),
+    # FQL paper: fine-tuning keeps the objective, with the offline data in the replay buffer.
+    Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
+              "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
+              online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH),
     Algorithm("sacn", "edac", "SAC with N critics and the ensemble minimum as pessimism",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True}, online={"offline_sampling": "union", "warmup_steps": 0},

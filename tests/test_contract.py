@@ -38,6 +38,10 @@ def batch(seed=0):
                                                  rng.uniform(-1, 1, size=(BATCH, ACT))), jnp.float32)}
 
 
+# agents whose evaluation draws from the policy, as their paper evaluates (FQL's one-step policy draws its noise)
+EVALUATION_SAMPLES = {"fql"}
+
+
 def leaves_equal(a, b):
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
@@ -66,7 +70,10 @@ def test_agent_contract(name, tmp_path):
     for deterministic in (True, False):
         actions = np.asarray(act(new, obs, jax.random.PRNGKey(3), deterministic))
         assert actions.shape == (2, 5, ACT) and np.all(np.abs(actions) <= 1.0)
-    assert np.array_equal(act(new, obs, jax.random.PRNGKey(3), True), act(new, obs, jax.random.PRNGKey(4), True))
+    same_key = act(new, obs, jax.random.PRNGKey(3), True)
+    assert np.array_equal(same_key, act(new, obs, jax.random.PRNGKey(3), True))
+    other_key = act(new, obs, jax.random.PRNGKey(4), True)
+    assert np.array_equal(same_key, other_key) != (name in EVALUATION_SAMPLES)
 
     runs.save_checkpoint(tmp_path, {"states": new, "step": 2})
     restored = runs.load_checkpoint(tmp_path, {"states": states, "step": 0})
@@ -98,8 +105,9 @@ def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
 
 
 # one algorithm per fine-tuning path: symmetric batches with next actions and recipe changes (ReBRAC), with Monte-Carlo
-# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC); the CLI test above covers the rest
-FINE_TUNING_PATHS = ("rebrac", "calql", "iql", "edac")
+# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL); the CLI
+# test above covers the rest
+FINE_TUNING_PATHS = ("rebrac", "calql", "iql", "edac", "fql")
 
 
 def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(pendulum, tmp_path, capsys):

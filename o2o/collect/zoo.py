@@ -142,10 +142,10 @@ def _measure(env_id: str, card: dict, policy: dict) -> tuple[float, float]:
     """Mean and std of the stochastic policy's return over CARD_EPISODES episodes (the level's behaviour)."""
     state = _policy_state(env_id, card, policy)
     envs = make_eval_envs(env_id, 1, CARD_EPISODES)
-    act = jax.jit(lambda o, k: sac.act(state, o[0], k, False)[None])
-    keys = iter(jax.random.split(jax.random.PRNGKey(123), 100_000))
+    act = jax.jit(jax.vmap(lambda o, k, t: sac.act(state, o[None], jax.random.fold_in(k, t), False)[0],
+                           in_axes=(0, 0, None)))
     try:
-        returns, _ = evaluate(lambda o: act(o, next(keys)), envs, [0], CARD_EPISODES, round_seed=424_242)
+        returns, _ = evaluate(lambda o, keys, t: act(o[0], keys[0], t)[None], envs, [0], CARD_EPISODES, round_seed=424_242)
     finally:
         envs.close()
     return float(returns.mean()), float(returns.std())

@@ -5,7 +5,8 @@ Policies output actions in [-1, 1]; o2o's train layer maps environment action bo
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -66,26 +67,40 @@ class MLP(nn.Module):
     """Dense layers with ReLU (and optional LayerNorm after each hidden layer), then a linear output.
 
     `output_scale=None` keeps Flax's initialisers; a number gives EDAC's (An et al., 2021; ReBRAC uses it too): hidden
-    weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases U(+-output_scale)."""
+    weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases U(+-output_scale). `GeluMLP` is the FQL
+    paper's variant."""
 
     hidden_dims: Sequence[int]
     output_dim: int
     layer_norm: bool = False
     output_scale: float | None = None
+    activation: Callable = nn.relu
+    kernel_init: Any = None  # None: Flax's (or EDAC's, with output_scale)
+    norm_after_activation: bool = False  # LayerNorm after the activation instead of before it
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         hidden, output = {}, {}
+        if self.kernel_init is not None:
+            hidden = output = {"kernel_init": self.kernel_init}
         if self.output_scale is not None:
             hidden = {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
                       "bias_init": nn.initializers.constant(0.1)}
             output = {"kernel_init": uniform(self.output_scale), "bias_init": uniform(self.output_scale)}
         for width in self.hidden_dims:
             x = nn.Dense(width, **hidden)(x)
-            if self.layer_norm:
+            if self.layer_norm and not self.norm_after_activation:
                 x = LayerNorm()(x)
-            x = nn.relu(x)
+            x = self.activation(x)
+            if self.layer_norm and self.norm_after_activation:
+                x = LayerNorm()(x)
         return nn.Dense(self.output_dim, **output)(x)
+
+
+# The FQL paper's networks (Park, Li & Levine, 2025, and its code): GELU, LayerNorm after the activation, Glorot-uniform
+# weights.
+GeluMLP = functools.partial(MLP, activation=nn.gelu, norm_after_activation=True,
+                            kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))
 
 
 class Critic(nn.Module):
@@ -94,11 +109,12 @@ class Critic(nn.Module):
     hidden_dims: Sequence[int]
     layer_norm: bool = False
     output_scale: float | None = None
+    mlp: Callable = MLP
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
         x = jnp.concatenate([observations, actions], axis=-1)
-        return MLP(self.hidden_dims, 1, self.layer_norm, self.output_scale)(x)[..., 0]
+        return self.mlp(self.hidden_dims, 1, self.layer_norm, self.output_scale)(x)[..., 0]
 
 
 class CriticEnsemble(nn.Module):
@@ -112,6 +128,7 @@ class CriticEnsemble(nn.Module):
     layer_norm: bool = False
     output_scale: float | None = None
     shared_inputs: bool = True
+    mlp: Callable = MLP
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
@@ -123,7 +140,7 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(self.hidden_dims, self.layer_norm, self.output_scale)(observations, actions)
+        return ensemble(self.hidden_dims, self.layer_norm, self.output_scale, self.mlp)(observations, actions)
 
 
 class ValueFunction(nn.Module):
@@ -135,6 +152,21 @@ class ValueFunction(nn.Module):
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
         return MLP(self.hidden_dims, 1, self.layer_norm)(observations)[..., 0]
+
+
+class ActionField(nn.Module):
+    """f(s, x[, t]) -> (batch, action_dim), unbounded: a flow's velocity field (with the flow time t) or a
+    noise-conditioned one-step policy (without), as in FQL."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    layer_norm: bool = False
+    mlp: Callable = GeluMLP
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array, times: jax.Array | None = None) -> jax.Array:
+        inputs = [observations, actions] + ([] if times is None else [times])
+        return self.mlp(self.hidden_dims, self.action_dim, self.layer_norm)(jnp.concatenate(inputs, axis=-1))
 
 
 class DeterministicPolicy(nn.Module):

@@ -40,8 +40,18 @@ def make_eval_envs(env_id: str, num_seeds: int, episodes: int) -> gym.vector.Vec
     return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_seeds * wave_width(num_seeds, episodes))])
 
 
+def batched_policy(agent) -> Callable:
+    """(states, observations, episode_keys, t) -> actions: every seed's evaluation actions for (seeds, envs, obs_dim)
+    observations in one jitted call. An agent whose evaluation samples (FQL) draws with fold_in(episode key, t), so
+    an episode's draws depend on nothing but its own reset seed and step."""
+    def one_env(state, observation, key, t):
+        return agent.act(state, observation[None], jax.random.fold_in(key, t), True)[0]
+
+    return jax.jit(jax.vmap(jax.vmap(one_env, in_axes=(None, 0, 0, None)), in_axes=(0, 0, 0, None)))
+
+
 def evaluate(
-    policy: Callable[[jax.Array], jax.Array],
+    policy: Callable[[np.ndarray, jax.Array, np.ndarray], jax.Array],
     envs: gym.vector.VectorEnv,
     seeds: list[int],
     episodes: int,
@@ -50,8 +60,8 @@ def evaluate(
     """Undiscounted return of the first episode of every env, and its success (1/0 from `info["success"]` at the
     episode's last step; NaN where the env reports none), both of shape (num_seeds, episodes).
 
-    `policy` maps observations (num_seeds, W, obs_dim) to actions in [-1, 1] of shape (num_seeds, W, act_dim), W the
-    episodes per seed of one wave (`envs` holds num_seeds x W envs; the last wave repeats its final episode to fill
+    `policy` maps observations (num_seeds, W, obs_dim), each episode's key (num_seeds, W) and the step t to actions in
+    [-1, 1] of shape (num_seeds, W, act_dim) (see `batched_policy`), W the episodes per seed of one wave (`envs` holds num_seeds x W envs; the last wave repeats its final episode to fill
     them, and the repeats are dropped). Episode e of training seed s resets its env with seed
     `round_seed + 10_007 * s + e`: an evaluation round is reproducible, and a seed is evaluated on the same episodes
     whether it trains alone or beside others, in one wave or many.
@@ -72,12 +82,16 @@ def _run_wave(policy, envs, seeds: list[int], wave: np.ndarray, round_seed: int)
     num_seeds, width = len(seeds), len(wave)
     n = num_seeds * width
     low, high = envs.single_action_space.low, envs.single_action_space.high
-    observations, _ = envs.reset(seed=[round_seed + 10_007 * s + int(e) for s in seeds for e in wave])
+    reset_seeds = [round_seed + 10_007 * s + int(e) for s in seeds for e in wave]
+    observations, _ = envs.reset(seed=reset_seeds)
+    episode_keys = jax.vmap(jax.random.PRNGKey)(np.asarray(reset_seeds, np.int64) % 2**31).reshape(num_seeds, width, -1)
     returns = np.zeros(n)
     successes = np.full(n, np.nan)
     running = np.ones(n, dtype=bool)
+    t = 0
     while running.any():
-        actions = np.asarray(policy(observations.reshape(num_seeds, width, -1).astype(np.float32)))
+        actions = np.asarray(policy(observations.reshape(num_seeds, width, -1).astype(np.float32), episode_keys, np.int32(t)))
+        t += 1
         observations, rewards, terminated, truncated, infos = envs.step(to_env_actions(actions.reshape(n, -1), low, high))
         returns += np.where(running, rewards, 0.0)
         ending = running & (terminated | truncated)

@@ -26,7 +26,7 @@ from o2o.envs import env_spaces, load_for_env, ogbench
 from o2o.envs.actions import to_unit_actions
 from o2o.errors import O2OError
 from o2o.train import runs
-from o2o.train.evaluation import evaluate, make_eval_envs, scores
+from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 
 
 OGBENCH_ACTION_CLIP = 1.0 - 1e-5
@@ -139,11 +139,6 @@ def make_train_chunk(agent, batch_size: int, chunk: int) -> Callable:
     return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)), donate_argnums=(0,))
 
 
-def make_policy(agent) -> Callable:
-    """Deterministic actions for (seeds, envs, obs_dim) observations, one jitted call."""
-    return jax.jit(jax.vmap(lambda s, o: agent.act(s, o, jax.random.PRNGKey(0), True)))
-
-
 def train(settings: OfflineSettings, progress: bool = True) -> dict[str, Any]:
     """Train a new run; returns the summary (also written to summary.json)."""
     p = prepare(settings)
@@ -184,12 +179,12 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     data = device_data(p)
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
     train_chunk = make_train_chunk(p.agent, p.config.batch_size, chunk)
-    policy = make_policy(p.agent)
+    policy = batched_policy(p.agent)
     envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes) if s.eval_episodes > 0 else None
     log = runs.MetricsLog(run_dir, resume_from_step=start_step if start_step else None)
 
     def run_eval(step: int) -> dict[str, Any]:
-        returns = evaluate(lambda o: policy(states, o), envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (step + 1))
+        returns = evaluate(lambda *inputs: policy(states, *inputs), envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (step + 1))
         return {"step": step, "phase": "offline", **scores(returns, p.env_id, p.dataset.metadata)}
 
     update_seconds = eval_seconds = 0.0
@@ -269,9 +264,9 @@ def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: 
     if episodes < 1:
         raise O2OError(f"--episodes must be at least 1 (got {episodes})")
     envs = make_eval_envs(env_id, len(seeds), episodes)
-    policy = make_policy(agent)
+    policy = batched_policy(agent)
     try:
-        returns = evaluate(lambda o: policy(states, o), envs, seeds, episodes, round_seed=7_777_777)
+        returns = evaluate(lambda *inputs: policy(states, *inputs), envs, seeds, episodes, round_seed=7_777_777)
     finally:
         envs.close()
     return scores(returns, env_id, metadata)

@@ -35,7 +35,7 @@ from o2o.envs import env_spaces, make_env
 from o2o.envs.actions import to_env_actions
 from o2o.errors import O2OError
 from o2o.train import handoff, offline, runs
-from o2o.train.evaluation import evaluate, make_eval_envs, scores
+from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 
 SAMPLING = ("none", "union", "symmetric")
 WARMUP_POLICIES = ("random", "pretrained")
@@ -312,7 +312,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     states, buffers = start["states"], start["buffers"]
     seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
     offline_data = p.offline_data if p.offline_data is not None else {}
-    policy = offline.make_policy(agent)
+    policy = batched_policy(agent)
     eval_envs = make_eval_envs(p.env_id, n, s.eval_episodes) if s.eval_episodes > 0 else None
     envs = [make_env(p.env_id) for _ in p.seeds]
     log = runs.MetricsLog(run_dir, resume_from_step=step if step else None)
@@ -330,7 +330,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         return step_fns[key]
 
     def run_eval(t: int) -> dict[str, Any]:
-        returns = evaluate(lambda o: policy(states, o), eval_envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (t + 1))
+        returns = evaluate(lambda *inputs: policy(states, *inputs), eval_envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (t + 1))
         return {"step": t, "phase": "online", **scores(returns, p.env_id, p.metadata)}
 
     obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
