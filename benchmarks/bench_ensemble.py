@@ -38,7 +38,7 @@ def jax_updates_per_second(algo: str, critics: int, chunk: int) -> tuple[float, 
     states = jax.vmap(lambda k: agent.init(k, Spec.unnormalized(OBS, ACT), config))(jax.random.split(jax.random.PRNGKey(0), 1))
     states = jax.tree.map(jnp.copy, states)
     data = {k: jnp.asarray(v) for k, v in dataset().items()}
-    train = make_train_chunk(agent, config.batch_size, chunk)
+    train = make_train_chunk(agent, config, chunk)
     keys = jax.random.split(jax.random.PRNGKey(1), 1)
     flops = train.lower(states, keys, 0, data).compile().cost_analysis()
     flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan"))  # XLA counts a loop body once

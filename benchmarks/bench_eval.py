@@ -21,7 +21,7 @@ def one_cap(env_id: str, seeds: int, episodes: int) -> None:
 
     from o2o.train.evaluation import evaluate, make_eval_envs
 
-    def policy(observations, episode_keys, t):  # a fixed policy: the cost measured is the envs'
+    def policy(observations, episode_keys, t, last_rewards):  # a fixed policy: the cost measured is the envs'
         return np.tanh(observations[..., :5] - observations[..., 5:10])
 
     start = time.perf_counter()

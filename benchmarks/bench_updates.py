@@ -56,7 +56,7 @@ def jax_updates_per_second(algo: str, repeats: int = 3) -> float:
     from o2o.agents import Spec, get_algorithm
     from o2o.train.offline import make_train_chunk
 
-    agent, config = get_algorithm(algo)
+    agent, config = get_algorithm(algo, {"batch_size": BATCH})
     spec = Spec.unnormalized(OBS, ACT)
     rng = np.random.default_rng(0)
     data = {"observations": jnp.asarray(rng.normal(size=(N, OBS)), jnp.float32),
@@ -67,7 +67,7 @@ def jax_updates_per_second(algo: str, repeats: int = 3) -> float:
     states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(jax.random.PRNGKey(0)[None]))
     keys = jax.random.PRNGKey(1)[None]
     chunk = 1000
-    train_chunk = make_train_chunk(agent, BATCH, chunk)
+    train_chunk = make_train_chunk(agent, config, chunk)
     states, m = train_chunk(states, keys, 0, data)
     jax.block_until_ready(m)
     best = 0.0

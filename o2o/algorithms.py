@@ -77,6 +77,8 @@ for _values in FQL_OGBENCH.values():
 for _presets in (IQL_OGBENCH, REBRAC_OGBENCH, FQL_OGBENCH):  # the paper's longer horizon for humanoidmaze
     _presets["ogbench-humanoidmaze-medium"]["discount"] = 0.995
 OGBENCH_PRESET = "ogbench"
+# Decision Transformer paper, Appendix (gym): the return evaluation is conditioned on
+DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah": (6000.0,), "walker2d": (5000.0,)})
 
 
 RECORDS = (
@@ -110,6 +112,9 @@ RECORDS = (
     Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
               "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH),
+    Algorithm("dt", "dt", "a causal transformer over (return-to-go, state, action) windows, conditioned on a target return",
+              "Chen et al., Decision Transformer, NeurIPS 2021", "offline", aliases=("decision-transformer",),
+              presets=DT_PRESETS),
     Algorithm("sacn", "edac", "SAC with N critics and the ensemble minimum as pessimism",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True}, online={"offline_sampling": "union", "warmup_steps": 0},

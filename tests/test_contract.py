@@ -17,7 +17,7 @@ from o2o.data import write_o2o
 from o2o.train import runs
 
 OBS, ACT, BATCH = 3, 2, 8
-SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float32))
+SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float32), episode_return_max=10.0)
 
 
 def small(name):
@@ -26,16 +26,27 @@ def small(name):
     return get_algorithm(name, {k: v for k, v in {"hidden_dims": "16,16", "batch_size": str(BATCH)}.items() if k in fields})
 
 
-def batch(seed=0):
+N = 40  # steps of the data batches are drawn from: episodes of 10 steps
+
+
+def data(seed=0):
+    """Every field of o2o.agents.TRANSITION_FIELDS over N steps."""
     rng = np.random.default_rng(seed)
-    return {"observations": jnp.asarray(rng.normal(size=(BATCH, OBS)), jnp.float32),
-            "actions": jnp.asarray(rng.uniform(-1, 1, size=(BATCH, ACT)), jnp.float32),
-            "rewards": jnp.asarray(rng.normal(size=BATCH), jnp.float32),
-            "next_observations": jnp.asarray(rng.normal(size=(BATCH, OBS)), jnp.float32),
-            "dones": jnp.asarray(rng.integers(0, 2, size=BATCH), jnp.float32),
-            "mc_returns": jnp.asarray(rng.normal(size=BATCH), jnp.float32),
-            "next_actions": jnp.asarray(np.where(np.arange(BATCH)[:, None] == 0, np.nan,  # an episode's last step
-                                                 rng.uniform(-1, 1, size=(BATCH, ACT))), jnp.float32)}
+    last = np.arange(N) % 10 == 9
+    return {"observations": jnp.asarray(rng.normal(size=(N, OBS)), jnp.float32),
+            "actions": jnp.asarray(rng.uniform(-1, 1, size=(N, ACT)), jnp.float32),
+            "rewards": jnp.asarray(rng.normal(size=N), jnp.float32),
+            "next_observations": jnp.asarray(rng.normal(size=(N, OBS)), jnp.float32),
+            "dones": jnp.asarray(rng.integers(0, 2, size=N), jnp.float32),
+            "mc_returns": jnp.asarray(rng.normal(size=N), jnp.float32),
+            "next_actions": jnp.asarray(np.where(last[:, None], np.nan, rng.uniform(-1, 1, size=(N, ACT))), jnp.float32),
+            "returns_to_go": jnp.asarray(rng.normal(size=N), jnp.float32),
+            "timesteps": jnp.asarray(np.arange(N) % 10, jnp.int32),
+            "episode_last_steps": jnp.asarray(np.arange(N) // 10 * 10 + 9, jnp.int32)}
+
+
+def batch(agent, config, seed=0):
+    return agent.sample_batch(config, data(seed), jax.random.PRNGKey(seed))
 
 
 # agents whose evaluation draws from the policy, as their paper evaluates (FQL's one-step policy draws its noise)
@@ -52,16 +63,16 @@ def test_agent_contract(name, tmp_path):
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     states = jax.vmap(lambda k: agent.init(k, SPEC, config))(keys)
     update = jax.jit(jax.vmap(agent.update, in_axes=(0, None, 0)))
-    new, metrics = update(states, batch(), keys)
-    new, metrics = update(new, batch(1), keys)  # TD3's actor learns every second update
+    new, metrics = update(states, batch(agent, config), keys)
+    new, metrics = update(new, batch(agent, config, 1), keys)  # TD3's actor learns every second update
     assert metrics and all(np.isfinite(np.asarray(v)).all() for v in metrics.values()), metrics
     assert not leaves_equal(states.actor.params, new.actor.params)
     assert int(new.step[0]) == 2
 
     alone = jax.jit(agent.update)
     one = jax.tree.map(lambda x: x[1], states)
-    one, _ = alone(one, batch(), keys[1])
-    one, _ = alone(one, batch(1), keys[1])
+    one, _ = alone(one, batch(agent, config), keys[1])
+    one, _ = alone(one, batch(agent, config, 1), keys[1])
     for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(jax.tree.map(lambda x: x[1], new))):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
 
@@ -87,9 +98,10 @@ def pendulum(tmp_path_factory):
 
 def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
     tiny = ["--set", "hidden_dims=16,16", "--set", "batch_size=16", "--eval-episodes", "1", "--quiet", "--json"]
+    tiny_transformer = ["--set", "embedding_dim=16", "--set", "num_layers=1", *tiny[2:]]
     for name in names("offline"):
         code, out, err = run_cli(["train", name, "--dataset", pendulum, "--steps", "4", "--eval-every", "4",
-                                  "--out", str(tmp_path / name), *tiny], capsys)
+                                  "--out", str(tmp_path / name), *(tiny_transformer if name == "dt" else tiny)], capsys)
         assert code == 0, (name, err)
         assert json.loads(out.strip().splitlines()[-1])["algo"] == name
     online_args = {"sac": [], "td3": [], "rlpd": ["--dataset", pendulum]}

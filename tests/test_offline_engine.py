@@ -42,11 +42,16 @@ def test_same_seed_gives_identical_metrics(pendulum, tmp_path):
     assert len(metric_lines(tmp_path / "a")) == 4  # one line per chunk of 100 updates
 
 
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(pendulum, tmp_path, monkeypatch):
-    full = settings(pendulum, tmp_path / "full", algo="iql")
+SMALL = {"iql": {"hidden_dims": "32,32", "batch_size": "64"}, "fql": {"hidden_dims": "32,32", "batch_size": "64"},
+         "dt": {"embedding_dim": "32", "num_layers": "1", "context_length": "5", "batch_size": "16"}}
+
+
+@pytest.mark.parametrize("algo", SMALL)
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(algo, pendulum, tmp_path, monkeypatch):
+    full = settings(pendulum, tmp_path / "full", algo=algo, agent_overrides=SMALL[algo])
     offline.train(full, progress=False)
 
-    killed = settings(pendulum, tmp_path / "killed", algo="iql")
+    killed = settings(pendulum, tmp_path / "killed", algo=algo, agent_overrides=SMALL[algo])
     save = runs.save_checkpoint
 
     def save_then_die(run_dir, target, path=runs.CHECKPOINT):

@@ -110,7 +110,7 @@ def test_evaluation_records_success_at_each_episodes_last_step():
         gym.register("o2o-test/Reach-v0", entry_point=ReachEnv, max_episode_steps=3)
     envs = make_eval_envs("o2o-test/Reach-v0", 2, 2)
     actions = np.array([1.0, -1.0]).reshape(2, 1, 1)  # seed 0 pushes right, seed 1 left
-    returns, successes = evaluate(lambda o, keys, t: np.broadcast_to(actions, o.shape[:2] + (1,)), envs, [0, 1], 2, round_seed=0)
+    returns, successes = evaluate(lambda o, keys, t, r: np.broadcast_to(actions, o.shape[:2] + (1,)), envs, [0, 1], 2, round_seed=0)
     envs.close()
     np.testing.assert_array_equal(returns, [[1.0, 1.0], [0.0, 0.0]])
     np.testing.assert_array_equal(successes, [[1.0, 1.0], [0.0, 0.0]])
@@ -127,7 +127,7 @@ def test_evaluation_in_waves_equals_evaluation_all_at_once(monkeypatch):
 
     from o2o.train.evaluation import evaluate, make_eval_envs
 
-    def policy(observations, episode_keys, t):  # returns depend on the start state and on the episode's own draws
+    def policy(observations, episode_keys, t, last_rewards):  # returns depend on the start state and on the episode's own draws
         noise = jax.vmap(jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, t), (1,))))(episode_keys)
         return np.tanh(observations[..., 2:3] + observations[..., :1] + 0.5 * np.asarray(noise))
 

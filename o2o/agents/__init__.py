@@ -1,6 +1,7 @@
 """Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
-`prepare_dataset` (the data transform of the algorithm's paper) and `transition_fields` (what its update reads beyond
-s, a, r, s', done). Which module and variant an algorithm name means is recorded in `o2o.algorithms`; `get_algorithm`
+`prepare_dataset` (the data transform of the algorithm's paper), `transition_fields` (what its update reads beyond
+s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows) and `begin_episode` /
+`act_in_episode` (a policy that acts on the episode so far: DT's context). Which module and variant an algorithm name means is recorded in `o2o.algorithms`; `get_algorithm`
 gives the module's functions as one typed `Agent`, optional ones filled in, so the train layer calls every agent alike."""
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from o2o.errors import O2OError
 TRANSITION_FIELDS = {
     "mc_returns": "discounted Monte-Carlo return-to-go of the behaviour policy (Cal-QL)",
     "next_actions": "the action taken at s' in the same episode, or NaN where s' ends the data (ReBRAC)",
+    "returns_to_go": "undiscounted return from the step to its episode's end (Decision Transformer)",
+    "timesteps": "the step's index within its episode (Decision Transformer)",
+    "episode_last_steps": "the index of the last step of the step's episode (Decision Transformer's windows)",
 }
 
 
@@ -37,14 +41,28 @@ class Agent:
     prepare_dataset: Callable[[Dataset, Any], Dataset]  # (dataset, config) -> the dataset its paper trains on
     transition_fields: Callable[[Any], tuple[str, ...]]  # config -> names in TRANSITION_FIELDS its update reads
     online_overrides: Callable[[int], dict[str, Any]]  # online updates -> config changes its fine-tuning recipe makes
+    sample_batch: Callable[[Any, dict, jax.Array], dict]  # (config, device data, key) -> a batch for `update`
+    # (state) -> one episode's empty memory; None: `act` needs no memory of the episode
+    begin_episode: Callable[[Any], Any] | None
+    # (state, memory, observation, last reward, t, key) -> (action, memory): one env's action at step t of its episode
+    act_in_episode: Callable[..., tuple[jax.Array, Any]] | None
 
     @classmethod
     def from_module(cls, name: str, module) -> "Agent":
-        """The module's functions; a module may leave out the last three (no transform, no extra fields, no changes)."""
+        """The module's functions; a module may leave out the optional ones (no transform, no extra fields, no changes,
+        uniform transitions, no episode memory)."""
         return cls(name, module.Config, module.init, module.update, module.act,
                    getattr(module, "prepare_dataset", lambda dataset, config: dataset),
                    getattr(module, "transition_fields", lambda config: ()),
-                   getattr(module, "online_overrides", lambda updates: {}))
+                   getattr(module, "online_overrides", lambda updates: {}),
+                   getattr(module, "sample_batch", uniform_transitions),
+                   getattr(module, "begin_episode", None), getattr(module, "act_in_episode", None))
+
+
+def uniform_transitions(config: Any, data: dict, key: jax.Array) -> dict:
+    """`config.batch_size` transitions drawn uniformly with replacement."""
+    index = jax.random.randint(key, (config.batch_size,), 0, data["rewards"].shape[0])
+    return jax.tree.map(lambda x: x[index], data)
 
 # Config fields an online run inherits from the offline run it starts from, so that networks line up.
 INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "discount", "normalize_observations")

@@ -16,12 +16,14 @@ from o2o.nets import clipped_gaussian_sample, gaussian_log_prob
 
 @struct.dataclass
 class Spec:
-    """What an agent needs to know about the problem; observation statistics come from the training data."""
+    """What an agent needs to know about the problem; observation statistics and the best episode return come from the
+    training data."""
 
     observation_dim: int = struct.field(pytree_node=False)
     action_dim: int = struct.field(pytree_node=False)
     observation_mean: jax.Array | np.ndarray
     observation_std: jax.Array | np.ndarray
+    episode_return_max: float | None = struct.field(pytree_node=False, default=None)
 
     @classmethod
     def unnormalized(cls, observation_dim: int, action_dim: int) -> "Spec":

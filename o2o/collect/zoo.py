@@ -145,7 +145,7 @@ def _measure(env_id: str, card: dict, policy: dict) -> tuple[float, float]:
     act = jax.jit(jax.vmap(lambda o, k, t: sac.act(state, o[None], jax.random.fold_in(k, t), False)[0],
                            in_axes=(0, 0, None)))
     try:
-        returns, _ = evaluate(lambda o, keys, t: act(o[0], keys[0], t)[None], envs, [0], CARD_EPISODES, round_seed=424_242)
+        returns, _ = evaluate(lambda o, keys, t, r: act(o[0], keys[0], t)[None], envs, [0], CARD_EPISODES, round_seed=424_242)
     finally:
         envs.close()
     return float(returns.mean()), float(returns.std())

@@ -106,6 +106,14 @@ class Dataset:
             out[start : end + 1] = episode_returns_to_go(rewards[start : end + 1], discount, sparse_failure_reward)
         return out
 
+    def timesteps(self) -> np.ndarray:
+        """(N,) int32: each step's index within its episode."""
+        return (np.arange(len(self)) - np.repeat(self.episode_starts, self.episode_lengths)).astype(np.int32)
+
+    def episode_last_steps(self) -> np.ndarray:
+        """(N,) int32: for each step, the index of its episode's last step."""
+        return np.repeat(self.episode_ends, self.episode_lengths).astype(np.int32)
+
     def next_actions(self, actions: np.ndarray | None = None) -> np.ndarray:
         """The action at step i + 1 for each step i whose episode goes on there; NaN at an episode's last step.
         `actions` replaces the dataset's own (the same actions mapped to another box)."""

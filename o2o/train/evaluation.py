@@ -9,10 +9,11 @@ together, so results do not depend on the cap. The cap is `O2O_EVAL_ENVS` (the C
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from o2o.envs import make_env, normalized_score, reference_returns
@@ -41,17 +42,35 @@ def make_eval_envs(env_id: str, num_seeds: int, episodes: int) -> gym.vector.Vec
 
 
 def batched_policy(agent) -> Callable:
-    """(states, observations, episode_keys, t) -> actions: every seed's evaluation actions for (seeds, envs, obs_dim)
-    observations in one jitted call. An agent whose evaluation samples (FQL) draws with fold_in(episode key, t), so
-    an episode's draws depend on nothing but its own reset seed and step."""
-    def one_env(state, observation, key, t):
-        return agent.act(state, observation[None], jax.random.fold_in(key, t), True)[0]
+    """(states, observations, episode_keys, t, last_rewards) -> actions: every seed's evaluation actions for
+    (seeds, envs, obs_dim) observations in one jitted call. An agent whose evaluation samples (FQL) draws with
+    fold_in(episode key, t), so an episode's draws depend on nothing but its own reset seed and step. An agent that
+    acts on the episode so far (DT) keeps one memory per env here, begun afresh at t = 0."""
+    per_env = (None, 0, 0, None)
+    if agent.begin_episode is None:
+        def one_env(state, observation, key, t, _):
+            return agent.act(state, observation[None], jax.random.fold_in(key, t), True)[0]
 
-    return jax.jit(jax.vmap(jax.vmap(one_env, in_axes=(None, 0, 0, None)), in_axes=(0, 0, 0, None)))
+        return jax.jit(jax.vmap(jax.vmap(one_env, in_axes=per_env + (None,)), in_axes=(0, 0, 0, None, 0)))
+
+    def one_env_in_episode(state, memory, observation, key, t, last_reward):
+        return agent.act_in_episode(state, memory, observation, last_reward, t, jax.random.fold_in(key, t))
+
+    step = jax.jit(jax.vmap(jax.vmap(one_env_in_episode, in_axes=(None, 0, 0, 0, None, 0)), in_axes=(0, 0, 0, 0, None, 0)))
+    memory: dict[str, Any] = {}
+
+    def policy(states, observations, episode_keys, t, last_rewards):
+        if t == 0:  # any memory of the shape; act_in_episode starts it afresh at t = 0
+            one = agent.begin_episode(jax.tree.map(lambda x: x[0], states))
+            memory["now"] = jax.tree.map(lambda x: jnp.broadcast_to(x, observations.shape[:2] + x.shape), one)
+        actions, memory["now"] = step(states, memory["now"], observations, episode_keys, t, last_rewards)
+        return actions
+
+    return policy
 
 
 def evaluate(
-    policy: Callable[[np.ndarray, jax.Array, np.ndarray], jax.Array],
+    policy: Callable[[np.ndarray, jax.Array, np.ndarray, np.ndarray], jax.Array],
     envs: gym.vector.VectorEnv,
     seeds: list[int],
     episodes: int,
@@ -60,8 +79,9 @@ def evaluate(
     """Undiscounted return of the first episode of every env, and its success (1/0 from `info["success"]` at the
     episode's last step; NaN where the env reports none), both of shape (num_seeds, episodes).
 
-    `policy` maps observations (num_seeds, W, obs_dim), each episode's key (num_seeds, W) and the step t to actions in
-    [-1, 1] of shape (num_seeds, W, act_dim) (see `batched_policy`), W the episodes per seed of one wave (`envs` holds num_seeds x W envs; the last wave repeats its final episode to fill
+    `policy` maps observations (num_seeds, W, obs_dim), each episode's key (num_seeds, W), the step t and the rewards
+    of step t - 1 (num_seeds, W) to actions in [-1, 1] of shape (num_seeds, W, act_dim) (see `batched_policy`), W the
+    episodes per seed of one wave (`envs` holds num_seeds x W envs; the last wave repeats its final episode to fill
     them, and the repeats are dropped). Episode e of training seed s resets its env with seed
     `round_seed + 10_007 * s + e`: an evaluation round is reproducible, and a seed is evaluated on the same episodes
     whether it trains alone or beside others, in one wave or many.
@@ -88,9 +108,10 @@ def _run_wave(policy, envs, seeds: list[int], wave: np.ndarray, round_seed: int)
     returns = np.zeros(n)
     successes = np.full(n, np.nan)
     running = np.ones(n, dtype=bool)
-    t = 0
+    t, rewards = 0, np.zeros(n)
     while running.any():
-        actions = np.asarray(policy(observations.reshape(num_seeds, width, -1).astype(np.float32), episode_keys, np.int32(t)))
+        actions = np.asarray(policy(observations.reshape(num_seeds, width, -1).astype(np.float32), episode_keys,
+                                    np.int32(t), rewards.reshape(num_seeds, width).astype(np.float32)))
         t += 1
         observations, rewards, terminated, truncated, infos = envs.step(to_env_actions(actions.reshape(n, -1), low, high))
         returns += np.where(running, rewards, 0.0)

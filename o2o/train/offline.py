@@ -88,6 +88,7 @@ def prepare(settings: OfflineSettings) -> Prepared:
         action_dim=dataset.action_dim,
         observation_mean=observations.mean(axis=0).astype(np.float32),
         observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # TD3+BC's epsilon
+        episode_return_max=float(dataset.episode_returns.max()) if len(dataset) else None,
     )
     seeds = [settings.seed + i for i in range(settings.seeds)]
     applied = {"name": preset_name, "values": preset_values} if preset_name else None
@@ -111,6 +112,12 @@ def device_data(p: Prepared) -> dict[str, jax.Array]:
             data[name] = jnp.asarray(p.dataset.returns_to_go(p.config.discount, p.config.sparse_failure_reward))
         elif name == "next_actions":
             data[name] = jnp.asarray(p.dataset.next_actions(scaled))
+        elif name == "returns_to_go":
+            data[name] = jnp.asarray(p.dataset.returns_to_go(1.0))
+        elif name == "timesteps":
+            data[name] = jnp.asarray(p.dataset.timesteps())
+        elif name == "episode_last_steps":
+            data[name] = jnp.asarray(p.dataset.episode_last_steps())
     return data
 
 
@@ -120,18 +127,15 @@ def init_states(p: Prepared):
     return jax.tree.map(jnp.copy, states)  # target networks start as copies; donated buffers must not alias
 
 
-def make_train_chunk(agent, batch_size: int, chunk: int) -> Callable:
+def make_train_chunk(agent, config, chunk: int) -> Callable:
     """(states, seed_keys, chunk_index, data) -> (states, metrics averaged over the chunk), vmapped over seeds."""
 
     def one_seed(state, seed_key, chunk_index, data):
-        n = data["rewards"].shape[0]
         chunk_key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), chunk_index)
 
         def step(state, key):
             sample_key, update_key = jax.random.split(key)
-            index = jax.random.randint(sample_key, (batch_size,), 0, n)
-            batch = jax.tree.map(lambda x: x[index], data)
-            return agent.update(state, batch, update_key)
+            return agent.update(state, agent.sample_batch(config, data, sample_key), update_key)
 
         state, metrics = jax.lax.scan(step, state, jax.random.split(chunk_key, chunk))
         return state, jax.tree.map(jnp.nanmean, metrics)
@@ -178,7 +182,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
     chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)  # evaluations fall on chunk boundaries
     data = device_data(p)
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
-    train_chunk = make_train_chunk(p.agent, p.config.batch_size, chunk)
+    train_chunk = make_train_chunk(p.agent, p.config, chunk)
     policy = batched_policy(p.agent)
     envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes) if s.eval_episodes > 0 else None
     log = runs.MetricsLog(run_dir, resume_from_step=start_step if start_step else None)
@@ -196,7 +200,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
         while step < s.steps:
             size = min(chunk, s.steps - step)
             if size != chunk:
-                train_chunk = make_train_chunk(p.agent, p.config.batch_size, size)
+                train_chunk = make_train_chunk(p.agent, p.config, size)
             t0 = time.perf_counter()
             new_states, metrics = train_chunk(states, seed_keys, step // chunk, data)
             metrics = jax.device_get(metrics)  # waits for the chunk: (seeds,) per metric
