@@ -1,0 +1,89 @@
+"""Flow Q-Learning: what the one-step policy saves at acting time, and the update's speed.
+
+Run (nothing else busy on the machine):  pip install -e ".[bench]" && python benchmarks/bench_fql.py
+Sizes: the paper's 4 x 512 networks, 10 flow steps, batch 256, cube-single's observation 28 and action 5. Prints
+- actions/s of the one-step policy pi(s, z) against the behaviour flow integrated over `flow_steps` Euler steps (what
+  a policy read straight off the flow would cost), for one env and for a 16-env evaluation wave, jitted;
+- updates/s of FQL (1 seed, fused), the update's FLOPs as XLA counts them and its share of the measured matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench_updates import THREADS, matmul_flops_per_second  # pins the thread counts before JAX loads
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+OBS, ACT, DATA = 28, 5, 100_000
+
+
+def actions_per_second(fn, state, batch: int, calls: int = 300) -> float:
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(batch, OBS)), jnp.float32)
+    noise = jax.random.normal(jax.random.PRNGKey(0), (batch, ACT))
+    jax.block_until_ready(fn(state, obs, noise))
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(calls):
+            out = fn(state, obs, noise)
+        jax.block_until_ready(out)
+        best = max(best, calls * batch / (time.perf_counter() - t))
+    return best
+
+
+def update_rate(agent, config, chunk: int) -> tuple[float, float]:
+    from o2o.agents import Spec
+    from o2o.train.offline import make_train_chunk
+
+    rng = np.random.default_rng(0)
+    data = {"observations": jnp.asarray(rng.normal(size=(DATA, OBS)), jnp.float32),
+            "actions": jnp.asarray(rng.uniform(-1, 1, (DATA, ACT)), jnp.float32),
+            "rewards": jnp.asarray(-(rng.uniform(size=DATA) < 0.9), jnp.float32),
+            "next_observations": jnp.asarray(rng.normal(size=(DATA, OBS)), jnp.float32),
+            "dones": jnp.zeros(DATA, jnp.float32)}
+    states = jax.vmap(lambda k: agent.init(k, Spec.unnormalized(OBS, ACT), config))(jax.random.split(jax.random.PRNGKey(0), 1))
+    states = jax.tree.map(jnp.copy, states)
+    train = make_train_chunk(agent, config, chunk)
+    keys = jax.random.split(jax.random.PRNGKey(1), 1)
+    cost = train.lower(states, keys, 0, data).compile().cost_analysis()
+    flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
+    states, _ = train(states, keys, 0, data)
+    jax.block_until_ready(states)
+    best = 0.0
+    for c in range(1, 3):
+        t = time.perf_counter()
+        states, _ = train(states, keys, c, data)
+        jax.block_until_ready(states)
+        best = max(best, chunk / (time.perf_counter() - t))
+    return best, flops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunk", type=int, default=50, help="updates fused per call")
+    args = parser.parse_args()
+    from o2o.agents import Spec, fql, get_algorithm
+
+    print(f"threads: XLA intra-op {THREADS} (jax {jax.__version__})")
+    roofline = matmul_flops_per_second()
+    print(f"matmul roofline (JAX, 256x256 @ 256x256): {roofline / 1e9:.1f} GFLOP/s\n")
+    agent, config = get_algorithm("fql", preset={"alpha": 300.0})
+    state = fql.init(jax.random.PRNGKey(0), Spec.unnormalized(OBS, ACT), config)
+    one_step = jax.jit(fql.one_step_actions)
+    flow = jax.jit(fql.flow_actions)
+    print(f"| batch | one-step policy actions/s | {config.flow_steps}-step flow actions/s | ratio |")
+    print("|---|---|---|---|")
+    for batch in (1, 16):
+        a, b = actions_per_second(one_step, state, batch), actions_per_second(flow, state, batch)
+        print(f"| {batch} | {a:,.0f} | {b:,.0f} | {a / b:.1f} |")
+    rate, flops = update_rate(agent, config, args.chunk)
+    print(f"\nFQL update, {len(config.hidden_dims)} x {config.hidden_dims[0]}, batch {config.batch_size}: "
+          f"{rate:.1f} updates/s, {flops / 1e9:.2f} GFLOP/update (XLA), {rate * flops / roofline:.0%} of the roofline")
+
+
+if __name__ == "__main__":
+    main()
