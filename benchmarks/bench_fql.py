@@ -42,7 +42,7 @@ def update_rate(agent, config, chunk: int) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     data = {"observations": jnp.asarray(rng.normal(size=(DATA, OBS)), jnp.float32),
             "actions": jnp.asarray(rng.uniform(-1, 1, (DATA, ACT)), jnp.float32),
-            "rewards": jnp.asarray(-(rng.uniform(size=DATA) < 0.9), jnp.float32),
+            "rewards": jnp.asarray(-(rng.uniform(size=DATA) < 0.9).astype(np.float32)),
             "next_observations": jnp.asarray(rng.normal(size=(DATA, OBS)), jnp.float32),
             "dones": jnp.zeros(DATA, jnp.float32)}
     states = jax.vmap(lambda k: agent.init(k, Spec.unnormalized(OBS, ACT), config))(jax.random.split(jax.random.PRNGKey(0), 1))

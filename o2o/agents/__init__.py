@@ -1,8 +1,9 @@
 """Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
 `prepare_dataset` (the data transform of the algorithm's paper), `transition_fields` (what its update reads beyond
 s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows) and `begin_episode` /
-`act_in_episode` (a policy that acts on the episode so far: DT's context). Which module and variant an algorithm name means is recorded in `o2o.algorithms`; `get_algorithm`
-gives the module's functions as one typed `Agent`, optional ones filled in, so the train layer calls every agent alike."""
+`act_in_episode` (a policy that acts on the episode so far: DT's context). Which module and variant an algorithm name
+means is recorded in `o2o.algorithms`; `get_algorithm` gives the module's functions as one typed `Agent`, optional
+ones filled in, so the train layer calls every agent alike."""
 
 from __future__ import annotations
 

@@ -83,13 +83,11 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
 
 def flow_actions(state: State, observations: jax.Array, noise: jax.Array, params=None) -> jax.Array:
     """mu(s, z): the behaviour flow integrated from x_0 = z with `flow_steps` Euler steps, clipped to [-1, 1]."""
-    steps = state.config.flow_steps
-    times = jnp.zeros(noise.shape[:-1] + (1,))
-
-    def euler(i, x):
-        return x + state.bc_flow(observations, x, times + i / steps, params=params) / steps
-
-    return jnp.clip(jax.lax.fori_loop(0, steps, euler, noise), -1.0, 1.0)
+    steps, actions = state.config.flow_steps, noise
+    for i in range(steps):  # unrolled: XLA fuses across steps and counts every step's FLOPs
+        actions = actions + state.bc_flow(observations, actions, jnp.full(noise.shape[:-1] + (1,), i / steps),
+                                          params=params) / steps
+    return jnp.clip(actions, -1.0, 1.0)
 
 
 def flow_matching_loss(bc_flow: Network, params, observations: jax.Array, actions: jax.Array, noise: jax.Array,

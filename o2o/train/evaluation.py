@@ -46,22 +46,19 @@ def batched_policy(agent) -> Callable:
     (seeds, envs, obs_dim) observations in one jitted call. An agent whose evaluation samples (FQL) draws with
     fold_in(episode key, t), so an episode's draws depend on nothing but its own reset seed and step. An agent that
     acts on the episode so far (DT) keeps one memory per env here, begun afresh at t = 0."""
-    per_env = (None, 0, 0, None)
-    if agent.begin_episode is None:
-        def one_env(state, observation, key, t, _):
-            return agent.act(state, observation[None], jax.random.fold_in(key, t), True)[0]
+    def one_env(state, memory, observation, key, t, last_reward):
+        key = jax.random.fold_in(key, t)
+        if agent.act_in_episode is None:
+            return agent.act(state, observation[None], key, True)[0], memory
+        return agent.act_in_episode(state, memory, observation, last_reward, t, key)
 
-        return jax.jit(jax.vmap(jax.vmap(one_env, in_axes=per_env + (None,)), in_axes=(0, 0, 0, None, 0)))
-
-    def one_env_in_episode(state, memory, observation, key, t, last_reward):
-        return agent.act_in_episode(state, memory, observation, last_reward, t, jax.random.fold_in(key, t))
-
-    step = jax.jit(jax.vmap(jax.vmap(one_env_in_episode, in_axes=(None, 0, 0, 0, None, 0)), in_axes=(0, 0, 0, 0, None, 0)))
+    begin = agent.begin_episode or (lambda state: ())
+    step = jax.jit(jax.vmap(jax.vmap(one_env, in_axes=(None, 0, 0, 0, None, 0)), in_axes=(0, 0, 0, 0, None, 0)))
     memory: dict[str, Any] = {}
 
     def policy(states, observations, episode_keys, t, last_rewards):
-        if t == 0:  # any memory of the shape; act_in_episode starts it afresh at t = 0
-            one = agent.begin_episode(jax.tree.map(lambda x: x[0], states))
+        if t == 0:  # a memory of the right shape; act_in_episode starts it afresh at t = 0
+            one = begin(jax.tree.map(lambda x: x[0], states))
             memory["now"] = jax.tree.map(lambda x: jnp.broadcast_to(x, observations.shape[:2] + x.shape), one)
         actions, memory["now"] = step(states, memory["now"], observations, episode_keys, t, last_rewards)
         return actions

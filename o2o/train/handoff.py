@@ -15,7 +15,8 @@ from o2o.agents.common import Network
 from o2o.errors import O2OError
 from o2o.train import offline, runs
 
-CARRIED = ("actor", "bc_flow", "critic", "target_critic_params", "value", "log_temperature", "target_actor_params", "normalizer")
+CARRIED = ("actor", "bc_flow", "critic", "target_critic_params", "value", "log_temperature", "target_actor_params",
+           "normalizer")
 
 
 def offline_start(init_from: str, algo: str, seeds: int, seed: int) -> tuple[offline.Prepared, dict]:
