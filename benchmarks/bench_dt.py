@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import THREADS, matmul_flops_per_second  # pins the thread counts before JAX loads
+from bench_updates import THREADS, fused_rate_and_flops, matmul_flops_per_second  # pins the thread counts before JAX loads
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 OBS, ACT, EPISODE, DATA = 11, 3, 1000, 100_000
@@ -35,26 +34,9 @@ def dataset(seed: int = 0) -> dict[str, np.ndarray]:
 def jax_updates_per_second(chunk: int) -> tuple[float, float, object]:
     """(updates/s, FLOPs per update, config) of one seed, `chunk` updates per call."""
     from o2o.agents import Spec, get_algorithm
-    from o2o.train.offline import make_train_chunk
 
     agent, config = get_algorithm("dt", {"target_return": "3600"})
-    spec = Spec.unnormalized(OBS, ACT)
-    states = jax.vmap(lambda k: agent.init(k, spec, config))(jax.random.split(jax.random.PRNGKey(0), 1))
-    states = jax.tree.map(jnp.copy, states)
-    data = {k: jnp.asarray(v) for k, v in dataset().items()}
-    train = make_train_chunk(agent, config, chunk)
-    keys = jax.random.split(jax.random.PRNGKey(1), 1)
-    cost = train.lower(states, keys, 0, data).compile().cost_analysis()
-    flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))  # XLA counts a loop body once
-    states, _ = train(states, keys, 0, data)
-    jax.block_until_ready(states)
-    best = 0.0
-    for c in range(1, 4):
-        t = time.perf_counter()
-        states, _ = train(states, keys, c, data)
-        jax.block_until_ready(states)
-        best = max(best, chunk / (time.perf_counter() - t))
-    return best, flops, config
+    return (*fused_rate_and_flops(agent, config, Spec.unnormalized(OBS, ACT), dataset(), chunk), config)
 
 
 def torch_updates_per_second(config, updates: int) -> float:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import THREADS, matmul_flops_per_second  # pins the thread counts before JAX loads
+from bench_updates import THREADS, fused_rate_and_flops, matmul_flops_per_second  # pins the thread counts before JAX loads
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 OBS, ACT, HIDDEN, LAYERS, BATCH, DATA = 17, 6, 256, 3, 256, 100_000
@@ -32,25 +30,9 @@ def dataset(seed: int = 0) -> dict[str, np.ndarray]:
 def jax_updates_per_second(algo: str, critics: int, chunk: int) -> tuple[float, float]:
     """(updates/s, FLOPs per update) of one seed, `chunk` updates per call."""
     from o2o.agents import Spec, get_algorithm
-    from o2o.train.offline import make_train_chunk
 
     agent, config = get_algorithm(algo, {"num_critics": str(critics)})
-    states = jax.vmap(lambda k: agent.init(k, Spec.unnormalized(OBS, ACT), config))(jax.random.split(jax.random.PRNGKey(0), 1))
-    states = jax.tree.map(jnp.copy, states)
-    data = {k: jnp.asarray(v) for k, v in dataset().items()}
-    train = make_train_chunk(agent, config, chunk)
-    keys = jax.random.split(jax.random.PRNGKey(1), 1)
-    flops = train.lower(states, keys, 0, data).compile().cost_analysis()
-    flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan"))  # XLA counts a loop body once
-    states, _ = train(states, keys, 0, data)
-    jax.block_until_ready(states)
-    best = 0.0
-    for c in range(1, 4):
-        t = time.perf_counter()
-        states, _ = train(states, keys, c, data)
-        jax.block_until_ready(states)
-        best = max(best, chunk / (time.perf_counter() - t))
-    return best, flops
+    return fused_rate_and_flops(agent, config, Spec.unnormalized(OBS, ACT), dataset(), chunk)
 
 
 def torch_updates_per_second(critics: int, eta: float, updates: int) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import THREADS, matmul_flops_per_second  # pins the thread counts before JAX loads
+from bench_updates import THREADS, fused_rate_and_flops, matmul_flops_per_second  # pins the thread counts before JAX loads
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -35,31 +35,13 @@ def actions_per_second(fn, state, batch: int, calls: int = 300) -> float:
     return best
 
 
-def update_rate(agent, config, chunk: int) -> tuple[float, float]:
-    from o2o.agents import Spec
-    from o2o.train.offline import make_train_chunk
-
+def dataset() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    data = {"observations": jnp.asarray(rng.normal(size=(DATA, OBS)), jnp.float32),
-            "actions": jnp.asarray(rng.uniform(-1, 1, (DATA, ACT)), jnp.float32),
-            "rewards": jnp.asarray(-(rng.uniform(size=DATA) < 0.9).astype(np.float32)),
-            "next_observations": jnp.asarray(rng.normal(size=(DATA, OBS)), jnp.float32),
-            "dones": jnp.zeros(DATA, jnp.float32)}
-    states = jax.vmap(lambda k: agent.init(k, Spec.unnormalized(OBS, ACT), config))(jax.random.split(jax.random.PRNGKey(0), 1))
-    states = jax.tree.map(jnp.copy, states)
-    train = make_train_chunk(agent, config, chunk)
-    keys = jax.random.split(jax.random.PRNGKey(1), 1)
-    cost = train.lower(states, keys, 0, data).compile().cost_analysis()
-    flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
-    states, _ = train(states, keys, 0, data)
-    jax.block_until_ready(states)
-    best = 0.0
-    for c in range(1, 3):
-        t = time.perf_counter()
-        states, _ = train(states, keys, c, data)
-        jax.block_until_ready(states)
-        best = max(best, chunk / (time.perf_counter() - t))
-    return best, flops
+    return {"observations": rng.normal(size=(DATA, OBS)).astype(np.float32),
+            "actions": rng.uniform(-1, 1, (DATA, ACT)).astype(np.float32),
+            "rewards": -(rng.uniform(size=DATA) < 0.9).astype(np.float32),
+            "next_observations": rng.normal(size=(DATA, OBS)).astype(np.float32),
+            "dones": np.zeros(DATA, np.float32)}
 
 
 def main() -> None:
@@ -80,7 +62,7 @@ def main() -> None:
     for batch in (1, 16):
         a, b = actions_per_second(one_step, state, batch), actions_per_second(flow, state, batch)
         print(f"| {batch} | {a:,.0f} | {b:,.0f} | {a / b:.1f} |")
-    rate, flops = update_rate(agent, config, args.chunk)
+    rate, flops = fused_rate_and_flops(agent, config, Spec.unnormalized(OBS, ACT), dataset(), args.chunk, calls=2)
     print(f"\nFQL update, {len(config.hidden_dims)} x {config.hidden_dims[0]}, batch {config.batch_size}: "
           f"{rate:.1f} updates/s, {flops / 1e9:.2f} GFLOP/update (XLA), {rate * flops / roofline:.0%} of the roofline")
 

@@ -52,6 +52,29 @@ def matmul_flops_per_second() -> float:
     return best
 
 
+def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int = 3) -> tuple[float, float]:
+    """(updates/s, FLOPs per update as XLA counts them) of one seed training on `data` (NumPy arrays) through the offline
+    loop's fused chunk of `chunk` updates: the best of `calls` timed calls after a warm-up call."""
+    from o2o.train.offline import make_train_chunk
+
+    states = jax.vmap(lambda k: agent.init(k, spec, config))(jax.random.split(jax.random.PRNGKey(0), 1))
+    states = jax.tree.map(jnp.copy, states)
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    train = make_train_chunk(agent, config, chunk)
+    keys = jax.random.split(jax.random.PRNGKey(1), 1)
+    cost = train.lower(states, keys, 0, data).compile().cost_analysis()
+    flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))  # XLA counts a loop body once
+    states, _ = train(states, keys, 0, data)
+    jax.block_until_ready(states)
+    best = 0.0
+    for c in range(1, calls + 1):
+        t = time.perf_counter()
+        states, _ = train(states, keys, c, data)
+        jax.block_until_ready(states)
+        best = max(best, chunk / (time.perf_counter() - t))
+    return best, flops
+
+
 def jax_updates_per_second(algo: str, repeats: int = 3) -> float:
     from o2o.agents import Spec, get_algorithm
     from o2o.train.offline import make_train_chunk
