@@ -23,7 +23,8 @@ SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float3
 def small(name):
     module, _ = get_algorithm(name)
     fields = {f for f in module.Config.__dataclass_fields__}
-    return get_algorithm(name, {k: v for k, v in {"hidden_dims": "16,16", "batch_size": str(BATCH)}.items() if k in fields})
+    tiny = {"hidden_dims": "16,16", "batch_size": str(BATCH), "embedding_dim": "16", "num_layers": "1", "context_length": "4"}
+    return get_algorithm(name, {k: v for k, v in tiny.items() if k in fields})
 
 
 N = 40  # steps of the data batches are drawn from: episodes of 10 steps
