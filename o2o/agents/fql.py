@@ -21,6 +21,7 @@ import optax
 from flax import struct
 
 from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, td_target, value_and_grad
+from o2o.errors import O2OError
 from o2o.nets import ActionField, CriticEnsemble, GeluMLP
 
 
@@ -68,7 +69,7 @@ class State:
 
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     if config.q_aggregation not in ("mean", "min"):
-        raise ValueError(f"fql: q_aggregation must be 'mean' or 'min', not {config.q_aggregation!r}")
+        raise O2OError(f"fql: q_aggregation must be 'mean' or 'min', not {config.q_aggregation!r}")
     flow_key, actor_key, critic_key = jax.random.split(key, 3)
     obs, act = spec.dummy_inputs()
     field = ActionField(config.hidden_dims, spec.action_dim, config.actor_layer_norm)
@@ -77,8 +78,9 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor = Network.create(field, optimizer, actor_key, obs, act)
     critic = Network.create(CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, mlp=GeluMLP),
                             optimizer, critic_key, obs, act)
-    return State(bc_flow, actor, critic, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),
-                 jnp.zeros((), jnp.int32), config, spec.shapes_only())
+    return State(bc_flow, actor, critic, critic.params,
+                 ObservationNormalizer.from_spec(spec, config.normalize_observations), jnp.zeros((), jnp.int32), config,
+                 spec.shapes_only())
 
 
 def flow_actions(state: State, observations: jax.Array, noise: jax.Array, params=None) -> jax.Array:
@@ -103,9 +105,9 @@ def one_step_actions(state: State, observations: jax.Array, noise: jax.Array, pa
 
 def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
-    obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
+    obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
+    actions, shape = batch["actions"], batch["actions"].shape
     target_key, x0_key, t_key, z_key = jax.random.split(key, 4)
-    shape = actions.shape
 
     target = critic_target(state, batch, next_obs, jax.random.normal(target_key, shape))
 
@@ -114,16 +116,18 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         return ((q - target) ** 2).mean(), {"q": q.mean()}
 
     noise, times = jax.random.normal(x0_key, shape), jax.random.uniform(t_key, shape[:1] + (1,))
-    flow_loss, _, flow_grads = value_and_grad(lambda p: (flow_matching_loss(state.bc_flow, p, obs, actions, noise, times), {}),
-                                              state.bc_flow.params)
+    flow_loss, flow_grads = jax.value_and_grad(flow_matching_loss, argnums=1)(state.bc_flow, state.bc_flow.params, obs,
+                                                                             actions, noise, times)
     critic_loss, critic_info, critic_grads = value_and_grad(critic_loss_fn, state.critic.params)
     actor_loss, actor_info, actor_grads = value_and_grad(
         lambda p: one_step_policy_loss(state, p, obs, jax.random.normal(z_key, shape)), state.actor.params)
     critic = state.critic.apply_gradients(critic_grads)
-    state = state.replace(bc_flow=state.bc_flow.apply_gradients(flow_grads), actor=state.actor.apply_gradients(actor_grads),
-                          critic=critic, target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau),
+    state = state.replace(bc_flow=state.bc_flow.apply_gradients(flow_grads),
+                          actor=state.actor.apply_gradients(actor_grads), critic=critic,
+                          target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau),
                           step=state.step + 1)
-    return state, {"critic_loss": critic_loss, "flow_loss": flow_loss, "actor_loss": actor_loss, **critic_info, **actor_info}
+    return state, {"critic_loss": critic_loss, "flow_loss": flow_loss, "actor_loss": actor_loss, **critic_info,
+                   **actor_info}
 
 
 def critic_target(state: State, batch: dict, next_obs: jax.Array, noise: jax.Array) -> jax.Array:
