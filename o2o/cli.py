@@ -345,9 +345,13 @@ def zoo_export(
     if as_json:
         _print_json(cards)
         return
-    for level, card in cards.items():
+    for level in ("medium", "expert"):
+        card = cards[level]
         print(f"{card['env_id']} {level}: return {card['return_mean']:.1f} ± {card['return_std']:.1f} over "
               f"{card['return_episodes']} episodes ({card['selected_by']})")
+    replay = cards["medium-replay"]
+    print(f"{replay['env_id']} medium-replay: {replay['transitions']:,} transitions, {replay['episodes']} episodes, "
+          f"{replay['content_hash']} (a card: `o2o collect` regenerates the data on demand)")
 
 
 @app.command("bench")

@@ -7,7 +7,8 @@ import pytest
 from conftest import run_cli
 
 from o2o.collect.levels import collect
-from o2o.data import content_hash
+from o2o.data import content_hash, load_dataset
+from o2o.errors import O2OError
 
 
 def test_same_seed_gives_the_same_dataset_and_another_seed_does_not():
@@ -100,7 +101,14 @@ def test_quickstart_collects_its_dataset_with_the_shipped_medium_policy(tmp_path
     assert content_hash(load_dataset(quickstart.make_dataset(tmp_path))) == content_hash(data)
 
 
-def test_every_level_is_readable_by_data_info(tmp_path, capsys):
+@pytest.fixture(scope="session")
+def shipped_replay_cache(tmp_path_factory):
+    """One cache for the session: regenerating the shipped Pendulum medium-replay (and checking its hash) takes ~30 s."""
+    return tmp_path_factory.mktemp("zoo-cache")
+
+
+def test_every_level_is_readable_by_data_info(tmp_path, capsys, monkeypatch, shipped_replay_cache):
+    monkeypatch.setenv("O2O_CACHE_DIR", str(shipped_replay_cache))
     for level in ("random", "medium", "medium-replay", "expert", "medium-expert"):
         code, out, err = run_cli(["collect", "Pendulum-v1", "--level", level, "--transitions", "400", "--out",
                                   str(tmp_path / level), "--json"], capsys)
@@ -128,18 +136,38 @@ def test_zoo_train_export_and_collect_round_trip(tmp_path):
     zoo.train("Pendulum-v1", 600, out=str(tmp_path / "run"), eval_every=200, progress=False, warmup_steps=100,
               agent_overrides={"hidden_dims": "32,32"})
     cards = zoo.export(tmp_path / "run", tmp_path / "zoo")
-    assert {card["training_steps"] for card in cards.values()} <= {200, 400, 600}
+    assert {cards[level]["training_steps"] for level in ("medium", "expert")} <= {200, 400, 600}
     assert cards["expert"]["command"].endswith("o2o zoo export RUN_DIR --upto 600")
     early = zoo.export(tmp_path / "run", tmp_path / "zoo-early", upto=450)  # the run may go on; the choice stays put
-    assert {card["training_steps"] for card in early.values()} <= {200, 400}
+    assert {early[level]["training_steps"] for level in ("medium", "expert")} <= {200, 400}
     assert early["expert"]["command"].endswith("--upto 400")
-    replay = zoo.load_medium_replay("Pendulum-v1", tmp_path / "zoo")
-    assert len(replay) == cards["medium"]["training_steps"]
+    assert not (tmp_path / "zoo" / "medium-replay").exists()  # the card, not the buffer
+    replay = zoo.load_medium_replay("Pendulum-v1", tmp_path / "zoo")  # the copy export cached
+    assert len(replay) == cards["medium"]["training_steps"] == cards["medium-replay"]["transitions"]
+    assert content_hash(replay) == cards["medium-replay"]["content_hash"]
     inside = np.setdiff1d(np.arange(len(replay) - 1), replay.episode_ends)
     np.testing.assert_array_equal(replay.next_observations[inside], replay.observations[inside + 1])
     assert replay.timeouts.sum() == len(replay) // 200  # 200-step Pendulum episodes
     data = collect("Pendulum-v1", "expert", transitions=400, seed=0, zoo=tmp_path / "zoo")
     assert len(data) == 400 and data.metadata["policy"]["level"] == "expert"
+
+
+def test_medium_replay_is_regenerated_exactly_or_not_at_all(tmp_path, monkeypatch):
+    from o2o.collect import zoo
+
+    zoo.train("Pendulum-v1", 400, out=str(tmp_path / "run"), eval_every=200, progress=False, warmup_steps=100,
+              agent_overrides={"hidden_dims": "32,32"})
+    card = zoo.export(tmp_path / "run", tmp_path / "zoo")["medium-replay"]
+    monkeypatch.setenv("O2O_CACHE_DIR", str(tmp_path / "fresh-cache"))  # nothing cached: a new machine
+    regenerated = zoo.load_medium_replay("Pendulum-v1", tmp_path / "zoo", progress=False)
+    assert content_hash(regenerated) == card["content_hash"] and len(regenerated) == card["transitions"]
+
+    card_file = tmp_path / "zoo" / "medium-replay.json"
+    card_file.write_text(json.dumps({**card, "content_hash": "sha256:" + "0" * 64}))
+    with pytest.raises(O2OError, match="content hash .* is not the card's .* kept, unverified, at"):
+        zoo.load_medium_replay("Pendulum-v1", tmp_path / "zoo", progress=False)
+    kept = list((tmp_path / "fresh-cache" / "zoo" / "Pendulum-v1").glob("*-unverified"))
+    assert len(kept) == 1 and content_hash(load_dataset(kept[0])) == card["content_hash"]  # the minutes are not lost
 
 
 def test_making_halfcheetah_prints_no_mujoco_deprecation_notice(capfd, tmp_path, monkeypatch):

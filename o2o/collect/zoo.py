@@ -1,5 +1,6 @@
 """The zoo: behaviour policies trained by o2o's own SAC and shipped inside the package, one weight file and one JSON card
-per (environment, level), plus the medium policy's training replay buffer for the medium-replay level.
+per (environment, level), plus a card from which the medium-replay level (the medium policy's training replay buffer) is
+regenerated on demand: replay buffers are not shipped.
 
 Training (`o2o zoo train`) is an ordinary online SAC run that also keeps a policy snapshot at every evaluation, so it is
 resumable like any online run. Export (`o2o zoo export`) picks, from those snapshots, the expert (best evaluation) and
@@ -9,12 +10,22 @@ each over 100 episodes, and writes:
     <zoo>/<ENV_ID>/<level>.msgpack     actor parameters and observation normaliser
     <zoo>/<ENV_ID>/<level>.json        card: env, algorithm and config, training steps, seed, return mean and std over
                                        100 episodes, compute time, the command that retrains it
-    <zoo>/<ENV_ID>/medium-replay/      o2o dataset: every transition the training run saw up to the medium snapshot
+    <zoo>/<ENV_ID>/medium-replay.json  card of every transition the training run saw up to the medium snapshot: the
+                                       run's settings, machine flags and the data's content hash
+
+`load_medium_replay` reruns the recorded SAC run to the medium snapshot in a subprocess with the recorded XLA flags
+(same code, seed and flags on the same kind of machine give the same bytes), checks the content hash and caches the
+dataset under $O2O_CACHE_DIR (default ~/.cache/o2o)/zoo.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +36,7 @@ import numpy as np
 
 from o2o import files
 from o2o.agents import Spec, get_algorithm, sac
-from o2o.data import Dataset, load_dataset, write_o2o
+from o2o.data import Dataset, content_hash, load_dataset, write_o2o
 from o2o.envs import env_spaces, reference_returns
 from o2o.errors import O2OError
 from o2o.train import online, runs
@@ -92,7 +103,18 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
         files.atomic_write_bytes(dest / f"{level}.msgpack", flax.serialization.msgpack_serialize(policy))
         files.write_json(dest / f"{level}.json", card)
         cards[level] = card
-    _write_medium_replay(run_dir, config, int(raw[medium]["step"]), dest / "medium-replay", cards["medium"])
+    medium_step = int(raw[medium]["step"])
+    buffers = runs.load_checkpoint(run_dir, {})["buffers"]
+    replay = _medium_replay(buffers, config, medium_step, cards["medium"])
+    replay_card = {
+        "env_id": env_id, "level": "medium-replay", "seed": seed, "transitions": medium_step,
+        "episodes": replay.num_episodes, "content_hash": content_hash(replay), "policy": cards["medium"],
+        "run_config": {k: config[k] for k in ("settings", "agent_config", "env_id", "seeds")},
+        "machine": cards["medium"]["machine"], "training_seconds": seconds_at.get(medium_step),
+    }
+    files.write_json(dest / "medium-replay.json", replay_card)
+    write_o2o(replay, _cache_dir(replay_card), overwrite=True)  # this machine need not regenerate it
+    cards["medium-replay"] = replay_card
     return cards
 
 
@@ -123,11 +145,62 @@ def load_policy(env_id: str, level: str, zoo: str | Path | None = None):
     return card, lambda observations, key: sac.act(state, observations, key, deterministic=False)
 
 
-def load_medium_replay(env_id: str, zoo: str | Path | None = None) -> Dataset:
-    folder = (Path(zoo) if zoo else zoo_root() / env_id) / "medium-replay"
-    if not (folder / "metadata.json").is_file():
-        raise O2OError(f"no medium-replay buffer shipped for {env_id} yet (looked in {folder})")
-    return load_dataset(folder)
+def load_medium_replay(env_id: str, zoo: str | Path | None = None, progress: bool = True) -> Dataset:
+    """The medium-replay dataset of `env_id`: from the cache, else regenerated from its card (minutes: it reruns the
+    zoo's SAC run up to the medium snapshot; the card's `training_seconds` says how long that took when it was made)."""
+    card_file = (Path(zoo) if zoo else zoo_root() / env_id) / "medium-replay.json"
+    if not card_file.is_file():
+        raise O2OError(f"no medium-replay card for {env_id} yet (looked for {card_file}); make one with "
+                       f"`o2o zoo train {env_id}` and `o2o zoo export`")
+    card = json.loads(card_file.read_text())
+    cache = _cache_dir(card)
+    if not (cache / "metadata.json").is_file():
+        regenerate_medium_replay(card_file, cache, progress)
+    return load_dataset(cache)
+
+
+def _cache_dir(card: dict) -> Path:
+    root = Path(os.environ.get("O2O_CACHE_DIR", Path.home() / ".cache" / "o2o"))
+    return root / "zoo" / card["env_id"] / f"medium-replay-{card['content_hash'].removeprefix('sha256:')[:16]}"
+
+
+def regenerate_medium_replay(card_file: Path, dest: Path, progress: bool = True) -> None:
+    """Rerun the card's SAC run to its medium snapshot in a fresh process with the recorded XLA flags (they take
+    effect only before JAX starts), check the content hash and write the dataset to `dest`."""
+    card = json.loads(Path(card_file).read_text())
+    if progress:
+        print(f"regenerating {card['env_id']} medium-replay: rerunning the zoo's SAC run to step {card['transitions']:,} "
+              f"(it took {card.get('training_seconds') or 0:.0f} s when the zoo was trained)", file=sys.stderr)
+    environment = {**os.environ, "XLA_FLAGS": card["machine"].get("xla_flags") or ""}
+    with tempfile.TemporaryDirectory() as tmp:
+        error_file = Path(tmp) / "error.txt"
+        command = [sys.executable, "-m", "o2o.collect.zoo", str(card_file), str(dest), str(int(progress)), str(error_file)]
+        if subprocess.run(command, env=environment).returncode != 0:
+            raise O2OError(error_file.read_text() if error_file.is_file() else
+                           f"regenerating {card['env_id']} medium-replay failed (see the messages above)")
+
+
+def _regenerate_here(card_file: Path, dest: Path, progress: bool) -> None:
+    card = json.loads(card_file.read_text())
+    run = card["run_config"]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="o2o-medium-replay-") as tmp:
+        settings = online.OnlineSettings(**{**run["settings"], "steps": card["transitions"], "eval_episodes": 0,
+                                            "keep_policy_snapshots": False, "out": f"{tmp}/run"})
+        online.train(settings, progress=progress)
+        buffers = runs.load_checkpoint(Path(tmp) / "run", {})["buffers"]
+    replay = _medium_replay(buffers, run, card["transitions"], card["policy"])
+    seconds = time.perf_counter() - started
+    found = content_hash(replay)
+    if found != card["content_hash"]:
+        kept = write_o2o(replay, dest.with_name(dest.name + "-unverified"), overwrite=True)
+        here = {k: v for k, v in runs.versions().items() if k in card["machine"]}
+        raise O2OError(f"{card['env_id']} medium-replay regenerated in {seconds:.0f} s but its content hash {found} is not "
+                       f"the card's {card['content_hash']}: the bytes depend on the code, the XLA flags and the CPU "
+                       f"(recorded: {card['machine']}; here: {here}). The regenerated data is kept, unverified, at {kept}")
+    write_o2o(replay, dest, overwrite=True)
+    if progress:
+        print(f"regenerated and verified in {seconds:.0f} s: {dest}", file=sys.stderr)
 
 
 def _policy_state(env_id: str, card: dict, policy: dict) -> sac.State:
@@ -151,12 +224,11 @@ def _measure(env_id: str, card: dict, policy: dict) -> tuple[float, float]:
     return float(returns.mean()), float(returns.std())
 
 
-def _write_medium_replay(run_dir: Path, config: dict, medium_step: int, dest: Path, card: dict) -> None:
+def _medium_replay(buffers: dict, config: dict, medium_step: int, medium_card: dict) -> Dataset:
     """The replay buffer from the first step up to the medium snapshot, in the order it was collected."""
-    buffers = runs.load_checkpoint(run_dir, {})["buffers"]
-    data = {k: np.asarray(v)[0][:medium_step] for k, v in buffers["data"].items()}
     if int(np.asarray(buffers["size"])[0]) < medium_step:
-        raise O2OError(f"{run_dir}: the replay buffer no longer holds the first {medium_step} steps")
+        raise O2OError(f"the replay buffer no longer holds the first {medium_step} steps")
+    data = {k: np.asarray(v)[0][:medium_step] for k, v in buffers["data"].items()}
     spaces = env_spaces(config["env_id"])
     actions = to_env_actions(data["actions"], spaces.action_low, spaces.action_high)  # the buffer holds [-1, 1]
     terminals = data["dones"].astype(bool)
@@ -164,7 +236,14 @@ def _write_medium_replay(run_dir: Path, config: dict, medium_step: int, dest: Pa
     cut = np.zeros(medium_step, bool)
     cut[:-1] = ~terminals[:-1] & np.any(data["next_observations"][:-1] != data["observations"][1:], axis=1)
     cut[-1] = not terminals[-1]
-    dataset = Dataset(data["observations"], actions.astype(np.float32), data["rewards"], data["next_observations"],
-                      terminals, cut, {"env_id": config["env_id"], "level": "medium-replay", "policy": card,
-                                       "seed": config["seeds"][0]})
-    write_o2o(dataset, dest, overwrite=True)
+    return Dataset(data["observations"], actions.astype(np.float32), data["rewards"], data["next_observations"],
+                   terminals, cut, {"env_id": config["env_id"], "level": "medium-replay", "policy": medium_card,
+                                    "seed": config["seeds"][0]})
+
+
+if __name__ == "__main__":  # the subprocess of `regenerate_medium_replay`
+    try:
+        _regenerate_here(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1")
+    except O2OError as error:
+        Path(sys.argv[4]).write_text(str(error))
+        sys.exit(1)
