@@ -1,6 +1,7 @@
 """The online loop and fine-tuning: resume equivalence, WSRL's buffer provenance, clear errors."""
 
 import json
+import pickle
 
 import jax
 import numpy as np
@@ -34,18 +35,19 @@ def sac_settings(out, **kw):
     return online.settings_for("sac", **{**given, **kw})
 
 
-def test_online_run_resumed_at_an_episode_boundary_ends_exactly_like_an_uninterrupted_one(tmp_path, monkeypatch):
-    online.train(sac_settings(tmp_path / "full"), progress=False)
+def assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at: int):
+    """`train(out)` runs once whole and once killed right after its checkpoint at env step `kill_at`, then resumed."""
+    train(tmp_path / "full")
     save = runs.save_checkpoint
 
     def save_then_die(run_dir, target, path=runs.CHECKPOINT):
         save(run_dir, target, path)
-        if int(target["step"]) == 400:  # Pendulum episodes are 200 steps: 400 is a boundary
+        if int(target["step"]) == kill_at:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        online.train(sac_settings(tmp_path / "killed"), progress=False)
+        train(tmp_path / "killed")
     monkeypatch.setattr(runs, "save_checkpoint", save)
     online.resume(tmp_path / "killed", progress=False)
 
@@ -57,8 +59,37 @@ def test_online_run_resumed_at_an_episode_boundary_ends_exactly_like_an_uninterr
     a = runs.load_checkpoint(tmp_path / "full", {})
     b = runs.load_checkpoint(tmp_path / "killed", {})
     assert a.pop("wall_seconds") > 0 and b.pop("wall_seconds") > 0
+    # a pickled MjData holds more than the simulation (buffers, timers): the envs are compared by their state
+    envs_a, envs_b = a["episodes_in_progress"].pop("envs"), b["episodes_in_progress"].pop("envs")
+    assert [_physics(x) for x in envs_a.values()] == [_physics(x) for x in envs_b.values()]
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _physics(snapshot) -> tuple:
+    kind, elapsed, episode = pickle.loads(np.asarray(snapshot, np.uint8).tobytes())
+    arrays = (episode,) if isinstance(episode, np.ndarray) else (episode.qpos, episode.qvel, episode.act, [episode.time])
+    return kind, elapsed, [np.asarray(x).tolist() for x in arrays]
+
+
+@pytest.mark.parametrize("env", ["Pendulum-v1", "Hopper-v5"])
+def test_online_run_killed_mid_episode_resumes_exactly(env, tmp_path, monkeypatch):
+    # checkpoints at 300 and 600: mid-episode for Pendulum's 200-step episodes and, almost surely, for Hopper's
+    def train(out):
+        online.train(sac_settings(out, env=env, steps=600, eval_every=300, eval_episodes=1), progress=False)
+
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=300)
+    saved = runs.load_checkpoint(tmp_path / "killed", {})["episodes_in_progress"]
+    assert set(saved["envs"]) == {"0"} and saved["observations"].shape[0] == saved["actions"].shape[0] == 1
+
+
+def test_calql_finetuning_killed_mid_episode_writes_the_same_monte_carlo_bounds(calql_run, tmp_path, monkeypatch):
+    def train(out):
+        online.finetune(calql_run, 500, eval_every=250, eval_episodes=1, out=str(out), progress=False)
+
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=250)
+    bounds = np.asarray(runs.load_checkpoint(tmp_path / "killed", {})["buffers"]["data"]["mc_returns"])
+    assert np.isfinite(bounds[:, :400]).all()  # both seeds' first two 200-step episodes, one cut by the kill
 
 
 def test_eval_command_reads_online_runs(tmp_path, capsys):

@@ -2,9 +2,10 @@
 
 One env per seed; seeds are vmapped. Per env step there are two jitted calls: one inserts the step's transition into
 each seed's device-resident replay buffer (in place), the other runs the `utd` updates of that step fused in a
-`lax.scan` and returns the next actions. Every random number derives from (seed, step), and env episodes are reset with
-seed (seed, episode index), so a run resumed at an episode boundary continues exactly; resuming mid-episode starts a
-fresh episode (the unfinished one's transitions stay in the buffer).
+`lax.scan` and returns the next actions. Every random number derives from (seed, step), env episodes are reset with
+seed (seed, episode index), and checkpoints keep each env's unfinished episode (`o2o.envs.state`), so a resumed run
+continues exactly as if uninterrupted. Envs whose episodes cannot be saved (OGBench's tasks) resume with a fresh episode
+(the unfinished one's transitions stay in the buffer).
 
 Offline data enters batches by `offline_sampling`:
 - `none`: online buffer only (SAC, TD3, WSRL after its warm-up);
@@ -31,7 +32,7 @@ from o2o.agents import Spec, canonical_name, get_algorithm
 from o2o.algorithms import online_defaults
 from o2o.data import replay
 from o2o.data.dataset import episode_returns_to_go
-from o2o.envs import env_spaces, make_env
+from o2o.envs import env_spaces, make_env, state as env_state
 from o2o.envs.actions import to_env_actions
 from o2o.errors import O2OError
 from o2o.train import handoff, offline, runs
@@ -264,8 +265,8 @@ def _needs_returns_to_go(p: Prepared) -> bool:
 
 class _OnlineReturnsToGo:
     """Cal-QL's Monte-Carlo bound for online data: when an episode ends, its discounted returns-to-go are written into
-    the buffer slots of its transitions (until then they are -inf: no bound). An episode interrupted by a resume
-    keeps -inf for the steps before the resume."""
+    the buffer slots of its transitions (until then they are -inf: no bound). The unfinished episodes go into
+    checkpoints (`unfinished`, `resume`), so that an interrupted run writes the same bounds."""
 
     def __init__(self, p: Prepared, capacity: int, max_episode_steps: int | None):
         self.capacity, self.discount = capacity, p.config.discount
@@ -297,6 +298,26 @@ class _OnlineReturnsToGo:
         for i in ended:
             self.slots[i], self.rewards[i] = [], []
         return buffers
+
+    def unfinished(self) -> dict:
+        return {"slots": {str(i): np.asarray(x, np.int64) for i, x in enumerate(self.slots)},
+                "rewards": {str(i): np.asarray(x, np.float64) for i, x in enumerate(self.rewards)}}
+
+    def resume(self, saved: dict) -> None:
+        self.slots = [np.asarray(saved["slots"][str(i)]).tolist() for i in range(len(self.slots))]
+        self.rewards = [np.asarray(saved["rewards"][str(i)]).tolist() for i in range(len(self.rewards))]
+
+
+def _episodes_in_progress(envs, observations: np.ndarray, actions: np.ndarray, returns: np.ndarray,
+                          online_rtg: _OnlineReturnsToGo | None) -> dict | None:
+    """What a resume needs to go on with every seed's unfinished episode: the envs' states, the observations and the
+    actions already drawn for the next step; None if an env cannot be saved."""
+    snapshots = [env_state.snapshot(env) for env in envs]
+    if any(snapshot is None for snapshot in snapshots):
+        return None
+    return {"envs": {str(i): snapshot for i, snapshot in enumerate(snapshots)}, "observations": observations,
+            "actions": actions, "returns": np.asarray(returns, np.float64),
+            "returns_to_go": online_rtg.unfinished() if online_rtg is not None else {}}
 
 
 def _episode_seed(seed: int, episode: int) -> int:
@@ -334,12 +355,25 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         return {"step": t, "phase": "online", **scores(returns, p.env_id, p.metadata)}
 
     obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
-    actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1]))
-    episode_returns = np.zeros(n)
+    online_rtg = (_OnlineReturnsToGo(p, int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
+                  if _needs_returns_to_go(p) else None)
+    saved = start.get("episodes_in_progress")
+    resumed_episodes = saved is not None and all([env_state.restore(env, saved["envs"][str(i)]) for i, env in enumerate(envs)])
+    if resumed_episodes:
+        obs, actions = np.asarray(saved["observations"]), np.asarray(saved["actions"])
+        episode_returns = np.asarray(saved["returns"], np.float64).copy()
+        if online_rtg is not None:
+            online_rtg.resume(saved["returns_to_go"])
+    else:  # a new run, or one whose unfinished episodes could not be kept: each seed starts a new episode
+        if saved is not None:
+            obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0]
+                            for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
+        actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1]))
+        episode_returns = np.zeros(n)
     finished: list[float] = [float(x) for x in start.get("finished", [])]  # training episode returns
     successes: list[float] = [float(x) for x in start.get("successes", [])]
     earlier_seconds = float(start.get("wall_seconds", 0.0))  # spent by the processes this run resumed from
-    update_seconds = env_seconds = eval_seconds = compile_seconds = warmup_seconds = 0.0
+    update_seconds = env_seconds = eval_seconds = compile_seconds = warmup_seconds = checkpoint_seconds = 0.0
     wall_start = time.perf_counter()
     last_eval: dict | None = None
     if step == 0 and eval_envs is not None:
@@ -348,8 +382,6 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         log.write(last_eval)
     bar = runs.ProgressBar(progress, s.steps, step, "online", "env steps/s/seed")
     metrics: dict = {}
-    online_rtg = (_OnlineReturnsToGo(p, int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
-                  if _needs_returns_to_go(p) else None)
     try:
         while step < s.steps:
             t0 = time.perf_counter()
@@ -412,11 +444,14 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                                              f"snapshots/step_{step:09d}.msgpack")
                 log.write(record)
                 if step % s.eval_every == 0 or step == s.steps:
+                    t3 = time.perf_counter()
                     runs.save_checkpoint(run_dir, {"states": states, "buffers": buffers, "step": step, "episodes": episodes,
                                                    "best": best, "curve": np.asarray(curve, np.float64).reshape(-1, 2),
                                                    "finished": np.asarray(finished, np.float64),
                                                    "successes": np.asarray(successes, np.float64),
-                                                   "wall_seconds": record["wall_seconds"]})
+                                                   "wall_seconds": record["wall_seconds"],
+                                                   "episodes_in_progress": _episodes_in_progress(envs, obs, actions, episode_returns, online_rtg)})
+                    checkpoint_seconds += time.perf_counter() - t3
             bar.advance(1, step / max(time.perf_counter() - wall_start, 1e-9), last_eval)
     finally:
         bar.close()
@@ -441,7 +476,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         "updates_per_second": (max(0, step - max(s.warmup_steps, start_step) - 1) * s.utd * n) / update_seconds
         if update_seconds > 0 else 0.0,
         "wall_seconds": wall, "total_wall_seconds": earlier_seconds + wall, "env_seconds": env_seconds, "update_seconds": update_seconds, "eval_seconds": eval_seconds,
-        "compile_seconds": compile_seconds, "warmup_call_seconds": warmup_seconds,
+        "compile_seconds": compile_seconds, "warmup_call_seconds": warmup_seconds, "checkpoint_seconds": checkpoint_seconds,
     }
     files.write_json(run_dir / "summary.json", summary)
     return summary
