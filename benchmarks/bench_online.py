@@ -1,40 +1,105 @@
-"""Online SAC speed: o2o's loop (per env step: a jitted in-place insert, then one jitted call for the UTD updates and
-the next action) against a plain PyTorch-eager SAC loop with the same env, sizes and UTD, measured in the same run.
+"""Online SAC speed against the offline fused rate of the same update, measured in the same run.
 
 Run (nothing else busy on the machine):  pip install -e ".[bench]" && python benchmarks/bench_online.py
-Hopper-v5, 256-256 MLPs, batch 256, UTD 1, learning from the first step. Prints env steps/s of both, their ratio, and
-where the time goes (env stepping, policy inference, updates; o2o fuses inference with the updates in one call).
+Hopper-v5, SAC 256-256, batch 256, 1 seed, learning from the first step, through `o2o.train.online.train` (the path
+`o2o online` takes). For UTD 1 and 20, with a buffer of the run's size and with a 1M-transition buffer, it prints:
+- env steps/s and updates/s per second of the run's wall time (compilation excluded), and their share of the fused rate:
+  SAC's update fused 1000 times in one `lax.scan` over device-resident data of the same size (the offline loop);
+- where the wall time goes: env stepping, the insert call, update compute (the updates at the fused rate), dispatch and
+  synchronisation (the rest of the two jitted calls per env step), checkpoints, and everything else;
+- a plain PyTorch-eager SAC loop at UTD 1 as a sanity reference.
+Thread counts are pinned (O2O_BENCH_THREADS, default 2) and printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 THREADS = int(os.environ.get("O2O_BENCH_THREADS", "2"))
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={str(THREADS > 1).lower()} intra_op_parallelism_threads={THREADS}"
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 
 ENV = "Hopper-v5"
+BIG = 1_000_000
 
 
-def o2o_sac(steps: int, buffer_capacity: int | None = None) -> dict:
+def spaces() -> tuple[int, int]:
+    from o2o.envs import env_spaces
+
+    s = env_spaces(ENV)
+    return s.observation_shape[0], s.action_shape[0]
+
+
+def fused_rate(size: int) -> float:
+    """SAC updates/s through the offline loop's fused chunk, sampling from `size` random transitions on the device."""
+    from bench_updates import fused_rate_and_flops
+
+    from o2o.agents import Spec, get_algorithm
+
+    obs, act = spaces()
+    agent, config = get_algorithm("sac", {})
+    rng = np.random.default_rng(0)
+    data = {"observations": rng.normal(size=(size, obs)).astype(np.float32),
+            "actions": rng.uniform(-1, 1, (size, act)).astype(np.float32),
+            "rewards": rng.normal(size=size).astype(np.float32),
+            "next_observations": rng.normal(size=(size, obs)).astype(np.float32), "dones": np.zeros(size, np.float32)}
+    return fused_rate_and_flops(agent, config, Spec.unnormalized(obs, act), data, 1000)[0]
+
+
+def insert_seconds(capacity: int, calls: int = 2000) -> float:
+    """Seconds per call of the online loop's jitted in-place insert (one seed), dispatch and completion included."""
+    import jax
+    import jax.numpy as jnp
+
+    from o2o.data import replay
+
+    obs, act = spaces()
+    insert = jax.jit(jax.vmap(replay.add), donate_argnums=(0,))
+    buffer = jax.vmap(lambda _: replay.create(capacity, obs, act))(jnp.arange(1))
+    transition = {"observations": np.ones((1, obs), np.float32), "actions": np.zeros((1, act), np.float32),
+                  "rewards": np.zeros(1, np.float32), "next_observations": np.ones((1, obs), np.float32),
+                  "dones": np.zeros(1, np.float32)}
+    buffer = jax.block_until_ready(insert(buffer, transition))
+    start = time.perf_counter()
+    for _ in range(calls):
+        buffer = insert(buffer, transition)
+    jax.block_until_ready(buffer)
+    return (time.perf_counter() - start) / calls
+
+
+def online_run(steps: int, utd: int, capacity: int | None) -> dict:
     from o2o.train import online
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = online.settings_for("sac", env=ENV, steps=steps, seeds=1, utd=1, warmup_steps=0, eval_every=steps,
-                                       eval_episodes=0, log_every=steps, out=f"{tmp}/run", buffer_capacity=buffer_capacity)
-        s = online.train(settings, progress=False)
-    learning = s["wall_seconds"] - s["compile_seconds"]
-    return {"steps_per_second": (steps - 1) / learning, "env": s["env_seconds"] / learning,
-            "inference": None, "updates": s["update_seconds"] / learning}
+        settings = online.settings_for("sac", env=ENV, steps=steps, seeds=1, utd=utd, warmup_steps=0, eval_every=steps,
+                                       eval_episodes=0, log_every=steps, out=f"{tmp}/run", buffer_capacity=capacity)
+        return online.train(settings, progress=False)
 
 
-def torch_sac(steps: int) -> dict:
+def breakdown(summary: dict, utd: int, fused: float, insert: float) -> dict:
+    steps = summary["steps"]
+    # a short run's one checkpoint (the whole buffer) is not what a long run pays per step: it is reported apart
+    wall = summary["wall_seconds"] - summary["compile_seconds"] - summary["checkpoint_seconds"]
+    learning_steps = steps - 1  # the first step's call compiles
+    compute = learning_steps * utd / fused
+    inserts = learning_steps * insert
+    shares = {"env": summary["env_seconds"], "insert": inserts, "compute": compute,
+              "dispatch": summary["update_seconds"] - compute - inserts}
+    shares["other"] = wall - sum(shares.values())
+    return {"env_steps_per_second": learning_steps / wall, "updates_per_second": learning_steps * utd / wall,
+            "fused": fused, "checkpoint_seconds": summary["checkpoint_seconds"], **{k: v / wall for k, v in shares.items()}}
+
+
+def torch_sac(steps: int) -> float:
+    """env steps/s of a plain PyTorch-eager SAC loop (same env, sizes, UTD 1)."""
     import gymnasium as gym
     import torch
     from torch import nn
@@ -94,61 +159,47 @@ def torch_sac(steps: int) -> dict:
                     pt.mul_(0.995).add_(pq, alpha=0.005)
 
     o, _ = env.reset(seed=0)
-    spent = {"env": 0.0, "inference": 0.0, "updates": 0.0}
     start = time.perf_counter()
     for t in range(steps):
-        t0 = time.perf_counter()
         with torch.no_grad():
             a = policy(torch.as_tensor(o, dtype=torch.float32)[None])[0][0].numpy()
-        t1 = time.perf_counter()
         o2, r, term, trunc, _ = env.step(a)
         buf["o"][t], buf["a"][t], buf["r"][t], buf["o2"][t], buf["d"][t] = o, a, r, o2, float(term)
         o = env.reset()[0] if term or trunc else o2
-        t2 = time.perf_counter()
         update(t + 1)
-        t3 = time.perf_counter()
-        spent["inference"] += t1 - t0
-        spent["env"] += t2 - t1
-        spent["updates"] += t3 - t2
-    wall = time.perf_counter() - start
-    return {"steps_per_second": steps / wall, **{k: v / wall for k, v in spent.items()}}
-
-
-def raw_env_steps_per_second(steps: int = 5000) -> float:
-    import gymnasium as gym
-
-    env = gym.make(ENV)
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            env.reset()
     return steps / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=3000, help="env steps of the UTD 1 runs (UTD 20 runs: a tenth)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     args = parser.parse_args()
     import jax
-    import torch
 
-    print(f"threads: XLA intra-op {THREADS}, torch {THREADS} (torch {torch.__version__}, jax {jax.__version__}); "
-          f"{ENV}, SAC 256-256, batch 256, UTD 1, {args.steps} env steps learning from the first")
-    print(f"raw {ENV} steps/s (random actions): {raw_env_steps_per_second():,.0f}\n")
-    ours, theirs = o2o_sac(args.steps), torch_sac(args.steps)
-    # a D4RL-sized buffer must not slow the step (it did when insert and sampling shared one XLA program)
-    ours_1m = o2o_sac(args.steps, buffer_capacity=1_000_000)
-    header = f"{'loop':16} {'env steps/s':>12} {'env %':>7} {'inference %':>12} {'updates %':>10}"
+    print(f"threads: XLA intra-op {THREADS}, torch {THREADS} (jax {jax.__version__}); {ENV}, SAC 256-256, batch 256, "
+          f"1 seed, learning from the first step")
+    rows = []
+    for utd, steps in ((1, args.steps), (20, args.steps // 10)):
+        for buffer, capacity in (("run-sized", None), ("1M", BIG)):
+            fused = fused_rate(capacity or steps)  # measured next to its online run: this machine's speed drifts
+            summary = online_run(steps, utd, capacity)
+            rows.append((utd, buffer, breakdown(summary, utd, fused, insert_seconds(capacity or steps))))
+    header = (f"{'UTD':>3} {'buffer':>9} {'env st/s':>9} {'upd/s':>7} {'fused':>7} {'ratio':>6} | {'env':>5} "
+              f"{'insert':>6} {'compute':>7} {'dispatch':>8} {'other':>5} (% of wall) | checkpoint s")
     print(header)
     print("-" * len(header))
-    for name, r in (("o2o (JAX)", ours), ("o2o, 1M buffer", ours_1m), ("PyTorch eager", theirs)):
-        inference = "fused" if r["inference"] is None else f"{100 * r['inference']:.1f}"
-        print(f"{name:16} {r['steps_per_second']:12,.0f} {100 * r['env']:7.1f} {inference:>12} {100 * r['updates']:10.1f}")
-    print(f"\nratio o2o / PyTorch: {ours['steps_per_second'] / theirs['steps_per_second']:.2f}x; "
-          f"o2o with a 1M buffer / o2o: {ours_1m['steps_per_second'] / ours['steps_per_second']:.2f}x")
+    for utd, buffer, r in rows:
+        print(f"{utd:>3} {buffer:>9} {r['env_steps_per_second']:9,.0f} {r['updates_per_second']:7,.0f} {r['fused']:7,.0f} "
+              f"{r['updates_per_second'] / r['fused']:6.0%} | " + " ".join(
+                  f"{100 * r[k]:{w}.1f}" for k, w in (("env", 5), ("insert", 6), ("compute", 7), ("dispatch", 8),
+                                                      ("other", 5))) + f"             | {r['checkpoint_seconds']:.2f}")
+    print("ratio: online updates/s over the fused rate on data of the same size; wall excludes compilation and the "
+          "run's one checkpoint (shown apart: a long run writes one per evaluation)")
+    if not args.no_torch:
+        theirs = torch_sac(args.steps)
+        print(f"\nPyTorch eager SAC loop, UTD 1: {theirs:,.0f} env steps/s; o2o / PyTorch: "
+              f"{rows[0][2]['env_steps_per_second'] / theirs:.2f}x")
 
 
 if __name__ == "__main__":
