@@ -174,7 +174,7 @@ def test_killed_driver_resumes_without_rerunning_finished_cells(datasets, tmp_pa
     """kill -9 the bench driver once its first cell is recorded; `o2o bench --out BENCH_DIR` then finishes the grid."""
     good, _ = datasets
     out = tmp_path / "b"
-    args = ["bench", "--algos", "bc,td3bc", "--datasets", str(good), "--seeds", "1", "--steps", "4000",
+    args = ["bench", "--algos", "bc,td3bc", "--datasets", str(good), "--seeds", "1", "--steps", "2000",
             "--eval-every", "1000", "--eval-episodes", "1", "--workers", "1", "--out", str(out), "--quiet"]
     driver = subprocess.Popen([sys.executable, "-c", "from o2o.cli import main; main()", *args],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

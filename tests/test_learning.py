@@ -71,6 +71,7 @@ def test_fql_clearly_beats_bc(report, dataset, tmp_path):
     assert train("fql", dataset, tmp_path / "fql", 10_000, alpha="0.1", normalize_q_loss="true") >= score(report, "bc") + 30
 
 
+@pytest.mark.slow  # 45 s; DT's windows, rolling context, contract and resume stay in the default suite
 def test_dt_plays_as_well_as_the_return_it_is_conditioned_on(dataset, tmp_path):
     """Conditioned on a return typical of the good controller's episodes (-150) the Decision Transformer must play
     clearly better than conditioned on the biased controller's (-1000): the return-to-go path carries the signal."""
