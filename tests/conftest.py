@@ -73,3 +73,15 @@ def run_cli(args, capsys):
         sys.argv, warnings.showwarning = old_argv, old_show
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def pytest_configure(config):
+    """One persistent XLA compilation cache for the session (and the processes it starts): tests compile the same
+    small programs again and again (every algorithm at tiny sizes, evaluation policies)."""
+    import os
+    import tempfile
+
+    cache = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="o2o-test-xla-cache-"))
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

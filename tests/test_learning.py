@@ -65,6 +65,7 @@ def train(algo, dataset, out, steps, **overrides):
         agent_overrides=overrides), progress=False)["normalized_score"]
 
 
+@pytest.mark.slow  # 33 s; FQL's losses, flow and contract stay in the default suite
 def test_fql_clearly_beats_bc(report, dataset, tmp_path):
     # measured: 81.4 and 68.6 after 10k updates (alpha 0.1 on the normalized Q term; 39 after 7.5k); with alpha 1 or
     # more the one-step policy stays near the two-mode behaviour flow (about 20)
