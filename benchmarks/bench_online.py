@@ -7,6 +7,7 @@ Hopper-v5, SAC 256-256, batch 256, 1 seed, learning from the first step, through
   SAC's update fused 1000 times in one `lax.scan` over device-resident data of the same size (the offline loop);
 - where the wall time goes: env stepping, the insert call, update compute (the updates at the fused rate), dispatch and
   synchronisation (the rest of the two jitted calls per env step), checkpoints, and everything else;
+- the UTD 1 call alone, with no env, against the fused rate: the ceiling of a loop that calls XLA once per env step;
 - a plain PyTorch-eager SAC loop at UTD 1 as a sanity reference.
 Thread counts are pinned (O2O_BENCH_THREADS, default 2) and printed.
 """
@@ -73,6 +74,37 @@ def insert_seconds(capacity: int, calls: int = 2000) -> float:
         buffer = insert(buffer, transition)
     jax.block_until_ready(buffer)
     return (time.perf_counter() - start) / calls
+
+
+def call_rate(capacity: int, calls: int = 1000) -> float:
+    """Updates/s of the online loop's per-env-step call at UTD 1 (insert + one update + the next action) with no env
+    at all: the ceiling a loop that calls XLA once per env step can reach."""
+    import jax
+    import jax.numpy as jnp
+
+    from o2o.agents import Spec, get_algorithm
+    from o2o.data import replay
+    from o2o.train.online import make_env_step
+
+    obs, act = spaces()
+    agent, config = get_algorithm("sac", {})
+    states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, Spec.unnormalized(obs, act), config))(
+        jax.random.split(jax.random.PRNGKey(0), 1)))
+    buffers = jax.vmap(lambda _: replay.create(capacity, obs, act))(jnp.arange(1))
+    rng = np.random.default_rng(0)
+    transition = {"observations": rng.normal(size=(1, obs)).astype(np.float32), "actions": np.zeros((1, act), np.float32),
+                  "rewards": np.ones(1, np.float32), "next_observations": rng.normal(size=(1, obs)).astype(np.float32),
+                  "dones": np.zeros(1, np.float32)}
+    env_step = make_env_step(agent, config.batch_size, 1, "none", True, False)
+    keys, next_obs = jax.random.split(jax.random.PRNGKey(1), 1), transition["next_observations"]
+    for step in range(300):  # compile and fill the buffer past a batch
+        states, buffers, action, _ = env_step(states, buffers, transition, next_obs, keys, step, {})
+    np.asarray(action)
+    start = time.perf_counter()
+    for step in range(calls):
+        states, buffers, action, _ = env_step(states, buffers, transition, next_obs, keys, step, {})
+        np.asarray(action)  # the loop needs the action before the next env step
+    return calls / (time.perf_counter() - start)
 
 
 def online_run(steps: int, utd: int, capacity: int | None) -> dict:
@@ -196,6 +228,9 @@ def main() -> None:
                                                       ("other", 5))) + f"             | {r['checkpoint_seconds']:.2f}")
     print("ratio: online updates/s over the fused rate on data of the same size; wall excludes compilation and the "
           "run's one checkpoint (shown apart: a long run writes one per evaluation)")
+    fused, ceiling = fused_rate(args.steps), call_rate(args.steps)
+    print(f"\nOne call per env step with no env (UTD 1, run-sized buffer): {ceiling:,.0f} updates/s against {fused:,.0f} "
+          f"fused ({ceiling / fused:.0%}): the ceiling of any loop that calls XLA once per env step")
     if not args.no_torch:
         theirs = torch_sac(args.steps)
         print(f"\nPyTorch eager SAC loop, UTD 1: {theirs:,.0f} env steps/s; o2o / PyTorch: "
