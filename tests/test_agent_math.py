@@ -189,6 +189,23 @@ def test_rebrac_fine_tuning_drops_the_critic_penalty_unless_the_user_sets_it():
     assert config.critic_bc_coef == 0.1
 
 
+def test_iql_fine_tuning_keeps_learning_after_the_offline_decay_has_ended():
+    agent, offline = get_algorithm("iql", {"actor_decay_steps": 2, "hidden_dims": (8, 8)})
+    _, online = get_algorithm("iql", inherited=dataclasses.asdict(offline), online_updates=100)
+    assert online.actor_decay_steps == 0 and online.hidden_dims == (8, 8)
+    update, key = jax.jit(agent.update), jax.random.PRNGKey(0)
+    state = agent.init(key, SPEC, offline)
+    for _ in range(3):
+        state, _ = update(state, BATCH, key)
+    stopped, _ = update(state, BATCH, key)  # the cosine schedule has reached zero
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.actor.params), jax.tree.leaves(stopped.actor.params)))
+    fine_tuned = agent.init(key, SPEC, online)  # what the handoff does: trained params and optimiser state carried over
+    fine_tuned = fine_tuned.replace(actor=fine_tuned.actor.replace(params=state.actor.params, opt_state=state.actor.opt_state),
+                                    critic=state.critic, value=state.value)
+    moved, _ = update(fine_tuned, BATCH, key)
+    assert not any(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.actor.params), jax.tree.leaves(moved.actor.params)))
+
+
 def _linear_ensemble(state, action_weights, biases):
     """Critics Q_i(s, a) = w_i . a + b_i (no hidden layer): grad_a Q_i = w_i."""
     params = jax.tree.map(jnp.zeros_like, state.critic.params)

@@ -35,7 +35,7 @@ class Config:
     value_lr: float = 3e-4
     """Adam learning rate of the value function (paper, Appendix B)."""
     actor_decay_steps: int = 1_000_000
-    """Length of the actor's cosine learning-rate decay, the paper's training length (paper, Appendix B)."""
+    """Length of the actor's cosine learning-rate decay, the paper's training length (paper, Appendix B); 0: constant."""
     hidden_dims: tuple[int, ...] = (256, 256)
     """Hidden layer widths of all networks (paper, Appendix B)."""
     discount: float = 0.99
@@ -76,10 +76,17 @@ def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
                                metadata={**dataset.metadata, "reward_scale": scale})
 
 
+def online_overrides(updates: int) -> dict:
+    """Fine-tuning keeps the actor's learning rate constant, as the authors' fine-tuning configs do: the offline decay
+    carries over with the optimiser state and would leave a fully trained actor at a learning rate of zero."""
+    return {"actor_decay_steps": 0}
+
+
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     k1, k2, k3 = jax.random.split(key, 3)
     obs, act = spec.dummy_inputs()
-    actor_schedule = optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps)
+    actor_schedule = (optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps) if config.actor_decay_steps
+                      else optax.constant_schedule(config.actor_lr))  # a schedule either way: same optimiser state
     critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2), optax.adam(config.critic_lr), k2, obs, act)
     return State(
         actor=Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim), optax.adam(actor_schedule), k1, obs),
