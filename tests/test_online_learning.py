@@ -49,11 +49,12 @@ def test_online_baseline_solves_pendulum_in_6000_steps(algo, warmup, tmp_path):
 
 def test_iql_finetuning_improves_a_poor_agent(poor_dataset, tmp_path):
     # IQL's fine-tuning temperature (10, the paper's AntMaze value); its locomotion reward rescaling assumes 1000-step
-    # episodes, so it is off for Pendulum. Measured: 19.9 -> 48.9 in 4000 steps.
+    # episodes, so it is off for Pendulum. Single evaluations swing by 20-40 points here, so the test takes the mean of
+    # the last three. Measured: 19.9, then 40.5 19.1 32.1 27.5 29.8 61.8 41.4 68.7 (mean of the last three 57.3).
     run = pretrain(poor_dataset, tmp_path / "iql", "iql", {"scale_rewards_by_return_range": "false", "temperature": "10"})
-    summary = online.finetune(run, 4000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
+    summary = online.finetune(run, 8000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
     points = curve(summary)
-    assert summary["normalized_score"] >= summary["start_score"] + 15, points
+    assert sum(points[-3:]) / 3 >= summary["start_score"] + 20, points
 
 
 @pytest.fixture(scope="module")
