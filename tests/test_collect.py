@@ -52,8 +52,8 @@ def test_collect_command_writes_o2o_and_minari_that_their_readers_load(tmp_path,
 
 
 def test_levels_without_a_shipped_policy_say_so(capsys):
-    code, _, err = run_cli(["collect", "Ant-v5", "--level", "expert", "--transitions", "10"], capsys)
-    assert code == 1 and "no shipped expert policy for Ant-v5 yet" in err
+    code, _, err = run_cli(["collect", "Swimmer-v5", "--level", "expert", "--transitions", "10"], capsys)
+    assert code == 1 and "no shipped expert policy for Swimmer-v5 yet" in err
     code, _, err = run_cli(["collect", "Hopper-v5", "--level", "superb"], capsys)
     assert code == 1 and "unknown level 'superb'" in err
 
@@ -70,7 +70,7 @@ def test_levels_order_random_medium_expert_with_the_shipped_pendulum_zoo():
     assert 0.2 * scores["expert"] <= scores["medium"] <= 0.7 * scores["expert"], scores
 
 
-@pytest.mark.parametrize("env_id", ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"])
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5"])
 def test_shipped_mujoco_zoo_orders_random_medium_expert(env_id):
     from o2o.envs import normalized_score
 
