@@ -375,9 +375,13 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     earlier_seconds = float(start.get("wall_seconds", 0.0))  # spent by the processes this run resumed from
     update_seconds = env_seconds = eval_seconds = compile_seconds = warmup_seconds = checkpoint_seconds = 0.0
     wall_start = time.perf_counter()
+    runs.divergence({}, states)  # compiles the check that every log record runs, so that it counts as compilation
+    compile_seconds += time.perf_counter() - wall_start
     last_eval: dict | None = None
     if step == 0 and eval_envs is not None:
+        t2 = time.perf_counter()
         last_eval = run_eval(0)
+        eval_seconds += time.perf_counter() - t2
         curve.append([0, last_eval.get("normalized_score", last_eval["return_mean"])])
         log.write(last_eval)
     bar = runs.ProgressBar(progress, s.steps, step, "online", "env steps/s/seed")
