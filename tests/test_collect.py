@@ -89,6 +89,9 @@ def test_measured_return_counts_only_complete_episodes():
     assert data.metadata["measured_episodes"] == 4 == complete.size
     assert data.metadata["measured_return_mean"] == pytest.approx(complete.mean())
     assert data.metadata["max_episode_steps"] == 200
+    # medium-expert records the limit too: its episodes that ran to it count (Pendulum's always do), 4 from each policy
+    mixed = collect("Pendulum-v1", "medium-expert", transitions=1000, seed=0, num_envs=2)
+    assert mixed.metadata["max_episode_steps"] == 200 and mixed.metadata["measured_episodes"] == 8
 
 
 def test_quickstart_collects_its_dataset_with_the_shipped_medium_policy(tmp_path):

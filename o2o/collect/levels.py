@@ -18,7 +18,7 @@ from o2o.collect import zoo as zoo_policies
 from o2o.collect.rollout import rollout
 from o2o.data import Dataset, write_minari, write_o2o
 from o2o.data.dataset import concatenate
-from o2o.envs import env_spaces, reference_returns
+from o2o.envs import env_spaces, episode_limit, reference_returns
 from o2o.errors import O2OError
 
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
@@ -47,16 +47,18 @@ def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0
         metadata.update(ref_min_score=references[0], ref_max_score=references[1])
     if level == "medium-replay":
         data = zoo_policies.load_medium_replay(env_id, zoo)
-        return Dataset(**data.arrays(), metadata={**data.metadata, **metadata, "seed": data.metadata.get("seed")})
-    if level == "medium-expert":
+        data = Dataset(**data.arrays(), metadata={**data.metadata, **metadata, "seed": data.metadata.get("seed"),
+                                                  "max_episode_steps": episode_limit(env_id)})
+    elif level == "medium-expert":
         parts = [collect(env_id, part, transitions, seed + offset, num_envs, zoo) for offset, part in enumerate(("medium", "expert"))]
-        return concatenate(parts, {**metadata, "policy": {"medium": parts[0].metadata["policy"],
-                                                          "expert": parts[1].metadata["policy"]}})
-    if level == "random":
-        policy, card = random_policy(env_id, seed), {"kind": "random-init", "algo": "sac", "init_seed": seed}
+        data = concatenate(parts, {**metadata, "max_episode_steps": parts[0].metadata["max_episode_steps"],
+                                   "policy": {"medium": parts[0].metadata["policy"], "expert": parts[1].metadata["policy"]}})
     else:
-        card, policy = zoo_policies.load_policy(env_id, level, zoo)
-    data = rollout(policy, env_id, transitions, seed=seed, num_envs=num_envs, metadata={**metadata, "policy": card})
+        if level == "random":
+            policy, card = random_policy(env_id, seed), {"kind": "random-init", "algo": "sac", "init_seed": seed}
+        else:
+            card, policy = zoo_policies.load_policy(env_id, level, zoo)
+        data = rollout(policy, env_id, transitions, seed=seed, num_envs=num_envs, metadata={**metadata, "policy": card})
     complete = complete_episode_returns(data, data.metadata["max_episode_steps"])
     data.metadata.update(measured_return_mean=float(complete.mean()) if complete.size else None,
                          measured_episodes=int(complete.size))

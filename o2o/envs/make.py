@@ -90,6 +90,16 @@ def env_spaces(env_id: str) -> Spaces:
         env.close()
 
 
+@lru_cache(maxsize=None)
+def episode_limit(env_id: str) -> int | None:
+    """The env's time limit in steps, as registered (None without one)."""
+    env = make_env(env_id)
+    try:
+        return env.spec.max_episode_steps
+    finally:
+        env.close()
+
+
 def resolve_env_id(requested: str | None, recorded: str | None, source: str, required: bool = True) -> str | None:
     """The env to use: `--env` if given (it must agree with the dataset's record), else the dataset's record."""
     if requested and recorded and requested != recorded:
