@@ -59,16 +59,24 @@ def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0
         else:
             card, policy = zoo_policies.load_policy(env_id, level, zoo)
         data = rollout(policy, env_id, transitions, seed=seed, num_envs=num_envs, metadata={**metadata, "policy": card})
-    complete = complete_episode_returns(data, data.metadata["max_episode_steps"])
+    complete = complete_episode_returns(data)
     data.metadata.update(measured_return_mean=float(complete.mean()) if complete.size else None,
                          measured_episodes=int(complete.size))
     return data
 
 
-def complete_episode_returns(data: Dataset, max_episode_steps: int | None) -> np.ndarray:
-    """Returns of the episodes that ended by termination or at the env's time limit: the streams cut short by the end
-    of collection have short, unrepresentative returns."""
-    ended = data.terminals[data.episode_ends] | (data.episode_lengths == (max_episode_steps or -1))
+def complete_episode_returns(data: Dataset, env_id: str | None = None) -> np.ndarray:
+    """Returns of the episodes that ended by termination or at the env's time limit (the dataset's record of it, else
+    the limit registered for `env_id` or the dataset's env): the streams cut short by the end of collection have short,
+    unrepresentative returns."""
+    limit = data.metadata.get("max_episode_steps")
+    env_id = env_id or data.env_id
+    if limit is None and env_id:
+        try:
+            limit = episode_limit(env_id)
+        except O2OError:
+            pass  # an env this machine cannot make: only the episodes that ended by termination count
+    ended = data.terminals[data.episode_ends] | (data.episode_lengths == (limit or -1))
     return data.episode_returns[ended]
 
 

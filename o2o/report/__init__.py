@@ -106,7 +106,7 @@ def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return of its complete episodes, normalized where references exist)."""
     from o2o.collect.levels import complete_episode_returns
     from o2o.data import load_dataset
-    from o2o.envs import episode_limit, normalized_score, reference_returns
+    from o2o.envs import normalized_score, reference_returns
 
     out = {}
     for run in loaded:
@@ -118,15 +118,7 @@ def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
         except O2OError:
             continue  # moved or deleted since: the runs still report
         env = run.get("env") or data.env_id
-        # datasets that do not record the env's time limit (D4RL files, o2o's medium-replay and medium-expert before
-        # 2026-12) would otherwise count only the episodes that ended by termination
-        limit = data.metadata.get("max_episode_steps")
-        if limit is None and env:
-            try:
-                limit = episode_limit(env)
-            except O2OError:
-                pass  # an env this machine cannot make: episodes that ended by termination only
-        returns = complete_episode_returns(data, limit)
+        returns = complete_episode_returns(data, env)
         returns = returns if returns.size else data.episode_returns
         behaviour = float(returns.mean())
         known = env and reference_returns(env, data.metadata) is not None
