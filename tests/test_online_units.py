@@ -117,3 +117,22 @@ def test_replay_buffer_learns_next_actions_when_the_episode_goes_on():
         buffer = replay.add(buffer, transition)
     next_actions = np.asarray(buffer.data["next_actions"][:3, 0])
     assert next_actions[0] == pytest.approx(0.2) and np.isnan(next_actions[1]) and np.isnan(next_actions[2])
+
+
+def test_a_checkpointed_buffer_weighs_its_transitions_and_refills_to_the_same_buffer(tmp_path):
+    from o2o.train import runs
+
+    def fresh():  # two seeds' stacked buffers, as the online loop keeps them
+        return jax.vmap(lambda _: replay.create(10, 2, 1, ("mc_returns", "next_actions")))(jnp.arange(2))
+
+    buffer = fresh()
+    for i in range(3):
+        step = {"observations": jnp.full((2, 2), i), "actions": jnp.full((2, 1), 0.1 * i), "rewards": jnp.full(2, i),
+                "next_observations": jnp.full((2, 2), i + 1), "dones": jnp.zeros(2)}
+        buffer = jax.vmap(replay.add)(buffer, step)
+    runs.save_checkpoint(tmp_path, {"buffers": replay.filled(buffer)})
+    saved = runs.load_checkpoint(tmp_path, {})["buffers"]
+    assert saved["data"]["observations"].shape == (2, 3, 2)  # 3 transitions of a capacity of 10
+    restored = replay.refill(fresh(), saved)
+    for x, y in zip(jax.tree.leaves(buffer), jax.tree.leaves(restored), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # the empty slots' -inf and NaN included

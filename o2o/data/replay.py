@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 TRANSITION_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
@@ -54,6 +55,25 @@ def add(buffer: ReplayBuffer, transition: dict) -> ReplayBuffer:
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> dict:
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return {k: v[index] for k, v in buffer.data.items()}
+
+
+def filled(buffer: ReplayBuffer) -> ReplayBuffer:
+    """The buffer cut to its valid transitions (stacked buffers: to the fullest one's), for a checkpoint that grows with
+    the data instead of weighing the whole capacity from the first step."""
+    keep = (slice(None),) * np.ndim(buffer.size) + (slice(0, int(np.max(np.asarray(buffer.size)))),)
+    return buffer.replace(data={k: v[keep] for k, v in buffer.data.items()})
+
+
+def refill(empty: ReplayBuffer, saved: dict) -> ReplayBuffer:
+    """The inverse of `filled`: a checkpoint's buffer (its state dict) written into an empty buffer of the run's
+    capacity. The slots past the saved ones keep their empty values, as in the buffer that was saved."""
+    axis = np.ndim(empty.size)
+
+    def put(slots: jax.Array, values) -> jax.Array:
+        return slots.at[(slice(None),) * axis + (slice(0, np.shape(values)[axis]),)].set(values)
+
+    return ReplayBuffer({k: put(v, saved["data"][k]) for k, v in empty.data.items()},
+                        jnp.asarray(saved["insert_index"], empty.insert_index.dtype), jnp.asarray(saved["size"], empty.size.dtype))
 
 
 def set_returns_to_go(buffer: ReplayBuffer, slots: jax.Array, values: jax.Array) -> ReplayBuffer:

@@ -236,8 +236,8 @@ def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     if config.get("kind") != "online":
         raise O2OError(f"{run_dir}: not an online run directory (config.json kind = {config.get('kind')!r})")
     p = _prepare_recorded(config)
-    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states, "buffers": _empty_buffers(p)})
-    return _run(p, run_dir, checkpoint, progress)
+    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states})
+    return _run(p, run_dir, {**checkpoint, "buffers": replay.refill(_empty_buffers(p), checkpoint["buffers"])}, progress)
 
 
 def _prepare_recorded(config: dict) -> Prepared:
@@ -449,8 +449,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                 log.write(record)
                 if step % s.eval_every == 0 or step == s.steps:
                     t3 = time.perf_counter()
-                    runs.save_checkpoint(run_dir, {"states": states, "buffers": buffers, "step": step, "episodes": episodes,
-                                                   "best": best, "curve": np.asarray(curve, np.float64).reshape(-1, 2),
+                    runs.save_checkpoint(run_dir, {"states": states, "buffers": replay.filled(buffers), "step": step,
+                                                   "episodes": episodes, "best": best, "curve": np.asarray(curve, np.float64).reshape(-1, 2),
                                                    "finished": np.asarray(finished, np.float64),
                                                    "successes": np.asarray(successes, np.float64),
                                                    "wall_seconds": record["wall_seconds"],
