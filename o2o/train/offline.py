@@ -192,6 +192,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
         return {"step": step, "phase": "offline", **scores(returns, p.env_id, p.dataset.metadata)}
 
     update_seconds = eval_seconds = 0.0
+    runs.divergence({}, states)  # compiles the check each chunk runs: not time spent outside the updates
     wall_start = time.perf_counter()
     last_eval: dict[str, Any] | None = None
     step = saved_step = start_step
