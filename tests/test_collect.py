@@ -131,6 +131,9 @@ def test_zoo_cards_record_what_retrains_them():
         for key in ("env_id", "training_steps", "seed", "return_mean", "return_std", "return_episodes", "command"):
             assert key in card, (level, key)
         assert card["return_episodes"] == 100 and card["command"].startswith("o2o zoo train Pendulum-v1")
+    for card_file in zoo_root().glob("*/medium-replay.json"):  # what reruns the SAC run, without a local path
+        settings = json.loads(card_file.read_text())["run_config"]["settings"]
+        assert settings["steps"] > 0 and "out" not in settings, card_file
 
 
 def test_zoo_train_export_and_collect_round_trip(tmp_path):
@@ -145,6 +148,7 @@ def test_zoo_train_export_and_collect_round_trip(tmp_path):
     assert {early[level]["training_steps"] for level in ("medium", "expert")} <= {200, 400}
     assert early["expert"]["command"].endswith("--upto 400")
     assert not (tmp_path / "zoo" / "medium-replay").exists()  # the card, not the buffer
+    assert "out" not in cards["medium-replay"]["run_config"]["settings"]
     replay = zoo.load_medium_replay("Pendulum-v1", tmp_path / "zoo")  # the copy export cached
     assert len(replay) == cards["medium"]["training_steps"] == cards["medium-replay"]["transitions"]
     assert content_hash(replay) == cards["medium-replay"]["content_hash"]

@@ -109,7 +109,9 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
     replay_card = {
         "env_id": env_id, "level": "medium-replay", "seed": seed, "transitions": medium_step,
         "episodes": replay.num_episodes, "content_hash": content_hash(replay), "policy": cards["medium"],
-        "run_config": {k: config[k] for k in ("settings", "agent_config", "env_id", "seeds")},
+        # the run's directory is left out: regeneration runs in a temporary one, and the card should not carry a local path
+        "run_config": {"settings": {k: v for k, v in config["settings"].items() if k != "out"},
+                       **{k: config[k] for k in ("agent_config", "env_id", "seeds")}},
         "machine": cards["medium"]["machine"], "training_seconds": seconds_at.get(medium_step),
     }
     files.write_json(dest / "medium-replay.json", replay_card)
