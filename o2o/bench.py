@@ -111,18 +111,19 @@ def dataset_label(dataset: str) -> str:
 
 
 def cells(grid: Grid) -> list[Cell]:
-    """The grid's cells in a stable order (algorithm-major), each with a stable id."""
+    """The grid's cells in a stable order, each with a stable id: seed-major, then algorithm, then dataset, so that a
+    grid stopped part-way (a budget, a session's end) holds every algorithm and dataset at its first seeds."""
     groups = [[grid.seed + i] for i in range(grid.seeds)] if grid.split_seeds else [[grid.seed + i for i in range(grid.seeds)]]
     labels = [dataset_label(d) for d in grid.datasets]
     if len(set(labels)) != len(labels):
         raise O2OError(f"bench: two datasets share a name ({', '.join(labels)}); give them distinct directory names")
     out = []
-    for algo in grid.algos:
-        online = None
-        if grid.online_steps > 0 and fine_tunes(algo):
-            online = grid.online_algo or algo
-        for dataset, label in zip(grid.datasets, labels):
-            for group in groups:
+    for group in groups:
+        for algo in grid.algos:
+            online = None
+            if grid.online_steps > 0 and fine_tunes(algo):
+                online = grid.online_algo or algo
+            for dataset, label in zip(grid.datasets, labels):
                 name = f"{algo}--{label}" + (f"--{online}" if online else "") + (f"--s{group[0]}" if grid.split_seeds else "")
                 out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online))
     return out

@@ -1,6 +1,7 @@
 """o2o bench on a local Ray instance with 2 workers, the results database, o2o report, and the HTML report in a real
 browser (headless Chromium)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -155,6 +156,10 @@ def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert {"quick", "zoo"} <= set(bench.shipped_suites())
     zoo = bench.Grid(**bench.load_suite("zoo"))
     assert len(bench.cells(zoo)) == 27 and zoo.steps == 1_000_000
+    # seed-major order: a grid stopped after its first nine cells already holds every dataset at seed 0
+    split = bench.cells(dataclasses.replace(zoo, algos=["rebrac"], split_seeds=True, seeds=3))
+    assert [c.seeds for c in split[:9]] == [(0,)] * 9 and len({c.dataset for c in split[:9]}) == 9
+    assert len({c.id for c in split}) == 27 and split[0].id == "rebrac--" + split[0].label + "--s0"
     with pytest.raises(O2OError, match="no such file"):
         bench.load_suite("nonexistent")
     (tmp_path / "s.toml").write_text('algos = ["iql"]\ndatasets = ["x"]\nstepz = 3\n')
