@@ -182,6 +182,19 @@ def test_rebrac_actor_loss_sums_the_penalty_over_action_dims_and_decays_it():
     assert metrics["actor_bc_coef"] == pytest.approx(0.2 * 0.5)  # 1 - 8/10 is below the floor of 0.5
 
 
+def test_rebrac_critic_normalizes_after_each_relu_as_the_authors_code():
+    from o2o.agents import rebrac
+    state = rebrac.init(jax.random.PRNGKey(0), SPEC, rebrac.Config(hidden_dims=(4, 3)))
+    params = jax.tree.map(lambda p: np.asarray(p[0], np.float64), state.critic.params)["VmapCritic_0"]["MLP_0"]
+    x = np.concatenate([BATCH["observations"], BATCH["actions"]], axis=-1)
+    for layer in range(2):
+        dense, norm = params[f"Dense_{layer}"], params[f"LayerNorm_{layer}"]
+        x = np.maximum(x @ dense["kernel"] + dense["bias"], 0.0)
+        x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6) * norm["scale"] + norm["bias"]
+    q = (x @ params["Dense_2"]["kernel"] + params["Dense_2"]["bias"])[:, 0]
+    np.testing.assert_allclose(state.critic(BATCH["observations"], BATCH["actions"])[0], q, rtol=1e-4, atol=1e-6)
+
+
 def test_rebrac_fine_tuning_drops_the_critic_penalty_unless_the_user_sets_it():
     _, config = get_algorithm("rebrac", online_updates=5000)
     assert config.critic_bc_coef == 0.0 and config.actor_bc_decay_steps == 5000

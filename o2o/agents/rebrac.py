@@ -38,6 +38,8 @@ class Config(td3_bc.Config):
     """Transitions per update (paper, Table 7)."""
     critic_layer_norm: bool = True
     """LayerNorm in the critics (paper, Sec. 4)."""
+    critic_norm_after_activation: bool = True
+    """Dense -> ReLU -> LayerNorm in each hidden critic layer, as the authors' code."""
     edac_init: bool = True
     """EDAC's initialisation, as the authors' code."""
     normalize_observations: bool = False

@@ -11,6 +11,7 @@ Actor (every `policy_frequency` critic steps), with lambda = alpha / E|Q_1(s, pi
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,7 @@ from flax import struct
 
 from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
                                value_and_grad)
-from o2o.nets import CriticEnsemble, DeterministicPolicy, output_scales
+from o2o.nets import MLP, CriticEnsemble, DeterministicPolicy, output_scales
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Config:
     """Transitions per update (paper, Table 3)."""
     critic_layer_norm: bool = False
     """LayerNorm after each hidden critic layer (ReBRAC)."""
+    critic_norm_after_activation: bool = False
+    """With critic_layer_norm: normalize after each hidden layer's ReLU instead of before it."""
     edac_init: bool = False
     """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of Flax's."""
 
@@ -74,7 +77,8 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_scale, critic_scale = output_scales(config.edac_init)
     actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim, actor_scale),
                            optax.adam(config.actor_lr), actor_key, obs)
-    critic = Network.create(CriticEnsemble(config.hidden_dims, 2, config.critic_layer_norm, critic_scale),
+    mlp = functools.partial(MLP, norm_after_activation=config.critic_norm_after_activation)
+    critic = Network.create(CriticEnsemble(config.hidden_dims, 2, config.critic_layer_norm, critic_scale, mlp=mlp),
                             optax.adam(config.critic_lr), critic_key, obs, act)
     return State(actor, critic, actor.params, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),
                  jnp.zeros((), jnp.int32), config, spec.shapes_only())
