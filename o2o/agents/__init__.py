@@ -66,7 +66,8 @@ def uniform_transitions(config: Any, data: dict, key: jax.Array) -> dict:
     return jax.tree.map(lambda x: x[index], data)
 
 # Config fields an online run inherits from the offline run it starts from, so that networks line up.
-INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "discount", "normalize_observations")
+INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "critic_norm_after_activation", "discount",
+                    "normalize_observations")
 
 
 def get_algorithm(
