@@ -84,7 +84,7 @@ def call_rate(capacity: int, calls: int = 1000) -> float:
 
     from o2o.agents import Spec, get_algorithm
     from o2o.data import replay
-    from o2o.train.online import make_env_step
+    from o2o.train.online_step import make_env_step
 
     obs, act = spaces()
     agent, config = get_algorithm("sac", {})

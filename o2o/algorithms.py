@@ -25,6 +25,9 @@ class Algorithm:
     aliases: tuple[str, ...] = ()
     # Config overrides per dataset, from the paper's tables: keys "ENV-LEVEL" (hopper-medium-replay) or "ENV" (hopper)
     presets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # Config fields nothing of this algorithm reads (taken over from the Config it extends, or switched off by its variant
+    # or its module's defaults): a user's --set of one is an error
+    unread: tuple[str, ...] = ()
 
 
 def _per_dataset(fields: tuple[str, ...], table: dict[str, tuple]) -> dict[str, dict[str, Any]]:
@@ -99,7 +102,8 @@ RECORDS = (
     Algorithm("awac", "awac", "advantage-weighted actor-critic", "Nair et al., AWAC, 2020", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}),
     Algorithm("cql", "cql", "conservative Q-learning on SAC", "Kumar et al., NeurIPS 2020", "offline",
-              online={"offline_sampling": "union", "warmup_steps": 0}),
+              online={"offline_sampling": "union", "warmup_steps": 0},
+              unread=("sparse_failure_reward",)),  # Cal-QL's returns-to-go, which CQL never computes
     # Cal-QL paper: mixing ratio 0.5 offline/online.
     Algorithm("calql", "cql", "CQL with Q-values bounded below by Monte-Carlo returns", "Nakamoto et al., NeurIPS 2023",
               "offline", variant={"calibrated": True}, online={"offline_sampling": "symmetric", "warmup_steps": 0},
@@ -107,7 +111,8 @@ RECORDS = (
     # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
-              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH}),
+              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH},
+              unread=("alpha", "behavior_cloning")),  # its own actor loss replaces TD3+BC's
     # FQL paper: fine-tuning keeps the objective, with the offline data in the replay buffer.
     Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
               "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
@@ -132,7 +137,8 @@ RECORDS = (
               online={"warmup_steps": 5_000}),
     # TD3 paper: 25k random steps (start_timesteps).
     Algorithm("td3", "td3_bc", "twin delayed DDPG", "Fujimoto et al., ICML 2018", "online",
-              variant={"behavior_cloning": False, "normalize_observations": False}, online={"warmup_steps": 25_000}),
+              variant={"behavior_cloning": False, "normalize_observations": False}, online={"warmup_steps": 25_000},
+              unread=("alpha",)),  # TD3+BC's weight of the Q term against its BC term
     # RLPD paper: 50/50 batches, UTD 20.
     Algorithm("rlpd", "sac", "SAC with LayerNorm, 10 critics (2 for the target), UTD 20, half of every batch offline",
               "Ball et al., ICML 2023", "online",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from o2o import files, results
-from o2o.agents import get_algorithm
+from o2o.agents import get_algorithm, read_fields
 from o2o.algorithms import canonical_name, fine_tunes
 from o2o.errors import O2OError
 from o2o.train import runs
@@ -80,7 +80,7 @@ class Grid:
             get_algorithm(algo, self.overrides_for(algo))  # bad values fail now, not in a worker
 
     def overrides_for(self, algo: str) -> dict[str, str]:
-        """`FIELD=V` applies to every algorithm that has FIELD; `ALGO.FIELD=V` to ALGO alone (and wins)."""
+        """`FIELD=V` applies to every algorithm that reads FIELD; `ALGO.FIELD=V` to ALGO alone (and wins)."""
         fields = _fields(algo)
         chosen = {k: v for k, v in self.overrides.items() if "." not in k and k in fields}
         chosen.update({k.rpartition(".")[2]: v for k, v in self.overrides.items()
@@ -89,8 +89,8 @@ class Grid:
 
 
 def _fields(algo: str) -> set[str]:
-    module, _ = get_algorithm(algo)
-    return {f.name for f in dataclasses.fields(module.Config)}
+    """The config fields `algo` reads (`o2o.algorithms.Algorithm.unread`): a bare `--set FIELD=V` skips the others."""
+    return read_fields(algo)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +222,7 @@ def materialize(dataset: str, bench_dir: Path) -> str:
 
 def _materialize_ogbench(name, bench_dir: Path) -> Path:
     from o2o.collect import ogbench as collect_ogbench
+    from o2o.data.hdf5_npz import validation_path
     from o2o.envs import ogbench
 
     try:
@@ -231,7 +232,8 @@ def _materialize_ogbench(name, bench_dir: Path) -> Path:
     dest = bench_dir / "datasets" / name.dataset
     with _locked(bench_dir / "datasets" / f".{dest.name}.lock"):
         if not (dest / "metadata.json").is_file():
-            for partial in (dest, dest.with_name(dest.name + ".npz")):
+            npz = dest.with_name(dest.name + ".npz")
+            for partial in (dest, npz, validation_path(npz)):  # collect_to refuses to write over any of them
                 if partial.is_dir():
                     shutil.rmtree(partial)
                 else:
@@ -247,40 +249,23 @@ def cell_env(dataset: str, grid_env: str | None) -> str | None:
     return ogbench.task_env_of(dataset) if ogbench.is_task_env(dataset) else grid_env
 
 
-def _phase(run_dir: Path, start, resume) -> None:
-    """Finish a phase: nothing to do once it has its summary; resumed if it has a checkpoint, else started afresh."""
-    if (run_dir / "summary.json").is_file():
-        return
-    if runs.has_checkpoint(run_dir):
-        resume(run_dir, progress=False)
-        return
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-    start()
-
-
 def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
     """Run (or finish) one cell; never raises: a failure comes back as a one-line error."""
-    from o2o.train import offline, online
+    from o2o.train import offline, phases
 
     started = time.perf_counter()
     cell_dir = Path(bench_dir) / "runs" / cell.id
     try:
         with _locked(cell_dir / ".lock"):
-            source = materialize(cell.dataset, Path(bench_dir))
-            offline_dir = cell_dir / "offline"
             settings = offline.OfflineSettings(
-                algo=cell.algo, dataset=source, env=cell_env(cell.dataset, grid.env), steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0],
-                eval_every=grid.eval_every, eval_episodes=grid.eval_episodes, out=str(offline_dir),
-                agent_overrides=grid.overrides_for(cell.algo))
-            _phase(offline_dir, lambda: offline.train(settings, progress=False), offline.resume)
-            if cell.online_algo:
-                online_dir = cell_dir / "online"
-                every = grid.online_eval_every or max(1, grid.online_steps // 10)
-                _phase(online_dir, lambda: online.finetune(
-                    offline_dir, grid.online_steps, algo=cell.online_algo, out=str(online_dir), progress=False,
-                    eval_every=every, eval_episodes=grid.eval_episodes,
-                    agent_overrides=grid.overrides_for(cell.online_algo)), online.resume)
+                algo=cell.algo, dataset=materialize(cell.dataset, Path(bench_dir)), env=cell_env(cell.dataset, grid.env),
+                steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0], eval_every=grid.eval_every,
+                eval_episodes=grid.eval_episodes, agent_overrides=grid.overrides_for(cell.algo))
+            online_given = {"eval_every": grid.online_eval_every or max(1, grid.online_steps // 10),
+                            "eval_episodes": grid.eval_episodes,
+                            "agent_overrides": grid.overrides_for(cell.online_algo) if cell.online_algo else {}}
+            phases.offline_then_online(settings, cell_dir, grid.online_steps if cell.online_algo else 0, cell.online_algo,
+                                       online_given, progress=False, resume=True)
         return {"status": "completed", "wall_seconds": time.perf_counter() - started}
     except Exception as e:  # noqa: BLE001 — a cell's failure is data for the report, not the end of the grid
         return {"status": "failed", "error": one_line(e), "traceback": traceback.format_exc(),
@@ -329,6 +314,7 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
     bench_dir = Path(bench_dir).resolve()
     grid = dataclasses.replace(grid, datasets=[_absolute(d) for d in grid.datasets])
     all_cells = cells(grid)
+    check_datasets(grid.datasets)
     prepare_dir(grid, bench_dir)
     conn = results.connect(bench_dir / DATABASE)
     status = results.cell_status(conn)
@@ -348,6 +334,27 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
             "completed": sum(status.get(c.id) == "completed" for c in all_cells), "failed": failed}
 
 
+def check_datasets(datasets: list[str]) -> None:
+    """Every dataset can be had before Ray starts, not in a cell minutes later: a `collect:` spec (checked by Grid), an
+    OGBench task whose dataset is found or that `materialize` can collect, or a source `o2o data info` reads."""
+    from o2o.collect import ogbench as collect_ogbench
+    from o2o.data import detect_format
+    from o2o.envs import ogbench
+
+    for dataset in datasets:
+        if dataset.startswith(COLLECT):
+            continue
+        name = ogbench.parse(dataset)
+        if name and name.singletask and name.kind and not Path(dataset).exists():
+            try:
+                ogbench.find_dataset(name.dataset)
+            except O2OError:
+                if name.goal_env not in collect_ogbench.MANIPULATION_ENVS or name.kind not in collect_ogbench.LEVELS:
+                    raise
+            continue
+        detect_format(ogbench.find_dataset(dataset) or dataset)
+
+
 def _absolute(dataset: str) -> str:
     """Paths become absolute (Ray workers do not share the driver's working directory); ids and specs stay."""
     return str(Path(dataset).resolve()) if not dataset.startswith(COLLECT) and Path(dataset).exists() else dataset
@@ -356,8 +363,8 @@ def _absolute(dataset: str) -> str:
 def _record(conn, cell: Cell, bench_dir: Path, outcome: dict[str, Any]) -> None:
     cell_dir = bench_dir / "runs" / cell.id
     offline_dir, online_dir = cell_dir / "offline", cell_dir / "online"
-    if (offline_dir / "config.json").is_file():
-        results.ingest_run(conn, offline_dir, online_dir if (online_dir / "config.json").is_file() else None,
+    if runs.RunDir.exists(offline_dir):
+        results.ingest_run(conn, offline_dir, online_dir if runs.RunDir.exists(online_dir) else None,
                            cell=cell.id, status=outcome["status"], error=outcome.get("error"), label=cell.label)
     attempts = conn.execute("SELECT attempts FROM cells WHERE cell = ?", (cell.id,)).fetchone()["attempts"]
     results.set_cell(conn, cell.id, status=outcome["status"], error=outcome.get("error"),
@@ -420,7 +427,7 @@ class GridProgress:
     """One rich progress line for the grid: cells done of total, running, queued, failed, elapsed and ETA."""
 
     def __init__(self, enabled: bool, total: int, already_done: int):
-        self.bar, self.failed = None, 0
+        self.bar, self.failed, self.running, self.queued = None, 0, 0, 0
         if not enabled:
             return
         from rich.console import Console
@@ -433,12 +440,15 @@ class GridProgress:
         self.bar.start()
 
     def update(self, running: int, queued: int) -> None:
+        self.running, self.queued = running, queued
         if self.bar is not None:
             self.bar.update(self.task, state=f"running {running}, queued {queued}, failed {self.failed}")
 
     def finished(self, cell: Cell, outcome: dict[str, Any]) -> None:
         if outcome["status"] == "failed":
             self.failed += 1
+        # the state text now, not at the next `update`: after the last cell there is none, and the line would stay stale
+        self.update(self.running - 1, self.queued)
         if self.bar is not None:
             self.bar.update(self.task, advance=1)
             if outcome["status"] == "failed":

@@ -14,3 +14,7 @@ class DatasetError(O2OError, ValueError):
 
 class DatasetWarning(UserWarning):
     """A dataset that o2o can use after a documented repair (the input file itself is never changed)."""
+
+
+class Interrupted(O2OError):
+    """Ctrl-C stopped a run; its directory holds a checkpoint and the message says how to resume it (exit status 130)."""

@@ -1,5 +1,6 @@
-"""Files written so that nothing is lost, and read with a clear error: atomic replacement (a reader sees the old file
-or the whole new one, never a part) and one JSON encoder for NumPy values, dataclasses and paths."""
+"""Files written so that nothing is lost, and read with a clear error: destinations checked before any work,
+atomic replacement (a reader sees the old file or the whole new one, never a part) and one JSON encoder for NumPy
+values, dataclasses and paths."""
 
 from __future__ import annotations
 
@@ -13,6 +14,29 @@ from typing import Any, Callable
 import numpy as np
 
 from o2o.errors import O2OError
+
+
+_PROBE_BYTES = 4096  # one filesystem block: a full disk refuses it at write(), an empty file would still be created
+
+
+def check_destination(path: str | os.PathLike, *, may_exist: bool = False, name: str = "--out") -> Path:
+    """Refuse, before any work, a destination that cannot be written: one that exists (unless `may_exist`, for a
+    command that resumes or updates into it), or whose nearest existing ancestor is not a directory where a file can
+    be written. That is tried by writing a block to a hidden file there, removed at once: unlike permission bits, it
+    also catches root on a read-only mount and a full disk. `name` is what the user changes, shown in the error."""
+    path = Path(path)
+    if not may_exist and (path.exists() or path.is_symlink()):
+        raise O2OError(f"{path}: already exists; choose another {name} or remove it first")
+    ancestor = next(p for p in (path, *path.parents) if p.exists())
+    if not ancestor.is_dir():
+        raise O2OError(f"{path}: cannot be created, {ancestor} is not a directory; choose another {name}")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor) as probe:
+            probe.write(bytes(_PROBE_BYTES))
+            probe.flush()
+    except OSError as e:
+        raise O2OError(f"{path}: cannot be written ({ancestor}: {e.strerror}); choose another {name}") from None
+    return path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:

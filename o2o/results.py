@@ -1,7 +1,7 @@
 """The results database: one SQLite file (`results.sqlite`) holding bench cells, runs (one row per trained seed, its
 offline and online phases together) and every evaluation with each episode's return.
 
-Run directories stay the source of truth; `ingest_run` reads their config.json, metrics.jsonl and summary.json, and
+Run directories stay the source of truth; `ingest_run` reads them (through `o2o.train.runs.RunDir`), and
 re-ingesting a run replaces its rows, so the database can always be rebuilt from the directories.
 """
 
@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from o2o import files
 from o2o.errors import O2OError
+from o2o.train.runs import RunDir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -100,51 +100,23 @@ def cell_status(conn: sqlite3.Connection) -> dict[str, str]:
     return {row["cell"]: row["status"] for row in conn.execute("SELECT cell, status FROM cells")}
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return files.read_json(path) if path.is_file() else None
-
-
-def _evaluations(run_dir: Path) -> list[dict[str, Any]]:
-    """The evaluation records of a run's metrics.jsonl (those carrying per-seed returns), in step order."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise O2OError(f"{path}: line {number} is not valid JSON") from None
-        if "return_per_seed" in record:
-            records[(record.get("phase"), record["step"])] = record  # a resumed run may repeat a step: keep the last
-    return sorted(records.values(), key=lambda r: r["step"])
-
-
 def describe_run_dir(run_dir: str | Path) -> tuple[Path | None, Path | None]:
     """(offline dir, online dir) of any run directory: an online run fine-tuned from an offline one names both."""
-    run_dir = Path(run_dir)
-    config = _read_json(run_dir / "config.json")
-    if config is None:
-        raise O2OError(f"{run_dir}: not a run directory (no config.json)")
-    if config.get("kind") == "offline":
-        return run_dir, None
-    if config.get("kind") == "online":
-        init_from = config["settings"].get("init_from")
-        return (Path(init_from) if init_from else None), run_dir
-    raise O2OError(f"{run_dir}: config.json kind {config.get('kind')!r} is neither offline nor online")
+    run = RunDir.open(run_dir)
+    if run.kind == "offline":
+        return run.path, None
+    if run.kind == "online":
+        init_from = run.settings.get("init_from")
+        return (Path(init_from) if init_from else None), run.path
+    raise O2OError(f"{run.path}: config.json kind {run.kind!r} is neither offline nor online")
 
 
 def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: Path | None, cell: str | None = None,
                status: str | None = None, error: str | None = None, label: str | None = None) -> list[int]:
     """Write one row per seed of a run (its offline and/or online directory) with all its evaluations; returns the ids."""
-    phases = {name: d for name, d in (("offline", offline_dir), ("online", online_dir)) if d is not None}
-    configs = {name: _read_json(d / "config.json") for name, d in phases.items()}
-    summaries = {name: _read_json(d / "summary.json") for name, d in phases.items()}
-    for name, config in configs.items():
-        if config is None:
-            raise O2OError(f"{phases[name]}: not a run directory (no config.json)")
+    phases = {name: RunDir.open(d) for name, d in (("offline", offline_dir), ("online", online_dir)) if d is not None}
+    configs = {name: run.record for name, run in phases.items()}
+    summaries = {name: run.summary for name, run in phases.items()}
     first = configs.get("offline") or configs["online"]
     settings = first["settings"]
     metadata = (configs.get("offline") or {}).get("dataset_metadata") or {}
@@ -154,7 +126,7 @@ def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: P
     if status is None:
         status = "completed" if all(summaries.values()) else "incomplete"
     wall = sum((s or {}).get("total_wall_seconds", (s or {}).get("wall_seconds", 0.0)) for s in summaries.values())
-    evaluations = {name: _evaluations(d) for name, d in phases.items()}
+    evaluations = {name: run.evaluations() for name, run in phases.items()}
     ids = []
     for index, seed in enumerate(first["seeds"]):
         key = f"{offline_dir or ''}|{online_dir or ''}|{seed}"

@@ -14,6 +14,11 @@ from o2o.errors import O2OError
 from o2o.train import offline, runs
 
 
+class Killed(BaseException):
+    """A hard kill (SIGKILL, power loss): unlike Ctrl-C, no handler of the run gets to act."""
+
+
+
 @pytest.fixture(scope="module")
 def pendulum(tmp_path_factory):
     return str(write_o2o(collect_pendulum(episodes=6), tmp_path_factory.mktemp("data") / "pendulum"))
@@ -57,10 +62,10 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(algo, pendulum, tmp_
     def save_then_die(run_dir, target, path=runs.CHECKPOINT):
         save(run_dir, target, path)
         if path == runs.CHECKPOINT and int(target["step"]) == 200:
-            raise KeyboardInterrupt  # killed right after the step-200 checkpoint
+            raise Killed  # killed right after the step-200 checkpoint
 
     monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         offline.train(killed, progress=False)
     monkeypatch.setattr(runs, "save_checkpoint", save)
     assert len(metric_lines(tmp_path / "killed")) == 2
@@ -142,10 +147,10 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_exactly(pendu
     def save_then_die(run_dir, target, path=runs.CHECKPOINT):
         save(run_dir, target, path)
         if path == runs.CHECKPOINT and int(target["step"]) == 400:
-            raise KeyboardInterrupt
+            raise Killed
 
     monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         offline.train(killed, progress=False)
     monkeypatch.setattr(runs, "save_checkpoint", save)
     latest = tmp_path / "killed" / runs.CHECKPOINT

@@ -10,7 +10,12 @@ from conftest import run_cli
 
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import load_dataset, write_o2o
-from o2o.train import offline, online, runs
+from o2o.train import offline, online, phases, runs
+
+
+class Killed(BaseException):
+    """A hard kill (SIGKILL, power loss): unlike Ctrl-C, no handler of the run gets to act."""
+
 
 SMALL = {"hidden_dims": "32,32", "batch_size": "64"}
 
@@ -43,10 +48,10 @@ def assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monke
     def save_then_die(run_dir, target, path=runs.CHECKPOINT):
         save(run_dir, target, path)
         if int(target["step"]) == kill_at:
-            raise KeyboardInterrupt
+            raise Killed
 
     monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         train(tmp_path / "killed")
     monkeypatch.setattr(runs, "save_checkpoint", save)
     online.resume(tmp_path / "killed", progress=False)
@@ -85,7 +90,7 @@ def test_online_run_killed_mid_episode_resumes_exactly(env, tmp_path, monkeypatc
 
 def test_calql_finetuning_killed_mid_episode_writes_the_same_monte_carlo_bounds(calql_run, tmp_path, monkeypatch):
     def train(out):
-        online.finetune(calql_run, 500, eval_every=250, eval_episodes=1, out=str(out), progress=False)
+        phases.finetune(calql_run, 500, eval_every=250, eval_episodes=1, out=str(out), progress=False)
 
     assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=250)
     bounds = np.asarray(runs.load_checkpoint(tmp_path / "killed", {})["buffers"]["data"]["mc_returns"])
@@ -108,7 +113,7 @@ def test_eval_command_reads_online_runs(tmp_path, capsys):
 
 
 def test_wsrl_keeps_no_offline_transition(calql_run, pendulum, tmp_path):
-    summary = online.finetune(calql_run, 600, algo="wsrl", warmup_steps=200, eval_every=300, eval_episodes=2,
+    summary = phases.finetune(calql_run, 600, algo="wsrl", warmup_steps=200, eval_every=300, eval_episodes=2,
                               out=str(tmp_path / "wsrl"), progress=False)
     config = json.loads((tmp_path / "wsrl" / "config.json").read_text())
     assert config["settings"]["offline_sampling"] == "none" and config["settings"]["warmup_policy"] == "pretrained"
@@ -126,7 +131,7 @@ def test_wsrl_keeps_no_offline_transition(calql_run, pendulum, tmp_path):
 
 def test_finetune_carries_the_offline_agent_over(calql_run, tmp_path):
     """At the switch (step 0) the fine-tuning run evaluates exactly the offline checkpoint's policy."""
-    online.finetune(calql_run, 200, eval_every=200, eval_episodes=2, out=str(tmp_path / "ft"), progress=False)
+    phases.finetune(calql_run, 200, eval_every=200, eval_episodes=2, out=str(tmp_path / "ft"), progress=False)
     offline_states = runs.load_checkpoint(calql_run, {})["states"]
     first_online = runs.load_checkpoint(tmp_path / "ft", {})["states"]
     assert jax.tree.structure(offline_states["actor"]) == jax.tree.structure(first_online["actor"])
@@ -137,7 +142,7 @@ def test_finetune_carries_the_offline_agent_over(calql_run, tmp_path):
 def test_calql_online_buffer_gets_monte_carlo_returns_of_finished_episodes(calql_run, tmp_path):
     from o2o.data.dataset import episode_returns_to_go
 
-    online.finetune(calql_run, 500, eval_every=500, eval_episodes=0, out=str(tmp_path / "ft"), progress=False)
+    phases.finetune(calql_run, 500, eval_every=500, eval_episodes=0, out=str(tmp_path / "ft"), progress=False)
     data = runs.load_checkpoint(tmp_path / "ft", {})["buffers"]["data"]
     rewards, mc = np.asarray(data["rewards"]), np.asarray(data["mc_returns"])
     discount = json.loads((tmp_path / "ft" / "config.json").read_text())["agent_config"]["discount"]
@@ -150,12 +155,12 @@ def test_calql_online_buffer_gets_monte_carlo_returns_of_finished_episodes(calql
 
 def test_finetune_errors_are_one_clear_line(calql_run, pendulum, tmp_path, capsys):
     code, _, err = run_cli(["finetune", str(tmp_path), "--online-steps", "10"], capsys)
-    assert code == 1 and "not an offline run directory" in err
+    assert code == 1 and "not a run directory (no config.json)" in err
     iql_run = tmp_path / "iql"
     offline.train(offline.OfflineSettings(algo="iql", dataset=pendulum, steps=100, eval_every=100, eval_episodes=0,
                                           out=str(iql_run), agent_overrides=dict(SMALL)), progress=False)
     code, _, err = run_cli(["finetune", str(iql_run), "--algo", "sac", "--online-steps", "10"], capsys)
-    assert code == 1 and "does not fit sac's policy network; fine-tune it with --algo iql" in err
+    assert code == 1 and "iql's policy does not fit sac's policy network; fine-tune it with --algo iql" in err
     code, _, err = run_cli(["online", "rlpd", "--env", "Hopper-v5", "--dataset", pendulum, "--steps", "10"], capsys)
     assert code == 1 and "recorded on Pendulum-v1 but --env Hopper-v5" in err
     code, _, err = run_cli(["online", "rlpd", "--env", "Pendulum-v1", "--steps", "10"], capsys)

@@ -9,7 +9,7 @@ import pytest
 
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
-from o2o.train import offline, online
+from o2o.train import offline, online, phases
 
 SMALL = {"hidden_dims": "64,64"}
 
@@ -52,7 +52,7 @@ def test_iql_finetuning_improves_a_poor_agent(poor_dataset, tmp_path):
     # episodes, so it is off for Pendulum. Single evaluations swing by 20-40 points here, so the test takes the mean of
     # the last three. Measured: 19.9, then 40.5 19.1 32.1 27.5 29.8 61.8 41.4 68.7 (mean of the last three 57.3).
     run = pretrain(poor_dataset, tmp_path / "iql", "iql", {"scale_rewards_by_return_range": "false", "temperature": "10"})
-    summary = online.finetune(run, 8000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
+    summary = phases.finetune(run, 8000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
     points = curve(summary)
     assert sum(points[-3:]) / 3 >= summary["start_score"] + 20, points
 
@@ -66,21 +66,21 @@ def calql_run(poor_dataset, tmp_path_factory):
 
 def test_calql_finetuning_improves_a_poor_agent(calql_run, tmp_path):
     # measured: -2.3 -> 40.3 in 4000 steps (50/50 offline/online batches)
-    summary = online.finetune(calql_run, 4000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
+    summary = phases.finetune(calql_run, 4000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
     points = curve(summary)
     assert summary["normalized_score"] >= summary["start_score"] + 15, points
 
 
 def test_rlpd_from_a_poor_offline_actor_improves(calql_run, tmp_path):
     # RLPD keeps the Cal-QL actor, learns fresh LayerNorm critics with 50/50 batches; UTD 2 instead of 20 for time.
-    summary = online.finetune(calql_run, 3000, algo="rlpd", utd=2, eval_every=1000, eval_episodes=10,
+    summary = phases.finetune(calql_run, 3000, algo="rlpd", utd=2, eval_every=1000, eval_episodes=10,
                               out=str(tmp_path / "rlpd"), progress=False)
     points = curve(summary)
     assert summary["normalized_score"] >= summary["start_score"] + 30, points
 
 
 def test_wsrl_improves_without_offline_data(calql_run, tmp_path):
-    summary = online.finetune(calql_run, 4000, algo="wsrl", warmup_steps=1000, eval_every=1000, eval_episodes=10,
+    summary = phases.finetune(calql_run, 4000, algo="wsrl", warmup_steps=1000, eval_every=1000, eval_episodes=10,
                               out=str(tmp_path / "wsrl"), progress=False)
     points = curve(summary)
     assert summary["normalized_score"] >= summary["start_score"] + 30, points

@@ -100,7 +100,7 @@ def test_buffer_returns_to_go_reset_on_insert_and_padding_is_dropped():
             "next_observations": jnp.ones(1), "dones": jnp.float32(0)}
     for _ in range(3):
         buffer = replay.add(buffer, step)
-    buffer = replay.set_returns_to_go(buffer, jnp.array([0, 1, 2, 4, 4]), jnp.array([3.0, 2.0, 1.0, 9.0, 9.0]))
+    buffer = replay.set_episode_values(buffer, jnp.array([0, 1, 2, 4, 4]), {"mc_returns": jnp.array([3.0, 2.0, 1.0, 9.0, 9.0])})
     np.testing.assert_array_equal(buffer.data["mc_returns"], [3.0, 2.0, 1.0, -np.inf])
     buffer = replay.add(replay.add(buffer, step), step)  # wraps around onto slot 0
     assert float(buffer.data["mc_returns"][0]) == -np.inf

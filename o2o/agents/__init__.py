@@ -15,19 +15,12 @@ from typing import Any, Callable
 
 import jax
 
+from o2o.agents import validation
 from o2o.agents.common import Spec
 from o2o.algorithms import canonical_name, record
 from o2o.data import Dataset
+from o2o.data.fields import FIELDS as TRANSITION_FIELDS  # what an update may read beyond s, a, r, s', done
 from o2o.errors import O2OError
-
-# Per-transition fields an update may ask for beyond s, a, r, s', done; the train layer fills them offline and online.
-TRANSITION_FIELDS = {
-    "mc_returns": "discounted Monte-Carlo return-to-go of the behaviour policy (Cal-QL)",
-    "next_actions": "the action taken at s' in the same episode, or NaN where s' ends the data (ReBRAC)",
-    "returns_to_go": "undiscounted return from the step to its episode's end (Decision Transformer)",
-    "timesteps": "the step's index within its episode (Decision Transformer)",
-    "episode_last_steps": "the index of the last step of the step's episode (Decision Transformer's windows)",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +69,8 @@ def get_algorithm(
 ) -> tuple[Agent, Any]:
     """The agent and its config: `inherited` values (fields the Config lacks are ignored), the variant's, the
     dataset's `preset` (`o2o.algorithms.preset`), the algorithm's fine-tuning changes for `online_updates` online
-    updates, then the user's `field=value` overrides."""
+    updates, then the user's `field=value` overrides; checked by `o2o.agents.validation` (every value in range, no
+    override of a field the algorithm never reads)."""
     algorithm = record(name)
     key, module, variant = algorithm.name, importlib.import_module(f"o2o.agents.{algorithm.module}"), algorithm.variant
     agent = Agent.from_module(key, module)
@@ -92,9 +86,17 @@ def get_algorithm(
             raise O2OError(f"{key} has no config field {field_name!r}; fields: {', '.join(fields)}")
         values[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
     config = module.Config(**values)
+    validation.check(algorithm, config, overridden=overrides or {})
     unknown = set(agent.transition_fields(config)) - set(TRANSITION_FIELDS)
     assert not unknown, f"{key} asks for unknown transition fields {unknown}"
     return agent, config
+
+
+def read_fields(name: str) -> set[str]:
+    """The config fields algorithm `name` reads: its module's Config's fields but those its record declares unread."""
+    algorithm = record(name)
+    config_type = importlib.import_module(f"o2o.agents.{algorithm.module}").Config
+    return {f.name for f in dataclasses.fields(config_type)} - set(algorithm.unread)
 
 
 def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> Any:
@@ -120,4 +122,17 @@ def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> A
                        f"{getattr(kind, '__name__', kind)}") from None
 
 
-__all__ = ["INHERITED_FIELDS", "TRANSITION_FIELDS", "Agent", "Spec", "canonical_name", "get_algorithm"]
+
+
+def restore_algorithm(name: str, recorded: dict[str, Any]) -> tuple[Agent, Any]:
+    """The agent and the exact config a run recorded (its config.json's agent_config): nothing re-applied, nothing
+    refused (fields that o2o added since take their defaults)."""
+    algorithm = record(name)
+    module = importlib.import_module(f"o2o.agents.{algorithm.module}")
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in fields}
+    return Agent.from_module(algorithm.name, module), module.Config(**values)
+
+
+__all__ = ["INHERITED_FIELDS", "TRANSITION_FIELDS", "Agent", "Spec", "canonical_name", "get_algorithm", "read_fields",
+           "restore_algorithm"]

@@ -9,17 +9,20 @@ transitions per policy).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
-import numpy as np
 
 from o2o.agents import Spec, sac
 from o2o.collect import zoo as zoo_policies
+from o2o.collect.episodes import complete_episode_returns, time_limit
 from o2o.collect.rollout import rollout
 from o2o.data import Dataset, write_minari, write_o2o
 from o2o.data.dataset import concatenate
-from o2o.envs import env_spaces, episode_limit, reference_returns
+from o2o.data.stats import behaviour
+from o2o.envs import env_spaces, episode_limit, normalized_score, reference_returns
 from o2o.errors import O2OError
+from o2o.files import check_destination
 
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 
@@ -65,24 +68,23 @@ def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0
     return data
 
 
-def complete_episode_returns(data: Dataset, env_id: str | None = None) -> np.ndarray:
-    """Returns of the episodes that ended by termination or at the env's time limit (the dataset's record of it, else
-    the limit registered for `env_id` or the dataset's env): the streams cut short by the end of collection have short,
-    unrepresentative returns."""
-    limit = data.metadata.get("max_episode_steps")
-    env_id = env_id or data.env_id
-    if limit is None and env_id:
-        try:
-            limit = episode_limit(env_id)
-        except O2OError:
-            pass  # an env this machine cannot make: only the episodes that ended by termination count
-    ended = data.terminals[data.episode_ends] | (data.episode_lengths == (limit or -1))
-    return data.episode_returns[ended]
-
-
 def collect_to(env_id: str, level: str, out: str | Path, fmt: str = "o2o", **kwargs) -> tuple[Path, Dataset]:
-    data = collect(env_id, level, **kwargs)
+    """`collect`, then write to `out`; a bad format or destination is refused before collecting."""
     writer = {"o2o": write_o2o, "minari": write_minari}.get(fmt)
     if writer is None:
         raise O2OError(f"unknown format {fmt!r}; choose o2o or minari")
+    check_destination(out)
+    data = collect(env_id, level, **kwargs)
     return writer(data, out), data
+
+
+def summary(data: Dataset, path: Path) -> dict[str, Any]:
+    """What `o2o collect` reports (JSON-ready): the dataset's size and how well its behaviour policy did, measured on
+    the complete episodes (`o2o.data.stats.behaviour`: each env's stream ends in an episode cut by the end of
+    collection)."""
+    references = reference_returns(data.env_id, data.metadata)
+    measured = behaviour(data, references, time_limit(data))
+    return {"dataset": str(path), "env": data.env_id, "level": data.metadata["level"], "transitions": len(data),
+            "episodes": data.num_episodes, **measured,
+            "normalized_return_mean": None if references is None else
+            float(normalized_score(data.env_id, measured["behaviour_return_mean"], data.metadata))}

@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from o2o.data.io import validation_path
+from o2o.data.hdf5_npz import read_ogbench_npz, validation_path
 from o2o.errors import O2OError
-from o2o.files import atomic_write
+from o2o.files import atomic_write, check_destination
 
 MANIPULATION_ENVS = ("cube-single-v0", "cube-double-v0", "cube-triple-v0", "cube-quadruple-v0", "scene-v0",
                      "puzzle-3x3-v0", "puzzle-4x4-v0", "puzzle-4x5-v0", "puzzle-4x6-v0")
@@ -200,22 +200,28 @@ def _compressed_npz(rows: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+def check_destinations(out: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """Where `collect_to` writes: o2o's format at OUT, OGBench's layout at OUT.npz and OUT-val.npz; none may exist yet
+    (an old validation split would pass for the new data's) and each must be creatable."""
+    out = Path(out)
+    npz = out.with_name(out.name + ".npz")
+    destinations = (out, npz, validation_path(npz))
+    for destination in destinations:
+        check_destination(destination)
+    return destinations
+
+
 def collect_to(env_name: str, level: str, out: str | os.PathLike, episodes: int = 1000, steps: int = 1001,
                seed: int = 0, workers: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """Generate, then write OGBench's layout (`OUT.npz`, `OUT-val.npz`) and o2o's format (`OUT/`, the training split;
     goal-conditioned: rewards come from the task chosen at training time). Returns what was written."""
     from o2o.data import write_o2o
-    from o2o.data.io import read_ogbench_npz
 
-    out = Path(out)
-    npz = out.with_name(out.name + ".npz")
-    for existing in (out, npz):
-        if existing.exists():
-            raise O2OError(f"{existing}: already exists; choose another --out or remove it first")
+    out, npz, validation_npz = check_destinations(out)
     train, validation = generate(env_name, level, episodes, steps, seed, workers, progress)
     write_npz(train, npz)
     if validation:
-        write_npz(validation, validation_path(npz))
+        write_npz(validation, validation_npz)
     dataset = read_ogbench_npz(npz)
     provenance = {"collector": "o2o collect (OGBench manipulation oracles)", "env": env_name, "level": level,
                   "episodes": episodes, "steps_per_episode": steps, "seed": seed,
@@ -226,6 +232,6 @@ def collect_to(env_name: str, level: str, out: str | os.PathLike, episodes: int 
     dataset.metadata.update(source=str(out), level=level, ogbench_dataset=f"{env_name[:-3]}-{level}-v0",
                             provenance=provenance)
     write_o2o(dataset, out)
-    return {"o2o": str(out), "npz": str(npz), "validation_npz": str(validation_path(npz)) if validation else None,
+    return {"o2o": str(out), "npz": str(npz), "validation_npz": str(validation_npz) if validation else None,
             "rows": int(len(train["terminals"])), "transitions": len(dataset), "episodes": episodes,
             "validation_episodes": episodes // 10}

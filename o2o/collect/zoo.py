@@ -64,9 +64,12 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
     """Choose, measure and write the medium and expert policies and the medium-replay dataset of a zoo run, from the
     snapshots taken up to env step `upto` (default: all so far; the run may go on, the choice stays reproducible)."""
     run_dir = Path(run_dir)
-    config = files.read_json(run_dir / "config.json")
+    config = runs.RunDir.open(run_dir).record
     if config.get("kind") != "online" or config["settings"]["algo"] != "sac" or not config["settings"].get("keep_policy_snapshots"):
         raise O2OError(f"{run_dir}: not a zoo training run (make one with `o2o zoo train`)")
+    env_id, seed = config["env_id"], config["seeds"][0]
+    dest = Path(dest) if dest else zoo_root() / env_id
+    files.check_destination(dest, may_exist=True, name="--dest")  # a zoo folder is updated in place
     snapshots = [path for path in sorted((run_dir / "snapshots").glob("step_*.msgpack"))
                  if upto is None or int(path.stem.removeprefix("step_")) <= upto]
     if not snapshots:
@@ -75,7 +78,6 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
     upto = int(snapshots[-1].stem.removeprefix("step_"))
     raw = [flax.serialization.msgpack_restore(path.read_bytes()) for path in snapshots]
     returns = np.array([float(np.asarray(r["return_per_seed"])[0]) for r in raw])
-    env_id, seed = config["env_id"], config["seeds"][0]
     expert = int(np.argmax(returns))
     random_return = _random_return(run_dir, env_id)
     target = random_return + MEDIUM_FRACTION * (returns[expert] - random_return)
@@ -83,7 +85,6 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
     seconds_at = _wall_seconds_by_step(run_dir)
     machine = config.get("versions", {})
     flags = f"XLA_FLAGS='{machine['xla_flags']}' " if machine.get("xla_flags") else ""
-    dest = Path(dest) if dest else zoo_root() / env_id
     cards = {}
     for level, index in (("medium", medium), ("expert", expert)):
         policy = {"actor": jax.tree.map(lambda x: np.asarray(x)[0], raw[index]["policy"]["actor"]),

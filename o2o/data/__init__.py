@@ -2,19 +2,8 @@
 device-resident replay buffer (`o2o.data.replay`, JAX)."""
 
 from o2o.data.dataset import Dataset
-from o2o.data.io import (
-    content_hash,
-    detect_format,
-    load_dataset,
-    read_d4rl_hdf5,
-    read_minari,
-    read_npz,
-    read_o2o,
-    write_d4rl_hdf5,
-    write_minari,
-    write_npz,
-    write_o2o,
-)
+from o2o.data.hdf5_npz import read_d4rl_hdf5, read_npz, write_d4rl_hdf5, write_npz
+from o2o.data.io import content_hash, detect_format, load_dataset, read_minari, read_o2o, write_minari, write_o2o
 from o2o.data.stats import describe, state_action_coverage, trajectory_quality
 from o2o.data.validate import Spaces, check_spaces, dataset_from_arrays
 

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from o2o.data.fields import FIELDS
+
 TRANSITION_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones")
-UNKNOWN = {"mc_returns": -jnp.inf, "next_actions": jnp.nan}  # extra fields' values until they are known
 
 
 @struct.dataclass
@@ -20,9 +21,9 @@ class ReplayBuffer:
 
 
 def create(capacity: int, observation_dim: int, action_dim: int, extra_fields: tuple[str, ...] = ()) -> ReplayBuffer:
-    """An empty buffer. `extra_fields` (o2o.agents.TRANSITION_FIELDS) are filled in later: "mc_returns" when the
-    episode ends (-inf until then, see `set_returns_to_go`), "next_actions" when the episode's next step is inserted
-    (NaN until then, and for an episode's last step)."""
+    """An empty buffer. `extra_fields` (o2o.data.fields.FIELDS) hold their `unknown` value until they are filled:
+    when the episode ends (`set_episode_values`), or when the episode's next step is inserted (and stay unknown for an
+    episode's last step)."""
     data = {
         "observations": jnp.zeros((capacity, observation_dim), jnp.float32),
         "actions": jnp.zeros((capacity, action_dim), jnp.float32),
@@ -30,9 +31,12 @@ def create(capacity: int, observation_dim: int, action_dim: int, extra_fields: t
         "next_observations": jnp.zeros((capacity, observation_dim), jnp.float32),
         "dones": jnp.zeros((capacity,), jnp.float32),
     }
-    shapes = {"mc_returns": (capacity,), "next_actions": (capacity, action_dim)}
     for name in extra_fields:
-        data[name] = jnp.full(shapes[name], UNKNOWN[name], jnp.float32)
+        field = FIELDS[name]
+        if field.unknown is None:
+            raise ValueError(f"transition field {name!r} has no online form")
+        shape = (capacity, action_dim) if field.per_action_dim else (capacity,)
+        data[name] = jnp.full(shape, field.unknown, jnp.float32)
     return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
@@ -41,14 +45,16 @@ def add(buffer: ReplayBuffer, transition: dict) -> ReplayBuffer:
     i = buffer.insert_index
     capacity = buffer.data["rewards"].shape[0]
     data = {k: buffer.data[k].at[i].set(transition[k].astype(buffer.data[k].dtype)) for k in TRANSITION_FIELDS}
-    for name in UNKNOWN.keys() & buffer.data.keys():
-        data[name] = buffer.data[name].at[i].set(UNKNOWN[name])
-    if "next_actions" in buffer.data and capacity > 1:
-        # the previous transition's episode goes on here if its s' is this transition's s
-        previous = (i - 1) % capacity
-        goes_on = (buffer.size > 0) & jnp.all(buffer.data["next_observations"][previous] == transition["observations"])
-        known = jnp.where(goes_on, transition["actions"], data["next_actions"][previous])
-        data["next_actions"] = data["next_actions"].at[previous].set(known)
+    extra = [name for name in buffer.data if name not in TRANSITION_FIELDS]
+    for name in extra:
+        data[name] = buffer.data[name].at[i].set(FIELDS[name].unknown)
+    previous = (i - 1) % capacity
+    # the previous transition's episode goes on here if its s' is this transition's s
+    goes_on = (buffer.size > 0) & jnp.all(buffer.data["next_observations"][previous] == transition["observations"])
+    for name in extra:
+        if FIELDS[name].from_next_step and capacity > 1:
+            known = jnp.where(goes_on, transition["actions"], data[name][previous])
+            data[name] = data[name].at[previous].set(known)
     return ReplayBuffer(data, (i + 1) % capacity, jnp.minimum(buffer.size + 1, capacity))
 
 
@@ -76,7 +82,8 @@ def refill(empty: ReplayBuffer, saved: dict) -> ReplayBuffer:
                         jnp.asarray(saved["insert_index"], empty.insert_index.dtype), jnp.asarray(saved["size"], empty.size.dtype))
 
 
-def set_returns_to_go(buffer: ReplayBuffer, slots: jax.Array, values: jax.Array) -> ReplayBuffer:
-    """Write the Monte-Carlo returns of a finished episode; slots >= capacity (padding) are ignored."""
-    mc_returns = buffer.data["mc_returns"].at[slots].set(values, mode="drop")
-    return buffer.replace(data={**buffer.data, "mc_returns": mc_returns})
+def set_episode_values(buffer: ReplayBuffer, slots: jax.Array, values: dict) -> ReplayBuffer:
+    """Write the values of fields known when an episode ends (name -> values at `slots`); slots >= capacity
+    (padding) are ignored."""
+    written = {name: buffer.data[name].at[slots].set(v, mode="drop") for name, v in values.items()}
+    return buffer.replace(data={**buffer.data, **written})

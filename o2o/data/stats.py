@@ -3,7 +3,7 @@
 TQ and SACo come from Schweighofer et al., "A Dataset Perspective on Offline Reinforcement Learning" (CoLLAs 2022):
 - TQ (trajectory quality) is the dataset's average episode return normalized between a random and an expert policy:
   `TQ = (mean_return - random_return) / (expert_return - random_return)`; 0 = random, 1 = expert. It needs reference
-  returns, so it is None when none are known.
+  returns, so it is None when none are known. o2o averages the complete episodes (`complete_episodes`).
 - SACo (state-action coverage) is the number of unique state-action pairs, normalized. The paper counts exact unique
   pairs of discrete MinAtar states; in continuous spaces every pair is unique, so o2o counts occupied cells of a grid:
   each dimension of the concatenated vector (s, a) is standardized with the reference statistics (the dataset's own unless
@@ -24,8 +24,30 @@ SACO_CELL_WIDTH = 0.5  # in standard deviations per dimension
 _SACO_ROWS = 1 << 18
 
 
-def describe(dataset: Dataset, reference_returns: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Plain-number summary of a dataset (JSON-ready)."""
+def complete_episodes(dataset: Dataset, time_limit: int | None) -> np.ndarray:
+    """(num_episodes,) bool: the episodes that terminated or ran to the env's `time_limit` steps (None: unknown, so only
+    terminations count). The others were cut short, as each env's stream is where collection stops: their returns
+    misstate the policy (a few steps of Pendulum cost far less than a full episode)."""
+    return dataset.terminals[dataset.episode_ends] | (dataset.episode_lengths == (time_limit or -1))
+
+
+def behaviour(dataset: Dataset, reference_returns: tuple[float, float] | None,
+              time_limit: int | None) -> dict[str, Any]:
+    """How well the policy that collected the data did: the mean return of the complete episodes, and its TQ. Where no
+    episode is complete (a time limit other than the env's, say), all episodes are averaged, and
+    `return_episodes_complete` = 0 says so."""
+    complete = complete_episodes(dataset, time_limit)
+    returns = dataset.episode_returns[complete] if complete.any() else dataset.episode_returns
+    mean = float(returns.mean())
+    low, high = reference_returns or (None, None)
+    return {"return_episodes_complete": int(complete.sum()), "behaviour_episodes": int(returns.size),
+            "behaviour_return_mean": mean, "tq": None if reference_returns is None else (mean - low) / (high - low)}
+
+
+def describe(dataset: Dataset, reference_returns: tuple[float, float] | None = None,
+             time_limit: int | None = None) -> dict[str, Any]:
+    """Plain-number summary of a dataset (JSON-ready). `return_*` describe all its episodes; `behaviour_*` and TQ the
+    complete ones (`behaviour`), given the env's `time_limit` in steps."""
     returns, lengths = dataset.episode_returns, dataset.episode_lengths
     quantiles = np.quantile(returns, [0.1, 0.25, 0.5, 0.75, 0.9])
     summary: dict[str, Any] = {
@@ -47,17 +69,16 @@ def describe(dataset: Dataset, reference_returns: tuple[float, float] | None = N
         "reward_mean": float(np.mean(dataset.rewards, dtype=np.float64)),
         "mask_zero_fraction": float(np.mean(~dataset.bootstrap)),  # transitions whose TD target does not bootstrap
         "goal_conditioned": bool(dataset.metadata.get("goal_conditioned", False)),
-        "tq": trajectory_quality(dataset, reference_returns),
+        **behaviour(dataset, reference_returns, time_limit),
         "saco": state_action_coverage(dataset),
     }
     return summary
 
 
-def trajectory_quality(dataset: Dataset, reference_returns: tuple[float, float] | None) -> float | None:
-    if reference_returns is None:
-        return None
-    low, high = reference_returns
-    return float((dataset.episode_returns.mean() - low) / (high - low))
+def trajectory_quality(dataset: Dataset, reference_returns: tuple[float, float] | None,
+                       time_limit: int | None = None) -> float | None:
+    return behaviour(dataset, reference_returns, time_limit)["tq"]
+
 
 
 def state_action_coverage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import warnings
 from functools import lru_cache
@@ -12,7 +13,7 @@ import numpy as np
 from o2o.data import Dataset, check_spaces, load_dataset
 from o2o.data.validate import Spaces
 from o2o.envs import ogbench
-from o2o.errors import O2OError
+from o2o.errors import DatasetError, O2OError
 
 
 @lru_cache(maxsize=1)
@@ -110,6 +111,30 @@ def resolve_env_id(requested: str | None, recorded: str | None, source: str, req
     return env_id
 
 
+def relabel_for_task(dataset: Dataset, env_id: str, source: str) -> Dataset:
+    """Rewards and bootstrap masks of the single task `env_id`, by OGBench's own relabelling of the dataset's qpos
+    (and button states): reward = subtasks done - subtasks, mask 0 where all are done. The trajectory goes on past a
+    success, so episode boundaries are unchanged."""
+    from ogbench.relabel_utils import relabel_dataset
+
+    needed = ["qpos"] + (["button_states"] if env_id.startswith(("scene", "puzzle")) else [])
+    missing = [k for k in needed if k not in dataset.extras]
+    if missing:
+        raise DatasetError(
+            f"{source}: no {' or '.join(missing)} per step; relabelling rewards for the single task {env_id} needs "
+            f"the simulator state OGBench datasets record (fields {', '.join(needed)})"
+        )
+    env = make_env(env_id)
+    try:
+        labels = {k: np.asarray(dataset.extras[k]) for k in needed}
+        relabel_dataset(env_id, env, labels)
+    finally:
+        env.close()
+    metadata = {**dataset.metadata, "env_id": env_id, "goal_conditioned": False, "relabelled_for": env_id,
+                "rewards": "ogbench.relabel_utils.relabel_dataset"}
+    return dataclasses.replace(dataset, rewards=labels["rewards"], masks=labels["masks"].astype(bool), metadata=metadata)
+
+
 def load_for_env(source: str, env: str | None, required: bool = False,
                  goal_conditioned: bool = False) -> tuple[Dataset, str | None]:
     """Load a dataset and resolve its environment (`--env` or its record); when known, the dataset is checked against
@@ -117,10 +142,8 @@ def load_for_env(source: str, env: str | None, required: bool = False,
 
     OGBench: SOURCE may be a dataset name (`cube-single-play-v0`, or with its task,
     `cube-single-play-singletask-task2-v0`) found in `ogbench.dataset_directories()`, and `--env` may name the task
-    in either form; a single-task env relabels the rewards and masks (`ogbench.relabel`). Goal-conditioned data
+    in either form; a single-task env relabels the rewards and masks (`relabel_for_task`). Goal-conditioned data
     without a task is refused unless `goal_conditioned` (to describe or convert it)."""
-    import dataclasses
-
     dataset = load_dataset(ogbench.find_dataset(source) or source)
     if env is None and ogbench.is_task_env(source):
         env = source
@@ -128,7 +151,7 @@ def load_for_env(source: str, env: str | None, required: bool = False,
     if ogbench.is_task_env(env) and dataset.metadata.get("relabelled_for") != env and (
         dataset.metadata.get("goal_conditioned") or "qpos" in dataset.extras
     ):
-        dataset = ogbench.relabel(dataset, env, source)
+        dataset = relabel_for_task(dataset, env, source)
     if dataset.metadata.get("goal_conditioned") and not goal_conditioned:
         raise O2OError(
             f"{source}: a goal-conditioned dataset (no task rewards); o2o's algorithms learn one task: pass --env "

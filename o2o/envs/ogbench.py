@@ -3,7 +3,8 @@
 Names: an OGBench dataset is `<env>-<kind>-v0` (`cube-single-play-v0`), its goal-conditioned env `<env>-v0`, and a
 single-task env `<env>-singletask-task<k>-v0`. OGBench's loader also takes the combined form
 `cube-single-play-singletask-task2-v0` (dataset + task); o2o accepts it wherever it takes an env or a dataset.
-Singletask rewards and masks come from `ogbench.relabel_utils.relabel_dataset`, the package's own function.
+Singletask rewards and masks come from `ogbench.relabel_utils.relabel_dataset`, the package's own function, in
+`o2o.envs.make.relabel_for_task` (it needs an env made there).
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from o2o.data import Dataset
 from o2o.errors import DatasetError, O2OError
 
 DATASET_KINDS = ("play", "noisy", "navigate", "stitch", "explore")
@@ -104,32 +102,6 @@ def find_dataset(source: str) -> Path | None:
         f"{source}: OGBench dataset {name.dataset} not found (looked for {name.dataset} and {name.dataset}.npz in "
         f"{searched}); make it with `o2o collect {name.goal_env} --level {name.kind}` or pass its path"
     )
-
-
-def relabel(dataset: Dataset, env_id: str, source: str) -> Dataset:
-    """Rewards and bootstrap masks of the single task `env_id`, by OGBench's own relabelling of the dataset's qpos
-    (and button states): reward = subtasks done - subtasks, mask 0 where all are done. The trajectory goes on past a
-    success, so episode boundaries are unchanged."""
-    from ogbench.relabel_utils import relabel_dataset
-
-    from o2o.envs.make import make_env
-
-    needed = ["qpos"] + (["button_states"] if env_id.startswith(("scene", "puzzle")) else [])
-    missing = [k for k in needed if k not in dataset.extras]
-    if missing:
-        raise DatasetError(
-            f"{source}: no {' or '.join(missing)} per step; relabelling rewards for the single task {env_id} needs "
-            f"the simulator state OGBench datasets record (fields {', '.join(needed)})"
-        )
-    env = make_env(env_id)
-    try:
-        labels = {k: np.asarray(dataset.extras[k]) for k in needed}
-        relabel_dataset(env_id, env, labels)
-    finally:
-        env.close()
-    metadata = {**dataset.metadata, "env_id": env_id, "goal_conditioned": False, "relabelled_for": env_id,
-                "rewards": "ogbench.relabel_utils.relabel_dataset"}
-    return dataclasses.replace(dataset, rewards=labels["rewards"], masks=labels["masks"].astype(bool), metadata=metadata)
 
 
 def task_hint(dataset_name: str | None) -> str:

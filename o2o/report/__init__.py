@@ -4,6 +4,7 @@ directory (its results database) or from plain run directories (ingested into a 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from o2o import files, results
 from o2o.errors import O2OError
+from o2o.train.runs import RunDir
 from o2o.report import figures, render, stats, tables
 
 UNITS = {"normalized": "normalized score", "success": "success rate (%)", "return": "return"}
@@ -22,7 +24,7 @@ def _classify(sources: list[str]) -> tuple[list[Path], list[Path]]:
         path = Path(source)
         if (path / "results.sqlite").is_file():
             benches.append(path)
-        elif (path / "config.json").is_file():
+        elif RunDir.exists(path):
             run_dirs.append(path)
         else:
             raise O2OError(f"{source}: neither a bench directory (results.sqlite) nor a run directory (config.json)")
@@ -60,16 +62,26 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         raise O2OError(f"--reps must be at least 100 bootstrap samples (got {reps})")
     benches, run_dirs = _classify(sources)
     report_dir = Path(out) if out else (benches[0] / "report" if len(benches) == 1 and not run_dirs else Path("report"))
+    # an earlier report is rebuilt in place; any other existing directory is left alone (its results.sqlite would go)
+    files.check_destination(report_dir, may_exist=(report_dir / "report.json").is_file())
     report_dir.mkdir(parents=True, exist_ok=True)
     conn, database = _database(benches, run_dirs, report_dir)
     loaded = results.load(conn)
     failed_cells = [dict(row) for row in conn.execute("SELECT * FROM cells WHERE status != 'completed' ORDER BY cell")]
     conn.close()
-    if not loaded and not failed_cells:
-        raise O2OError(f"{', '.join(sources)}: no runs to report yet")
-
-    run_scores = [tables.run_scores(r) for r in loaded]
+    run_scores = tables.mark_repeated_seeds(tables.distinguish_variants([tables.run_scores(r) for r in loaded]))
     entry_list = tables.entries(run_scores, reps, final)
+    if not entry_list:
+        raise O2OError(f"{', '.join(sources)}: no completed run to report{_why_none(failed_cells, run_scores)}")
+    repeated = [s for s in run_scores if s.status == tables.REPEATED_SEED]
+    if repeated:
+        warnings.warn(f"{'; '.join(_run_name(s) for s in repeated)}: the same method, config and seed as a run already "
+                      "counted; each seed counts once", RuntimeWarning)
+    short = [s for s in run_scores if s.status == "completed" and s.last is not None and s.evaluations < 3]
+    if short and final == "last3":
+        named = "; ".join(_run_name(s, evaluations=True) for s in short)
+        warnings.warn(f"--final last3: {len(short)} run(s) have fewer than three evaluations, so their final score "
+                      f"averages only those: {named}", RuntimeWarning)
     kinds = {e["kind"] for e in entry_list}
     unit = UNITS[kinds.pop()] if len(kinds) == 1 else "score (normalized, or success %)"
     report: dict[str, Any] = {
@@ -78,10 +90,14 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         "improvement": tables.improvement(entry_list, reps),
         "curves": {phase: tables.curves(run_scores, phase, reps) for phase in ("offline", "online")},
         "failures": [{"name": c["cell"], "status": c["status"], "error": c["error"]} for c in failed_cells]
-        + [{"name": f"{s.method} / {s.dataset} / seed {s.seed}", "status": s.status, "error": None}
+        + [{"name": _run_name(s), "status": s.status,
+            "error": "its seed is counted from an earlier run of the same method and config"
+            if s.status == tables.REPEATED_SEED else None}
            for s in run_scores if s.status not in ("completed", "failed")],
-        "runs": [{**{k: r[k] for k in ("dataset", "seed", "status", "offline_dir", "online_dir", "wall_seconds", "cell")},
-                  "method": s.method, "final": getattr(s, final)} for r, s in zip(loaded, run_scores)],
+        "last3_short": [{"name": _run_name(s), "evaluations": s.evaluations} for s in short],
+        "runs": [{**{k: r[k] for k in ("dataset", "seed", "offline_dir", "online_dir", "wall_seconds", "cell")},
+                  "method": s.method, "status": s.status, "final": getattr(s, final)}
+                 for r, s in zip(loaded, run_scores)],
         "versions": _versions(loaded),
         "datasets": _datasets(loaded),
     }
@@ -101,11 +117,26 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
                           for m, a in report["aggregate"].items()}}
 
 
+def _run_name(s: tables.RunScores, evaluations: bool = False) -> str:
+    name = f"{s.method} / {s.dataset} / seed {s.seed}"
+    return f"{name} ({s.evaluations} evaluation{'s' * (s.evaluations != 1)})" if evaluations else name
+
+
+def _why_none(failed_cells: list[dict[str, Any]], run_scores: list[tables.RunScores]) -> str:
+    failed = [c for c in failed_cells if c["status"] == "failed"]
+    if failed:
+        return f": {len(failed)} cell(s) failed, the first {failed[0]['cell']}: {failed[0]['error']}"
+    if run_scores:
+        return f": none of its {len(run_scores)} run(s) completed with an evaluation"
+    return " yet"
+
+
 def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each dataset the runs trained on, as far as its source can still be read: size and the behaviour's score (mean
-    return of its complete episodes, normalized where references exist)."""
-    from o2o.collect.levels import complete_episode_returns
+    return of its complete episodes, of all where none is complete; normalized where references exist)."""
+    from o2o.collect.episodes import time_limit
     from o2o.data import load_dataset
+    from o2o.data.stats import behaviour
     from o2o.envs import normalized_score, reference_returns
 
     out = {}
@@ -118,13 +149,13 @@ def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
         except O2OError:
             continue  # moved or deleted since: the runs still report
         env = run.get("env") or data.env_id
-        returns = complete_episode_returns(data, env)
-        returns = returns if returns.size else data.episode_returns
-        behaviour = float(returns.mean())
+        measured = behaviour(data, None, time_limit(data, env))
+        mean = measured["behaviour_return_mean"]
         known = env and reference_returns(env, data.metadata) is not None
         out[label] = {"dataset": label, "env": env, "level": data.metadata.get("level"), "transitions": len(data),
-                      "episodes": data.num_episodes, "complete_episodes": int(returns.size), "return_mean": behaviour,
-                      "normalized_score": float(normalized_score(env, behaviour, data.metadata)) if known else None}
+                      "episodes": data.num_episodes, "complete_episodes": measured["return_episodes_complete"],
+                      "return_mean": mean,
+                      "normalized_score": float(normalized_score(env, mean, data.metadata)) if known else None}
     return sorted(out.values(), key=lambda d: d["dataset"])
 
 

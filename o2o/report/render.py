@@ -44,6 +44,10 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                  for e in report["entries"]],
     }]
     out[0]["note"] += " Data: the dataset's own score (mean return of its complete episodes)."
+    if report["last3_short"]:
+        out[0]["note"] += (f" '{LABELS['last3']}' of a run with fewer than three evaluations is the mean of those it "
+                           "has: " + "; ".join(f"{r['name']} ({r['evaluations']} of 3)"
+                                               for r in report["last3_short"]) + ".")
     if any(e["published"] is not None for e in report["entries"]):
         sources = sorted({e["published_source"] for e in report["entries"] if e["published_source"]})
         out[0]["note"] += " Published: " + " | ".join(sources) + "."
@@ -75,13 +79,17 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                      for e in o2o_rows],
         })
     if report["datasets"]:
-        out.append({"id": "datasets", "title": "Datasets", "note": "Behaviour: mean return of the complete episodes "
-                    "(an episode cut by the end of collection would flatter a poor policy).",
-                    "header": ["dataset", "env", "level", "transitions", "episodes", "behaviour return", "behaviour score"],
+        out.append({"id": "datasets", "title": "Datasets", "note": "Behaviour: mean return of the complete episodes, "
+                    "terminated or at the time limit (an episode cut by the end of collection would flatter a poor "
+                    "policy); of all episodes where none is complete.",
+                    "header": ["dataset", "env", "level", "transitions", "episodes", "complete episodes",
+                               "behaviour return", "behaviour score"],
                     "rows": [[d["dataset"], d["env"] or "", d["level"] or "", f"{d['transitions']:,}", f"{d['episodes']:,}",
-                              f"{d['return_mean']:.1f}", _num(d["normalized_score"])] for d in report["datasets"]]})
+                              f"{d['complete_episodes']:,}", f"{d['return_mean']:.1f}", _num(d["normalized_score"])]
+                             for d in report["datasets"]]})
     if report["failures"]:
-        out.append({"id": "failures", "title": "Failed or incomplete", "note": "Not counted in any score above.",
+        out.append({"id": "failures", "title": "Failed, incomplete or not counted",
+                    "note": "Not counted in any score above.",
                     "header": ["cell or run", "status", "error"],
                     "rows": [[f["name"], f["status"], f["error"] or ""] for f in report["failures"]]})
     out.append({"id": "runs", "title": "Runs", "note": "One row per trained seed.",

@@ -1,10 +1,13 @@
 """From the results database's runs to the report's numbers: per-run scores under each final-score protocol, entries
 per (method, dataset), aggregates over datasets, pairwise probabilities of improvement, curves and O2O rows.
 
-A method is an algorithm, or `ALGO→ONLINE_ALGO` for a cell fine-tuned online. A run's score at an evaluation is its
-normalized score, else its success rate (%), else its return. The final score of a run, on its last phase:
+A method is an algorithm, or `ALGO→ONLINE_ALGO` for a cell fine-tuned online. Runs of one method that differ in budget
+or algorithm config are never pooled as seeds: each variant is a method of its own, named with what differs
+(`distinguish_variants`), and a seed counts once per entry (`mark_repeated_seeds`). A run's score at an evaluation is
+its normalized score, else its success rate (%), else its return. The final score of a run, on its last phase:
 - `last`: the last evaluation (D4RL / CORL);
-- `last3`: the mean of the last three evaluations (OGBench / FQL);
+- `last3`: the mean of the last three evaluations (OGBench / FQL); of all of them for a run with fewer, which the report
+  says (`RunScores.evaluations`);
 - `best`: the best evaluation — optimistic, as it selects a checkpoint with evaluation episodes; shown only so labelled.
 """
 
@@ -41,6 +44,8 @@ class RunScores:
     dip: float | None
     regret: float | None
     curves: dict[str, tuple[list[int], list[float]]]
+    evaluations: int  # of the final phase: `last3` averages fewer than three when it has fewer
+    variant: dict[str, Any]  # what tells this run's experiment from another of its method: see `variant`
 
 
 def score(evaluation: dict[str, Any]) -> float:
@@ -79,7 +84,66 @@ def run_scores(run: dict[str, Any]) -> RunScores:
         final_phase=final_phase, kind=kind,
         last=values[-1] if values else None, last3=float(np.mean(values[-3:])) if values else None,
         best=max(values) if values else None, offline_last=offline[1][-1] if offline else None,
-        start=start, dip=dip, regret=run.get("cumulative_regret"), curves=curves)
+        start=start, dip=dip, regret=run.get("cumulative_regret"), curves=curves, evaluations=len(values),
+        variant=variant(run))
+
+
+REPEATED_SEED = "repeated seed"  # the status of a run whose seed its entry already counts
+
+
+def variant(run: dict[str, Any]) -> dict[str, Any]:
+    """The budget (`steps`, `online steps`) and each algorithm-config field (its value in each phase) of a run, from
+    the configs the results database holds: runs of one method that differ here are different experiments."""
+    configs = json.loads(run.get("config") or "{}")
+    phases = [configs[phase].get("agent_config") or {} for phase in ("offline", "online") if configs.get(phase)]
+    fields = sorted(set().union(*phases))
+    return {"steps": run.get("offline_steps"), "online steps": run.get("online_steps"),
+            **{field: [config[field] for config in phases if field in config] for field in fields}}
+
+
+def distinguish_variants(scores: list[RunScores]) -> list[RunScores]:
+    """Renames the runs of a method whose runs on some dataset differ in budget or algorithm config, with what differs
+    there, e.g. `iql (8000 steps)` and `iql (2000 steps)`: they become separate methods, never seeds of one entry. The
+    same facets name the method's runs on every dataset, so a variant keeps one name across datasets; a method whose
+    config changes only from one dataset to another (per-dataset presets) keeps its plain name."""
+    varying: dict[str, set[str]] = {}
+    groups: dict[tuple[str, str], list[RunScores]] = {}
+    for s in scores:
+        groups.setdefault((s.method, s.dataset), []).append(s)
+    for (method, _), group in groups.items():
+        for facet in set().union(*(s.variant for s in group)):
+            if len({json.dumps(s.variant.get(facet), sort_keys=True) for s in group}) > 1:
+                varying.setdefault(method, set()).add(facet)
+    renamed = []
+    for s in scores:
+        facets = [facet for facet in s.variant if facet in varying.get(s.method, ())]
+        label = f"{s.method} ({', '.join(_facet_label(facet, s.variant[facet]) for facet in facets)})"
+        renamed.append(dataclasses.replace(s, method=label) if facets else s)
+    return renamed
+
+
+def _facet_label(facet: str, value: Any) -> str:
+    if facet == "steps":
+        return "online only" if value is None else f"{value} steps"
+    if facet == "online steps":
+        return "offline only" if value is None else f"{value} online steps"
+    shown = list(dict.fromkeys(",".join(map(str, v)) if isinstance(v, list) else str(v) for v in value))
+    return f"{facet}={'→'.join(shown)}"  # offline→online where fine-tuning changed it
+
+
+def mark_repeated_seeds(scores: list[RunScores]) -> list[RunScores]:
+    """A seed counts once per entry: of the completed runs of one method and dataset that share a seed (the same
+    experiment run twice), the first in the database counts and the others get the status `repeated seed`."""
+    counted: set[tuple[str, str, int]] = set()
+    marked = []
+    for s in scores:
+        key = (s.method, s.dataset, s.seed)
+        if s.status == "completed" and s.last is not None:
+            if key in counted:
+                s = dataclasses.replace(s, status=REPEATED_SEED)
+            counted.add(key)
+        marked.append(s)
+    return marked
 
 
 @lru_cache(maxsize=1)

@@ -43,9 +43,9 @@ def make_eval_envs(env_id: str, num_seeds: int, episodes: int) -> gym.vector.Vec
 
 def batched_policy(agent) -> Callable:
     """(states, observations, episode_keys, t, last_rewards) -> actions: every seed's evaluation actions for
-    (seeds, envs, obs_dim) observations in one jitted call. An agent whose evaluation samples (FQL) draws with
+    (seeds, envs, obs_dim) observations in one jitted call. An agent whose evaluation samples draws with
     fold_in(episode key, t), so an episode's draws depend on nothing but its own reset seed and step. An agent that
-    acts on the episode so far (DT) keeps one memory per env here, begun afresh at t = 0."""
+    acts on the episode so far (`act_in_episode`) keeps one memory per env here, begun afresh at t = 0."""
     def one_env(state, memory, observation, key, t, last_reward):
         key = jax.random.fold_in(key, t)
         if agent.act_in_episode is None:

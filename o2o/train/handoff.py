@@ -1,63 +1,98 @@
-"""The offline -> online hand-off: the offline run a fine-tuning run starts from, the config values the online agent
-inherits from it, and the parts of the offline agent that carry over into the online one."""
+"""The offline -> online hand-off: `start` reads an offline run once and returns everything fine-tuning needs (its
+data as it trained on them, the online agent's config, the carried-over states, the score at the switch);
+`check_pairing` says before any training whether an online algorithm can take over an offline one's networks.
+
+What carries over is decided by the states' types, not by names: every learned part (a `Network`'s parameters and
+optimiser state, parameter trees, the observation normaliser) that the online agent has in the same shapes; counters
+and other bare arrays start afresh."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from o2o import files
-from o2o.agents import INHERITED_FIELDS, canonical_name
+from o2o.agents import INHERITED_FIELDS, Spec, canonical_name, get_algorithm, restore_algorithm
 from o2o.agents.common import Network
+from o2o.algorithms import fine_tunes
 from o2o.errors import O2OError
 from o2o.train import offline, runs
 
-CARRIED = ("actor", "bc_flow", "critic", "target_critic_params", "value", "log_temperature", "target_actor_params",
-           "normalizer")
+
+@dataclasses.dataclass
+class Start:
+    """An offline run, read once, and the online agent that continues it."""
+
+    run: runs.RunDir
+    base: offline.Prepared  # the offline run's settings, agent and dataset, as it trained on them
+    agent: Any  # the online agent and its config
+    config: Any
+    states: Any  # fresh online states with the offline run's learned parts carried over
+    start_score: float | None  # the offline run's final normalized score
 
 
-def offline_start(init_from: str, algo: str, seeds: int, seed: int) -> tuple[offline.Prepared, dict]:
-    """The offline run to fine-tune, and the config values the online agent inherits from it (all of them for the same
-    algorithm, the network shapes and discount otherwise)."""
-    run_dir = Path(init_from)
-    config = files.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
-    if config is None or config.get("kind") != "offline":
-        raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
-    base = offline.prepare(offline.OfflineSettings(**{**config["settings"], "eval_episodes": 0, "env": config["env_id"]}))
-    if seeds != len(base.seeds) or seed != base.seeds[0]:
-        raise O2OError(f"{run_dir}: trained seeds {base.seeds}; fine-tuning continues exactly those seeds")
-    same_algorithm = canonical_name(algo) == canonical_name(config["settings"]["algo"])
-    inherited = config["agent_config"] if same_algorithm else {k: v for k, v in config["agent_config"].items() if k in INHERITED_FIELDS}
-    return base, inherited
+def online_agent(algo: str, offline_algo: str, offline_config: dict, overrides: dict, online_updates: int | None = None):
+    """The online agent and config: all the offline config for the same algorithm, else the fields that make networks
+    line up (INHERITED_FIELDS); then the algorithm's fine-tuning changes and the user's overrides."""
+    same_algorithm = canonical_name(algo) == canonical_name(offline_algo)
+    inherited = offline_config if same_algorithm else {k: v for k, v in offline_config.items() if k in INHERITED_FIELDS}
+    return get_algorithm(algo, overrides, inherited, online_updates=online_updates)
 
 
-def carried_states(init_from: str, base: offline.Prepared, algo: str, agent, config):
-    """Fresh online states with every part the offline checkpoint has in the same shape (actor, critics, temperature,
-    normaliser) carried over; at least the actor must carry over."""
-    offline_states = runs.load_checkpoint(Path(init_from), {"states": offline.init_states(base)})["states"]
+def check_pairing(offline_algo: str, offline_config: dict, algo: str, overrides: dict, spec: Spec) -> None:
+    """Refuse, before any training, an online algorithm that cannot continue this offline agent: one without a critic
+    to fine-tune, or whose policy network the offline policy does not fit. Shapes only: nothing is computed."""
+    if not fine_tunes(algo):
+        raise O2OError(f"{canonical_name(algo)} learns no critic and cannot fine-tune; fine-tune with an algorithm that "
+                       "does (see `o2o algos`)")
+    agent, config = online_agent(algo, offline_algo, offline_config, overrides)
+    offline_agent, offline_config_ = restore_algorithm(offline_algo, offline_config)
+    key = jax.random.PRNGKey(0)
+    mine = jax.eval_shape(lambda: agent.init(key, spec, config))
+    theirs = jax.eval_shape(lambda: offline_agent.init(key, spec, offline_config_))
+    if "actor" not in _carried(mine, theirs):
+        raise O2OError(f"{canonical_name(offline_algo)}'s policy does not fit {canonical_name(algo)}'s policy network; "
+                       f"fine-tune it with --algo {canonical_name(offline_algo)} (or another algorithm with the same policy)")
+
+
+def start(run_dir: str, algo: str, seeds: int, seed: int, overrides: dict, online_updates: int) -> Start:
+    """Read the offline run in `run_dir` (its config, checkpoint, data and summary) for fine-tuning with `algo`."""
+    run = runs.RunDir.open(run_dir, "offline")
+    if seeds != len(run.seeds) or seed != run.seeds[0]:
+        raise O2OError(f"{run.path}: trained seeds {run.seeds}; fine-tuning continues exactly those seeds")
+    if not runs.has_checkpoint(run.path):
+        raise O2OError(f"{run.path}: no checkpoint yet; let the offline run reach its first evaluation")
+    base = offline.prepare(offline.OfflineSettings(**{**run.settings, "eval_episodes": 0, "env": run.env_id}))
+    run.check_dataset(base.dataset_reference["content_hash"])
+    base = dataclasses.replace(base, config=restore_algorithm(base.settings.algo, run.agent_config)[1])
+    check_pairing(base.settings.algo, run.agent_config, algo, overrides, base.spec)
+    agent, config = online_agent(algo, base.settings.algo, run.agent_config, overrides, online_updates)
+    offline_states = runs.load_checkpoint(run.path, {"states": offline.init_states(base)})["states"]
     fresh = offline.init_states(dataclasses.replace(base, agent=agent, config=config))
+    states = jax.tree.map(jnp.asarray, fresh.replace(**_carried(fresh, offline_states)))
+    return Start(run, base, agent, config, states, (run.summary or {}).get("normalized_score"))
+
+
+def _carried(mine, theirs) -> dict[str, Any]:
+    """The learned parts of state `theirs` that fit state `mine`, by field name."""
     carried = {}
-    for name in CARRIED:
-        if not (hasattr(fresh, name) and hasattr(offline_states, name)):
+    for field in dataclasses.fields(mine):
+        if not field.metadata.get("pytree_node", True) or not hasattr(theirs, field.name):
             continue
-        mine, theirs = getattr(fresh, name), getattr(offline_states, name)
-        if isinstance(mine, Network):  # the trained part moves; module and optimiser stay the online agent's
-            if _same_shapes(mine.trained_part(), theirs.trained_part()):
-                carried[name] = mine.replace(params=theirs.params, opt_state=theirs.opt_state)
-        elif _same_shapes(mine, theirs):
-            carried[name] = theirs
-    if "actor" not in carried:
-        raise O2OError(f"{init_from}: its {base.settings.algo} policy does not fit {algo}'s policy network; fine-tune "
-                       f"it with --algo {base.settings.algo}")
-    return jax.tree.map(jnp.asarray, fresh.replace(**carried))
+        own, other = getattr(mine, field.name), getattr(theirs, field.name)
+        if isinstance(own, Network):  # the trained part moves; module and optimiser stay the online agent's
+            if _same_shapes(own.trained_part(), other.trained_part()):
+                carried[field.name] = own.replace(params=other.params, opt_state=other.opt_state)
+        elif not hasattr(own, "shape") and _same_shapes(own, other):  # bare arrays (counters) start afresh
+            carried[field.name] = other
+    return carried
 
 
 def _same_shapes(a, b) -> bool:
-    shapes = lambda tree: jax.tree.map(lambda x: jnp.shape(x), tree)  # noqa: E731
+    shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)  # noqa: E731
     try:
         return jax.tree.structure(a) == jax.tree.structure(b) and shapes(a) == shapes(b)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return False

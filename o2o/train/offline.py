@@ -18,13 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from o2o import files
-from o2o.agents import Spec, get_algorithm
+from o2o.agents import Spec, get_algorithm, restore_algorithm
 from o2o.algorithms import preset
-from o2o.data import Dataset
+from o2o.data import Dataset, content_hash
+from o2o.data.fields import FIELDS
 from o2o.envs import env_spaces, load_for_env, ogbench
 from o2o.envs.actions import to_unit_actions
-from o2o.errors import O2OError
+from o2o.errors import Interrupted, O2OError
 from o2o.train import runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 
@@ -49,6 +49,10 @@ class OfflineSettings:
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     preset: str = "auto"  # the paper's per-dataset settings: "auto" (by the dataset's env and level), "none", or a name
 
+    def check(self) -> None:
+        runs.check_counts("offline run", steps=self.steps, seeds=self.seeds, eval_every=self.eval_every,
+                          eval_episodes_or_zero=self.eval_episodes, chunk=self.chunk)
+
 
 @dataclasses.dataclass
 class Prepared:
@@ -64,13 +68,14 @@ class Prepared:
     action_low: np.ndarray
     action_high: np.ndarray
     preset: dict | None  # the preset applied, if any: {"name": "hopper-medium", "values": {field: value}}
+    dataset_reference: dict  # runs.dataset_reference of the data as loaded (before the agent's transform)
 
 
 def prepare(settings: OfflineSettings) -> Prepared:
+    settings.check()
     get_algorithm(settings.algo, settings.agent_overrides)  # a bad algorithm or override fails before data loads
-    if settings.seeds < 1 or settings.steps < 1:
-        raise O2OError(f"--seeds and --steps must be at least 1 (got {settings.seeds} and {settings.steps})")
     dataset, env_id = load_for_env(settings.dataset, settings.env, required=settings.eval_episodes > 0)
+    reference = runs.dataset_reference(settings.dataset, content_hash(dataset), len(dataset))
     preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
                                         dataset.metadata.get("level"))
     agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
@@ -87,18 +92,18 @@ def prepare(settings: OfflineSettings) -> Prepared:
         observation_dim=dataset.observation_dim,
         action_dim=dataset.action_dim,
         observation_mean=observations.mean(axis=0).astype(np.float32),
-        observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # TD3+BC's epsilon
+        observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # the epsilon of the field's standard normalisation
         episode_return_max=float(dataset.episode_returns.max()) if len(dataset) else None,
     )
     seeds = [settings.seed + i for i in range(settings.seeds)]
     applied = {"name": preset_name, "values": preset_values} if preset_name else None
-    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, applied)
+    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, applied, reference)
 
 
 def device_data(p: Prepared) -> dict[str, jax.Array]:
     """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
     scaled = to_unit_actions(np.asarray(p.dataset.actions, np.float64), p.action_low, p.action_high)
-    if ogbench.is_task_env(p.env_id):  # the FQL paper's clip, which keeps log-likelihoods of boundary actions finite
+    if ogbench.is_task_env(p.env_id):  # OGBench's published protocol clips actions: log-likelihoods of boundary actions stay finite
         scaled = np.clip(scaled, -OGBENCH_ACTION_CLIP, OGBENCH_ACTION_CLIP)
     data = {
         "observations": jnp.asarray(p.dataset.observations, jnp.float32),
@@ -108,22 +113,18 @@ def device_data(p: Prepared) -> dict[str, jax.Array]:
         "dones": jnp.asarray(~p.dataset.bootstrap, jnp.float32),
     }
     for name in p.agent.transition_fields(p.config):
-        if name == "mc_returns":
-            data[name] = jnp.asarray(p.dataset.returns_to_go(p.config.discount, p.config.sparse_failure_reward))
-        elif name == "next_actions":
-            data[name] = jnp.asarray(p.dataset.next_actions(scaled))
-        elif name == "returns_to_go":
-            data[name] = jnp.asarray(p.dataset.returns_to_go(1.0))
-        elif name == "timesteps":
-            data[name] = jnp.asarray(p.dataset.timesteps())
-        elif name == "episode_last_steps":
-            data[name] = jnp.asarray(p.dataset.episode_last_steps())
+        data[name] = jnp.asarray(FIELDS[name].from_dataset(p.dataset, scaled, p.config))
     return data
 
 
 def init_states(p: Prepared):
-    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in p.seeds])
-    states = jax.vmap(lambda k: p.agent.init(k, p.spec, p.config))(keys)
+    return init_seeds(p.agent, p.config, p.spec, p.seeds)
+
+
+def init_seeds(agent, config, spec: Spec, seeds: list[int]):
+    """Every seed's fresh agent state, stacked (seed s draws from fold_in(PRNGKey(s), 0))."""
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in seeds])
+    states = jax.vmap(lambda k: agent.init(k, spec, config))(keys)
     return jax.tree.map(jnp.copy, states)  # target networks start as copies; donated buffers must not alias
 
 
@@ -143,42 +144,39 @@ def make_train_chunk(agent, config, chunk: int) -> Callable:
     return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)), donate_argnums=(0,))
 
 
-def train(settings: OfflineSettings, progress: bool = True) -> dict[str, Any]:
-    """Train a new run; returns the summary (also written to summary.json)."""
-    p = prepare(settings)
+def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared | None = None) -> dict[str, Any]:
+    """Train a new run (from `prepared`, this settings' pieces, if the caller has them); returns the summary (also
+    written to summary.json)."""
     run_dir = Path(settings.out) if settings.out else Path("runs") / (
         f"{settings.algo}-{Path(settings.dataset).name}-{datetime.now():%Y%m%d-%H%M%S}")
-    if (run_dir / "config.json").exists():
-        raise O2OError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files.write_json(run_dir / "config.json", {
-        "kind": "offline",
-        "settings": dataclasses.asdict(settings),
-        "agent_config": dataclasses.asdict(p.config),
-        "preset": p.preset,
-        "env_id": p.env_id,
-        "seeds": p.seeds,
-        "dataset_metadata": p.dataset.metadata,
-        "versions": runs.versions(),
-    })
-    return _run(p, run_dir, init_states(p), start_step=0, best=-math.inf, progress=progress)
+    settings.check()
+    runs.refuse_existing_run(run_dir)  # before the data loads
+    p = prepared or prepare(settings)
+    settings = dataclasses.replace(settings, dataset=p.dataset_reference["source"], out=str(run_dir))
+    run = runs.RunDir.create(run_dir, "offline", settings=dataclasses.asdict(settings),
+                             agent_config=dataclasses.asdict(p.config), preset=p.preset, env_id=p.env_id, seeds=p.seeds,
+                             dataset=p.dataset_reference, dataset_metadata=p.dataset.metadata)
+    return _run(dataclasses.replace(p, settings=settings), run, init_states(p), start_step=0, best=-math.inf,
+                progress=progress)
 
 
-def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Continue a killed run from its last checkpoint; on CPU it ends exactly as an uninterrupted run would."""
-    run_dir = Path(run_dir)
-    config = files.read_json(run_dir / "config.json")
-    if config.get("kind") != "offline":
-        raise O2OError(f"{run_dir}: not an offline run directory (config.json kind = {config.get('kind')!r})")
-    settings = OfflineSettings(**config["settings"])
-    p = prepare(settings)
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Continue a killed run from its last checkpoint; on CPU it ends exactly as an uninterrupted run would. A finished
+    run is left as it is (its summary comes back, with `"already_finished": True`) unless `steps` asks for more
+    updates than it had, which extends it (config.json records the extension)."""
+    run = runs.RunDir.open(run_dir, "offline")
+    summary = runs.finished_or_extended(run, steps, "updates")
+    if summary is not None:
+        return summary
+    p = prepare(OfflineSettings(**run.settings))
+    run.check_dataset(p.dataset_reference["content_hash"])
     template = {"states": init_states(p), "step": 0, "best": 0.0}
-    checkpoint = runs.load_checkpoint(run_dir, template)
-    return _run(p, run_dir, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress)
+    checkpoint = runs.load_checkpoint(run.path, template)
+    return _run(p, run, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress)
 
 
-def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progress: bool) -> dict[str, Any]:
-    s = p.settings
+def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, progress: bool) -> dict[str, Any]:
+    s, run_dir = p.settings, run.path
     chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)  # evaluations fall on chunk boundaries
     data = device_data(p)
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
@@ -228,6 +226,11 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
                 runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best})
                 saved_step = step
             bar.advance(size, _rate(step - start_step, update_seconds), last_eval)
+    except KeyboardInterrupt:
+        if step > saved_step:  # the states of the last whole chunk: a resume goes on from exactly there
+            runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best})
+        raise Interrupted(f"{run_dir}: interrupted at update {step} of {s.steps}; resume with "
+                               f"`o2o train --resume {run_dir}`") from None
     finally:
         bar.close()
         log.close()
@@ -256,7 +259,7 @@ def _run(p: Prepared, run_dir: Path, states, start_step: int, best: float, progr
         "eval_seconds": eval_seconds,
         "outside_updates_fraction": 1.0 - update_seconds / wall if wall > 0 else 0.0,
     }
-    files.write_json(run_dir / "summary.json", summary)
+    run.write_summary(summary)
     return summary
 
 
@@ -278,12 +281,18 @@ def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: 
 
 
 def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
-    """Evaluate the latest (or best) checkpoint of an offline run, every seed, `episodes` episodes each."""
-    run_dir = Path(run_dir)
-    config = files.read_json(run_dir / "config.json")
-    settings = OfflineSettings(**{**config["settings"], "eval_episodes": 0})
-    p = prepare(settings)
-    checkpoint = runs.load_checkpoint(run_dir, {"states": init_states(p)}, runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
-    return {"run_dir": str(run_dir), "algo": settings.algo, "dataset": settings.dataset, "env": p.env_id,
-            "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds, "episodes": episodes,
-            **evaluate_checkpoint(p.agent, checkpoint["states"], p.env_id, p.seeds, episodes, p.dataset.metadata)}
+    """Evaluate the latest (or best) checkpoint of an offline run, every seed, `episodes` episodes each; from the run
+    directory alone (its dataset is not read)."""
+    run = runs.RunDir.open(run_dir, "offline")
+    if not run.env_id:
+        raise O2OError(f"{run.path}: trained without an environment (none recorded); nothing to evaluate it in")
+    agent, config = restore_algorithm(run.settings["algo"], run.agent_config)
+    spaces = env_spaces(run.env_id)
+    # the shapes the checkpoint is read into; its values replace these
+    spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]).replace(episode_return_max=0.0)
+    checkpoint = runs.load_checkpoint(run.path, {"states": init_seeds(agent, config, spec, run.seeds)},
+                                      runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
+    return {"run_dir": str(run.path), "algo": run.settings["algo"], "dataset": run.settings["dataset"],
+            "env": run.env_id, "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds,
+            "episodes": episodes,
+            **evaluate_checkpoint(agent, checkpoint["states"], run.env_id, run.seeds, episodes, run.dataset_metadata)}

@@ -1,17 +1,11 @@
 """The online loop, and offline-to-online fine-tuning.
 
-One env per seed; seeds are vmapped. Per env step there are two jitted calls: one inserts the step's transition into
-each seed's device-resident replay buffer (in place), the other runs the `utd` updates of that step fused in a
-`lax.scan` and returns the next actions. Every random number derives from (seed, step), env episodes are reset with
-seed (seed, episode index), and checkpoints keep each env's unfinished episode (`o2o.envs.state`), so a resumed run
-continues exactly as if uninterrupted. Envs whose episodes cannot be saved (OGBench's tasks) resume with a fresh episode
-(the unfinished one's transitions stay in the buffer).
-
-Offline data enters batches by `offline_sampling`:
-- `none`: online buffer only (SAC, TD3, WSRL after its warm-up);
-- `union`: uniform over offline + online transitions, as if the offline data sat in the replay buffer (IQL, AWAC, CQL,
-  Cal-QL fine-tuning);
-- `symmetric`: half of every batch offline, half online (RLPD).
+One env per seed; seeds are vmapped. Per env step there are two jitted calls (`o2o.train.online_step`): one inserts
+the step's transition into each seed's device-resident replay buffer (in place), the other runs the `utd` updates of
+that step fused in a `lax.scan` and returns the next actions. Every random number derives from (seed, step), env
+episodes are reset with seed (seed, episode index), and checkpoints keep each env's unfinished episode
+(`o2o.envs.state`), so a resumed run continues exactly as if uninterrupted. Envs whose episodes cannot be saved
+(OGBench's tasks) resume with a fresh episode (the unfinished one's transitions stay in the buffer).
 """
 
 from __future__ import annotations
@@ -19,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,18 +22,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from o2o import files
-from o2o.agents import Spec, canonical_name, get_algorithm
+from o2o.agents import Spec, get_algorithm, restore_algorithm
 from o2o.algorithms import online_defaults
 from o2o.data import replay
-from o2o.data.dataset import episode_returns_to_go
 from o2o.envs import env_spaces, make_env, state as env_state
 from o2o.envs.actions import to_env_actions
-from o2o.errors import O2OError
-from o2o.train import handoff, offline, runs
+from o2o.errors import Interrupted, O2OError
+from o2o.train import episodes as episode_book, handoff, offline, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
+from o2o.train.online_step import SAMPLING, first_action, make_env_step
 
-SAMPLING = ("none", "union", "symmetric")
 WARMUP_POLICIES = ("random", "pretrained")
 
 
@@ -65,6 +58,21 @@ class OnlineSettings:
     out: str | None = None
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def check(self) -> None:
+        runs.check_counts("online run", steps=self.steps, seeds=self.seeds, utd=self.utd,
+                          warmup_steps_or_zero=self.warmup_steps, eval_every=self.eval_every,
+                          eval_episodes_or_zero=self.eval_episodes, log_every=self.log_every,
+                          buffer_capacity=self.buffer_capacity)
+        if self.offline_sampling not in SAMPLING:
+            raise O2OError(f"offline sampling {self.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
+        if self.warmup_policy not in WARMUP_POLICIES:
+            raise O2OError(f"warm-up policy {self.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
+
+    @property
+    def learning_steps(self) -> int:
+        """Env steps with updates: those after the warm-up."""
+        return max(0, self.steps - self.warmup_steps)
+
 
 def settings_for(algo: str, **given: Any) -> OnlineSettings:
     """OnlineSettings for `algo`: the user's values where given (not None), else the algorithm's paper defaults."""
@@ -89,52 +97,46 @@ class Prepared:
     offline_data_settings: dict | None  # offline.OfflineSettings of the offline data in batches
 
 
-def prepare(settings: OnlineSettings, recorded: dict | None = None) -> Prepared:
-    """A new run's pieces; or, given its `recorded` config.json, an existing run's (for resume and evaluation), built
-    from that file alone: the offline run it started from is not read again."""
-    if settings.offline_sampling not in SAMPLING:
-        raise O2OError(f"offline sampling {settings.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
-    if settings.warmup_policy not in WARMUP_POLICIES:
-        raise O2OError(f"warm-up policy {settings.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
-    base = None
+def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None) -> Prepared:
+    """A new run's pieces; or, given its `recorded` run directory, an existing run's (for resume), built from its
+    config.json: the offline run it started from is not read again."""
+    settings.check()
+    start = None
     if recorded is not None:
-        agent, config = get_algorithm(settings.algo, recorded["agent_config"])  # final values: nothing re-applied
-        env_id, offline_settings = recorded["env_id"], recorded.get("offline_data")
+        agent, config = restore_algorithm(settings.algo, recorded.agent_config)  # final values: nothing re-applied
+        env_id, offline_settings = recorded.env_id, recorded.record.get("offline_data")
     else:
-        base, inherited = (handoff.offline_start(settings.init_from, settings.algo, settings.seeds, settings.seed)
-                           if settings.init_from else (None, None))
-        updates = max(0, settings.steps - settings.warmup_steps) * settings.utd if base else None
-        agent, config = get_algorithm(settings.algo, settings.agent_overrides, inherited, online_updates=updates)
-        env_id = settings.env or (base.env_id if base else None)
+        if settings.init_from:
+            start = handoff.start(settings.init_from, settings.algo, settings.seeds, settings.seed,
+                                  settings.agent_overrides, settings.learning_steps * settings.utd)
+            agent, config = start.agent, start.config
+        else:
+            agent, config = get_algorithm(settings.algo, settings.agent_overrides)
+        env_id = settings.env or (start.base.env_id if start else None)
         if not env_id:
             raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
-        if base and base.env_id and env_id != base.env_id:
-            raise O2OError(f"{settings.init_from}: trained on {base.env_id} but --env {env_id} was given; they must match")
-        offline_settings = _offline_data_settings(settings, base, env_id)
+        if start and start.base.env_id and env_id != start.base.env_id:
+            raise O2OError(f"{settings.init_from}: trained on {start.base.env_id} but --env {env_id} was given; they must match")
+        offline_settings = _offline_data_settings(settings, start.base if start else None, env_id)
     spaces = env_spaces(env_id)
     seeds = [settings.seed + i for i in range(settings.seeds)]
     low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
 
-    offline_data, reward_scale, metadata, start_score = None, 1.0, {}, None
+    offline_data, reward_scale, metadata = None, 1.0, {}
     if offline_settings is not None:
-        offline_prepared = base or offline.prepare(offline.OfflineSettings(**offline_settings))
-        # the online agent's fields (ReBRAC's next actions, Cal-QL's returns) from the offline agent's dataset
+        offline_prepared = start.base if start else offline.prepare(offline.OfflineSettings(**offline_settings))
+        # the online agent's transition fields, from the offline agent's dataset
         offline_data = offline.device_data(dataclasses.replace(offline_prepared, agent=agent, config=config))
         reward_scale = float(offline_prepared.dataset.metadata.get("reward_scale", 1.0))
         metadata = offline_prepared.dataset.metadata
     if recorded is not None:
-        reward_scale, metadata = float(recorded["reward_scale"]), recorded.get("dataset_metadata", metadata)
-    if base is not None:
-        reward_scale = float(base.dataset.metadata.get("reward_scale", 1.0))
-        metadata = base.dataset.metadata
-        states = handoff.carried_states(settings.init_from, base, settings.algo, agent, config)
-        summary_file = Path(settings.init_from) / "summary.json"
-        if summary_file.is_file():
-            start_score = files.read_json(summary_file).get("normalized_score")
+        reward_scale, metadata = float(recorded.record["reward_scale"]), recorded.dataset_metadata or metadata
+    if start is not None:
+        reward_scale = float(start.base.dataset.metadata.get("reward_scale", 1.0))
+        metadata, states = start.base.dataset.metadata, start.states
     else:  # a fresh agent (for an existing run: the shapes its checkpoint is read into)
-        spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0])
-        keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 0) for s in seeds])
-        states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(keys))
+        states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), seeds)
+    start_score = recorded.record.get("start_score") if recorded is not None else (start.start_score if start else None)
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
                     start_score, offline_settings)
 
@@ -151,99 +153,40 @@ def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | No
                                                       eval_episodes=0, agent_overrides=settings.agent_overrides))
 
 
-def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool):
-    """(state, buffer, transition, next_obs, seed_key, step, offline_data) -> (state, buffer, next_action, metrics),
-    vmapped over seeds; the step's key is fold_in(seed_key, step). Buffer and state are donated (updated in place)."""
-
-    def sample_batch(buffer, offline_data, key):
-        if sampling == "none":
-            return replay.sample(buffer, key, batch_size)
-        n_offline = offline_data["rewards"].shape[0]
-        if sampling == "symmetric":
-            k1, k2 = jax.random.split(key)
-            half = batch_size // 2
-            online = replay.sample(buffer, k1, batch_size - half)
-            index = jax.random.randint(k2, (half,), 0, n_offline)
-            return {k: jnp.concatenate([offline_data[k][index], online[k]]) for k in online}
-        index = jax.random.randint(key, (batch_size,), 0, n_offline + buffer.size)
-        from_offline = index < n_offline
-        off = {k: v[jnp.minimum(index, n_offline - 1)] for k, v in offline_data.items()}
-        on = {k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}
-        return {k: jnp.where(from_offline.reshape((-1,) + (1,) * (off[k].ndim - 1)), off[k], on[k]) for k in on}
-
-    def learn_and_act(state, buffer, next_obs, seed_key, step, offline_data):
-        update_key, act_key = _step_keys(seed_key, step)
-        metrics = {}
-        if learn:
-            sample_keys, update_keys = jnp.moveaxis(jax.vmap(jax.random.split)(jax.random.split(update_key, utd)), 1, 0)
-            # all batches are gathered before the scan, so the buffer never enters the loop's state
-            batches = jax.vmap(lambda k: sample_batch(buffer, offline_data, k))(sample_keys)
-            state, metrics = jax.lax.scan(lambda state, xs: agent.update(state, *xs), state, (batches, update_keys))
-            metrics = jax.tree.map(jnp.nanmean, metrics)
-        return state, _next_action(agent, state, next_obs, act_key, random_actions), metrics
-
-    # Two calls, not one: a buffer that is both written in place and read for batches in one XLA program gets copied
-    # whole on every step (20 ms per env step at 1M Hopper transitions on CPU).
-    insert = jax.jit(jax.vmap(replay.add), donate_argnums=(0,))
-    learn_and_act = jax.jit(jax.vmap(learn_and_act, in_axes=(0, 0, 0, 0, None, None)), donate_argnums=(0,))
-
-    def env_step(state, buffer, transition, next_obs, seed_key, step, offline_data):
-        buffer = insert(buffer, transition)
-        state, next_action, metrics = learn_and_act(state, buffer, next_obs, seed_key, step, offline_data)
-        return state, buffer, next_action, metrics
-
-    return env_step
-
-
-def _step_keys(seed_key: jax.Array, step) -> tuple[jax.Array, jax.Array]:
-    """(update key, action key) of env step `step` for one seed."""
-    return tuple(jax.random.split(jax.random.fold_in(seed_key, step)))
-
-
-def _next_action(agent, state, observation: jax.Array, key: jax.Array, random_actions: bool) -> jax.Array:
-    """One seed's action in [-1, 1]: uniform during a random warm-up, else the agent's exploring policy."""
-    if random_actions:
-        return jax.random.uniform(key, (state.spec.action_dim,), minval=-1.0, maxval=1.0)
-    return agent.act(state, observation[None], key, False)[0]
-
-
-def _first_action(agent, states, obs, seed_keys, step: int, random_actions: bool):
-    """The action at `step` before any env step of this process, drawn exactly as `make_env_step` draws it."""
-    def one(state, o, seed_key):
-        return _next_action(agent, state, o, _step_keys(seed_key, step)[1], random_actions)
-
-    return jax.jit(jax.vmap(one))(states, obs, seed_keys)
-
-
 def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
+    settings.check()
+    run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{settings.env or 'env'}-{datetime.now():%Y%m%d-%H%M%S}"
+    runs.refuse_existing_run(run_dir)  # before anything loads
+    if settings.warmup_steps >= settings.steps:
+        warnings.warn(f"the warm-up ({settings.warmup_steps:,} env steps) covers all {settings.steps:,} online steps: no "
+                      "update will run; lower --warmup-steps or raise the steps", RuntimeWarning, stacklevel=2)
     p = prepare(settings)
-    run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{p.env_id}-{datetime.now():%Y%m%d-%H%M%S}"
-    if (run_dir / "config.json").exists():
-        raise O2OError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files.write_json(run_dir / "config.json", {
-        "kind": "online", "settings": dataclasses.asdict(settings), "agent_config": dataclasses.asdict(p.config),
-        "env_id": p.env_id, "seeds": p.seeds, "reward_scale": p.reward_scale, "offline_data": p.offline_data_settings,
-        "dataset_metadata": p.metadata, "start_score": p.start_score, "versions": runs.versions()})
+    run = runs.RunDir.create(
+        run_dir, "online", settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),
+        agent_config=dataclasses.asdict(p.config), env_id=p.env_id, seeds=p.seeds, reward_scale=p.reward_scale,
+        offline_data=p.offline_data_settings, dataset_metadata=p.metadata, start_score=p.start_score)
     start = {"states": p.states, "buffers": _empty_buffers(p), "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
              "best": -math.inf, "curve": []}
-    return _run(p, run_dir, start, progress)
+    return _run(p, run, start, progress)
 
 
-def resume(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    run_dir = Path(run_dir)
-    config = files.read_json(run_dir / "config.json")
-    if config.get("kind") != "online":
-        raise O2OError(f"{run_dir}: not an online run directory (config.json kind = {config.get('kind')!r})")
-    p = _prepare_recorded(config)
-    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states})
-    return _run(p, run_dir, {**checkpoint, "buffers": replay.refill(_empty_buffers(p), checkpoint["buffers"])}, progress)
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Continue a killed online run from its last checkpoint, exactly; a finished one is left as it is unless `steps`
+    asks for more env steps (see `runs.finished_or_extended`)."""
+    run = runs.RunDir.open(run_dir, "online")
+    summary = runs.finished_or_extended(run, steps, "env steps")
+    if summary is not None:
+        return summary
+    p = _prepare_recorded(run)
+    checkpoint = runs.load_checkpoint(run.path, {"states": p.states})
+    return _run(p, run, {**checkpoint, "buffers": replay.refill(_empty_buffers(p), checkpoint["buffers"])}, progress)
 
 
-def _prepare_recorded(config: dict) -> Prepared:
-    if "offline_data" not in config:  # an older run directory: rebuilt from the offline run it started from
-        return prepare(OnlineSettings(**config["settings"]))
-    return dataclasses.replace(prepare(OnlineSettings(**config["settings"]), config), start_score=config["start_score"])
+def _prepare_recorded(run: runs.RunDir) -> Prepared:
+    settings = OnlineSettings(**run.settings)
+    if "offline_data" not in run.record:  # an older run directory: rebuilt from the offline run it started from
+        return prepare(settings)
+    return prepare(settings, run)
 
 
 def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
@@ -259,76 +202,11 @@ def _policy_part(states) -> dict:
     return {"actor": states.actor.params, "normalizer": states.normalizer}
 
 
-def _needs_returns_to_go(p: Prepared) -> bool:
-    return "mc_returns" in p.agent.transition_fields(p.config)
-
-
-class _OnlineReturnsToGo:
-    """Cal-QL's Monte-Carlo bound for online data: when an episode ends, its discounted returns-to-go are written into
-    the buffer slots of its transitions (until then they are -inf: no bound). The unfinished episodes go into
-    checkpoints (`unfinished`, `resume`), so that an interrupted run writes the same bounds."""
-
-    def __init__(self, p: Prepared, capacity: int, max_episode_steps: int | None):
-        self.capacity, self.discount = capacity, p.config.discount
-        self.sparse_failure_reward = p.config.sparse_failure_reward
-        self.pad = min(capacity, max_episode_steps or 1000)
-        self.slots: list[list[int]] = [[] for _ in p.seeds]
-        self.rewards: list[list[float]] = [[] for _ in p.seeds]
-        self.write = jax.jit(jax.vmap(replay.set_returns_to_go), donate_argnums=(0,))
-
-    def record(self, buffers, step: int, rewards: np.ndarray, done: np.ndarray):
-        """Note the transitions just inserted at `step`; write the returns of episodes that ended there."""
-        for i in range(len(self.slots)):
-            self.slots[i].append(step % self.capacity)
-            self.rewards[i].append(float(rewards[i]))
-        ended = [i for i in range(len(self.slots)) if done[i]]
-        if not ended:
-            return buffers
-        values = {i: episode_returns_to_go(np.asarray(self.rewards[i]), self.discount, self.sparse_failure_reward)
-                  for i in ended}
-        longest = max(len(values[i]) for i in ended)
-        for start in range(0, longest, self.pad):  # fixed-size writes: one compilation
-            slots = np.full((len(self.slots), self.pad), self.capacity, np.int32)  # out of range: dropped
-            chunk = np.zeros((len(self.slots), self.pad), np.float32)
-            for i in ended:
-                part = slice(start, min(start + self.pad, len(values[i])))
-                slots[i, : part.stop - part.start] = self.slots[i][part]
-                chunk[i, : part.stop - part.start] = values[i][part]
-            buffers = self.write(buffers, slots, chunk)
-        for i in ended:
-            self.slots[i], self.rewards[i] = [], []
-        return buffers
-
-    def unfinished(self) -> dict:
-        return {"slots": {str(i): np.asarray(x, np.int64) for i, x in enumerate(self.slots)},
-                "rewards": {str(i): np.asarray(x, np.float64) for i, x in enumerate(self.rewards)}}
-
-    def resume(self, saved: dict) -> None:
-        self.slots = [np.asarray(saved["slots"][str(i)]).tolist() for i in range(len(self.slots))]
-        self.rewards = [np.asarray(saved["rewards"][str(i)]).tolist() for i in range(len(self.rewards))]
-
-
-def _episodes_in_progress(envs, observations: np.ndarray, actions: np.ndarray, returns: np.ndarray,
-                          online_rtg: _OnlineReturnsToGo | None) -> dict | None:
-    """What a resume needs to go on with every seed's unfinished episode: the envs' states, the observations and the
-    actions already drawn for the next step; None if an env cannot be saved."""
-    snapshots = [env_state.snapshot(env) for env in envs]
-    if any(snapshot is None for snapshot in snapshots):
-        return None
-    return {"envs": {str(i): snapshot for i, snapshot in enumerate(snapshots)}, "observations": observations,
-            "actions": actions, "returns": np.asarray(returns, np.float64),
-            "returns_to_go": online_rtg.unfinished() if online_rtg is not None else {}}
-
-
-def _episode_seed(seed: int, episode: int) -> int:
-    return (seed * 1_000_003 + int(episode)) % (2**31)
-
-
-def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, Any]:
-    s = p.settings
+def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str, Any]:
+    s, run_dir = p.settings, run.path
     agent, n = p.agent, len(p.seeds)
     step, episodes, best = int(start["step"]), np.asarray(start["episodes"], np.int64).copy(), float(start["best"])
-    start_step = step
+    start_step = saved_step = step
     curve = [list(map(float, point)) for point in start["curve"]]
     states, buffers = start["states"], start["buffers"]
     seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
@@ -354,21 +232,21 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         returns = evaluate(lambda *inputs: policy(states, *inputs), eval_envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (t + 1))
         return {"step": t, "phase": "online", **scores(returns, p.env_id, p.metadata)}
 
-    obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
-    online_rtg = (_OnlineReturnsToGo(p, int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
-                  if _needs_returns_to_go(p) else None)
+    obs = np.stack([env.reset(seed=episode_book.episode_seed(seed, episodes[i]))[0] for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
+    episode_end = episode_book.EpisodeEndFields.of(agent.transition_fields(p.config), p.config, n,
+                                                   int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
     saved = start.get("episodes_in_progress")
     resumed_episodes = saved is not None and all([env_state.restore(env, saved["envs"][str(i)]) for i, env in enumerate(envs)])
     if resumed_episodes:
         obs, actions = np.asarray(saved["observations"]), np.asarray(saved["actions"])
         episode_returns = np.asarray(saved["returns"], np.float64).copy()
-        if online_rtg is not None:
-            online_rtg.resume(saved["returns_to_go"])
+        if episode_end is not None:
+            episode_end.resume(saved["returns_to_go"])
     else:  # a new run, or one whose unfinished episodes could not be kept: each seed starts a new episode
         if saved is not None:
-            obs = np.stack([env.reset(seed=_episode_seed(seed, episodes[i]))[0]
+            obs = np.stack([env.reset(seed=episode_book.episode_seed(seed, episodes[i]))[0]
                             for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
-        actions = np.asarray(_first_action(agent, states, obs, seed_keys, step, phase(step)[1]))
+        actions = np.asarray(first_action(agent, states, obs, seed_keys, step, phase(step)[1]))
         episode_returns = np.zeros(n)
     finished: list[float] = [float(x) for x in start.get("finished", [])]  # training episode returns
     successes: list[float] = [float(x) for x in start.get("successes", [])]
@@ -402,7 +280,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                         successes.append(float(info.get("success", info.get("is_success"))))
                     episode_returns[i] = 0.0
                     episodes[i] += 1
-                    o, _ = env.reset(seed=_episode_seed(p.seeds[i], episodes[i]))
+                    o, _ = env.reset(seed=episode_book.episode_seed(p.seeds[i], episodes[i]))
                 next_obs[i] = o
             env_seconds += time.perf_counter() - t0
             transition = {"observations": obs, "actions": actions, "rewards": rewards * np.float32(p.reward_scale),
@@ -418,8 +296,8 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                 update_seconds += time.perf_counter() - t1
             else:
                 warmup_seconds += time.perf_counter() - t1
-            if online_rtg is not None:
-                buffers = online_rtg.record(buffers, step, transition["rewards"], done)
+            if episode_end is not None:
+                buffers = episode_end.record(buffers, step, transition["rewards"], done)
             obs, step = next_obs, step + 1
             if step_metrics:
                 metrics = step_metrics
@@ -430,7 +308,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                 if diverged:
                     raise O2OError(f"{run_dir}: {diverged} by env step {step}; stopped; the last good checkpoint is "
                                    f"{run_dir / runs.CHECKPOINT}")
-                # with finite parameters a NaN metric is undefined at this step (TD3's actor loss between its updates)
+                # with finite parameters a NaN metric is undefined at this step (a delayed actor's loss between its updates)
                 record.update({k: float(np.mean(v)) for k, v in host_metrics.items() if not np.isnan(v).any()})
                 if finished:
                     record["train_episode_return"] = float(np.mean(finished[-10 * n:]))
@@ -454,9 +332,13 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
                                                    "finished": np.asarray(finished, np.float64),
                                                    "successes": np.asarray(successes, np.float64),
                                                    "wall_seconds": record["wall_seconds"],
-                                                   "episodes_in_progress": _episodes_in_progress(envs, obs, actions, episode_returns, online_rtg)})
+                                                   "episodes_in_progress": episode_book.in_progress(envs, obs, actions, episode_returns, episode_end)})
                     checkpoint_seconds += time.perf_counter() - t3
+                    saved_step = step
             bar.advance(1, step / max(time.perf_counter() - wall_start, 1e-9), last_eval)
+    except KeyboardInterrupt:
+        raise Interrupted(f"{run_dir}: interrupted at env step {step} of {s.steps}; its last checkpoint is at step "
+                               f"{saved_step}; resume with `o2o online --resume {run_dir}`") from None
     finally:
         bar.close()
         log.close()
@@ -468,6 +350,7 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
     summary = {
         "run_dir": str(run_dir), "algo": s.algo, "dataset": s.offline_dataset or s.init_from, "env": p.env_id,
         "steps": s.steps, "seeds": n, "seed_values": p.seeds, "utd": s.utd,
+        "online_updates": max(0, step - s.warmup_steps) * s.utd,
         "return_mean": last_eval["return_mean"] if last_eval else None,
         "return_per_seed": last_eval["return_per_seed"] if last_eval else None,
         "normalized_score": last_eval.get("normalized_score") if last_eval else None,
@@ -482,38 +365,22 @@ def _run(p: Prepared, run_dir: Path, start: dict, progress: bool) -> dict[str, A
         "wall_seconds": wall, "total_wall_seconds": earlier_seconds + wall, "env_seconds": env_seconds, "update_seconds": update_seconds, "eval_seconds": eval_seconds,
         "compile_seconds": compile_seconds, "warmup_call_seconds": warmup_seconds, "checkpoint_seconds": checkpoint_seconds,
     }
-    files.write_json(run_dir / "summary.json", summary)
+    run.write_summary(summary)
     return summary
 
 
-def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, out: str | None = None,
-             progress: bool = True, **given: Any) -> dict[str, Any]:
-    """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (its registry record's `online`)."""
-    run_dir = Path(run_dir)
-    config = files.read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
-    if config.get("kind") != "offline":
-        raise O2OError(f"{run_dir}: not an offline run directory (no config.json of kind 'offline')")
-    algo = algo or config["settings"]["algo"]
-    settings = settings_for(algo, env=config["env_id"], steps=online_steps, seeds=len(config["seeds"]),
-                            seed=config["seeds"][0], init_from=str(run_dir),
-                            out=out or str(run_dir.parent / f"{run_dir.name}-finetune-{canonical_name(algo)}"), **given)
-    return train(settings, progress=progress)
-
-
-def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
-    """Evaluate any run directory's latest checkpoint (offline runs: or their best)."""
-    run_dir = Path(run_dir)
-    config = files.read_json(run_dir / "config.json")
-    if config.get("kind") == "offline":
-        return offline.evaluate_run(run_dir, episodes, best)
-    if best:
-        raise O2OError(f"{run_dir}: an online run keeps only its latest checkpoint; drop --best")
-    p = _prepare_recorded({**config, "offline_data": None} if "offline_data" in config else config)
-    checkpoint = runs.load_checkpoint(run_dir, {"states": p.states})
-    return {"run_dir": str(run_dir), "algo": p.settings.algo, "dataset": p.settings.offline_dataset or p.settings.init_from,
-            "env": p.env_id, "steps": int(checkpoint["step"]), "seeds": len(p.seeds), "seed_values": p.seeds,
-            "episodes": episodes,
-            **offline.evaluate_checkpoint(p.agent, checkpoint["states"], p.env_id, p.seeds, episodes, p.metadata)}
+def evaluate_run(run: runs.RunDir, episodes: int) -> dict[str, Any]:
+    """Evaluate an online run's latest checkpoint from its directory alone (no offline data is read)."""
+    settings = OnlineSettings(**{**run.settings, "offline_sampling": "none"})
+    agent, config = restore_algorithm(settings.algo, run.agent_config)
+    spaces = env_spaces(run.env_id)
+    states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]),
+                                run.seeds)
+    checkpoint = runs.load_checkpoint(run.path, {"states": states})
+    return {"run_dir": str(run.path), "algo": settings.algo, "dataset": settings.offline_dataset or settings.init_from,
+            "env": run.env_id, "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds,
+            "episodes": episodes, **offline.evaluate_checkpoint(agent, checkpoint["states"], run.env_id, run.seeds,
+                                                                episodes, run.dataset_metadata)}
 
 
 def o2o_metrics(curve: list[list[float]], steps: int, offline_score: float | None, successes: list[float]) -> dict:

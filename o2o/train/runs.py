@@ -1,4 +1,6 @@
-"""Run directories: config.json, metrics.jsonl, TensorBoard events, atomic checkpoints, summary.json."""
+"""Run directories: config.json, metrics.jsonl, TensorBoard events, atomic checkpoints, summary.json.
+
+`RunDir` is the one reader and writer of a run's config.json and summary.json: every other module goes through it."""
 
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from o2o import files
 from o2o.errors import O2OError
 from o2o.files import atomic_write_bytes, jsonable
 
+CONFIG = "config.json"
+SUMMARY = "summary.json"
 CHECKPOINT = "checkpoints/latest.msgpack"
 PREVIOUS_CHECKPOINT = "checkpoints/previous.msgpack"
 BEST_CHECKPOINT = "checkpoints/best.msgpack"
@@ -33,6 +38,94 @@ def versions() -> dict[str, Any]:
             out[package] = "not installed"
     out.update(backend=jax.default_backend(), cpu_count=os.cpu_count(), xla_flags=os.environ.get("XLA_FLAGS", ""))
     return out
+
+
+class RunDir:
+    """One run directory: its config.json (what the run is: kind, settings, the resolved agent config, env, seeds, the
+    dataset it reads) read once, its summary.json, checkpoints and metrics. Made by `create` (a new run; refuses a
+    directory that holds one) or `open` (an existing run, optionally of one kind)."""
+
+    def __init__(self, path: Path, record: dict[str, Any]):
+        self.path, self.record = path, record
+
+    @classmethod
+    def create(cls, path: str | Path, kind: str, **record: Any) -> "RunDir":
+        path = Path(path)
+        refuse_existing_run(path)
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path, {"kind": kind, **record, "versions": versions()})
+        files.write_json(path / CONFIG, run.record)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path, kind: str | None = None) -> "RunDir":
+        path = Path(path)
+        if not (path / CONFIG).is_file():
+            raise O2OError(f"{path}: not a run directory (no {CONFIG})")
+        run = cls(path, files.read_json(path / CONFIG))
+        if kind is not None and run.kind != kind:
+            raise O2OError(f"{path}: not an {kind} run directory (it holds an {run.kind!r} run)")
+        return run
+
+    @staticmethod
+    def exists(path: str | Path) -> bool:
+        return (Path(path) / CONFIG).is_file()
+
+    kind = property(lambda self: self.record.get("kind"))
+    settings = property(lambda self: self.record["settings"])
+    agent_config = property(lambda self: self.record["agent_config"])
+    env_id = property(lambda self: self.record.get("env_id"))
+    seeds = property(lambda self: list(self.record["seeds"]))
+    dataset_metadata = property(lambda self: self.record.get("dataset_metadata") or {})
+
+    def update(self, **changes: Any) -> None:
+        """Rewrite config.json with `changes` (an extended budget), atomically."""
+        self.record = {**self.record, **changes}
+        files.write_json(self.path / CONFIG, self.record)
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        """The final numbers, or None while the run is unfinished."""
+        file = self.path / SUMMARY
+        return files.read_json(file) if file.is_file() else None
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        files.write_json(self.path / SUMMARY, summary)
+
+    def check_dataset(self, content_hash: str) -> None:
+        """Refuse to go on with data that differs from what the run trained on (runs made before o2o recorded the hash
+        are not checked)."""
+        recorded = (self.record.get("dataset") or {}).get("content_hash")
+        if recorded is not None and recorded != content_hash:
+            raise O2OError(f"{self.path}: its dataset {self.record['dataset']['source']} changed since the run started "
+                           f"(content hash {recorded[:16]} then, {content_hash[:16]} now); resume it with the data it "
+                           "started on, or start a new run")
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        """The evaluation records of metrics.jsonl (those carrying per-seed returns), in step order; where a resumed
+        run repeated a step, the last record of it."""
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        records = {}
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise O2OError(f"{path}: line {number} is not valid JSON") from None
+            if "return_per_seed" in record:
+                records[(record.get("phase"), record["step"])] = record
+        return sorted(records.values(), key=lambda r: r["step"])
+
+
+def dataset_reference(source: str, content_hash: str, transitions: int) -> dict[str, Any]:
+    """How a run names its dataset: an existing path made absolute (the run is then usable from any directory), a
+    dataset id as given, with the content hash that a resume checks."""
+    path = Path(source).expanduser()
+    return {"source": str(path.resolve()) if path.exists() else source, "content_hash": content_hash,
+            "transitions": transitions}
 
 
 class MetricsLog:
@@ -61,8 +154,9 @@ class MetricsLog:
 
 
 def divergence(metrics: dict[str, Any], states: Any) -> str | None:
-    """What went non-finite, or None. The agent's parameters decide: a metric may be NaN by design (TD3's actor loss on
-    the updates that skip the actor) while a loss averaged over many updates can hide the NaN that started mid-way."""
+    """What went non-finite, or None. The agent's parameters decide: a metric may be NaN by design (a delayed actor's
+    loss on the updates that skip the actor) while a loss averaged over many updates can hide the NaN that started
+    mid-way."""
     infinite = [k for k, v in metrics.items() if np.isinf(v).any()]
     if infinite:
         return f"{infinite[0]} became {np.asarray(metrics[infinite[0]]).tolist()} (per seed)"
@@ -146,3 +240,37 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def check_counts(owner: str, **values: int | None) -> None:
+    """Settings that count something (steps, seeds, episodes) are whole numbers of at least 1; those given with the
+    suffix `_or_zero` may also be 0 (meaning none). The error names the command-line option to change."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        allow_zero = name.endswith("_or_zero")
+        option = "--" + name.removesuffix("_or_zero").replace("_", "-")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
+            raise O2OError(f"{owner}: {option} must be {'0 or more' if allow_zero else 'at least 1'} (got {value!r})")
+
+
+def refuse_existing_run(path: str | Path) -> None:
+    """A new run never writes over another: checked before any data loads or training starts."""
+    if RunDir.exists(path):
+        raise O2OError(f"{path}: already holds a run; use --resume {path} to continue it or choose another --out")
+    files.check_destination(path, may_exist=True)
+
+
+def finished_or_extended(run: RunDir, steps: int | None, unit: str) -> dict[str, Any] | None:
+    """What `--resume` does first: a larger `steps` than the run's extends it (recorded in config.json; None: go on);
+    otherwise a finished run's summary comes back untouched (marked `already_finished`), an unfinished run gives None
+    (go on). A smaller `steps` is refused: a run is never cut back."""
+    recorded = run.settings["steps"]
+    if steps is not None and steps < recorded:
+        raise O2OError(f"{run.path}: --steps {steps} is below the run's {recorded} {unit}; a run is never cut back")
+    if steps is not None and steps > recorded:
+        extensions = run.record.get("extensions", []) + [{"from_steps": recorded, "to_steps": steps}]
+        run.update(settings={**run.settings, "steps": steps}, extensions=extensions)
+        return None
+    summary = run.summary
+    return None if summary is None else {**summary, "already_finished": True}

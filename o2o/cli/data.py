@@ -1,0 +1,176 @@
+"""`o2o data`, `o2o collect` and `o2o zoo`: datasets in, datasets made, behaviour policies trained."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from o2o.cli.common import (DatasetFormat, EnvOption, JsonFlag, OverridesOption, QuietFlag,
+                     _parse_overrides, _print_json, _print_summary,
+                     app, data_app)
+from o2o.errors import O2OError
+
+
+@data_app.command("info")
+def data_info(source: str, env: EnvOption = None, as_json: JsonFlag = False) -> None:
+    """Validate a dataset and describe it: size, returns, episode lengths, TQ and SACo. TQ and the normalized score
+    measure the complete episodes (terminated or at the env's time limit), counted in return_episodes_complete."""
+    from o2o.collect.episodes import time_limit
+    from o2o.data import describe
+    from o2o.envs import load_for_env, normalized_score, reference_returns
+
+    dataset, _ = load_for_env(source, env, goal_conditioned=True)
+    references = reference_returns(dataset.env_id, dataset.metadata)
+    summary = {"source": source, **describe(dataset, references, time_limit(dataset))}
+    if references is not None:
+        summary["normalized_return_mean"] = float(normalized_score(dataset.env_id, summary["behaviour_return_mean"],
+                                                                   dataset.metadata))
+        summary["reference_returns"] = {"random": references[0], "expert": references[1]}
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dataset {source}", show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4g}"
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@data_app.command("convert")
+def data_convert(
+    source: str,
+    dest: str,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write.")] = DatasetFormat.o2o,
+    env: EnvOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert a dataset to o2o's format (default), Minari, D4RL-layout HDF5 or .npz; the source is never changed."""
+    from o2o.data import write_d4rl_hdf5, write_minari, write_npz, write_o2o
+    from o2o.envs import load_for_env
+    from o2o.files import check_destination
+
+    check_destination(dest, name="DEST")
+    dataset, _ = load_for_env(source, env, goal_conditioned=True)
+    writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
+    path = writer(dataset, dest)
+    if as_json:
+        _print_json({"source": source, "dest": str(path), "format": format.value, "transitions": len(dataset)})
+    else:
+        print(f"wrote {len(dataset)} transitions ({dataset.num_episodes} episodes) to {path} as {format.value}")
+
+
+@app.command("collect")
+def collect_cmd(
+    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id, e.g. Hopper-v5, or an OGBench manipulation "
+                                          "env, e.g. cube-single-v0.")],
+    level: Annotated[str, typer.Option("--level", help="random, medium, medium-replay, expert or medium-expert; "
+                                       "OGBench: play or noisy.")],
+    transitions: Annotated[int, typer.Option("--transitions", help="Transitions to collect (D4RL: 1M).")] = 1_000_000,
+    episodes: Annotated[int, typer.Option("--episodes", help="OGBench: training episodes (plus 10% for the "
+                                          "validation split).")] = 1000,
+    episode_steps: Annotated[int, typer.Option("--episode-steps", help="OGBench: steps per episode.")] = 1001,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="OGBench: processes (default: one per core).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of envs and policy noise: same seed, same dataset.")] = 0,
+    out: Annotated[Optional[str], typer.Option("--out", help="Destination (default datasets/ENV-LEVEL-sSEED; "
+                                               "OGBench: datasets/ENV-LEVEL-v0, plus .npz and -val.npz).")] = None,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="o2o or minari.")] = DatasetFormat.o2o,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a D4RL-protocol dataset by rolling out a behaviour policy in many envs at once, or an OGBench manipulation
+    dataset with the oracles that ship in the ogbench package (its published protocol)."""
+    from o2o.collect import ogbench
+    from o2o.train import runs
+
+    if env_id in ogbench.MANIPULATION_ENVS:
+        ogbench.check_request(env_id, level)
+        if format != DatasetFormat.o2o:
+            raise O2OError(f"--format {format.value}: OGBench data is written in o2o's format and OGBench's .npz layout "
+                           "together; convert afterwards with `o2o data convert`")
+        dest = out or f"datasets/{env_id[:-3]}-{level}-v0"
+        ogbench.check_destinations(dest)  # before the progress bar, so that a refusal is the only line printed
+        bar = runs.ProgressBar(not quiet, episodes + episodes // 10, 0, "collect", "episodes")
+        try:
+            summary = ogbench.collect_to(env_id, level, dest, episodes, episode_steps, seed, workers,
+                                         progress=lambda n: bar.advance(n, 0.0, None))
+        finally:
+            bar.close()
+        if as_json:
+            _print_json(summary)
+        else:
+            print(f"wrote {summary['episodes']} + {summary['validation_episodes']} episodes of {env_id} {level} "
+                  f"({summary['transitions']} training transitions) to {summary['o2o']} and {summary['npz']}")
+        return
+    from o2o.collect import levels
+
+    dest = out or f"datasets/{env_id}-{level}-s{seed}"
+    path, data = levels.collect_to(env_id, level, dest, format.value, transitions=transitions, seed=seed)
+    summary = levels.summary(data, path)
+    if as_json:
+        _print_json(summary)
+        return
+    complete = summary["return_episodes_complete"]
+    score = summary["normalized_return_mean"]
+    print(f"wrote {summary['transitions']} transitions ({summary['episodes']} episodes) of {env_id} {level} to {path}; "
+          f"mean return {summary['behaviour_return_mean']:.1f}" + ("" if score is None else f", normalized {score:.1f}")
+          + (f" over its {complete} complete episodes" if complete else
+             " over all its episodes: none is complete (collect more transitions for a representative score)"))
+
+
+zoo_app = typer.Typer(no_args_is_help=True, help="Train and export o2o's behaviour policies (the zoo).")
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("train")
+def zoo_train(
+    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id.")],
+    steps: Annotated[int, typer.Option("--steps", help="SAC env steps.")] = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations and snapshots.")] = 10_000,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/zoo-ENV-sSEED).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a killed zoo run.")] = None,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train the SAC run whose snapshots become an env's medium and expert policies (resumable)."""
+    from o2o.collect import zoo
+    from o2o.train import online
+
+    if resume:
+        summary = online.resume(resume, progress=not quiet)
+    else:
+        summary = zoo.train(env_id, steps, seed=seed, out=out, eval_every=eval_every, progress=not quiet,
+                            agent_overrides=_parse_overrides(overrides))
+    _print_summary(summary, as_json)
+
+
+@zoo_app.command("export")
+def zoo_export(
+    run_dir: Annotated[str, typer.Argument(help="A zoo training run.")],
+    dest: Annotated[Optional[str], typer.Option("--dest", help="Folder (default: the package's zoo/ENV_ID).")] = None,
+    upto: Annotated[Optional[int], typer.Option("--upto", help="Choose among snapshots up to this env step "
+                                                "(default: all so far).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pick the medium and expert policies from a zoo run, measure them over 100 episodes, write them with cards."""
+    from o2o.collect import zoo
+
+    cards = zoo.export(run_dir, dest, upto)
+    if as_json:
+        _print_json(cards)
+        return
+    for level in ("medium", "expert"):
+        card = cards[level]
+        print(f"{card['env_id']} {level}: return {card['return_mean']:.1f} ± {card['return_std']:.1f} over "
+              f"{card['return_episodes']} episodes ({card['selected_by']})")
+    replay = cards["medium-replay"]
+    print(f"{replay['env_id']} medium-replay: {replay['transitions']:,} transitions, {replay['episodes']} episodes, "
+          f"{replay['content_hash']} (a card: `o2o collect` regenerates the data on demand)")

@@ -1,0 +1,172 @@
+"""`o2o train`, `online`, `finetune`, `run` and `eval`: runs started, resumed, handed on and evaluated."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from o2o.algorithms import names
+from o2o.cli.common import (EnvOption, EvalEpisodesOption, JsonFlag, OverridesOption, PresetOption, QuietFlag,
+                     UtdOption, WarmupOption, _given, _parse_overrides, _print_summary,
+                     app)
+from o2o.errors import O2OError
+
+
+def _resume_refusals(run_dir: str, algo: str | None, given: dict[str, Any]) -> None:
+    """--resume continues a run as recorded: an option it would ignore is refused (--steps may extend it)."""
+    from o2o.agents import canonical_name
+    from o2o.train import runs
+
+    run = runs.RunDir.open(run_dir)
+    if algo and canonical_name(algo) != canonical_name(run.settings["algo"]):
+        raise O2OError(f"{run_dir}: a {run.settings['algo']} run; drop ALGO ({algo}) to resume it")
+    ignored = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, [], False)]
+    if ignored:
+        raise O2OError(f"--resume continues {run_dir} with its recorded settings; drop {', '.join(ignored)} "
+                       "(--steps N extends a run)")
+
+
+@app.command("train")
+def train(
+    algo: Annotated[Optional[str], typer.Argument(help=f"Algorithm: {', '.join(names('offline'))} (see `o2o algos`); "
+                                                  "not needed with --resume.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset SOURCE (see `o2o data info`).")] = None,
+    env: EnvOption = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Gradient updates per seed (default 100000; with "
+                                                 "--resume: a larger budget extends a finished run).")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Independent seeds trained together in one process "
+                                                 "(default 1).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed; the run uses seed, seed+1, ... (default 0).")] = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Updates between evaluations (default 10000).")] = None,
+    eval_episodes: EvalEpisodesOption = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/ALGO-DATASET-TIME).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the run in this directory as recorded "
+                                                  "(a finished run: nothing to do unless --steps is larger).")] = None,
+    preset: PresetOption = None,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train an agent offline on a dataset, evaluating every --eval-every updates."""
+    from o2o.train import offline
+
+    options = dict(dataset=dataset, env=env, steps=steps, seeds=seeds, seed=seed, eval_every=eval_every,
+                   eval_episodes=eval_episodes, out=out, preset=preset)
+    if resume:
+        _resume_refusals(resume, algo, {**options, "steps": None, "set": overrides})
+        summary = offline.resume(resume, steps=steps, progress=not quiet)
+    else:
+        if not algo or not dataset:
+            raise O2OError("o2o train needs ALGO and --dataset SOURCE (or --resume RUN_DIR)")
+        settings = offline.OfflineSettings(algo=algo, agent_overrides=_parse_overrides(overrides), **_given(**options))
+        summary = offline.train(settings, progress=not quiet)
+    _print_summary(summary, as_json)
+
+
+@app.command("online")
+def online_cmd(
+    algo: Annotated[Optional[str], typer.Argument(help=f"{', '.join(names('online'))} (rlpd needs --dataset), or any "
+                                                  "offline algorithm with a critic; not needed with --resume.")] = None,
+    env: EnvOption = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Environment steps per seed (default 100000; with "
+                                                 "--resume: a larger budget extends a finished run).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Offline data to mix in (RLPD).")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Independent seeds, one env each, vmapped (default 1).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed (default 0).")] = None,
+    utd: UtdOption = None,
+    warmup_steps: WarmupOption = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Env steps between evaluations (default 10000).")] = None,
+    eval_episodes: EvalEpisodesOption = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the online run in this directory as "
+                                                  "recorded (fine-tuning runs too).")] = None,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train an agent online (SAC and TD3 baselines; RLPD with --dataset)."""
+    from o2o.train import online
+
+    options = dict(env=env, offline_dataset=dataset, seeds=seeds, seed=seed, utd=utd, warmup_steps=warmup_steps,
+                   eval_every=eval_every, eval_episodes=eval_episodes, out=out)
+    if resume:
+        _resume_refusals(resume, algo, {**options, "set": overrides})
+        _print_summary(online.resume(resume, steps=steps, progress=not quiet), as_json)
+        return
+    if not algo:
+        raise O2OError("o2o online needs ALGO (or --resume RUN_DIR)")
+    settings = online.settings_for(algo, steps=steps, agent_overrides=_parse_overrides(overrides), **options)
+    _print_summary(online.train(settings, progress=not quiet), as_json)
+
+
+@app.command("finetune")
+def finetune(
+    run_dir: Annotated[str, typer.Argument(help="An offline run directory (from o2o train).")],
+    online_steps: Annotated[int, typer.Option("--online-steps", help="Environment steps per seed.")] = 100_000,
+    algo: Annotated[Optional[str], typer.Option("--algo", help="Online algorithm (default: the offline one); wsrl "
+                                                "after cql/calql, rlpd after any SAC-family actor.")] = None,
+    utd: UtdOption = None,
+    warmup_steps: WarmupOption = None,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
+    out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default RUN_DIR-finetune-ALGO).")] = None,
+    overrides: OverridesOption = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune an offline run online, with its paper's mechanism; reports before -> after and the dip at the switch."""
+    from o2o.train import phases
+
+    _print_summary(phases.finetune(run_dir, online_steps, algo=algo, out=out, progress=not quiet,
+                                   agent_overrides=_parse_overrides(overrides),
+                                   **_given(utd=utd, warmup_steps=warmup_steps, eval_every=eval_every,
+                                            eval_episodes=eval_episodes)), as_json)
+
+
+@app.command("run")
+def run_cmd(
+    algo: Annotated[str, typer.Argument(help=f"Offline algorithm ({', '.join(names('offline'))}).")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset SOURCE.")],
+    offline_steps: Annotated[int, typer.Option("--offline-steps", help="Offline updates per seed.")] = 100_000,
+    online_steps: Annotated[int, typer.Option("--online-steps", help="Online env steps per seed.")] = 100_000,
+    online_algo: Annotated[Optional[str], typer.Option("--online-algo", help="Online algorithm (default: ALGO).")] = None,
+    env: EnvOption = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Updates / env steps between evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
+    out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs.")] = None,
+    preset: Annotated[str, typer.Option("--preset", help="The paper's per-dataset settings: auto, none, or a name.")] = "auto",
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable), for "
+                                                           "both phases where the algorithm reads FIELD.")] = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Offline pre-training then online fine-tuning, in one command; settings and the pairing are checked first."""
+    from pathlib import Path
+
+    from o2o.train import offline, phases
+
+    parsed = _parse_overrides(overrides)
+    settings = offline.OfflineSettings(algo=algo, dataset=dataset, env=env, steps=offline_steps, seeds=seeds, seed=seed,
+                                       eval_every=eval_every, eval_episodes=eval_episodes, agent_overrides=parsed,
+                                       preset=preset)
+    summary = phases.offline_then_online(
+        settings, out or Path("runs") / f"{algo}-o2o-{Path(dataset).name}", online_steps, online_algo,
+        {"eval_every": eval_every, "eval_episodes": eval_episodes,
+         "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed)}, progress=not quiet)
+    _print_summary(summary, as_json)
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: str,
+    episodes: Annotated[int, typer.Option("--episodes", help="Episodes per seed.")] = 10,
+    best: Annotated[bool, typer.Option("--best", help="Evaluate the best checkpoint instead of the latest.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a run's checkpoint (every seed) in its environment, from the run directory alone (no dataset)."""
+    from o2o.train import phases
+
+    _print_summary(phases.evaluate_run(run_dir, episodes, best=best), as_json)

@@ -1,0 +1,153 @@
+"""Single-file datasets: D4RL-layout HDF5 and .npz (o2o's layout, by field name, and OGBench's, one row per step).
+
+Both are written atomically (a temporary file renamed into place); readers never write to their input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from o2o.data.dataset import FIELDS, MASKS, Dataset
+from o2o.data.validate import dataset_from_arrays
+from o2o.errors import DatasetError
+from o2o.files import atomic_write, jsonable
+
+
+# ---- D4RL-layout HDF5 ---------------------------------------------------------------------------------------------
+
+
+def read_d4rl_hdf5(path: Path, check_values: bool = True) -> Dataset:
+    import h5py
+
+    try:
+        file = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot be opened as HDF5 (truncated or corrupt?): {e}") from e
+    with file:
+        arrays, extras = {}, {}
+        for name in FIELDS + (MASKS,):
+            if name not in file:
+                continue
+            node = file[name]
+            if not isinstance(node, h5py.Dataset):
+                raise DatasetError(f"{path}: {name} is an HDF5 group; expected an array")
+            try:
+                arrays[name] = node[()]
+            except OSError as e:
+                raise DatasetError(f"{path}: {name} cannot be read (truncated or corrupt file?): {e}") from e
+        infos = file.get("infos")
+        if isinstance(infos, h5py.Group) and "observations" in arrays:
+            extras = {name: node[()] for name, node in infos.items()
+                      if isinstance(node, h5py.Dataset) and node.shape[:1] == arrays["observations"].shape[:1]}
+        metadata = {"source": str(path), "source_format": "d4rl-hdf5"}
+        if "o2o_metadata" in file.attrs:
+            metadata.update(json.loads(file.attrs["o2o_metadata"]))
+        if not arrays and not len(file.keys()):
+            raise DatasetError(f"{path}: HDF5 file holds no arrays; expected D4RL keys observations, actions, rewards, terminals, timeouts")
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
+
+
+def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """D4RL layout with next_observations, plus o2o's metadata as a JSON attribute (ignored by other readers)."""
+    import h5py
+
+    path = Path(path)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name, value in dataset.arrays().items():
+                f.create_dataset(name, data=np.asarray(value))
+            for name, value in dataset.extras.items():
+                f.create_dataset(f"infos/{name}", data=np.asarray(value))  # where D4RL keeps qpos and qvel
+            f.attrs["o2o_metadata"] = json.dumps(dataset.metadata)
+
+    atomic_write(path, write)
+    return path
+
+
+# ---- .npz ---------------------------------------------------------------------------------------------------------
+
+
+def read_npz(path: Path, check_values: bool = True) -> Dataset:
+    """o2o's .npz (the Dataset's fields by name), or OGBench's layout (one row per step, no rewards: see
+    `read_ogbench_npz`)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "timeouts" not in npz.files and "terminals" in npz.files:  # OGBench has no timeouts
+                return read_ogbench_npz(path, check_values)
+            arrays = {name: npz[name] for name in npz.files if name in FIELDS + (MASKS,)}
+            extras = {name[len(_EXTRA):]: npz[name] for name in npz.files if name.startswith(_EXTRA)}
+            metadata = json.loads(str(npz["metadata_json"])) if "metadata_json" in npz.files else {}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: cannot be read as .npz (truncated or corrupt?): {e}") from e
+    metadata.update(source=str(path), source_format="npz")
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
+
+
+def write_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    extras = {f"{_EXTRA}{name}": np.asarray(value) for name, value in dataset.extras.items()}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, metadata_json=np.array(json.dumps(dataset.metadata, default=jsonable)), **dataset.arrays(),
+                     **extras)
+
+    atomic_write(path, write)
+    return path
+
+
+_EXTRA = "extra_"
+
+
+def validation_path(path: str | os.PathLike) -> Path:
+    """Where OGBench keeps a dataset's validation split: `name.npz` -> `name-val.npz`."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(".npz")] + "-val.npz")
+
+
+def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
+    """An OGBench dataset: its file layout (one row per step; read by OGBench's own loader, `ogbench.utils.load_dataset`,
+    which drops each episode's last row, having no next observation), or a dataset OGBench's loader returned and the
+    user saved: the regular layout (`next_observations`, `terminals` = last transition of each trajectory) or the
+    compact one (`valids` = 0 on each trajectory's last row). Rewards and masks, when saved (a singletask dataset),
+    are kept; without them the data is goal-conditioned until a task relabels it (`o2o.envs.make.relabel_for_task`).
+    qpos, qvel and button states are kept as extras."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            rows = {name: npz[name] for name in npz.files}
+        if "next_observations" not in rows and "valids" not in rows:
+            from ogbench.utils import load_dataset as ogbench_load_dataset
+
+            rows = ogbench_load_dataset(str(path), compact_dataset=False, add_info=True)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: cannot be read as an OGBench dataset: {e}") from e
+    if "valids" in rows:  # compact: a transition from every valid row to the row after it
+        steps = np.flatnonzero(rows["valids"] > 0)
+        if steps.size and steps[-1] == len(rows["valids"]) - 1:
+            raise DatasetError(f"{path}: valids[{steps[-1]}] = 1 on the last row; a compact OGBench dataset ends each "
+                               "trajectory with a row of valids 0")
+        ends = np.zeros(len(rows["valids"]), bool)
+        ends[:-1] = rows["valids"][1:] == 0
+        rows = {**{k: v[steps] for k, v in rows.items() if k != "valids"},
+                "next_observations": rows["observations"][steps + 1], "terminals": ends[steps]}
+    n = len(rows["actions"])
+    relabelled = "rewards" in rows and "masks" in rows
+    arrays = {"observations": rows["observations"], "actions": rows["actions"],
+              "rewards": rows["rewards"] if relabelled else np.zeros(n, np.float32),
+              "next_observations": rows["next_observations"], "terminals": np.zeros(n, bool),
+              "timeouts": rows["terminals"].astype(bool)}
+    if relabelled:
+        arrays[MASKS] = rows["masks"]
+    extras = {name: rows[name] for name in ("qpos", "qvel", "button_states") if name in rows}
+    metadata = {"source": str(path), "source_format": "ogbench-npz", "ogbench_dataset": path.name[: -len(".npz")],
+                "goal_conditioned": not relabelled}
+    validation = validation_path(path)
+    if validation.is_file() and not path.name.endswith("-val.npz"):
+        metadata["validation_split"] = str(validation)
+    return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)

@@ -1,0 +1,99 @@
+"""Phases composed: fine-tuning an offline run, offline pre-training then online fine-tuning (`o2o run` and every bench
+cell call `offline_then_online`), and evaluating any run directory. Every setting and the offline/online pairing are
+checked before the first update."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from o2o.agents import canonical_name, read_fields
+from o2o.algorithms import fine_tunes
+from o2o.errors import O2OError
+from o2o.train import handoff, offline, online, runs
+
+
+def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, out: str | None = None,
+             progress: bool = True, **given: Any) -> dict[str, Any]:
+    """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (its registry record's
+    `online`); `given` are OnlineSettings the user chose."""
+    run = runs.RunDir.open(run_dir, "offline")
+    algo = algo or run.settings["algo"]
+    if not fine_tunes(algo):
+        raise O2OError(f"{run.path}: {canonical_name(algo)} learns no critic and cannot fine-tune; pass --algo with an "
+                       "algorithm that does (see `o2o algos`)")
+    settings = online_settings(run.path, algo, online_steps, run.env_id, run.seeds, out, given)
+    return online.train(settings, progress=progress)
+
+
+def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, seeds: list[int], out: str | None,
+                    given: dict[str, Any]) -> online.OnlineSettings:
+    settings = online.settings_for(algo, env=env, steps=steps, seeds=len(seeds), seed=seeds[0],
+                                   init_from=str(offline_dir),
+                                   out=out or str(offline_dir.parent / f"{offline_dir.name}-finetune-{canonical_name(algo)}"),
+                                   **given)
+    settings.check()
+    return settings
+
+
+def offline_then_online(settings: offline.OfflineSettings, root: str | Path, online_steps: int = 0,
+                        online_algo: str | None = None, online_given: dict[str, Any] | None = None,
+                        progress: bool = True, resume: bool = False) -> dict[str, Any]:
+    """Train ROOT/offline, then (with `online_steps`) fine-tune it into ROOT/online with `online_algo` (default: the
+    same algorithm); returns the last phase's summary. The online settings and the pairing are checked before the
+    offline phase starts. With `resume`, a finished phase is kept, a killed one resumes from its checkpoint (a bench
+    re-run); without, an existing run directory is refused."""
+    root = Path(root)
+    offline_dir, online_dir = root / "offline", root / "online"
+    settings = dataclasses.replace(settings, out=str(offline_dir))
+    settings.check()
+    if not resume:
+        runs.refuse_existing_run(offline_dir)
+        runs.refuse_existing_run(online_dir)
+    prepared = offline.prepare(settings)
+    fine_tuning = None
+    if online_steps:
+        algo = online_algo or settings.algo
+        fine_tuning = online_settings(offline_dir, algo, online_steps, prepared.env_id, prepared.seeds, str(online_dir),
+                                      online_given or {})
+        handoff.check_pairing(settings.algo, dataclasses.asdict(prepared.config), algo,
+                              fine_tuning.agent_overrides, prepared.spec)
+        if fine_tuning.warmup_steps >= fine_tuning.steps:
+            warnings.warn(f"the warm-up ({fine_tuning.warmup_steps:,} env steps) covers all {fine_tuning.steps:,} "
+                          "online steps: no update will run; lower --warmup-steps or raise the online steps",
+                          RuntimeWarning, stacklevel=2)
+    summary = _phase(offline_dir, lambda: offline.train(settings, progress, prepared=prepared), offline.resume, resume)
+    if fine_tuning is not None:
+        with warnings.catch_warnings():  # said above, once
+            warnings.filterwarnings("ignore", message="the warm-up")
+            summary = _phase(online_dir, lambda: online.train(fine_tuning, progress), online.resume, resume)
+    return summary
+
+
+def overrides_read_by(algo: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The `--set` overrides that `algo` reads (an `o2o run` passes its overrides on to the online algorithm)."""
+    fields = read_fields(algo)
+    return {k: v for k, v in overrides.items() if k in fields}
+
+
+def _phase(run_dir: Path, start: Callable[[], dict], resume: Callable[..., dict], resumable: bool) -> dict[str, Any]:
+    """Run a phase; with `resumable`, a finished one is kept and a killed one resumed from its checkpoint."""
+    if resumable and runs.RunDir.exists(run_dir):
+        if runs.RunDir.open(run_dir).summary is not None or runs.has_checkpoint(run_dir):
+            return resume(run_dir, progress=False)
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+    return start()
+
+
+def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict[str, Any]:
+    """Evaluate any run directory's latest checkpoint (offline runs: or their best), without its dataset."""
+    runs.check_counts("o2o eval", episodes=episodes)
+    run = runs.RunDir.open(run_dir)
+    if run.kind == "offline":
+        return offline.evaluate_run(run.path, episodes, best)
+    if best:
+        raise O2OError(f"{run.path}: an online run keeps only its latest checkpoint; drop --best")
+    return online.evaluate_run(run, episodes)

@@ -1,0 +1,174 @@
+"""Starting, resuming and handing on runs: each test is a defect found by trying the command line as a new user would
+(a finished run rewritten by --resume, a run that worked only from its launch directory, options silently dropped or
+ignored, a pairing refused only after the whole offline phase, a Ctrl-C that left no resume command)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from o2o.collect.scripted import collect_pendulum
+from o2o.data import write_o2o
+from o2o.train import offline, runs
+
+TINY = ["--set", "hidden_dims=16,16", "--set", "batch_size=32"]
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory):
+    return str(write_o2o(collect_pendulum(episodes=3), tmp_path_factory.mktemp("data") / "pendulum"))
+
+
+@pytest.fixture(scope="module")
+def finished(pendulum, tmp_path_factory):
+    """A finished 100-update IQL run on Pendulum with one evaluation."""
+    out = tmp_path_factory.mktemp("runs") / "iql"
+    offline.train(offline.OfflineSettings(algo="iql", dataset=pendulum, steps=100, eval_every=100, eval_episodes=1,
+                                          out=str(out), agent_overrides={"hidden_dims": "16,16", "batch_size": "32"}),
+                  progress=False)
+    return out
+
+
+def train_args(dataset, out, *extra):
+    return ["train", "iql", "--dataset", dataset, "--steps", "100", "--eval-every", "100", "--eval-episodes", "1",
+            "--out", str(out), "--quiet", *TINY, *extra]
+
+
+def test_resuming_a_finished_run_changes_nothing_and_says_so(finished, capsys):
+    before = {name: (finished / name).read_bytes() for name in ("summary.json", "config.json", "metrics.jsonl")}
+    code, out, err = run_cli(["train", "--resume", str(finished), "--json"], capsys)
+    assert code == 0 and "finished already" in err
+    assert json.loads(out.splitlines()[-1])["normalized_score"] is not None
+    assert {name: (finished / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize("extra, refusal", [
+    (["--dataset", "elsewhere"], "drop --dataset"),
+    (["--seeds", "3"], "drop --seeds"),
+    (["--set", "expectile=0.8"], "drop --set"),
+    (["--eval-every", "50"], "drop --eval-every"),
+])
+def test_resume_refuses_options_it_would_ignore(finished, capsys, extra, refusal):
+    code, _, err = run_cli(["train", "--resume", str(finished), *extra], capsys)
+    assert code == 1 and refusal in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_another_algorithm_and_a_smaller_budget(finished, capsys):
+    code, _, err = run_cli(["train", "td3bc", "--resume", str(finished)], capsys)
+    assert code == 1 and "a iql run; drop ALGO (td3bc)" in err
+    code, _, err = run_cli(["train", "--resume", str(finished), "--steps", "50"], capsys)
+    assert code == 1 and "never cut back" in err
+
+
+def test_a_larger_budget_extends_a_finished_run_and_records_it(pendulum, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(train_args(pendulum, out), capsys)[0] == 0
+    code, stdout, _ = run_cli(["train", "--resume", str(out), "--steps", "200", "--json", "--quiet"], capsys)
+    assert code == 0
+    assert json.loads(stdout.splitlines()[-1])["steps"] == 200
+    config = runs.RunDir.open(out)
+    assert config.settings["steps"] == 200 and config.record["extensions"] == [{"from_steps": 100, "to_steps": 200}]
+    assert [r["step"] for r in config.evaluations()] == [100, 200]
+
+
+def test_resume_refuses_a_dataset_that_changed(pendulum, tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(pendulum, data)
+    out = tmp_path / "run"
+    calls = []
+    save = runs.save_checkpoint
+
+    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
+        save(run_dir, target, path)
+        calls.append(path)
+        raise SystemExit(9)  # killed after the first checkpoint
+
+    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
+    with pytest.raises(SystemExit):
+        offline.train(offline.OfflineSettings(algo="bc", dataset=str(data), steps=200, eval_every=100, eval_episodes=0,
+                                              out=str(out)), progress=False)
+    monkeypatch.setattr(runs, "save_checkpoint", save)
+    shutil.rmtree(data)
+    write_o2o(collect_pendulum(episodes=3, seed=1), data)  # replaced under the killed run
+    code, _, err = run_cli(["train", "--resume", str(out)], capsys)
+    assert code == 1 and "changed since the run started (content hash" in err
+
+
+def test_a_run_works_from_any_directory_and_evaluates_without_its_dataset(pendulum, tmp_path, capsys, monkeypatch):
+    launch, elsewhere = tmp_path / "launch", tmp_path / "elsewhere"
+    launch.mkdir(), elsewhere.mkdir()
+    shutil.copytree(pendulum, launch / "pendulum")
+    monkeypatch.chdir(launch)
+    assert run_cli(train_args("pendulum", "run"), capsys)[0] == 0  # paths relative to the launch directory
+    assert runs.RunDir.open("run").settings["dataset"] == str(launch / "pendulum")
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run_cli(["finetune", str(launch / "run"), "--online-steps", "20", "--eval-every", "20",
+                            "--eval-episodes", "1", "--quiet", "--json"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[-1])["online_updates"] == 20
+    shutil.rmtree(launch / "pendulum")
+    code, out, _ = run_cli(["eval", str(launch / "run"), "--episodes", "1", "--json"], capsys)
+    assert code == 0 and np.isfinite(json.loads(out.splitlines()[-1])["return_mean"])
+
+
+def test_run_hands_set_to_a_different_online_algorithm_and_warns_when_warmup_leaves_no_update(pendulum, tmp_path, capsys):
+    code, out, err = run_cli(["run", "cql", "--dataset", pendulum, "--offline-steps", "20", "--online-steps", "30",
+                              "--online-algo", "sac", "--eval-every", "10", "--eval-episodes", "0", "--out",
+                              str(tmp_path / "o2o"), "--quiet", *TINY], capsys)
+    assert code == 0
+    online_config = runs.RunDir.open(tmp_path / "o2o" / "online").agent_config
+    assert online_config["batch_size"] == 32 and online_config["hidden_dims"] == [16, 16]
+    assert "warm-up (5,000 env steps) covers all 30 online steps" in err
+    assert "no online update ran" in out and "->" not in out
+
+
+def test_run_refuses_a_pairing_before_training(pendulum, tmp_path, capsys):
+    code, _, err = run_cli(["run", "iql", "--dataset", pendulum, "--offline-steps", "100000", "--online-algo", "sac",
+                            "--out", str(tmp_path / "o2o"), "--quiet"], capsys)
+    assert code == 1 and "does not fit sac's policy network" in err
+    assert not (tmp_path / "o2o" / "offline").exists()
+
+
+def test_finetune_refuses_what_would_not_learn(pendulum, finished, tmp_path, capsys):
+    bc = tmp_path / "bc"
+    offline.train(offline.OfflineSettings(algo="bc", dataset=pendulum, steps=10, eval_every=10, eval_episodes=0,
+                                          out=str(bc)), progress=False)
+    code, _, err = run_cli(["finetune", str(bc), "--online-steps", "10"], capsys)
+    assert code == 1 and "bc learns no critic and cannot fine-tune" in err
+    for option, value, message in (("--utd", "0", "--utd must be at least 1"),
+                                   ("--warmup-steps", "-5", "--warmup-steps must be 0 or more"),
+                                   ("--eval-every", "0", "--eval-every must be at least 1")):
+        code, _, err = run_cli(["finetune", str(finished), "--online-steps", "10", option, value], capsys)
+        assert code == 1 and message in err, (option, err)
+        assert not (finished.parent / f"{finished.name}-finetune-iql").exists()
+
+
+def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path, capsys, monkeypatch):
+    args = ["train", "bc", "--dataset", pendulum, "--steps", "300", "--eval-every", "100", "--eval-episodes", "0",
+            "--quiet", "--json"]
+    assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
+    chunk = offline.make_train_chunk
+    calls = []
+
+    def interrupted_third_chunk(*a, **k):
+        train = chunk(*a, **k)
+
+        def call(*inputs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return train(*inputs)
+        return call
+
+    monkeypatch.setattr(offline, "make_train_chunk", interrupted_third_chunk)
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "cut")], capsys)
+    assert code == 130 and f"interrupted at update 200 of 300; resume with `o2o train --resume {tmp_path / 'cut'}`" in err
+    monkeypatch.setattr(offline, "make_train_chunk", chunk)
+    code, out, _ = run_cli(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"], capsys)
+    assert code == 0
+    whole = runs.load_checkpoint(tmp_path / "whole", {"step": 0})
+    cut = runs.load_checkpoint(tmp_path / "cut", {"step": 0})
+    assert int(cut["step"]) == 300
+    leaves = lambda c: [np.asarray(x) for x in __import__("jax").tree.leaves(c["states"])]  # noqa: E731
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(whole), leaves(cut)))
