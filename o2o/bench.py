@@ -6,33 +6,31 @@ one seed per cell with `split_seeds`), optionally fine-tuned online after its of
 cells and resumes interrupted ones from their checkpoints, so a driver killed at any point loses at most the work since
 a cell's last checkpoint. A cell that fails is recorded with a one-line error and the others go on.
 
-Datasets are sources (anything `o2o data info` reads) or `collect:ENV_ID:LEVEL[:TRANSITIONS]`, collected once into
-`BENCH_DIR/datasets/` by the first cell that needs it (seed 0, so every bench gets the same bytes).
+Datasets are sources (anything `o2o data info` reads), `collect:ENV_ID:LEVEL[:TRANSITIONS]` specs or OGBench task
+names (`o2o.bench_datasets`). A cell's phases are composed by `o2o.train.phases.offline_then_online`, as `o2o run`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import re
-import shutil
 import time
 import tomllib
 import traceback
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from o2o import files, results
 from o2o.agents import get_algorithm, read_fields
 from o2o.algorithms import canonical_name, fine_tunes
+from o2o.bench_datasets import (COLLECT, absolute_source, locked, parse_collect, cell_env, check_datasets,
+                                dataset_label, materialize)
 from o2o.errors import O2OError
 from o2o.train import runs
 
-COLLECT = "collect:"
 GRID_FILE = "bench.json"
 DATABASE = "results.sqlite"
 
@@ -68,7 +66,7 @@ class Grid:
             raise O2OError("bench: online steps and evaluation episodes cannot be negative")
         for dataset in self.datasets:
             if dataset.startswith(COLLECT):
-                _parse_collect(dataset)
+                parse_collect(dataset)
         algorithms = self.algos + ([self.online_algo] if self.online_algo else [])
         for key in self.overrides:
             target, _, field = key.rpartition(".")
@@ -103,13 +101,6 @@ class Cell:
     online_algo: str | None
 
 
-def dataset_label(dataset: str) -> str:
-    if dataset.startswith(COLLECT):
-        env_id, level, transitions = _parse_collect(dataset)
-        return f"{env_id}-{level}" + (f"-{transitions}" if transitions else "")
-    return Path(dataset.rstrip("/")).name or dataset
-
-
 def cells(grid: Grid) -> list[Cell]:
     """The grid's cells in a stable order, each with a stable id: seed-major, then algorithm, then dataset, so that a
     grid stopped part-way (a budget, a session's end) holds every algorithm and dataset at its first seeds."""
@@ -127,21 +118,6 @@ def cells(grid: Grid) -> list[Cell]:
                 name = f"{algo}--{label}" + (f"--{online}" if online else "") + (f"--s{group[0]}" if grid.split_seeds else "")
                 out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online))
     return out
-
-
-def _parse_collect(spec: str) -> tuple[str, str, int | None]:
-    from o2o.collect.levels import LEVELS
-
-    parts = spec[len(COLLECT):].split(":")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise O2OError(f"dataset {spec!r}: expected collect:ENV_ID:LEVEL or collect:ENV_ID:LEVEL:TRANSITIONS")
-    if parts[1] not in LEVELS:
-        raise O2OError(f"dataset {spec!r}: unknown level {parts[1]!r}; choose one of {', '.join(LEVELS)}")
-    try:
-        transitions = int(parts[2]) if len(parts) == 3 else None
-    except ValueError:
-        raise O2OError(f"dataset {spec!r}: transitions {parts[2]!r} is not an integer") from None
-    return parts[0], parts[1], transitions
 
 
 def load_suite(path_or_name: str) -> dict[str, Any]:
@@ -185,70 +161,6 @@ def shipped_suites() -> dict[str, str]:
 
 # ---- one cell, inside a Ray worker ----
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock held for the block: a worker left running by a killed driver and its replacement never write
-    the same run directory at once (the kernel drops the lock when a process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def materialize(dataset: str, bench_dir: Path) -> str:
-    """The dataset's source path: `collect:` specs are collected once into BENCH_DIR/datasets, and so are OGBench task
-    names (`cube-single-play-singletask-task2-v0`) whose dataset is not found where o2o looks for it."""
-    from o2o.envs import ogbench
-
-    name = ogbench.parse(dataset)
-    if name and name.singletask and name.kind and not Path(dataset).exists():
-        return str(_materialize_ogbench(name, bench_dir))
-    if not dataset.startswith(COLLECT):
-        return dataset
-    from o2o.collect.levels import collect
-    from o2o.data import write_o2o
-
-    env_id, level, transitions = _parse_collect(dataset)
-    dest = bench_dir / "datasets" / dataset_label(dataset)
-    with _locked(bench_dir / "datasets" / f".{dest.name}.lock"):
-        if not (dest / "metadata.json").is_file():
-            kwargs = {"transitions": transitions} if transitions else {}
-            write_o2o(collect(env_id, level, seed=0, **kwargs), dest, overwrite=True)
-    return str(dest)
-
-
-def _materialize_ogbench(name, bench_dir: Path) -> Path:
-    from o2o.collect import ogbench as collect_ogbench
-    from o2o.data.hdf5_npz import validation_path
-    from o2o.envs import ogbench
-
-    try:
-        return ogbench.find_dataset(name.dataset)
-    except O2OError:
-        pass
-    dest = bench_dir / "datasets" / name.dataset
-    with _locked(bench_dir / "datasets" / f".{dest.name}.lock"):
-        if not (dest / "metadata.json").is_file():
-            npz = dest.with_name(dest.name + ".npz")
-            for partial in (dest, npz, validation_path(npz)):  # collect_to refuses to write over any of them
-                if partial.is_dir():
-                    shutil.rmtree(partial)
-                else:
-                    partial.unlink(missing_ok=True)
-            collect_ogbench.collect_to(name.goal_env, name.kind, dest)
-    return dest
-
-
-def cell_env(dataset: str, grid_env: str | None) -> str | None:
-    """The env a cell evaluates in: an OGBench task name says its own, anything else takes the grid's."""
-    from o2o.envs import ogbench
-
-    return ogbench.task_env_of(dataset) if ogbench.is_task_env(dataset) else grid_env
-
-
 def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
     """Run (or finish) one cell; never raises: a failure comes back as a one-line error."""
     from o2o.train import offline, phases
@@ -256,7 +168,7 @@ def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
     started = time.perf_counter()
     cell_dir = Path(bench_dir) / "runs" / cell.id
     try:
-        with _locked(cell_dir / ".lock"):
+        with locked(cell_dir / ".lock"):
             settings = offline.OfflineSettings(
                 algo=cell.algo, dataset=materialize(cell.dataset, Path(bench_dir)), env=cell_env(cell.dataset, grid.env),
                 steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0], eval_every=grid.eval_every,
@@ -312,7 +224,7 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
         cpus_per_cell: int = 1, progress: bool = True) -> dict[str, Any]:
     """Run every cell that is not completed yet; returns {bench_dir, database, cells, completed, failed}."""
     bench_dir = Path(bench_dir).resolve()
-    grid = dataclasses.replace(grid, datasets=[_absolute(d) for d in grid.datasets])
+    grid = dataclasses.replace(grid, datasets=[absolute_source(d) for d in grid.datasets])
     all_cells = cells(grid)
     check_datasets(grid.datasets)
     prepare_dir(grid, bench_dir)
@@ -332,32 +244,6 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
     conn.close()
     return {"bench_dir": str(bench_dir), "database": str(bench_dir / DATABASE), "cells": len(all_cells),
             "completed": sum(status.get(c.id) == "completed" for c in all_cells), "failed": failed}
-
-
-def check_datasets(datasets: list[str]) -> None:
-    """Every dataset can be had before Ray starts, not in a cell minutes later: a `collect:` spec (checked by Grid), an
-    OGBench task whose dataset is found or that `materialize` can collect, or a source `o2o data info` reads."""
-    from o2o.collect import ogbench as collect_ogbench
-    from o2o.data import detect_format
-    from o2o.envs import ogbench
-
-    for dataset in datasets:
-        if dataset.startswith(COLLECT):
-            continue
-        name = ogbench.parse(dataset)
-        if name and name.singletask and name.kind and not Path(dataset).exists():
-            try:
-                ogbench.find_dataset(name.dataset)
-            except O2OError:
-                if name.goal_env not in collect_ogbench.MANIPULATION_ENVS or name.kind not in collect_ogbench.LEVELS:
-                    raise
-            continue
-        detect_format(ogbench.find_dataset(dataset) or dataset)
-
-
-def _absolute(dataset: str) -> str:
-    """Paths become absolute (Ray workers do not share the driver's working directory); ids and specs stay."""
-    return str(Path(dataset).resolve()) if not dataset.startswith(COLLECT) and Path(dataset).exists() else dataset
 
 
 def _record(conn, cell: Cell, bench_dir: Path, outcome: dict[str, Any]) -> None:

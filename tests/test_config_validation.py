@@ -75,6 +75,9 @@ def test_defaults_every_preset_and_the_fine_tuning_changes_are_valid(name):
     ("edac", {"overrides": {"num_critics": "1"}}, "edac: num_critics = 1 is outside the integers >= 2 where eta > 0"),
     ("dt", {"overrides": {"num_heads": "3"}}, "dt: num_heads = 3 is outside the divisors of embedding_dim = 128"),
     ("fql", {"overrides": {"q_aggregation": "max"}}, "fql: q_aggregation = 'max' is outside {'mean', 'min'}"),
+    ("calql", {"overrides": {"sparse_failure_reward": "-1", "discount": "1"}},
+     ("calql: sparse_failure_reward = -1.0 is outside None where discount = 1 (the returns-to-go of a failed episode "
+      "would be infinite)")),
 ])
 def test_a_value_outside_its_range_fails_naming_algorithm_field_value_and_range(name, settings, error):
     with pytest.raises(O2OError) as raised:
@@ -84,7 +87,8 @@ def test_a_value_outside_its_range_fails_naming_algorithm_field_value_and_range(
 
 def test_the_command_line_refuses_a_batch_of_zero_before_reading_data(tmp_path, capsys):
     """It used to train and log NaN losses."""
-    code, _, err = run_cli(["train", "iql", "--dataset", str(tmp_path / "absent.hdf5"), "--set", "batch_size=0"], capsys)
+    args = ["train", "iql", "--dataset", str(tmp_path / "absent.hdf5"), "--set", "batch_size=0"]
+    code, _, err = run_cli(args, capsys)
     assert code != 0 and "iql: batch_size = 0 is outside the integers >= 1" in err.splitlines()[0]
 
 
@@ -169,15 +173,15 @@ def with_one_field_changed(name, field):
 
 
 def computes_alike(name, config, changed):
-    (names, arrays), (changed_names, changed_arrays) = (everything_the_agent_computes(name, c) for c in (config, changed))
-    return names == changed_names and len(arrays) == len(changed_arrays) and all(
-        a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(arrays, changed_arrays))
+    (static, arrays), (other_static, other_arrays) = (everything_the_agent_computes(name, c) for c in (config, changed))
+    return static == other_static and len(arrays) == len(other_arrays) and all(
+        a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(arrays, other_arrays))
 
 
 @pytest.mark.parametrize("name, field", [(r.name, f) for r in RECORDS for f in r.unread])
 def test_a_field_declared_unread_changes_nothing_the_agent_computes(name, field):
-    """What the train layer reads (cql's sparse_failure_reward feeds Cal-QL's returns-to-go) is out of this test's sight:
-    `transition_fields` says whether those are computed at all."""
+    """What the train layer reads (sparse_failure_reward: Cal-QL's returns-to-go) is out of this test's sight; whether
+    it computes those at all is `transition_fields`, compared here."""
     assert computes_alike(name, *with_one_field_changed(name, field))
 
 

@@ -62,8 +62,8 @@ NON_NEGATIVE = interval(0, math.inf, low_closed=True)
 FINITE = interval(-math.inf, math.inf)
 FRACTION = interval(0, 1, high_closed=True)
 TRUE_OR_FALSE = one_of(True, False)
-LAYER_WIDTHS = Rule("non-empty tuples of integers >= 1",
-                    lambda value: isinstance(value, tuple) and len(value) > 0 and all(_is_integer(w) and w >= 1 for w in value))
+LAYER_WIDTHS = Rule("non-empty tuples of integers >= 1", lambda value: isinstance(value, tuple) and len(value) > 0
+                    and all(_is_integer(width) and width >= 1 for width in value))
 
 RuleEntry = Rule | Callable[[Any], Rule]  # a rule, or a function of the whole config giving one
 
@@ -85,16 +85,21 @@ FIELD_RULES: dict[str, RuleEntry] = {
     "target_entropy_per_action_dim": FINITE,
     "num_critics": integers(1),
     "critic_subset": lambda config: Rule(  # drawn without replacement
-        f"None or the integers in [1, num_critics = {config.num_critics}]", optional(integers(1, config.num_critics)).allows),
+        f"None or the integers in [1, num_critics = {config.num_critics}]",
+        optional(integers(1, config.num_critics)).allows),
     "cql_num_actions": integers(1),
     "cql_temperature": POSITIVE,  # divides the Q-values in the log-sum-exp
-    "sparse_failure_reward": optional(FINITE),
+    # a failed episode's returns-to-go are sparse_failure_reward / (1 - discount)
+    "sparse_failure_reward": lambda config: optional(FINITE) if config.discount < 1 else Rule(
+        "None where discount = 1 (the returns-to-go of a failed episode would be infinite)",
+        lambda value: value is None),
     "flow_steps": integers(1),
     "q_aggregation": one_of("mean", "min"),
     **dict.fromkeys(("context_length", "embedding_dim", "num_layers", "max_timestep"), integers(1)),
     # attention splits the embedding evenly among the heads
-    "num_heads": lambda config: Rule(f"the divisors of embedding_dim = {config.embedding_dim}",
-                                     lambda value: _is_integer(value) and value >= 1 and config.embedding_dim % value == 0),
+    "num_heads": lambda config: Rule(
+        f"the divisors of embedding_dim = {config.embedding_dim}",
+        lambda value: _is_integer(value) and value >= 1 and config.embedding_dim % value == 0),
     "dropout": interval(0, 1, low_closed=True),
     **dict.fromkeys(("grad_clip", "return_scale"), POSITIVE),
     "target_return": optional(FINITE),
@@ -126,7 +131,7 @@ def check(algorithm: Algorithm, config: Any, overridden: Iterable[str]) -> None:
         read = ", ".join(name for name in names if name not in algorithm.unread)
         raise O2OError(f"{algorithm.name} does not read {', '.join(ignored)}; its fields: {read}")
     entries = [(name, rule_for(algorithm.module, name)) for name in names]
-    # fixed rules first: a rule made from the config reads other fields, which must be valid by then
+    # fixed rules first, then those made from the config, which read fields checked before them
     for name, entry in sorted(entries, key=lambda item: not isinstance(item[1], Rule)):
         rule = entry if isinstance(entry, Rule) else entry(config)
         value = getattr(config, name)
