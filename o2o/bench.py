@@ -73,7 +73,7 @@ class Grid:
             if target and canonical_name(target) not in algorithms:
                 raise O2OError(f"--set {key}: {target} is not among the bench's algorithms ({', '.join(algorithms)})")
             if not target and not any(field in _fields(a) for a in algorithms):
-                raise O2OError(f"--set {key}: no algorithm of the bench has a config field {field!r}")
+                raise O2OError(f"--set {key}: no algorithm of the bench reads a config field {field!r}")
         for algo in algorithms:
             get_algorithm(algo, self.overrides_for(algo))  # bad values fail now, not in a worker
 

@@ -139,8 +139,8 @@ def device_data():
 
 
 def everything_the_agent_computes(name, config):
-    """(names, arrays): the dataset transform, the transition fields, init, a batch, two updates (TD3's actor moves
-    every second one) and both kinds of action."""
+    """(the transition fields and the dataset's metadata, every array): the dataset transform, init, a batch, two
+    updates (TD3's actor moves every second one) and both kinds of action."""
     agent = get_algorithm(name)[0]
     prepared = agent.prepare_dataset(DATASET, config)
     # compiled: op by op, every primitive compiles on its own, which takes longer

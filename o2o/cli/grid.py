@@ -36,7 +36,7 @@ def bench_cmd(
                                                          "evaluation (default 10).")] = None,
     split_seeds: Annotated[bool, typer.Option("--split-seeds", help="One cell per seed (spreads seeds over "
                                               "workers) instead of all seeds vmapped in one cell.")] = False,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE for every algorithm that has "
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE for every algorithm that reads "
                                                            "FIELD, or ALGO.FIELD=VALUE (repeatable).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="CPUs of the local Ray instance (default: "
                                                    "the cores available).")] = None,

@@ -157,10 +157,10 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
     settings.check()
     run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{settings.env or 'env'}-{datetime.now():%Y%m%d-%H%M%S}"
     runs.refuse_existing_run(run_dir)  # before anything loads
+    p = prepare(settings)
     if settings.warmup_steps >= settings.steps:
         warnings.warn(f"the warm-up ({settings.warmup_steps:,} env steps) covers all {settings.steps:,} online steps: no "
                       "update will run; lower --warmup-steps or raise the steps", RuntimeWarning, stacklevel=2)
-    p = prepare(settings)
     run = runs.RunDir.create(
         run_dir, "online", settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),
         agent_config=dataclasses.asdict(p.config), env_id=p.env_id, seeds=p.seeds, reward_scale=p.reward_scale,
