@@ -167,7 +167,7 @@ def test_suites_and_bad_grids_fail_clearly(tmp_path):
         bench.load_suite(str(tmp_path / "s.toml"))
     with pytest.raises(O2OError, match="unknown algorithm"):
         bench.Grid(algos=["nope"], datasets=["x"])
-    with pytest.raises(O2OError, match="no algorithm of the bench has a config field 'expectilee'"):
+    with pytest.raises(O2OError, match="no algorithm of the bench reads a config field 'expectilee'"):
         bench.Grid(algos=["iql"], datasets=["x"], overrides={"expectilee": "0.9"})
     with pytest.raises(O2OError, match="unknown level"):
         bench.Grid(algos=["iql"], datasets=["collect:Hopper-v5:mediocre"])
