@@ -109,7 +109,7 @@ def test_non_finite_loss_stops_the_run_with_a_clear_message(tmp_path):
     data = collect_pendulum(episodes=2)
     huge = data.__class__(**{**data.arrays(), "rewards": np.full(len(data), 1e30, np.float32)}, metadata=data.metadata)
     path = write_o2o(huge, tmp_path / "huge")
-    with pytest.raises(O2OError, match=r"critic_loss became \[inf\].*stopped; the last good checkpoint"):
+    with pytest.raises(O2OError, match=r"critic_loss became \[inf\].*stopped; no checkpoint was written before it"):
         offline.train(settings(str(path), tmp_path / "run", eval_episodes=0), progress=False)
 
 

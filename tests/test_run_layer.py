@@ -4,6 +4,7 @@ ignored, a pairing refused only after the whole offline phase, a Ctrl-C that lef
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,28 @@ def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path,
     assert int(cut["step"]) == 300
     leaves = lambda c: [np.asarray(x) for x in __import__("jax").tree.leaves(c["states"])]  # noqa: E731
     assert all(np.array_equal(a, b) for a, b in zip(leaves(whole), leaves(cut)))
+
+
+def test_run_directories_from_before_the_rebuild_evaluate_resume_and_fine_tune(tmp_path, capsys, monkeypatch):
+    """A run directory of o2o c03eb16 (dataset recorded relative to its launch directory, no content hash)."""
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_dirs_c03eb16", tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    write_o2o(collect_pendulum(episodes=3), "pendulum")
+    for run in ("old-iql", "old-iql-ft"):
+        code, out, _ = run_cli(["eval", run, "--episodes", "1", "--json"], capsys)
+        assert code == 0 and len(json.loads(out.splitlines()[-1])["return_per_seed"]) == 2
+    code, out, _ = run_cli(["train", "--resume", "old-iql", "--steps", "200", "--quiet", "--json"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[-1])["steps"] == 200
+    code, out, _ = run_cli(["online", "--resume", "old-iql-ft", "--steps", "40", "--quiet", "--json"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[-1])["online_updates"] == 40
+    code, out, _ = run_cli(["finetune", "old-iql", "--online-steps", "20", "--eval-every", "20", "--eval-episodes", "1",
+                            "--out", "new-ft", "--quiet", "--json"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[-1])["start_score"] is not None
+
+
+def test_a_diverging_run_stops_with_exit_1_and_says_no_checkpoint_exists(pendulum, tmp_path, capsys):
+    code, _, err = run_cli(["train", "td3bc", "--dataset", pendulum, "--steps", "400", "--eval-every", "200",
+                            "--eval-episodes", "0", "--set", "critic_lr=1e30", "--set", "actor_lr=1e30", "--set",
+                            "hidden_dims=16,16", "--quiet", "--out", str(tmp_path / "nan")], capsys)
+    assert code == 1 and "critic_loss became [inf] (per seed) in updates 1-200; stopped" in err
+    assert "no checkpoint was written before it" in err and not (tmp_path / "nan" / "summary.json").exists()

@@ -64,9 +64,8 @@ def start(run_dir: str, algo: str, seeds: int, seed: int, overrides: dict, onlin
         raise O2OError(f"{run.path}: trained seeds {run.seeds}; fine-tuning continues exactly those seeds")
     if not runs.has_checkpoint(run.path):
         raise O2OError(f"{run.path}: no checkpoint yet; let the offline run reach its first evaluation")
-    base = offline.prepare(offline.OfflineSettings(**{**run.settings, "eval_episodes": 0, "env": run.env_id}))
+    base = offline.prepare(offline.OfflineSettings(**{**run.settings, "eval_episodes": 0, "env": run.env_id}), run)
     run.check_dataset(base.dataset_reference["content_hash"])
-    base = dataclasses.replace(base, config=restore_algorithm(base.settings.algo, run.agent_config)[1])
     check_pairing(base.settings.algo, run.agent_config, algo, overrides, base.spec)
     agent, config = online_agent(algo, base.settings.algo, run.agent_config, overrides, online_updates)
     offline_states = runs.load_checkpoint(run.path, {"states": offline.init_states(base)})["states"]

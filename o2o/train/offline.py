@@ -71,14 +71,22 @@ class Prepared:
     dataset_reference: dict  # runs.dataset_reference of the data as loaded (before the agent's transform)
 
 
-def prepare(settings: OfflineSettings) -> Prepared:
+def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> Prepared:
+    """A run's pieces: for a new run, the config its settings resolve to; for an existing run (`recorded`), the config
+    it recorded, exactly (nothing re-applied or refused again, whatever o2o's defaults and checks have become)."""
     settings.check()
-    get_algorithm(settings.algo, settings.agent_overrides)  # a bad algorithm or override fails before data loads
+    if recorded is None:
+        get_algorithm(settings.algo, settings.agent_overrides)  # a bad algorithm or override fails before data loads
     dataset, env_id = load_for_env(settings.dataset, settings.env, required=settings.eval_episodes > 0)
     reference = runs.dataset_reference(settings.dataset, content_hash(dataset), len(dataset))
-    preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
-                                        dataset.metadata.get("level"))
-    agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
+    if recorded is None:
+        preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
+                                            dataset.metadata.get("level"))
+        agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
+        applied = {"name": preset_name, "values": preset_values} if preset_name else None
+    else:
+        agent, config = restore_algorithm(settings.algo, recorded.agent_config)
+        applied = recorded.record.get("preset")
     if env_id:
         spaces = env_spaces(env_id)
         low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
@@ -92,18 +100,17 @@ def prepare(settings: OfflineSettings) -> Prepared:
         observation_dim=dataset.observation_dim,
         action_dim=dataset.action_dim,
         observation_mean=observations.mean(axis=0).astype(np.float32),
-        observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # the epsilon of the field's standard normalisation
+        observation_std=(observations.std(axis=0) + 1e-3).astype(np.float32),  # keeps constant dimensions finite
         episode_return_max=float(dataset.episode_returns.max()) if len(dataset) else None,
     )
     seeds = [settings.seed + i for i in range(settings.seeds)]
-    applied = {"name": preset_name, "values": preset_values} if preset_name else None
     return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, applied, reference)
 
 
 def device_data(p: Prepared) -> dict[str, jax.Array]:
     """Training arrays on the device, actions mapped from the env's bounds to [-1, 1]."""
     scaled = to_unit_actions(np.asarray(p.dataset.actions, np.float64), p.action_low, p.action_high)
-    if ogbench.is_task_env(p.env_id):  # OGBench's published protocol clips actions: log-likelihoods of boundary actions stay finite
+    if ogbench.is_task_env(p.env_id):  # OGBench's protocol: boundary log-likelihoods stay finite
         scaled = np.clip(scaled, -OGBENCH_ACTION_CLIP, OGBENCH_ACTION_CLIP)
     data = {
         "observations": jnp.asarray(p.dataset.observations, jnp.float32),
@@ -168,7 +175,7 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True)
     summary = runs.finished_or_extended(run, steps, "updates")
     if summary is not None:
         return summary
-    p = prepare(OfflineSettings(**run.settings))
+    p = prepare(OfflineSettings(**run.settings), run)
     run.check_dataset(p.dataset_reference["content_hash"])
     template = {"states": init_states(p), "step": 0, "best": 0.0}
     checkpoint = runs.load_checkpoint(run.path, template)
@@ -206,10 +213,8 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
             update_seconds += time.perf_counter() - t0
             diverged = runs.divergence(metrics, new_states)
             if diverged:
-                raise O2OError(
-                    f"{run_dir}: {diverged} in updates {step + 1}-{step + size}; "
-                    f"stopped; the last good checkpoint is {run_dir / runs.CHECKPOINT} (step {saved_step})"
-                )
+                raise O2OError(f"{run_dir}: {diverged} in updates {step + 1}-{step + size}; stopped; "
+                               + runs.last_good_checkpoint(run_dir, saved_step))
             states, step = new_states, step + size
             record = {"step": step, "phase": "offline", **{k: float(np.mean(v)) for k, v in metrics.items()}}
             if envs is not None and (step % s.eval_every == 0 or step == s.steps):

@@ -306,8 +306,8 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
                 host_metrics = jax.device_get(metrics)
                 diverged = runs.divergence(host_metrics, states)
                 if diverged:
-                    raise O2OError(f"{run_dir}: {diverged} by env step {step}; stopped; the last good checkpoint is "
-                                   f"{run_dir / runs.CHECKPOINT}")
+                    raise O2OError(f"{run_dir}: {diverged} by env step {step}; stopped; "
+                                   + runs.last_good_checkpoint(run_dir, saved_step))
                 # with finite parameters a NaN metric is undefined at this step (a delayed actor's loss between its updates)
                 record.update({k: float(np.mean(v)) for k, v in host_metrics.items() if not np.isnan(v).any()})
                 if finished:

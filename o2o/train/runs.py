@@ -182,6 +182,13 @@ def save_checkpoint(run_dir: Path, target: Any, path: str = CHECKPOINT) -> None:
     atomic_write_bytes(run_dir / path, data)
 
 
+def last_good_checkpoint(run_dir: Path, step: int) -> str:
+    """Where a stopped run can be taken up again, in words (a run can diverge before its first checkpoint)."""
+    if not has_checkpoint(run_dir):
+        return "no checkpoint was written before it (lower the learning rates, or check the data)"
+    return f"the last good checkpoint is {run_dir / CHECKPOINT} (step {step})"
+
+
 def has_checkpoint(run_dir: Path) -> bool:
     return (run_dir / CHECKPOINT).is_file() or (run_dir / PREVIOUS_CHECKPOINT).is_file()
 
