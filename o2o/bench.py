@@ -26,8 +26,8 @@ from typing import Any
 from o2o import files, results
 from o2o.agents import get_algorithm, read_fields
 from o2o.algorithms import canonical_name, fine_tunes
-from o2o.bench_datasets import (COLLECT, absolute_source, locked, parse_collect, cell_env, check_datasets,
-                                dataset_label, materialize)
+from o2o.bench_datasets import (COLLECT, cell_env, check_datasets, dataset_label, locked, materialize,
+                                parse_collect)
 from o2o.errors import O2OError
 from o2o.train import runs
 
@@ -224,7 +224,7 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
         cpus_per_cell: int = 1, progress: bool = True) -> dict[str, Any]:
     """Run every cell that is not completed yet; returns {bench_dir, database, cells, completed, failed}."""
     bench_dir = Path(bench_dir).resolve()
-    grid = dataclasses.replace(grid, datasets=[absolute_source(d) for d in grid.datasets])
+    grid = dataclasses.replace(grid, datasets=[files.absolute_source(d) for d in grid.datasets])
     all_cells = cells(grid)
     check_datasets(grid.datasets)
     prepare_dir(grid, bench_dir)

@@ -120,8 +120,3 @@ def check_datasets(datasets: list[str]) -> None:
                     raise
             continue
         detect_format(ogbench.find_dataset(dataset) or dataset)
-
-
-def absolute_source(dataset: str) -> str:
-    """Paths become absolute (Ray workers do not share the driver's working directory); ids and specs stay."""
-    return str(Path(dataset).resolve()) if not dataset.startswith(COLLECT) and Path(dataset).exists() else dataset

@@ -39,6 +39,13 @@ def check_destination(path: str | os.PathLike, *, may_exist: bool = False, name:
     return path
 
 
+def absolute_source(source: str) -> str:
+    """A dataset source as a run or a worker records it: an existing path made absolute (usable from any directory,
+    by any process); a dataset id, an OGBench name or a `collect:` spec as given."""
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.exists() else source
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """`write(tmp)` fills a temporary file beside `path`, which is flushed to disk and renamed onto `path`."""
     path = Path(path)

@@ -120,7 +120,8 @@ def test_run_hands_set_to_a_different_online_algorithm_and_warns_when_warmup_lea
     assert code == 0
     online_config = runs.RunDir.open(tmp_path / "o2o" / "online").agent_config
     assert online_config["batch_size"] == 32 and online_config["hidden_dims"] == [16, 16]
-    assert "warm-up (5,000 env steps) covers all 30 online steps" in err
+    assert "no online update will run: the warm-up (5,000 env steps) covers all 30 online steps" in err
+    assert err.count("no online update will run") == 1
     assert "no online update ran" in out and "->" not in out
 
 
@@ -198,3 +199,24 @@ def test_a_diverging_run_stops_with_exit_1_and_says_no_checkpoint_exists(pendulu
                             "hidden_dims=16,16", "--quiet", "--out", str(tmp_path / "nan")], capsys)
     assert code == 1 and "critic_loss became [inf] (per seed) in updates 1-200; stopped" in err
     assert "no checkpoint was written before it" in err and not (tmp_path / "nan" / "summary.json").exists()
+
+
+def test_an_online_run_records_its_offline_data_absolutely_and_refuses_it_changed(pendulum, tmp_path, capsys,
+                                                                                monkeypatch):
+    launch, elsewhere = tmp_path / "launch", tmp_path / "elsewhere"
+    launch.mkdir(), elsewhere.mkdir()
+    shutil.copytree(pendulum, launch / "pendulum")
+    monkeypatch.chdir(launch)
+    args = ["online", "rlpd", "--env", "Pendulum-v1", "--dataset", "pendulum", "--steps", "20", "--utd", "1",
+            "--eval-every", "20", "--eval-episodes", "0", "--out", "rlpd", "--quiet", *TINY]
+    assert run_cli(args, capsys)[0] == 0
+    assert runs.RunDir.open("rlpd").settings["offline_dataset"] == str(launch / "pendulum")
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run_cli(["online", "--resume", str(launch / "rlpd"), "--steps", "40", "--quiet", "--json"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[-1])["online_updates"] == 40
+    shutil.rmtree(launch / "pendulum")
+    write_o2o(collect_pendulum(episodes=3, seed=1), launch / "pendulum")
+    config = (launch / "rlpd" / "config.json").read_bytes()
+    code, _, err = run_cli(["online", "--resume", str(launch / "rlpd"), "--steps", "60"], capsys)
+    assert code == 1 and "changed since the run started (content hash" in err
+    assert (launch / "rlpd" / "config.json").read_bytes() == config  # a refused extension is not recorded

@@ -135,6 +135,14 @@ def init_seeds(agent, config, spec: Spec, seeds: list[int]):
     return jax.tree.map(jnp.copy, states)  # target networks start as copies; donated buffers must not alias
 
 
+def checkpoint_template(agent, config, env_id: str, seeds: list[int]):
+    """Stacked agent states of the shapes a run's checkpoint is read into (its values replace these): built from the
+    env's spaces, so that no dataset is needed."""
+    spaces = env_spaces(env_id)
+    spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]).replace(episode_return_max=0.0)
+    return init_seeds(agent, config, spec, seeds)
+
+
 def make_train_chunk(agent, config, chunk: int) -> Callable:
     """(states, seed_keys, chunk_index, data) -> (states, metrics averaged over the chunk), vmapped over seeds."""
 
@@ -172,11 +180,12 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True)
     run is left as it is (its summary comes back, with `"already_finished": True`) unless `steps` asks for more
     updates than it had, which extends it (config.json records the extension)."""
     run = runs.RunDir.open(run_dir, "offline")
-    summary = runs.finished_or_extended(run, steps, "updates")
+    summary = runs.finished_summary(run, steps, "updates")
     if summary is not None:
         return summary
-    p = prepare(OfflineSettings(**run.settings), run)
+    p = prepare(OfflineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])}), run)
     run.check_dataset(p.dataset_reference["content_hash"])
+    runs.extend(run, steps)
     template = {"states": init_states(p), "step": 0, "best": 0.0}
     checkpoint = runs.load_checkpoint(run.path, template)
     return _run(p, run, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress)
@@ -292,10 +301,7 @@ def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict
     if not run.env_id:
         raise O2OError(f"{run.path}: trained without an environment (none recorded); nothing to evaluate it in")
     agent, config = restore_algorithm(run.settings["algo"], run.agent_config)
-    spaces = env_spaces(run.env_id)
-    # the shapes the checkpoint is read into; its values replace these
-    spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]).replace(episode_return_max=0.0)
-    checkpoint = runs.load_checkpoint(run.path, {"states": init_seeds(agent, config, spec, run.seeds)},
+    checkpoint = runs.load_checkpoint(run.path, {"states": checkpoint_template(agent, config, run.env_id, run.seeds)},
                                       runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
     return {"run_dir": str(run.path), "algo": run.settings["algo"], "dataset": run.settings["dataset"],
             "env": run.env_id, "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds,

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from o2o import files
 from o2o.agents import Spec, get_algorithm, restore_algorithm
 from o2o.algorithms import online_defaults
 from o2o.data import replay
@@ -32,6 +33,7 @@ from o2o.train import episodes as episode_book, handoff, offline, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 from o2o.train.online_step import SAMPLING, first_action, make_env_step
 
+NO_UPDATE = "no online update will run"  # the start of the warning, which `o2o run` gives before its offline phase
 WARMUP_POLICIES = ("random", "pretrained")
 
 
@@ -68,6 +70,11 @@ class OnlineSettings:
         if self.warmup_policy not in WARMUP_POLICIES:
             raise O2OError(f"warm-up policy {self.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
 
+    def warn_if_no_update(self) -> None:
+        if self.warmup_steps >= self.steps:
+            warnings.warn(f"{NO_UPDATE}: the warm-up ({self.warmup_steps:,} env steps) covers all {self.steps:,} online "
+                          "steps; lower --warmup-steps or raise the online steps", RuntimeWarning, stacklevel=3)
+
     @property
     def learning_steps(self) -> int:
         """Env steps with updates: those after the warm-up."""
@@ -95,6 +102,7 @@ class Prepared:
     metadata: dict
     start_score: float | None
     offline_data_settings: dict | None  # offline.OfflineSettings of the offline data in batches
+    dataset_reference: dict | None  # runs.dataset_reference of that data
 
 
 def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None) -> Prepared:
@@ -122,13 +130,13 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None) -> Pr
     seeds = [settings.seed + i for i in range(settings.seeds)]
     low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
 
-    offline_data, reward_scale, metadata = None, 1.0, {}
+    offline_data, reward_scale, metadata, reference = None, 1.0, {}, None
     if offline_settings is not None:
         offline_prepared = start.base if start else offline.prepare(offline.OfflineSettings(**offline_settings))
         # the online agent's transition fields, from the offline agent's dataset
         offline_data = offline.device_data(dataclasses.replace(offline_prepared, agent=agent, config=config))
         reward_scale = float(offline_prepared.dataset.metadata.get("reward_scale", 1.0))
-        metadata = offline_prepared.dataset.metadata
+        metadata, reference = offline_prepared.dataset.metadata, offline_prepared.dataset_reference
     if recorded is not None:
         reward_scale, metadata = float(recorded.record["reward_scale"]), recorded.dataset_metadata or metadata
     if start is not None:
@@ -138,7 +146,7 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None) -> Pr
         states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), seeds)
     start_score = recorded.record.get("start_score") if recorded is not None else (start.start_score if start else None)
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
-                    start_score, offline_settings)
+                    start_score, offline_settings, reference)
 
 
 def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | None, env_id: str) -> dict | None:
@@ -157,14 +165,15 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
     settings.check()
     run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{settings.env or 'env'}-{datetime.now():%Y%m%d-%H%M%S}"
     runs.refuse_existing_run(run_dir)  # before anything loads
+    if settings.offline_dataset:  # recorded so that the run works from any directory
+        settings = dataclasses.replace(settings, offline_dataset=files.absolute_source(settings.offline_dataset))
     p = prepare(settings)
-    if settings.warmup_steps >= settings.steps:
-        warnings.warn(f"the warm-up ({settings.warmup_steps:,} env steps) covers all {settings.steps:,} online steps: no "
-                      "update will run; lower --warmup-steps or raise the steps", RuntimeWarning, stacklevel=2)
+    settings.warn_if_no_update()
     run = runs.RunDir.create(
         run_dir, "online", settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),
         agent_config=dataclasses.asdict(p.config), env_id=p.env_id, seeds=p.seeds, reward_scale=p.reward_scale,
-        offline_data=p.offline_data_settings, dataset_metadata=p.metadata, start_score=p.start_score)
+        offline_data=p.offline_data_settings, dataset=p.dataset_reference, dataset_metadata=p.metadata,
+        start_score=p.start_score)
     start = {"states": p.states, "buffers": _empty_buffers(p), "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
              "best": -math.inf, "curve": []}
     return _run(p, run, start, progress)
@@ -172,18 +181,22 @@ def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
 
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Continue a killed online run from its last checkpoint, exactly; a finished one is left as it is unless `steps`
-    asks for more env steps (see `runs.finished_or_extended`)."""
+    asks for more env steps (`runs.finished_summary`, `runs.extend`)."""
     run = runs.RunDir.open(run_dir, "online")
-    summary = runs.finished_or_extended(run, steps, "env steps")
+    summary = runs.finished_summary(run, steps, "env steps")
     if summary is not None:
         return summary
-    p = _prepare_recorded(run)
+    p = _prepare_recorded(run, steps)
+    if p.dataset_reference is not None:
+        run.check_dataset(p.dataset_reference["content_hash"])
+    runs.extend(run, steps)
     checkpoint = runs.load_checkpoint(run.path, {"states": p.states})
     return _run(p, run, {**checkpoint, "buffers": replay.refill(_empty_buffers(p), checkpoint["buffers"])}, progress)
 
 
-def _prepare_recorded(run: runs.RunDir) -> Prepared:
-    settings = OnlineSettings(**run.settings)
+def _prepare_recorded(run: runs.RunDir, steps: int | None = None) -> Prepared:
+    """An existing run's pieces, with a larger budget `steps` if one is asked for."""
+    settings = OnlineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])})
     if "offline_data" not in run.record:  # an older run directory: rebuilt from the offline run it started from
         return prepare(settings)
     return prepare(settings, run)
@@ -367,20 +380,6 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
     }
     run.write_summary(summary)
     return summary
-
-
-def evaluate_run(run: runs.RunDir, episodes: int) -> dict[str, Any]:
-    """Evaluate an online run's latest checkpoint from its directory alone (no offline data is read)."""
-    settings = OnlineSettings(**{**run.settings, "offline_sampling": "none"})
-    agent, config = restore_algorithm(settings.algo, run.agent_config)
-    spaces = env_spaces(run.env_id)
-    states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]),
-                                run.seeds)
-    checkpoint = runs.load_checkpoint(run.path, {"states": states})
-    return {"run_dir": str(run.path), "algo": settings.algo, "dataset": settings.offline_dataset or settings.init_from,
-            "env": run.env_id, "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds,
-            "episodes": episodes, **offline.evaluate_checkpoint(agent, checkpoint["states"], run.env_id, run.seeds,
-                                                                episodes, run.dataset_metadata)}
 
 
 def o2o_metrics(curve: list[list[float]], steps: int, offline_score: float | None, successes: list[float]) -> dict:

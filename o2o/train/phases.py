@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from o2o.agents import canonical_name, read_fields
+from o2o.agents import canonical_name, read_fields, restore_algorithm
 from o2o.algorithms import fine_tunes
 from o2o.errors import O2OError
 from o2o.train import handoff, offline, online, runs
@@ -61,14 +61,11 @@ def offline_then_online(settings: offline.OfflineSettings, root: str | Path, onl
                                       online_given or {})
         handoff.check_pairing(settings.algo, dataclasses.asdict(prepared.config), algo,
                               fine_tuning.agent_overrides, prepared.spec)
-        if fine_tuning.warmup_steps >= fine_tuning.steps:
-            warnings.warn(f"the warm-up ({fine_tuning.warmup_steps:,} env steps) covers all {fine_tuning.steps:,} "
-                          "online steps: no update will run; lower --warmup-steps or raise the online steps",
-                          RuntimeWarning, stacklevel=2)
+        fine_tuning.warn_if_no_update()
     summary = _phase(offline_dir, lambda: offline.train(settings, progress, prepared=prepared), offline.resume, resume)
     if fine_tuning is not None:
         with warnings.catch_warnings():  # said above, once
-            warnings.filterwarnings("ignore", message="the warm-up")
+            warnings.filterwarnings("ignore", message=online.NO_UPDATE)
             summary = _phase(online_dir, lambda: online.train(fine_tuning, progress), online.resume, resume)
     return summary
 
@@ -96,4 +93,17 @@ def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict
         return offline.evaluate_run(run.path, episodes, best)
     if best:
         raise O2OError(f"{run.path}: an online run keeps only its latest checkpoint; drop --best")
-    return online.evaluate_run(run, episodes)
+    return _evaluate_online(run, episodes)
+
+
+def _evaluate_online(run: runs.RunDir, episodes: int) -> dict[str, Any]:
+    """Evaluate an online run's latest checkpoint from its directory alone (no offline data is read)."""
+    algo = run.settings["algo"]
+    agent, config = restore_algorithm(algo, run.agent_config)
+    checkpoint = runs.load_checkpoint(run.path, {"states": offline.checkpoint_template(agent, config, run.env_id,
+                                                                                       run.seeds)})
+    return {"run_dir": str(run.path), "algo": algo,
+            "dataset": run.settings.get("offline_dataset") or run.settings.get("init_from"), "env": run.env_id,
+            "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds, "episodes": episodes,
+            **offline.evaluate_checkpoint(agent, checkpoint["states"], run.env_id, run.seeds, episodes,
+                                          run.dataset_metadata)}

@@ -123,9 +123,7 @@ class RunDir:
 def dataset_reference(source: str, content_hash: str, transitions: int) -> dict[str, Any]:
     """How a run names its dataset: an existing path made absolute (the run is then usable from any directory), a
     dataset id as given, with the content hash that a resume checks."""
-    path = Path(source).expanduser()
-    return {"source": str(path.resolve()) if path.exists() else source, "content_hash": content_hash,
-            "transitions": transitions}
+    return {"source": files.absolute_source(source), "content_hash": content_hash, "transitions": transitions}
 
 
 class MetricsLog:
@@ -268,16 +266,24 @@ def refuse_existing_run(path: str | Path) -> None:
     files.check_destination(path, may_exist=True)
 
 
-def finished_or_extended(run: RunDir, steps: int | None, unit: str) -> dict[str, Any] | None:
-    """What `--resume` does first: a larger `steps` than the run's extends it (recorded in config.json; None: go on);
-    otherwise a finished run's summary comes back untouched (marked `already_finished`), an unfinished run gives None
-    (go on). A smaller `steps` is refused: a run is never cut back."""
+def finished_summary(run: RunDir, steps: int | None, unit: str) -> dict[str, Any] | None:
+    """What `--resume` finds first: a finished run's summary, untouched and marked `already_finished`, when `steps`
+    asks for no more than it had (None: go on, to finish it or to extend it with `extend`). A smaller `steps` is
+    refused: a run is never cut back."""
     recorded = run.settings["steps"]
     if steps is not None and steps < recorded:
         raise O2OError(f"{run.path}: --steps {steps} is below the run's {recorded} {unit}; a run is never cut back")
+    summary = run.summary
+    if summary is None or (steps is not None and steps > recorded):
+        return None
+    return {**summary, "already_finished": True}
+
+
+def extend(run: RunDir, steps: int | None) -> dict[str, Any]:
+    """The run's settings with a larger budget `steps` recorded in config.json (with the extension's history); called
+    once every check of the resume has passed, so that a refused resume leaves the directory as it was."""
+    recorded = run.settings["steps"]
     if steps is not None and steps > recorded:
         extensions = run.record.get("extensions", []) + [{"from_steps": recorded, "to_steps": steps}]
         run.update(settings={**run.settings, "steps": steps}, extensions=extensions)
-        return None
-    summary = run.summary
-    return None if summary is None else {**summary, "already_finished": True}
+    return run.settings
