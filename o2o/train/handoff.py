@@ -57,9 +57,11 @@ def check_pairing(offline_algo: str, offline_config: dict, algo: str, overrides:
                        f"fine-tune it with --algo {canonical_name(offline_algo)} (or another algorithm with the same policy)")
 
 
-def start(run_dir: str, algo: str, seeds: int, seed: int, overrides: dict, online_updates: int) -> Start:
-    """Read the offline run in `run_dir` (its config, checkpoint, data and summary) for fine-tuning with `algo`."""
-    run = runs.RunDir.open(run_dir, "offline")
+def start(offline_run: runs.RunDir | str, algo: str, seeds: int, seed: int, overrides: dict,
+          online_updates: int) -> Start:
+    """Read the offline run (its config, checkpoint, data and summary; a directory, or a RunDir its caller opened)
+    for fine-tuning with `algo`."""
+    run = offline_run if isinstance(offline_run, runs.RunDir) else runs.RunDir.open(offline_run, "offline")
     if seeds != len(run.seeds) or seed != run.seeds[0]:
         raise O2OError(f"{run.path}: trained seeds {run.seeds}; fine-tuning continues exactly those seeds")
     if not runs.has_checkpoint(run.path):

@@ -105,9 +105,11 @@ class Prepared:
     dataset_reference: dict | None  # runs.dataset_reference of that data
 
 
-def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None) -> Prepared:
-    """A new run's pieces; or, given its `recorded` run directory, an existing run's (for resume), built from its
-    config.json: the offline run it started from is not read again."""
+def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
+            offline_run: runs.RunDir | None = None) -> Prepared:
+    """A new run's pieces (fine-tuning: from `offline_run`, or the run `settings.init_from` names); or, given its
+    `recorded` run directory, an existing run's (for resume), built from its config.json: the offline run it started
+    from is not read again."""
     settings.check()
     start = None
     if recorded is not None:
@@ -115,7 +117,7 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None) -> Pr
         env_id, offline_settings = recorded.env_id, recorded.record.get("offline_data")
     else:
         if settings.init_from:
-            start = handoff.start(settings.init_from, settings.algo, settings.seeds, settings.seed,
+            start = handoff.start(offline_run or settings.init_from, settings.algo, settings.seeds, settings.seed,
                                   settings.agent_overrides, settings.learning_steps * settings.utd)
             agent, config = start.agent, start.config
         else:
@@ -161,13 +163,15 @@ def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | No
                                                       eval_episodes=0, agent_overrides=settings.agent_overrides))
 
 
-def train(settings: OnlineSettings, progress: bool = True) -> dict[str, Any]:
+def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.RunDir | None = None) -> dict[str, Any]:
+    """Train a new online run (fine-tuning: from `offline_run` if the caller has it open, else from
+    `settings.init_from`); returns the summary (also written to summary.json)."""
     settings.check()
     run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{settings.env or 'env'}-{datetime.now():%Y%m%d-%H%M%S}"
     runs.refuse_existing_run(run_dir)  # before anything loads
     if settings.offline_dataset:  # recorded so that the run works from any directory
         settings = dataclasses.replace(settings, offline_dataset=files.absolute_source(settings.offline_dataset))
-    p = prepare(settings)
+    p = prepare(settings, offline_run=offline_run)
     settings.warn_if_no_update()
     run = runs.RunDir.create(
         run_dir, "online", settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),

@@ -26,7 +26,7 @@ def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, ou
         raise O2OError(f"{run.path}: {canonical_name(algo)} learns no critic and cannot fine-tune; pass --algo with an "
                        "algorithm that does (see `o2o algos`)")
     settings = online_settings(run.path, algo, online_steps, run.env_id, run.seeds, out, given)
-    return online.train(settings, progress=progress)
+    return online.train(settings, progress=progress, offline_run=run)
 
 
 def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, seeds: list[int], out: str | None,
