@@ -264,9 +264,3 @@ def test_html_report_in_headless_chromium(finished_bench, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"), float)
     assert pixels.shape == (1600, 1200)
     assert (pixels < 200).mean() > 0.02 and pixels.std() > 20  # text, tables and figures, not a blank page
-
-
-def test_readme_algorithm_table_is_the_registry():
-    from o2o.algorithms import markdown_table
-
-    assert markdown_table() in (Path(__file__).parents[1] / "README.md").read_text()
