@@ -1,12 +1,13 @@
 """The algorithm registry: one record per algorithm (its module, the config overrides that define the variant, how it
-runs online, aliases, a one-line summary and the paper). The CLI's help and choices, `o2o algos`, `o2o bench` and the
-README's table read it. Pure data, no JAX import, so that `o2o --help` stays fast; `o2o.agents.get_algorithm` turns a
-record into the agent module and its config.
+runs online, aliases, a one-line summary, the paper and the code it follows). The CLI's help and choices, `o2o algos`,
+`o2o bench`, the README's table and the documentation site's algorithm pages read it. Pure data, no JAX import, so that
+`o2o --help` stays fast; `o2o.agents.get_algorithm` turns a record into the agent module and its config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from o2o.errors import O2OError
@@ -28,6 +29,9 @@ class Algorithm:
     # Config fields nothing of this algorithm reads (taken over from the Config it extends, or switched off by its variant
     # or its module's defaults): a user's --set of one is an error
     unread: tuple[str, ...] = ()
+    # The implementation o2o's module follows where its docstrings cite one ("": none cited, the paper only); update
+    # parity with an implementation is recorded by its fixture, tests/fixtures/parity/<name>*.json
+    reference: str = ""
 
 
 def _per_dataset(fields: tuple[str, ...], table: dict[str, tuple]) -> dict[str, dict[str, Any]]:
@@ -86,7 +90,7 @@ DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah
 
 RECORDS = (
     Algorithm("bc", "bc", "behaviour cloning with a deterministic tanh policy", "the BC baseline of TD3+BC and CORL",
-              "offline"),
+              "offline", reference="CORL's BC"),
     Algorithm("bc10", "bc", "BC on the best 10% of episodes by return (any fraction: --set top_fraction=F)",
               "Chen et al., Decision Transformer, NeurIPS 2021 (Sec. 5)", "offline", variant={"top_fraction": 0.1},
               aliases=("10%bc", "%bc")),
@@ -97,44 +101,51 @@ RECORDS = (
     # IQL paper, Sec. 5.3: the offline data stays in the replay buffer.
     Algorithm("iql", "iql", "implicit Q-learning: expectile values, advantage-weighted policy extraction",
               "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
-              presets=IQL_OGBENCH),
+              presets=IQL_OGBENCH, reference="the authors' fine-tuning configs"),
     # AWAC paper: the replay buffer is seeded with the offline data.
     Algorithm("awac", "awac", "advantage-weighted actor-critic", "Nair et al., AWAC, 2020", "offline",
-              online={"offline_sampling": "union", "warmup_steps": 0}),
+              online={"offline_sampling": "union", "warmup_steps": 0}, reference="CORL's AWAC"),
     Algorithm("cql", "cql", "conservative Q-learning on SAC", "Kumar et al., NeurIPS 2020", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0},
-              unread=("sparse_failure_reward",)),  # Cal-QL's returns-to-go, which CQL never computes
+              unread=("sparse_failure_reward",),  # Cal-QL's returns-to-go, which CQL never computes
+              reference="CQL's official code (its MuJoCo settings)"),
     # Cal-QL paper: mixing ratio 0.5 offline/online.
     Algorithm("calql", "cql", "CQL with Q-values bounded below by Monte-Carlo returns", "Nakamoto et al., NeurIPS 2023",
               "offline", variant={"calibrated": True}, online={"offline_sampling": "symmetric", "warmup_steps": 0},
-              aliases=("cal-ql",)),
+              aliases=("cal-ql",),
+              reference="CQL's official code (its MuJoCo settings); none for the calibration"),
     # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
               online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH},
-              unread=("alpha", "behavior_cloning")),  # its own actor loss replaces TD3+BC's
+              unread=("alpha", "behavior_cloning"),  # its own actor loss replaces TD3+BC's
+              reference="the authors' code; CORL's fine-tuning code"),
     # FQL paper: fine-tuning keeps the objective, with the offline data in the replay buffer.
     Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
               "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
-              online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH),
+              online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH,
+              reference="the paper's code"),
     Algorithm("dt", "dt", "a causal transformer over (return-to-go, state, action) windows, conditioned on a target return",
               "Chen et al., Decision Transformer, NeurIPS 2021", "offline", aliases=("decision-transformer",),
-              presets=DT_PRESETS),
+              presets=DT_PRESETS, reference="the paper's code"),
     Algorithm("sacn", "edac", "SAC with N critics and the ensemble minimum as pessimism",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True}, online={"offline_sampling": "union", "warmup_steps": 0},
-              aliases=("sac-n",), presets=SACN_PRESETS),
+              aliases=("sac-n",), presets=SACN_PRESETS,
+              reference="EDAC's code; CORL's configs"),
     Algorithm("edac", "edac", "SAC-N with a term that diversifies the critics' action gradients",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True, "eta": 1.0}, online={"offline_sampling": "union", "warmup_steps": 0},
-              presets=EDAC_PRESETS),
+              presets=EDAC_PRESETS,
+              reference="EDAC's code; CORL's configs"),
     Algorithm("lbsac", "edac", "SAC-N with batch 10,000 and square-root-scaled learning rates, fewer critics",
               "Nikulin et al., Q-Ensemble for Offline RL: Don't Scale the Ensemble, Scale the Batch Size, 2022",
               "offline", variant={"batch_size": LBSAC_BATCH, "actor_lr": LBSAC_LR, "critic_lr": LBSAC_LR,
                                   "temperature_lr": LBSAC_LR},
-              online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS),
+              online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS,
+              reference="the authors' configs"),
     Algorithm("sac", "sac", "soft actor-critic with automatic temperature", "Haarnoja et al., 2018", "online",
-              online={"warmup_steps": 5_000}),
+              online={"warmup_steps": 5_000}, reference="jaxrl's SAC (initial temperature)"),
     # TD3 paper: 25k random steps (start_timesteps).
     Algorithm("td3", "td3_bc", "twin delayed DDPG", "Fujimoto et al., ICML 2018", "online",
               variant={"behavior_cloning": False, "normalize_observations": False}, online={"warmup_steps": 25_000},
@@ -148,7 +159,8 @@ RECORDS = (
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4.
     Algorithm("wsrl", "sac", "SAC warm-started from a CQL/Cal-QL run, warmed up by its policy, no offline data kept",
               "Zhou et al., WSRL, ICLR 2025", "online",
-              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4}),
+              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4},
+              reference="the WSRL code (warm-up, UTD, no offline data kept)"),
 )
 REGISTRY = {r.name: r for r in RECORDS}
 _ALIASES = {alias: r.name for r in RECORDS for alias in r.aliases}
@@ -218,10 +230,10 @@ def online_defaults(name: str) -> dict[str, Any]:
     return dict(record(name).online or {})
 
 
-def markdown_table() -> str:
-    """The README's algorithm table."""
+def markdown_table(algos: Iterable[str] | None = None, links: dict[str, str] | None = None) -> str:
+    """The README's algorithm table; the docs' pages give `algos` (a subset) and `links` (a page per name)."""
     lines = ["| name | kind | what it is | paper | online: offline data, UTD, warm-up |", "|---|---|---|---|---|"]
-    for r in RECORDS:
+    for r in RECORDS if algos is None else [record(name) for name in algos]:
         if r.online is None:
             online = "offline only"
         else:
@@ -229,5 +241,6 @@ def markdown_table() -> str:
             warmup = f"{steps:,} steps ({r.online.get('warmup_policy', 'random')} actions)" if steps else "none"
             online = f"{r.online.get('offline_sampling', 'none')}, {r.online.get('utd', 1)}, {warmup}"
         aliases = f" ({', '.join(r.aliases)})" if r.aliases else ""
-        lines.append(f"| `{r.name}`{aliases} | {r.kind} | {r.summary} | {r.paper} | {online} |")
+        name = f"[`{r.name}`]({links[r.name]})" if links else f"`{r.name}`"
+        lines.append(f"| {name}{aliases} | {r.kind} | {r.summary} | {r.paper} | {online} |")
     return "\n".join(lines)

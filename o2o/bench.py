@@ -29,7 +29,7 @@ from o2o.algorithms import canonical_name, fine_tunes
 from o2o.bench_datasets import (COLLECT, cell_env, check_datasets, dataset_label, locked, materialize,
                                 parse_collect)
 from o2o.errors import O2OError
-from o2o.train import runs
+from o2o.train import loggers, runs
 
 GRID_FILE = "bench.json"
 DATABASE = "results.sqlite"
@@ -161,12 +161,16 @@ def shipped_suites() -> dict[str, str]:
 
 # ---- one cell, inside a Ray worker ----
 
-def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
-    """Run (or finish) one cell; never raises: a failure comes back as a one-line error."""
+def execute_cell(cell: Cell, grid: Grid, bench_dir: str, logging: loggers.LogSettings | None = None) -> dict[str, Any]:
+    """Run (or finish) one cell; never raises: a failure comes back as a one-line error. Its runs log as `logging`
+    says, in the bench's W&B group, tagged with the cell's algorithm, dataset and seeds."""
     from o2o.train import offline, phases
 
     started = time.perf_counter()
     cell_dir = Path(bench_dir) / "runs" / cell.id
+    tags = [f"algo:{cell.algo}", f"dataset:{cell.label}", *(f"seed:{seed}" for seed in cell.seeds)]
+    logging = dataclasses.replace(logging or loggers.LogSettings(), wandb_group=Path(bench_dir).name,
+                                  wandb_tags=tags + ([f"online_algo:{cell.online_algo}"] if cell.online_algo else []))
     try:
         with locked(cell_dir / ".lock"):
             settings = offline.OfflineSettings(
@@ -177,7 +181,7 @@ def execute_cell(cell: Cell, grid: Grid, bench_dir: str) -> dict[str, Any]:
                             "eval_episodes": grid.eval_episodes,
                             "agent_overrides": grid.overrides_for(cell.online_algo) if cell.online_algo else {}}
             phases.offline_then_online(settings, cell_dir, grid.online_steps if cell.online_algo else 0, cell.online_algo,
-                                       online_given, progress=False, resume=True)
+                                       online_given, progress=False, resume=True, logging=logging)
         return {"status": "completed", "wall_seconds": time.perf_counter() - started}
     except Exception as e:  # noqa: BLE001 — a cell's failure is data for the report, not the end of the grid
         return {"status": "failed", "error": one_line(e), "traceback": traceback.format_exc(),
@@ -192,19 +196,27 @@ def one_line(error: BaseException) -> str:
 
 # ---- the driver ----
 
-def prepare_dir(grid: Grid, bench_dir: Path) -> None:
-    """Write bench.json, or check that the directory's grid is this one (re-running resumes it)."""
+def prepare_dir(grid: Grid, bench_dir: Path, logging: loggers.LogSettings | None = None) -> loggers.LogSettings:
+    """Write bench.json, or check that the directory's grid is this one (re-running resumes it). Returns where the
+    cells log: `logging` (recorded in bench.json), else what bench.json recorded, else TensorBoard. Unlike the grid,
+    a re-run may change it: it changes no result."""
     bench_dir.mkdir(parents=True, exist_ok=True)
     path = bench_dir / GRID_FILE
     payload = dataclasses.asdict(grid)
     if path.is_file():
-        saved = files.read_json(path).get("grid", {})
+        recorded = files.read_json(path)
+        saved = recorded.get("grid", {})
         differ = sorted(k for k in payload if saved.get(k) != json.loads(json.dumps(payload[k])))
         if differ:
             raise O2OError(f"{bench_dir}: holds a bench with a different grid (differs in {', '.join(differ)}); "
                            f"re-run its own command to resume it, or choose another --out")
-        return
-    files.write_json(path, {"grid": payload, "versions": runs.versions()})
+        if logging is None:
+            return loggers.LogSettings(**recorded.get("logging") or {})
+        files.write_json(path, {**recorded, "logging": dataclasses.asdict(logging)})
+        return logging
+    logging = logging or loggers.LogSettings()
+    files.write_json(path, {"grid": payload, "logging": dataclasses.asdict(logging), "versions": runs.versions()})
+    return logging
 
 
 def saved_grid(bench_dir: Path) -> Grid:
@@ -221,13 +233,14 @@ def xla_flags(threads: int) -> str:
 
 
 def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: str | None = None,
-        cpus_per_cell: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Run every cell that is not completed yet; returns {bench_dir, database, cells, completed, failed}."""
+        cpus_per_cell: int = 1, progress: bool = True, logging: loggers.LogSettings | None = None) -> dict[str, Any]:
+    """Run every cell that is not completed yet, its runs logged as `logging` says (`prepare_dir`); returns
+    {bench_dir, database, cells, completed, failed}."""
     bench_dir = Path(bench_dir).resolve()
     grid = dataclasses.replace(grid, datasets=[files.absolute_source(d) for d in grid.datasets])
     all_cells = cells(grid)
     check_datasets(grid.datasets)
-    prepare_dir(grid, bench_dir)
+    logging = prepare_dir(grid, bench_dir, logging)
     conn = results.connect(bench_dir / DATABASE)
     status = results.cell_status(conn)
     for cell in all_cells:
@@ -236,7 +249,7 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
                              seeds=list(cell.seeds), status="pending")
     todo = [c for c in all_cells if status.get(c.id) != "completed"]
     if todo:
-        _dispatch(todo, grid, bench_dir, conn, workers, address, cpus_per_cell, progress, len(all_cells))
+        _dispatch(todo, grid, bench_dir, conn, workers, address, cpus_per_cell, progress, len(all_cells), logging)
     status = results.cell_status(conn)
     failed = [{"cell": row["cell"], "error": row["error"]}
               for row in conn.execute("SELECT cell, error FROM cells WHERE status = 'failed' ORDER BY cell")
@@ -260,9 +273,9 @@ def _record(conn, cell: Cell, bench_dir: Path, outcome: dict[str, Any]) -> None:
 
 
 def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int | None, address: str | None,
-              cpus_per_cell: int, progress: bool, total: int) -> None:
-    import logging
+              cpus_per_cell: int, progress: bool, total: int, logging: loggers.LogSettings) -> None:
     import warnings
+    from logging import ERROR
 
     import ray
 
@@ -272,7 +285,7 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
     if address:
         try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(address=address, logging_level=ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError) as e:
             raise O2OError(f"--address {address}: cannot join the Ray cluster ({one_line(e)})") from None
         capacity = int(ray.cluster_resources().get("CPU", 1))
@@ -280,7 +293,7 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
         capacity = workers or len(os.sched_getaffinity(0))
         if capacity < 1:
             raise O2OError(f"--workers must be at least 1 (got {capacity})")
-        ray.init(address="local", num_cpus=capacity, include_dashboard=False, logging_level=logging.ERROR,
+        ray.init(address="local", num_cpus=capacity, include_dashboard=False, logging_level=ERROR,
                  log_to_driver=False)
     slots = max(1, capacity // cpus_per_cell)
     task = ray.remote(execute_cell).options(
@@ -293,7 +306,7 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
             while queue and len(running) < slots:
                 cell = queue.pop(0)
                 results.set_cell(conn, cell.id, status="running", error=None)
-                running[task.remote(cell, grid, str(bench_dir))] = cell
+                running[task.remote(cell, grid, str(bench_dir), logging)] = cell
             display.update(len(running), len(queue))
             done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in done:

@@ -51,6 +51,13 @@ WarmupOption = Annotated[Optional[int], typer.Option("--warmup-steps", help="Ste
                                                      "(default: the algorithm's).")]
 EvalEpisodesOption = Annotated[Optional[int], typer.Option("--eval-episodes", help="Episodes per seed and evaluation "
                                                           "(0: none; default 10).")]
+LoggerOption = Annotated[Optional[str], typer.Option("--logger", help="Where metrics go besides metrics.jsonl (always "
+                                                    "written): tensorboard (the default), wandb, none, or a list such "
+                                                    "as tensorboard,wandb. It changes no result; a resumed run keeps "
+                                                    "its own unless given.")]
+WandbProjectOption = Annotated[Optional[str], typer.Option("--wandb-project", help="W&B project for --logger wandb "
+                                                          "(default $WANDB_PROJECT, else o2o); W&B's mode comes from "
+                                                          "$WANDB_MODE (online, offline, disabled).")]
 
 
 def _print_json(payload: dict[str, Any]) -> None:
@@ -65,6 +72,13 @@ def _parse_overrides(pairs: list[str] | None) -> dict[str, str]:
             raise O2OError(f"--set {pair!r}: expected FIELD=VALUE, e.g. --set expectile=0.9")
         overrides[key.strip()] = value.strip()
     return overrides
+
+
+def _logging(logger: str | None, wandb_project: str | None) -> Any:
+    """`--logger` and `--wandb-project` as `LogSettings`, checked before any work; None when neither is given."""
+    from o2o.train.loggers import LogSettings
+
+    return LogSettings.parse(logger, wandb_project)
 
 
 def _given(**values: Any) -> dict[str, Any]:

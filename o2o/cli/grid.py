@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from o2o.algorithms import REGISTRY
-from o2o.cli.common import (EnvOption, JsonFlag, QuietFlag,
-                     _parse_overrides, _print_entries, _print_json, app)
+from o2o.cli.common import (EnvOption, JsonFlag, QuietFlag, WandbProjectOption, _logging,
+                            _parse_overrides, _print_entries, _print_json, app)
 from o2o.errors import O2OError
 
 
@@ -43,6 +43,11 @@ def bench_cmd(
     address: Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster instead of starting "
                                                    "a local one (BENCH_DIR must be shared storage).")] = None,
     cpus_per_cell: Annotated[int, typer.Option("--cpus-per-cell", help="CPUs (and XLA threads) per cell.")] = 1,
+    logger: Annotated[Optional[str], typer.Option("--logger", help="Where each run's metrics go besides metrics.jsonl: "
+                                                  "tensorboard (the default), wandb (one W&B group per bench, tags "
+                                                  "for algorithm, dataset and seed), none, or a list such as "
+                                                  "tensorboard,wandb. A re-run keeps the bench's unless given.")] = None,
+    wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -53,6 +58,7 @@ def bench_cmd(
 
     from o2o import bench
 
+    logging = _logging(logger, wandb_project)
     values: dict[str, Any] = bench.load_suite(suite) if suite else {}
     given = {"algos": algos and [a.strip() for a in algos.split(",") if a.strip()],
              "datasets": datasets and [d.strip() for d in datasets.split(",") if d.strip()],
@@ -69,7 +75,8 @@ def bench_cmd(
         raise O2OError("o2o bench needs --algos and --datasets, or --suite SUITE (or only --out BENCH_DIR to resume)")
     else:
         grid = bench.Grid(**values)
-    summary = bench.run(grid, out, workers=workers, address=address, cpus_per_cell=cpus_per_cell, progress=not quiet)
+    summary = bench.run(grid, out, workers=workers, address=address, cpus_per_cell=cpus_per_cell, progress=not quiet,
+                        logging=logging)
     if as_json:
         _print_json(summary)
     else:

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from o2o.algorithms import names
-from o2o.cli.common import (EnvOption, EvalEpisodesOption, JsonFlag, OverridesOption, PresetOption, QuietFlag,
-                     UtdOption, WarmupOption, _given, _parse_overrides, _print_summary,
-                     app)
+from o2o.cli.common import (EnvOption, EvalEpisodesOption, JsonFlag, LoggerOption, OverridesOption, PresetOption,
+                            QuietFlag, UtdOption, WandbProjectOption, WarmupOption, _given, _logging, _parse_overrides,
+                            _print_summary, app)
 from o2o.errors import O2OError
 
 
@@ -45,22 +45,25 @@ def train(
                                                   "(a finished run: nothing to do unless --steps is larger).")] = None,
     preset: PresetOption = None,
     overrides: OverridesOption = None,
+    logger: LoggerOption = None,
+    wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train an agent offline on a dataset, evaluating every --eval-every updates."""
     from o2o.train import offline
 
+    logging = _logging(logger, wandb_project)
     options = dict(dataset=dataset, env=env, steps=steps, seeds=seeds, seed=seed, eval_every=eval_every,
                    eval_episodes=eval_episodes, out=out, preset=preset)
     if resume:
         _resume_refusals(resume, algo, {**options, "steps": None, "set": overrides})
-        summary = offline.resume(resume, steps=steps, progress=not quiet)
+        summary = offline.resume(resume, steps=steps, progress=not quiet, logging=logging)
     else:
         if not algo or not dataset:
             raise O2OError("o2o train needs ALGO and --dataset SOURCE (or --resume RUN_DIR)")
         settings = offline.OfflineSettings(algo=algo, agent_overrides=_parse_overrides(overrides), **_given(**options))
-        summary = offline.train(settings, progress=not quiet)
+        summary = offline.train(settings, progress=not quiet, logging=logging)
     _print_summary(summary, as_json)
 
 
@@ -82,22 +85,25 @@ def online_cmd(
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the online run in this directory as "
                                                   "recorded (fine-tuning runs too).")] = None,
     overrides: OverridesOption = None,
+    logger: LoggerOption = None,
+    wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train an agent online (SAC and TD3 baselines; RLPD with --dataset)."""
     from o2o.train import online
 
+    logging = _logging(logger, wandb_project)
     options = dict(env=env, offline_dataset=dataset, seeds=seeds, seed=seed, utd=utd, warmup_steps=warmup_steps,
                    eval_every=eval_every, eval_episodes=eval_episodes, out=out)
     if resume:
         _resume_refusals(resume, algo, {**options, "set": overrides})
-        _print_summary(online.resume(resume, steps=steps, progress=not quiet), as_json)
+        _print_summary(online.resume(resume, steps=steps, progress=not quiet, logging=logging), as_json)
         return
     if not algo:
         raise O2OError("o2o online needs ALGO (or --resume RUN_DIR)")
     settings = online.settings_for(algo, steps=steps, agent_overrides=_parse_overrides(overrides), **options)
-    _print_summary(online.train(settings, progress=not quiet), as_json)
+    _print_summary(online.train(settings, progress=not quiet, logging=logging), as_json)
 
 
 @app.command("finetune")
@@ -112,13 +118,16 @@ def finetune(
     eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default RUN_DIR-finetune-ALGO).")] = None,
     overrides: OverridesOption = None,
+    logger: LoggerOption = None,
+    wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune an offline run online, with its paper's mechanism; reports before -> after and the dip at the switch."""
     from o2o.train import phases
 
-    _print_summary(phases.finetune(run_dir, online_steps, algo=algo, out=out, progress=not quiet,
+    logging = _logging(logger, wandb_project)
+    _print_summary(phases.finetune(run_dir, online_steps, algo=algo, out=out, progress=not quiet, logging=logging,
                                    agent_overrides=_parse_overrides(overrides),
                                    **_given(utd=utd, warmup_steps=warmup_steps, eval_every=eval_every,
                                             eval_episodes=eval_episodes)), as_json)
@@ -140,6 +149,8 @@ def run_cmd(
     preset: Annotated[str, typer.Option("--preset", help="The paper's per-dataset settings: auto, none, or a name.")] = "auto",
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable), for "
                                                            "both phases where the algorithm reads FIELD.")] = None,
+    logger: LoggerOption = None,
+    wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -148,6 +159,7 @@ def run_cmd(
 
     from o2o.train import offline, phases
 
+    logging = _logging(logger, wandb_project)
     parsed = _parse_overrides(overrides)
     settings = offline.OfflineSettings(algo=algo, dataset=dataset, env=env, steps=offline_steps, seeds=seeds, seed=seed,
                                        eval_every=eval_every, eval_episodes=eval_episodes, agent_overrides=parsed,
@@ -155,7 +167,8 @@ def run_cmd(
     summary = phases.offline_then_online(
         settings, out or Path("runs") / f"{algo}-o2o-{Path(dataset).name}", online_steps, online_algo,
         {"eval_every": eval_every, "eval_episodes": eval_episodes,
-         "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed)}, progress=not quiet)
+         "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed)}, progress=not quiet,
+        logging=logging)
     _print_summary(summary, as_json)
 
 

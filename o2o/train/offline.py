@@ -25,7 +25,7 @@ from o2o.data.fields import FIELDS
 from o2o.envs import env_spaces, load_for_env, ogbench
 from o2o.envs.actions import to_unit_actions
 from o2o.errors import Interrupted, O2OError
-from o2o.train import runs
+from o2o.train import loggers, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 
 
@@ -159,33 +159,37 @@ def make_train_chunk(agent, config, chunk: int) -> Callable:
     return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)), donate_argnums=(0,))
 
 
-def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared | None = None) -> dict[str, Any]:
-    """Train a new run (from `prepared`, this settings' pieces, if the caller has them); returns the summary (also
-    written to summary.json)."""
+def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared | None = None,
+          logging: loggers.LogSettings | None = None) -> dict[str, Any]:
+    """Train a new run (from `prepared`, this settings' pieces, if the caller has them), its metrics logged as `logging`
+    says (default: metrics.jsonl and TensorBoard); returns the summary (also written to summary.json)."""
     run_dir = Path(settings.out) if settings.out else Path("runs") / (
         f"{settings.algo}-{Path(settings.dataset).name}-{datetime.now():%Y%m%d-%H%M%S}")
     settings.check()
     runs.refuse_existing_run(run_dir)  # before the data loads
     p = prepared or prepare(settings)
     settings = dataclasses.replace(settings, dataset=p.dataset_reference["source"], out=str(run_dir))
-    run = runs.RunDir.create(run_dir, "offline", settings=dataclasses.asdict(settings),
+    run = runs.RunDir.create(run_dir, "offline", logging, settings=dataclasses.asdict(settings),
                              agent_config=dataclasses.asdict(p.config), preset=p.preset, env_id=p.env_id, seeds=p.seeds,
                              dataset=p.dataset_reference, dataset_metadata=p.dataset.metadata)
     return _run(dataclasses.replace(p, settings=settings), run, init_states(p), start_step=0, best=-math.inf,
                 progress=progress)
 
 
-def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
+           logging: loggers.LogSettings | None = None) -> dict[str, Any]:
     """Continue a killed run from its last checkpoint; on CPU it ends exactly as an uninterrupted run would. A finished
     run is left as it is (its summary comes back, with `"already_finished": True`) unless `steps` asks for more
-    updates than it had, which extends it (config.json records the extension)."""
+    updates than it had, which extends it (config.json records the extension). It logs as it recorded, or as
+    `logging` says (`runs.resumed_logging`)."""
     run = runs.RunDir.open(run_dir, "offline")
     summary = runs.finished_summary(run, steps, "updates")
     if summary is not None:
         return summary
+    logging = runs.resumed_logging(run, logging)
     p = prepare(OfflineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])}), run)
     run.check_dataset(p.dataset_reference["content_hash"])
-    runs.extend(run, steps)
+    runs.extend(run, steps, logging)
     template = {"states": init_states(p), "step": 0, "best": 0.0}
     checkpoint = runs.load_checkpoint(run.path, template)
     return _run(p, run, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress)
@@ -199,7 +203,7 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
     train_chunk = make_train_chunk(p.agent, p.config, chunk)
     policy = batched_policy(p.agent)
     envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes) if s.eval_episodes > 0 else None
-    log = runs.MetricsLog(run_dir, resume_from_step=start_step if start_step else None)
+    log = runs.MetricsLog(run, resume_from_step=start_step if start_step else None)
 
     def run_eval(step: int) -> dict[str, Any]:
         returns = evaluate(lambda *inputs: policy(states, *inputs), envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (step + 1))

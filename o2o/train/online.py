@@ -29,7 +29,7 @@ from o2o.data import replay
 from o2o.envs import env_spaces, make_env, state as env_state
 from o2o.envs.actions import to_env_actions
 from o2o.errors import Interrupted, O2OError
-from o2o.train import episodes as episode_book, handoff, offline, runs
+from o2o.train import episodes as episode_book, handoff, loggers, offline, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 from o2o.train.online_step import SAMPLING, first_action, make_env_step
 
@@ -163,9 +163,10 @@ def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | No
                                                       eval_episodes=0, agent_overrides=settings.agent_overrides))
 
 
-def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.RunDir | None = None) -> dict[str, Any]:
+def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.RunDir | None = None,
+          logging: loggers.LogSettings | None = None) -> dict[str, Any]:
     """Train a new online run (fine-tuning: from `offline_run` if the caller has it open, else from
-    `settings.init_from`); returns the summary (also written to summary.json)."""
+    `settings.init_from`), logged as `logging` says (as `offline.train`); returns the summary (also in summary.json)."""
     settings.check()
     run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{settings.env or 'env'}-{datetime.now():%Y%m%d-%H%M%S}"
     runs.refuse_existing_run(run_dir)  # before anything loads
@@ -174,7 +175,7 @@ def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.Run
     p = prepare(settings, offline_run=offline_run)
     settings.warn_if_no_update()
     run = runs.RunDir.create(
-        run_dir, "online", settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),
+        run_dir, "online", logging, settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),
         agent_config=dataclasses.asdict(p.config), env_id=p.env_id, seeds=p.seeds, reward_scale=p.reward_scale,
         offline_data=p.offline_data_settings, dataset=p.dataset_reference, dataset_metadata=p.metadata,
         start_score=p.start_score)
@@ -183,27 +184,22 @@ def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.Run
     return _run(p, run, start, progress)
 
 
-def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
+           logging: loggers.LogSettings | None = None) -> dict[str, Any]:
     """Continue a killed online run from its last checkpoint, exactly; a finished one is left as it is unless `steps`
-    asks for more env steps (`runs.finished_summary`, `runs.extend`)."""
+    asks for more env steps (`runs.finished_summary`, `runs.extend`); it logs as `offline.resume` says."""
     run = runs.RunDir.open(run_dir, "online")
     summary = runs.finished_summary(run, steps, "env steps")
     if summary is not None:
         return summary
-    p = _prepare_recorded(run, steps)
+    logging = runs.resumed_logging(run, logging)
+    settings = OnlineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])})
+    p = prepare(settings, run if "offline_data" in run.record else None)  # older runs: rebuilt from their offline run
     if p.dataset_reference is not None:
         run.check_dataset(p.dataset_reference["content_hash"])
-    runs.extend(run, steps)
+    runs.extend(run, steps, logging)
     checkpoint = runs.load_checkpoint(run.path, {"states": p.states})
     return _run(p, run, {**checkpoint, "buffers": replay.refill(_empty_buffers(p), checkpoint["buffers"])}, progress)
-
-
-def _prepare_recorded(run: runs.RunDir, steps: int | None = None) -> Prepared:
-    """An existing run's pieces, with a larger budget `steps` if one is asked for."""
-    settings = OnlineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])})
-    if "offline_data" not in run.record:  # an older run directory: rebuilt from the offline run it started from
-        return prepare(settings)
-    return prepare(settings, run)
 
 
 def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
@@ -231,7 +227,7 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
     policy = batched_policy(agent)
     eval_envs = make_eval_envs(p.env_id, n, s.eval_episodes) if s.eval_episodes > 0 else None
     envs = [make_env(p.env_id) for _ in p.seeds]
-    log = runs.MetricsLog(run_dir, resume_from_step=step if step else None)
+    log = runs.MetricsLog(run, resume_from_step=step if step else None)
     step_fns: dict[tuple[bool, bool], Any] = {}
 
     def phase(t: int) -> tuple[bool, bool]:

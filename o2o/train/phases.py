@@ -13,20 +13,20 @@ from typing import Any, Callable
 from o2o.agents import canonical_name, read_fields, restore_algorithm
 from o2o.algorithms import fine_tunes
 from o2o.errors import O2OError
-from o2o.train import handoff, offline, online, runs
+from o2o.train import handoff, loggers, offline, online, runs
 
 
 def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, out: str | None = None,
-             progress: bool = True, **given: Any) -> dict[str, Any]:
+             progress: bool = True, logging: loggers.LogSettings | None = None, **given: Any) -> dict[str, Any]:
     """Fine-tune an offline run online: same seeds, same env, the algorithm's paper mechanism (its registry record's
-    `online`); `given` are OnlineSettings the user chose."""
+    `online`); `given` are OnlineSettings the user chose, `logging` where its metrics go (`online.train`)."""
     run = runs.RunDir.open(run_dir, "offline")
     algo = algo or run.settings["algo"]
     if not fine_tunes(algo):
         raise O2OError(f"{run.path}: {canonical_name(algo)} learns no critic and cannot fine-tune; pass --algo with an "
                        "algorithm that does (see `o2o algos`)")
     settings = online_settings(run.path, algo, online_steps, run.env_id, run.seeds, out, given)
-    return online.train(settings, progress=progress, offline_run=run)
+    return online.train(settings, progress=progress, offline_run=run, logging=logging)
 
 
 def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, seeds: list[int], out: str | None,
@@ -41,12 +41,16 @@ def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, s
 
 def offline_then_online(settings: offline.OfflineSettings, root: str | Path, online_steps: int = 0,
                         online_algo: str | None = None, online_given: dict[str, Any] | None = None,
-                        progress: bool = True, resume: bool = False) -> dict[str, Any]:
+                        progress: bool = True, resume: bool = False,
+                        logging: loggers.LogSettings | None = None) -> dict[str, Any]:
     """Train ROOT/offline, then (with `online_steps`) fine-tune it into ROOT/online with `online_algo` (default: the
     same algorithm); returns the last phase's summary. The online settings and the pairing are checked before the
     offline phase starts. With `resume`, a finished phase is kept, a killed one resumes from its checkpoint (a bench
-    re-run); without, an existing run directory is refused."""
+    re-run); without, an existing run directory is refused. Both phases log as `logging` says (a resumed one too), in
+    one W&B group: `logging`'s, else the offline algorithm."""
     root = Path(root)
+    logging = logging or loggers.LogSettings()
+    logging = dataclasses.replace(logging, wandb_group=logging.wandb_group or settings.algo)
     offline_dir, online_dir = root / "offline", root / "online"
     settings = dataclasses.replace(settings, out=str(offline_dir))
     settings.check()
@@ -62,11 +66,13 @@ def offline_then_online(settings: offline.OfflineSettings, root: str | Path, onl
         handoff.check_pairing(settings.algo, dataclasses.asdict(prepared.config), algo,
                               fine_tuning.agent_overrides, prepared.spec)
         fine_tuning.warn_if_no_update()
-    summary = _phase(offline_dir, lambda: offline.train(settings, progress, prepared=prepared), offline.resume, resume)
+    summary = _phase(offline_dir, lambda: offline.train(settings, progress, prepared, logging), offline.resume, resume,
+                     logging)
     if fine_tuning is not None:
         with warnings.catch_warnings():  # said above, once
             warnings.filterwarnings("ignore", message=online.NO_UPDATE)
-            summary = _phase(online_dir, lambda: online.train(fine_tuning, progress), online.resume, resume)
+            summary = _phase(online_dir, lambda: online.train(fine_tuning, progress, logging=logging), online.resume,
+                             resume, logging)
     return summary
 
 
@@ -76,11 +82,12 @@ def overrides_read_by(algo: str, overrides: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in overrides.items() if k in fields}
 
 
-def _phase(run_dir: Path, start: Callable[[], dict], resume: Callable[..., dict], resumable: bool) -> dict[str, Any]:
+def _phase(run_dir: Path, start: Callable[[], dict], resume: Callable[..., dict], resumable: bool,
+           logging: loggers.LogSettings) -> dict[str, Any]:
     """Run a phase; with `resumable`, a finished one is kept and a killed one resumed from its checkpoint."""
     if resumable and runs.RunDir.exists(run_dir):
         if runs.RunDir.open(run_dir).summary is not None or runs.has_checkpoint(run_dir):
-            return resume(run_dir, progress=False)
+            return resume(run_dir, progress=False, logging=logging)
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
     return start()
 

@@ -1,9 +1,10 @@
-"""Run directories: config.json, metrics.jsonl, TensorBoard events, atomic checkpoints, summary.json.
+"""Run directories: config.json, metrics.jsonl (and the other sinks of `loggers`), atomic checkpoints, summary.json.
 
 `RunDir` is the one reader and writer of a run's config.json and summary.json: every other module goes through it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ import numpy as np
 from o2o import files
 from o2o.errors import O2OError
 from o2o.files import atomic_write_bytes, jsonable
+from o2o.train import loggers
 
 CONFIG = "config.json"
 SUMMARY = "summary.json"
@@ -42,18 +44,19 @@ def versions() -> dict[str, Any]:
 
 class RunDir:
     """One run directory: its config.json (what the run is: kind, settings, the resolved agent config, env, seeds, the
-    dataset it reads) read once, its summary.json, checkpoints and metrics. Made by `create` (a new run; refuses a
+    dataset it reads; and where its metrics go, `logging`, which changes no result) read once, its summary.json, checkpoints and metrics. Made by `create` (a new run; refuses a
     directory that holds one) or `open` (an existing run, optionally of one kind)."""
 
     def __init__(self, path: Path, record: dict[str, Any]):
         self.path, self.record = path, record
 
     @classmethod
-    def create(cls, path: str | Path, kind: str, **record: Any) -> "RunDir":
+    def create(cls, path: str | Path, kind: str, logging: loggers.LogSettings | None = None, **record: Any) -> "RunDir":
         path = Path(path)
         refuse_existing_run(path)
         path.mkdir(parents=True, exist_ok=True)
-        run = cls(path, {"kind": kind, **record, "versions": versions()})
+        run = cls(path, {"kind": kind, **record, "logging": _plain(logging or loggers.LogSettings()),
+                         "versions": versions()})
         files.write_json(path / CONFIG, run.record)
         return run
 
@@ -77,6 +80,11 @@ class RunDir:
     env_id = property(lambda self: self.record.get("env_id"))
     seeds = property(lambda self: list(self.record["seeds"]))
     dataset_metadata = property(lambda self: self.record.get("dataset_metadata") or {})
+
+    @property
+    def logging(self) -> loggers.LogSettings:
+        """Where its metrics go besides metrics.jsonl (runs made before o2o recorded it: TensorBoard)."""
+        return loggers.LogSettings(**self.record.get("logging") or {})
 
     def update(self, **changes: Any) -> None:
         """Rewrite config.json with `changes` (an extended budget), atomically."""
@@ -127,28 +135,58 @@ def dataset_reference(source: str, content_hash: str, transitions: int) -> dict[
 
 
 class MetricsLog:
-    """metrics.jsonl (one JSON object per log point) and TensorBoard events, written side by side."""
+    """Every log point of a run, to metrics.jsonl (always: the run's record) and to the sinks its logging chose
+    (TensorBoard events, a W&B run: `loggers`); opened by the training loop, closed in its `finally`."""
 
-    def __init__(self, run_dir: Path, resume_from_step: int | None = None):
-        self.path = run_dir / "metrics.jsonl"
-        if resume_from_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= resume_from_step]
-            atomic_write_bytes(self.path, "".join(line + "\n" for line in kept).encode())
-        from tensorboardX import SummaryWriter
-
-        self.tensorboard = SummaryWriter(str(run_dir), purge_step=resume_from_step)
-        self.file = open(self.path, "a")
+    def __init__(self, run: RunDir, resume_from_step: int | None = None):
+        self.sinks: list[loggers.Sink] = [loggers.JsonLines(run.path / "metrics.jsonl", resume_from_step)]
+        try:
+            logging = run.logging
+            if "tensorboard" in logging.sinks:
+                self.sinks.append(loggers.TensorBoard(run.path, resume_from_step))
+            if "wandb" in logging.sinks:
+                self.sinks.append(_wandb(run, logging))
+        except BaseException:
+            self.close()
+            raise
 
     def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record, default=jsonable) + "\n")
-        self.file.flush()
-        for key, value in record.items():
-            if isinstance(value, (int, float)) and key != "step":
-                self.tensorboard.add_scalar(f"{record.get('phase', 'train')}/{key}", value, record["step"])
+        for sink in self.sinks:
+            sink.write(record)
 
     def close(self) -> None:
-        self.file.close()
-        self.tensorboard.close()
+        for sink in self.sinks:
+            sink.close()
+
+
+def _wandb(run: RunDir, logging: loggers.LogSettings) -> loggers.WandB:
+    """The run's W&B run: config.json as its config, grouped by the bench or the algorithm, its job type the phase. Its
+    id is kept in config.json, so that a resumed run continues the same W&B run."""
+    name = run.path.name
+    if name in ("offline", "online"):  # a phase of `o2o run` or of a bench cell: named by its directory, too
+        name = f"{run.path.parent.name}/{name}"
+    recorded = run.record.get("wandb_run_id")
+    sink = loggers.WandB(run.path, recorded, project=logging.wandb_project, name=name,
+                         group=logging.wandb_group or run.settings["algo"], job_type=run.kind,
+                         tags=list(logging.wandb_tags) or None, config=json.loads(json.dumps(run.record, default=jsonable)))
+    if sink.id != recorded:
+        run.update(wandb_run_id=sink.id)
+    return sink
+
+
+def _plain(logging: loggers.LogSettings) -> dict[str, Any]:
+    """As config.json holds it."""
+    return json.loads(json.dumps(dataclasses.asdict(logging)))
+
+
+def resumed_logging(run: RunDir, given: loggers.LogSettings | None) -> loggers.LogSettings:
+    """Where a resumed run logs: where it recorded, or the sinks and W&B project given again (a logger changes no
+    result, so unlike the settings it may change; a bench cell's W&B group and tags stay). Recorded by `extend`."""
+    if given is None:
+        return run.logging
+    recorded = run.record.get("logging") or {}
+    return dataclasses.replace(given, wandb_group=given.wandb_group or recorded.get("wandb_group"),
+                               wandb_tags=given.wandb_tags or recorded.get("wandb_tags", ()))
 
 
 def divergence(metrics: dict[str, Any], states: Any) -> str | None:
@@ -279,9 +317,12 @@ def finished_summary(run: RunDir, steps: int | None, unit: str) -> dict[str, Any
     return {**summary, "already_finished": True}
 
 
-def extend(run: RunDir, steps: int | None) -> dict[str, Any]:
-    """The run's settings with a larger budget `steps` recorded in config.json (with the extension's history); called
-    once every check of the resume has passed, so that a refused resume leaves the directory as it was."""
+def extend(run: RunDir, steps: int | None, logging: loggers.LogSettings | None = None) -> dict[str, Any]:
+    """The run's settings with a larger budget `steps` recorded in config.json (with the extension's history), and the
+    logging it resumes with (`resumed_logging`); called once every check of the resume has passed, so that a refused
+    resume leaves the directory as it was."""
+    if logging is not None and _plain(logging) != run.record.get("logging", _plain(loggers.LogSettings())):
+        run.update(logging=_plain(logging))
     recorded = run.settings["steps"]
     if steps is not None and steps > recorded:
         extensions = run.record.get("extensions", []) + [{"from_steps": recorded, "to_steps": steps}]
