@@ -1,8 +1,15 @@
 """The results database: one SQLite file (`results.sqlite`) holding bench cells, runs (one row per trained seed, its
 offline and online phases together) and every evaluation with each episode's return.
 
-Run directories stay the source of truth; `ingest_run` reads them (through `o2o.train.runs.RunDir`), and
-re-ingesting a run replaces its rows, so the database can always be rebuilt from the directories.
+Run directories stay the source of truth for o2o's own runs (`runs.origin = 'o2o'`); `ingest_run` reads them
+(through `o2o.train.runs.RunDir`), and re-ingesting a run replaces its rows, so those rows can always be rebuilt from
+the directories. Runs of other code (`runs.origin = 'imported'`, `o2o results import`, `o2o.external`) have no
+directory: their rows are the only copy of what the imported file held, and `import_runs` replaces them as a whole.
+
+Schema versions (`PRAGMA user_version`), each database brought up to date when `connect` opens it:
+- 0: cells, runs, evaluations;
+- 1: `runs.origin` (o2o | imported) and `runs.source` (where an imported run comes from), and
+  `evaluations.return_mean` may be NULL (an imported normalized score or success rate comes without its return).
 """
 
 from __future__ import annotations
@@ -16,7 +23,18 @@ from typing import Any, Iterable
 from o2o.errors import O2OError
 from o2o.train.runs import RunDir
 
-SCHEMA = """
+EVALUATIONS = """evaluations (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    phase TEXT NOT NULL,            -- offline | online
+    step INTEGER NOT NULL,          -- updates (offline) or env steps (online)
+    return_mean REAL,               -- NULL only for imported scores that come without their return
+    normalized_score REAL,
+    success_rate REAL,              -- % of episodes, where the env reports success
+    episode_returns TEXT,           -- JSON list, every evaluation episode
+    episode_successes TEXT,         -- JSON list or NULL
+    PRIMARY KEY (run_id, phase, step)
+)"""
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cells (
     cell TEXT PRIMARY KEY,          -- stable id: algorithm, dataset, online algorithm, seed group
     algo TEXT NOT NULL,
@@ -31,10 +49,10 @@ CREATE TABLE IF NOT EXISTS cells (
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,       -- offline dir | online dir | seed
+    key TEXT NOT NULL UNIQUE,       -- offline dir | online dir | seed; imported: imported | method | dataset | seed
     cell TEXT,                      -- NULL for run directories ingested by `o2o report`
-    algo TEXT NOT NULL,             -- the offline algorithm (or the online one for runs from scratch)
-    online_algo TEXT,
+    algo TEXT NOT NULL,             -- the offline algorithm (the online one for runs from scratch); imported: the method
+    online_algo TEXT,               -- imported: the method, where the run has both phases
     dataset TEXT NOT NULL,
     dataset_source TEXT,
     env TEXT,
@@ -44,39 +62,66 @@ CREATE TABLE IF NOT EXISTS runs (
     online_dir TEXT,
     offline_steps INTEGER,
     online_steps INTEGER,
-    config TEXT NOT NULL,           -- JSON: the resolved config.json of each phase
+    config TEXT NOT NULL,           -- JSON: the resolved config.json of each phase; imported: the file read
     status TEXT NOT NULL,           -- completed | failed | incomplete
     error TEXT,
     wall_seconds REAL,
     cumulative_regret REAL,         -- online phase of goal tasks (over all seeds of the run directory)
-    versions TEXT                   -- JSON
+    versions TEXT,                  -- JSON
+    origin TEXT NOT NULL DEFAULT 'o2o',  -- o2o: trained by o2o | imported: other code's curve (`o2o results import`)
+    source TEXT                     -- imported: where it comes from (the reference's repository and commit)
 );
-CREATE TABLE IF NOT EXISTS evaluations (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    phase TEXT NOT NULL,            -- offline | online
-    step INTEGER NOT NULL,          -- updates (offline) or env steps (online)
-    return_mean REAL NOT NULL,
-    normalized_score REAL,
-    success_rate REAL,              -- % of episodes, where the env reports success
-    episode_returns TEXT,           -- JSON list, every evaluation episode
-    episode_successes TEXT,         -- JSON list or NULL
-    PRIMARY KEY (run_id, phase, step)
-);
+CREATE TABLE IF NOT EXISTS {EVALUATIONS};
 """
 
 
+SCHEMA_VERSION = 1
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if needed) a results database."""
+    """Open (creating if needed) a results database, migrating one written by an earlier o2o to `SCHEMA_VERSION`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, timeout=60)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.executescript(SCHEMA)
+        _migrate(conn)
+    except sqlite3.OperationalError as e:
+        if "readonly" not in str(e):
+            raise O2OError(f"{path}: not a usable results database ({e})") from e
+        raise O2OError(f"{path}: written by an earlier o2o and read-only here; o2o updates the schema of such a "
+                       "database once (its rows stay): make it writable, or copy it") from e
     except sqlite3.DatabaseError as e:
         raise O2OError(f"{path}: not a usable results database ({e})") from e
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database of an earlier schema version up to `SCHEMA_VERSION`, in one transaction: its rows stay, o2o's
+    runs get origin 'o2o'."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file: wait for it, then look again
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            if "origin" not in columns:
+                conn.execute("ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'o2o'")
+            if "source" not in columns:
+                conn.execute("ALTER TABLE runs ADD COLUMN source TEXT")
+            not_null = {row[1]: row[3] for row in conn.execute("PRAGMA table_info(evaluations)")}
+            if not_null.get("return_mean"):  # SQLite cannot drop a constraint: copy the table into the new schema
+                conn.execute("ALTER TABLE evaluations RENAME TO evaluations_v0")
+                conn.execute(f"CREATE TABLE {EVALUATIONS}")
+                conn.execute("INSERT INTO evaluations SELECT * FROM evaluations_v0")
+                conn.execute("DROP TABLE evaluations_v0")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def now() -> str:
@@ -187,3 +232,64 @@ def load(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             evaluation[key] = json.loads(evaluation[key]) if evaluation[key] else None
         runs[row["run_id"]]["evaluations"].setdefault(row["phase"], []).append(evaluation)
     return list(runs.values())
+
+
+IMPORTED = "imported"  # runs.origin of another code's runs
+
+
+def import_runs(conn: sqlite3.Connection, runs: list[dict[str, Any]], replace_files: bool = True) -> dict[str, Any]:
+    """Write imported runs in one transaction (an error leaves the database as it was). Each run is a dict with
+    method, dataset, seed, env, source, config (JSON-able, with `imported.file`) and evaluations {phase: [rows with
+    step, return_mean, normalized_score, success_rate]}. A run replaces the imported run of the same method, dataset
+    and seed, and (`replace_files`) importing a file again first removes every run imported from it before, so a
+    re-import is exact. Returns {runs, evaluations, replaced, replaced_from}."""
+    imported_files = {run["config"]["imported"]["file"] for run in runs}
+    earlier = {row["id"]: (row["key"], json.loads(row["config"]).get("imported", {}).get("file"))
+               for row in conn.execute("SELECT id, key, config FROM runs WHERE origin = ?", (IMPORTED,))}
+    keys = {_imported_key(run): run for run in runs}
+    gone = {i: file for i, (key, file) in earlier.items() if (replace_files and file in imported_files) or key in keys}
+    evaluations = 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in gone])
+        for key, run in keys.items():
+            phases = run["evaluations"]
+            both = all(phases.get(phase) for phase in ("offline", "online"))
+            cursor = conn.execute(
+                "INSERT INTO runs (key, cell, algo, online_algo, dataset, env, seed, offline_steps, online_steps,"
+                " config, status, origin, source) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?)",
+                (key, run["method"], run["method"] if both else None, run["dataset"], run.get("env"), run["seed"],
+                 _last_step(phases.get("offline")), _last_step(phases.get("online")), json.dumps(run["config"]),
+                 IMPORTED, run.get("source")))
+            rows = [(cursor.lastrowid, phase, e["step"], e.get("return_mean"), e.get("normalized_score"),
+                     e.get("success_rate"), None, None) for phase, points in phases.items() for e in points]
+            conn.executemany("INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            evaluations += len(rows)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return {"runs": len(keys), "evaluations": evaluations, "replaced": len(gone),
+            "replaced_from": sorted({file for file in gone.values() if file})}
+
+
+def _imported_key(run: dict[str, Any]) -> str:
+    return f"{IMPORTED}|{run['method']}|{run['dataset']}|{run['seed']}"
+
+
+def _last_step(points: list[dict[str, Any]] | None) -> int | None:
+    return max(e["step"] for e in points) if points else None
+
+
+def copy_imported(source: sqlite3.Connection, conn: sqlite3.Connection) -> int:
+    """Copy the imported runs of one database into another (they have no run directory to ingest again); returns
+    how many."""
+    runs = []
+    for run in load(source):
+        if run["origin"] == IMPORTED:
+            runs.append({"method": run["algo"], "dataset": run["dataset"], "seed": run["seed"], "env": run["env"],
+                         "source": run["source"], "config": json.loads(run["config"]),
+                         "evaluations": run["evaluations"]})
+    if runs:
+        import_runs(conn, runs, replace_files=False)
+    return len(runs)

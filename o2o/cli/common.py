@@ -16,6 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="o2o: offline-to-online reinforcement learning.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and convert datasets.")
 app.add_typer(data_app, name="data")
+results_app = typer.Typer(no_args_is_help=True, help="Results databases: other code's per-seed curves.")
+app.add_typer(results_app, name="results")
 
 
 @app.callback()

@@ -1,14 +1,16 @@
-"""`o2o bench`, `report`, `algos` and `quickstart`: grids of runs and what they show."""
+"""`o2o bench`, `report`, `results import`, `algos` and `quickstart`: grids of runs, other code's results beside
+them, and what they show."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
 
 from o2o.algorithms import REGISTRY
 from o2o.cli.common import (EnvOption, JsonFlag, QuietFlag, WandbProjectOption, _logging,
-                            _parse_overrides, _print_entries, _print_json, app)
+                            _parse_overrides, _print_entries, _print_json, app, results_app)
 from o2o.errors import O2OError
 
 
@@ -90,7 +92,8 @@ def bench_cmd(
 
 @app.command("report")
 def report_cmd(
-    sources: Annotated[list[str], typer.Argument(help="Bench directories and/or run directories.")],
+    sources: Annotated[list[str], typer.Argument(help="Bench directories, results databases (.sqlite) and/or run "
+                                                       "directories.")],
     out: Annotated[Optional[str], typer.Option("--out", help="Report directory (default BENCH_DIR/report for one "
                                                "bench, else ./report).")] = None,
     reps: Annotated[int, typer.Option("--reps", help="Bootstrap samples for confidence intervals.")] = 2000,
@@ -108,6 +111,85 @@ def report_cmd(
         return
     _print_entries(summary)
     print(f"report: {summary['html']}")
+
+
+class ImportFormat(str, Enum):
+    auto = "auto"
+    csv = "csv"
+    json = "json"
+    d3rlpy = "d3rlpy"
+
+
+class ScoreMetric(str, Enum):
+    normalized = "normalized"
+    success = "success"
+    return_ = "return"
+
+
+IMPORT_HELP = (  # the whole format, for `o2o results import --help`; the docstring is the short version
+    "Import other code's per-seed evaluation curves (the authors' reference code, another library) into a results "
+    "database, where `o2o report` shows them as a method of their own beside o2o's runs, with the same statistics, "
+    "marked as imported. CSV: a header line, then one line per evaluation of one seed, with columns method (the name "
+    "the report shows), dataset (named as o2o's runs on it are), seed, step (gradient updates offline; environment "
+    "steps since the switch online, 0 = before fine-tuning), score, and optional phase (offline, the default, or "
+    "online), metric (what score is: normalized, the default, 0 = random and 100 = expert; success, a rate in %; or "
+    "return: with env it also gets o2o's normalized score), env (gymnasium id) and source (repository, commit, "
+    "command). env, metric and source are one per run (method, dataset, seed); a step appears once per run and phase. "
+    "JSON: a list of such records, or {\"records\": [...], \"source\": ...} whose other keys apply to every record. "
+    "d3rlpy: a d3rlpy_logs/RUN directory (environment.csv: offline, evaluation.csv: online; epoch,step,value lines; "
+    "returns) with --method, --dataset and --seed. --method, --dataset, --seed, --env, --metric and --source fill a "
+    "field a file lacks or rename its one value. Bad input is refused with a one-line error naming the file, line and "
+    "field, before anything is written; the files are never changed; the database is written in one transaction. An "
+    "imported run replaces the one of the same method, dataset and seed, and re-importing a file replaces what it "
+    "imported before."
+)
+
+
+@results_app.command("import", help=IMPORT_HELP, short_help="Import other code's per-seed evaluation curves "
+                     "into a results database, for `o2o report` to show beside o2o's runs.")
+def results_import(
+    files: Annotated[list[str], typer.Argument(
+        metavar="FILE", help="CSV or JSON files in the import format, or d3rlpy logs (a d3rlpy_logs/RUN directory "
+        "or its environment.csv / evaluation.csv).")],
+    into: Annotated[str, typer.Option("--into", help="A bench directory (its results.sqlite) or a results database "
+                                      "file (.sqlite); made if missing.")],
+    method: Annotated[Optional[str], typer.Option("--method", help="The method's name in the report, e.g. \"ReBRAC "
+                                                  "(authors' code)\", for files without a method column (or to "
+                                                  "rename a file's one method).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="The dataset, named as o2o's runs on it are, for "
+                                                   "files without a dataset column (or to rename a file's one "
+                                                   "dataset).")] = None,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="The seed of each FILE, in order, for files "
+                                                       "without a seed column (d3rlpy logs).")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, for files without an env "
+                                               "column: with it a return also gets its normalized score.")] = None,
+    metric: Annotated[Optional[ScoreMetric], typer.Option("--metric", help="What score is, for files without a metric "
+                                                  "column: normalized (0 = random, 100 = expert; the "
+                                                  "CSV/JSON default), success (a rate in %) or return (d3rlpy's "
+                                                  "default).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="Where the curves come from: the reference's "
+                                                  "repository, commit and command (shown in the report).")] = None,
+    format: Annotated[ImportFormat, typer.Option("--format", help="auto: a directory or a headerless .csv is a "
+                                                 "d3rlpy log, .json json, anything else csv.")] = ImportFormat.auto,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import other code's per-seed evaluation curves (CSV or JSON of method, dataset, seed, step, score; d3rlpy
+    logs) into a results database, where `o2o report` shows them beside o2o's runs with the same statistics, marked
+    as imported. `o2o results import --help` describes the format."""
+    from o2o import external
+
+    summary = external.import_files(files, into, format=format.value, seeds=seeds, method=method, dataset=dataset,
+                                    env=env, metric=metric and metric.value, source=source)
+    if as_json:
+        _print_json(summary)
+        return
+    for entry in summary["imported"]:
+        print(f"{entry['method']} on {entry['dataset']}: seeds {', '.join(map(str, entry['seeds']))}, "
+              f"{entry['evaluations']} evaluations from {entry['file']} ({entry['format']})")
+    if summary["replaced"]:
+        print(f"replaced {summary['replaced']} run(s) imported before" +
+              (f" from {', '.join(summary['replaced_from'])}" if summary["replaced_from"] else ""))
+    print(f"{summary['runs']} run(s) imported into {summary['database']}; report: o2o report {into}")
 
 
 @app.command("algos")

@@ -1,5 +1,6 @@
 """`o2o report`: statistics (rliable), figures, report.md, report.json and a self-contained report.html from a bench
-directory (its results database) or from plain run directories (ingested into a database first)."""
+directory (its results database), a results database file, or plain run directories (ingested into a database
+first). Runs imported from other code (`o2o results import`) are methods of their own, marked as imported."""
 
 from __future__ import annotations
 
@@ -19,33 +20,40 @@ UNITS = {"normalized": "normalized score", "success": "success rate (%)", "retur
 
 
 def _classify(sources: list[str]) -> tuple[list[Path], list[Path]]:
-    benches, run_dirs = [], []
+    """(results databases, run directories): a bench directory counts as its results.sqlite."""
+    databases, run_dirs = [], []
     for source in sources:
         path = Path(source)
         if (path / "results.sqlite").is_file():
-            benches.append(path)
+            databases.append(path / "results.sqlite")
+        elif path.is_file() and path.suffix.lower() in (".sqlite", ".sqlite3", ".db"):
+            databases.append(path)
         elif RunDir.exists(path):
             run_dirs.append(path)
         else:
-            raise O2OError(f"{source}: neither a bench directory (results.sqlite) nor a run directory (config.json)")
-    return benches, run_dirs
+            raise O2OError(f"{source}: neither a bench directory (results.sqlite), a results database nor a run "
+                           "directory (config.json)")
+    return databases, run_dirs
 
 
-def _database(benches: list[Path], run_dirs: list[Path], report_dir: Path):
-    """A bench alone is reported from its own database; anything else is gathered into REPORT_DIR/results.sqlite."""
-    if len(benches) == 1 and not run_dirs:
-        return results.connect(benches[0] / "results.sqlite"), benches[0] / "results.sqlite"
+def _database(databases: list[Path], run_dirs: list[Path], report_dir: Path):
+    """A database alone is reported as it is; anything else is gathered into REPORT_DIR/results.sqlite: o2o's runs
+    ingested again from their directories, imported runs copied."""
+    if len(databases) == 1 and not run_dirs:
+        return results.connect(databases[0]), databases[0]
     path = report_dir / "results.sqlite"
     path.unlink(missing_ok=True)  # rebuilt from the sources every time
     conn = results.connect(path)
-    for bench in benches:
-        source = results.connect(bench / "results.sqlite")
-        for row in source.execute("SELECT DISTINCT cell, dataset, offline_dir, online_dir, status, error FROM runs"):
+    for database in databases:
+        source = results.connect(database)
+        for row in source.execute("SELECT DISTINCT cell, dataset, offline_dir, online_dir, status, error FROM runs "
+                                  "WHERE origin = 'o2o'"):
             results.ingest_run(conn, row["offline_dir"] and Path(row["offline_dir"]),
                                row["online_dir"] and Path(row["online_dir"]), cell=row["cell"], status=row["status"],
                                error=row["error"], label=row["dataset"])
         for row in source.execute("SELECT * FROM cells"):
             results.set_cell(conn, row["cell"], **{k: row[k] for k in row.keys() if k not in ("cell", "updated")})
+        results.copy_imported(source, conn)
         source.close()
     results.ingest_run_dirs(conn, run_dirs)
     return conn, path
@@ -60,16 +68,18 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         raise O2OError(f"--final {final!r}; choose one of {', '.join(tables.PROTOCOLS)}")
     if reps < 100:
         raise O2OError(f"--reps must be at least 100 bootstrap samples (got {reps})")
-    benches, run_dirs = _classify(sources)
-    report_dir = Path(out) if out else (benches[0] / "report" if len(benches) == 1 and not run_dirs else Path("report"))
+    databases, run_dirs = _classify(sources)
+    alone = len(databases) == 1 and not run_dirs
+    report_dir = Path(out) if out else (databases[0].parent / "report" if alone else Path("report"))
     # an earlier report is rebuilt in place; any other existing directory is left alone (its results.sqlite would go)
     files.check_destination(report_dir, may_exist=(report_dir / "report.json").is_file())
     report_dir.mkdir(parents=True, exist_ok=True)
-    conn, database = _database(benches, run_dirs, report_dir)
+    conn, database = _database(databases, run_dirs, report_dir)
     loaded = results.load(conn)
     failed_cells = [dict(row) for row in conn.execute("SELECT * FROM cells WHERE status != 'completed' ORDER BY cell")]
     conn.close()
-    run_scores = tables.mark_repeated_seeds(tables.distinguish_variants([tables.run_scores(r) for r in loaded]))
+    run_scores = tables.mark_repeated_seeds(tables.distinguish_variants(tables.separate_imported(
+        [tables.run_scores(r) for r in loaded])))
     entry_list = tables.entries(run_scores, reps, final)
     if not entry_list:
         raise O2OError(f"{', '.join(sources)}: no completed run to report{_why_none(failed_cells, run_scores)}")
@@ -96,8 +106,10 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
            for s in run_scores if s.status not in ("completed", "failed")],
         "last3_short": [{"name": _run_name(s), "evaluations": s.evaluations} for s in short],
         "runs": [{**{k: r[k] for k in ("dataset", "seed", "offline_dir", "online_dir", "wall_seconds", "cell")},
-                  "method": s.method, "status": s.status, "final": getattr(s, final)}
+                  "method": s.method, "status": s.status, "final": getattr(s, final), "imported": s.imported,
+                  "source": s.source, "file": s.file}
                  for r, s in zip(loaded, run_scores)],
+        "imported": tables.imported_methods(entry_list),
         "versions": _versions(loaded),
         "datasets": _datasets(loaded),
     }
@@ -112,7 +124,8 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
     return {"report_dir": str(report_dir), "html": str(html_path), "database": str(database), "protocol": final,
             "entries": [{k: e.get(k) for k in ("method", "algo", "online_algo", "dataset", "seeds", "final_mean",
                                                "final_std", "iqm", "iqm_ci", "last_mean", "last3_mean", "data_score", "published", "offline_mean",
-                                               "start_mean", "dip_mean", "cumulative_regret")} for e in entry_list],
+                                               "start_mean", "dip_mean", "cumulative_regret", "imported", "sources")}
+                        for e in entry_list],
             "aggregate": {m: {k: a[k] for k in ("iqm", "iqm_ci", "mean", "median", "optimality_gap")}
                           for m, a in report["aggregate"].items()}}
 

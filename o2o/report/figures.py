@@ -53,11 +53,13 @@ def per_dataset(entry_list: list[dict[str, Any]], colors: dict, out: Path, unit:
     fig = _figure(9, 0.8 + 0.32 * len(datasets) * len(methods))
     ax = fig.subplots()
     height = 0.8 / len(methods)
+    labelled = set()
     for e in entry_list:
         row = datasets.index(e["dataset"]) + methods.index(e["method"]) * height - 0.4 + height / 2
         low, high = e["iqm_ci"]
         ax.barh(row, e["final_mean"], height=height * 0.9, color=colors[e["method"]], alpha=0.6,
-                label=e["method"] if e["dataset"] == datasets[0] else None)
+                hatch="//" if e.get("imported") else None, label=None if e["method"] in labelled else e["method"])
+        labelled.add(e["method"])
         ax.errorbar(e["iqm"], row, xerr=[[e["iqm"] - low], [high - e["iqm"]]], fmt="o", color="black", markersize=3,
                     capsize=2, linewidth=1)
         ax.scatter(e["final_per_seed"], [row] * len(e["final_per_seed"]), s=9, color="white", edgecolors="black",
@@ -70,8 +72,9 @@ def per_dataset(entry_list: list[dict[str, Any]], colors: dict, out: Path, unit:
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, out, "per_dataset", "Final score per dataset",
-                 "Bars: mean over seeds; white dots: seeds; black: IQM with its 95% bootstrap interval; red ticks: "
-                 "published score where a published table covers the dataset (different data version).")
+                 "Bars: mean over seeds (hatched: imported from other code); white dots: seeds; black: IQM with its "
+                 "95% bootstrap interval; red ticks: published score where a published table covers the dataset "
+                 "(different data version).")
 
 
 def profiles(taus: np.ndarray, curves: dict[str, np.ndarray], bands: dict[str, np.ndarray], colors: dict, out: Path,
@@ -116,15 +119,18 @@ def curves(phase_curves: dict[str, dict[str, dict[str, Any]]], colors: dict, out
     axes = np.atleast_1d(fig.subplots(1, len(phases)))
     for ax, phase in zip(axes, phases):
         for method, c in phase_curves[phase].items():
-            ax.plot(c["steps"], c["iqm"], color=colors[method], label=method, linewidth=1.8)
+            ax.plot(c["steps"], c["iqm"], color=colors[method], label=method, linewidth=1.8,
+                    linestyle="--" if c.get("imported") else "-", marker="." if len(c["steps"]) < 30 else None)
             ax.fill_between(c["steps"], c["ci_low"], c["ci_high"], color=colors[method], alpha=0.2)
         ax.set_xlabel("gradient updates" if phase == "offline" else "environment steps")
         ax.set_ylabel(f"IQM {unit}")
         ax.set_title(f"{phase} phase", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    imported = any(c.get("imported") for curves in phase_curves.values() for c in curves.values())
     return _save(fig, out, "curves", "Sample-efficiency curves",
-                 "IQM over runs and datasets at every evaluation, with a 95% stratified-bootstrap band.")
+                 "IQM over runs and datasets at every evaluation step all of a method's runs share, with a 95% "
+                 "stratified-bootstrap band" + ("; dashed: imported from other code." if imported else "."))
 
 
 def o2o(rows: list[dict[str, Any]], colors: dict, out: Path, unit: str) -> dict[str, str]:

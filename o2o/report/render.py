@@ -48,9 +48,22 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
         out[0]["note"] += (f" '{LABELS['last3']}' of a run with fewer than three evaluations is the mean of those it "
                            "has: " + "; ".join(f"{r['name']} ({r['evaluations']} of 3)"
                                                for r in report["last3_short"]) + ".")
+    imported = report.get("imported") or []
+    if imported:
+        out[0]["note"] += (" Imported (other code's curves, not run by o2o; the same statistics): "
+                           + ", ".join(m["method"] for m in imported) + "; see 'Imported results'.")
     if any(e["published"] is not None for e in report["entries"]):
         sources = sorted({e["published_source"] for e in report["entries"] if e["published_source"]})
         out[0]["note"] += " Published: " + " | ".join(sources) + "."
+    if imported:
+        out.append({
+            "id": "imported", "title": "Imported results",
+            "note": "Per-seed evaluation curves of other code, imported with `o2o results import`: o2o did not run "
+                    "them and reports them with the same statistics as its own runs.",
+            "header": ["method", "datasets", "runs", "source", "imported from"],
+            "rows": [[m["method"], ", ".join(m["datasets"]), str(m["runs"]), "; ".join(m["sources"]) or "not given",
+                      " ".join(m["files"])] for m in imported],
+        })
     if report["aggregate"]:
         out.append({
             "id": "aggregate", "title": "Aggregates over datasets (final score)",
@@ -95,6 +108,7 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     out.append({"id": "runs", "title": "Runs", "note": "One row per trained seed.",
                 "header": ["method", "dataset", "seed", "status", "final", "wall s", "run directories"],
                 "rows": [[r["method"], r["dataset"], str(r["seed"]), r["status"], _num(r["final"]), _num(r["wall_seconds"], 0),
+                          f"imported from {r['file']}" if r.get("imported") else
                           " ".join(d for d in (r["offline_dir"], r["online_dir"]) if d)] for r in report["runs"]]})
     return out
 

@@ -1,8 +1,9 @@
 """From the results database's runs to the report's numbers: per-run scores under each final-score protocol, entries
 per (method, dataset), aggregates over datasets, pairwise probabilities of improvement, curves and O2O rows.
 
-A method is an algorithm, or `ALGO→ONLINE_ALGO` for a cell fine-tuned online. Runs of one method that differ in budget
-or algorithm config are never pooled as seeds: each variant is a method of its own, named with what differs
+A method is an algorithm, or `ALGO→ONLINE_ALGO` for a cell fine-tuned online, or the name runs imported from other
+code carry (`o2o results import`; `(imported)` is added where o2o has a method of that name). Runs of one method that
+differ in budget or algorithm config are never pooled as seeds: each variant is a method of its own, named with what differs
 (`distinguish_variants`), and a seed counts once per entry (`mark_repeated_seeds`). A run's score at an evaluation is
 its normalized score, else its success rate (%), else its return. The final score of a run, on its last phase:
 - `last`: the last evaluation (D4RL / CORL);
@@ -46,6 +47,9 @@ class RunScores:
     curves: dict[str, tuple[list[int], list[float]]]
     evaluations: int  # of the final phase: `last3` averages fewer than three when it has fewer
     variant: dict[str, Any]  # what tells this run's experiment from another of its method: see `variant`
+    imported: bool = False  # another code's run (`o2o results import`), not trained by o2o
+    source: str | None = None  # imported: where it comes from
+    file: str | None = None  # imported: the file it was read from
 
 
 def score(evaluation: dict[str, Any]) -> float:
@@ -78,14 +82,24 @@ def run_scores(run: dict[str, Any]) -> RunScores:
         early = [v for t, v in zip(steps, values) if 0 < t <= 0.1 * online_steps]
         dip = min(0.0, min(early) - start) if early else None
     kind = kind_of(evaluations[final_phase][-1]) if values else "return"
+    imported = run.get("origin") == "imported"
     return RunScores(
-        method=method_name(run["algo"], run.get("online_algo")), algo=run["algo"], online_algo=run.get("online_algo"),
+        method=run["algo"] if imported else method_name(run["algo"], run.get("online_algo")), algo=run["algo"],
+        online_algo=run.get("online_algo"),
         dataset=run["dataset"], env=run.get("env"), level=run.get("level"), seed=run["seed"], status=run["status"],
         final_phase=final_phase, kind=kind,
         last=values[-1] if values else None, last3=float(np.mean(values[-3:])) if values else None,
         best=max(values) if values else None, offline_last=offline[1][-1] if offline else None,
         start=start, dip=dip, regret=run.get("cumulative_regret"), curves=curves, evaluations=len(values),
-        variant=variant(run))
+        variant=variant(run), imported=imported, source=run.get("source") if imported else None,
+        file=json.loads(run.get("config") or "{}").get("imported", {}).get("file") if imported else None)
+
+
+def separate_imported(scores: list[RunScores]) -> list[RunScores]:
+    """Imported runs never pool with o2o's: an imported method named like one of o2o's becomes `NAME (imported)`."""
+    own = {s.method for s in scores if not s.imported}
+    return [dataclasses.replace(s, method=f"{s.method} (imported)") if s.imported and s.method in own else s
+            for s in scores]
 
 
 REPEATED_SEED = "repeated seed"  # the status of a run whose seed its entry already counts
@@ -201,7 +215,9 @@ def entries(scores: list[RunScores], reps: int, final: str = "last") -> list[dic
             **{f"{key}_{name}": value for key in PROTOCOLS
                for name, value in zip(("mean", "std"), _mean_std([getattr(s, key) for s in group]))},
             "best_mean_optimistic": float(np.mean([s.best for s in group])),
-            "published": value, "published_source": source,
+            "published": value, "published_source": source, "imported": first.imported,
+            "sources": list(dict.fromkeys(s.source for s in group if s.source)),
+            "files": list(dict.fromkeys(s.file for s in group if s.file)),
         }
         if first.online_algo:
             entry.update(offline_mean=_maybe_mean([s.offline_last for s in group]),
@@ -209,6 +225,20 @@ def entries(scores: list[RunScores], reps: int, final: str = "last") -> list[dic
                          cumulative_regret=_maybe_mean([s.regret for s in group]))
         out.append(entry)
     return out
+
+
+def imported_methods(entry_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each imported method with its datasets, seeds, sources and files, for the report to say where it comes from."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entry_list:
+        if e["imported"]:
+            m = out.setdefault(e["method"], {"method": e["method"], "datasets": [], "runs": 0, "sources": [],
+                                             "files": []})
+            m["datasets"].append(e["dataset"])
+            m["runs"] += e["seeds"]
+            m["sources"] += [x for x in e["sources"] if x not in m["sources"]]
+            m["files"] += [f for f in e["files"] if f not in m["files"]]
+    return list(out.values())
 
 
 def _maybe_mean(values: list[float | None]) -> float | None:
@@ -276,5 +306,5 @@ def curves(scores: list[RunScores], phase: str, reps: int) -> dict[str, dict[str
         matrix = np.stack([np.array(v[:runs]) for v in per_task.values()], axis=1)  # (runs, tasks, steps)
         point, band = stats.iqm_curve(matrix, reps=reps)
         out[method] = {"steps": steps, "iqm": point.tolist(), "ci_low": band[0].tolist(), "ci_high": band[1].tolist(),
-                       "runs": runs, "datasets": len(per_task)}
+                       "runs": runs, "datasets": len(per_task), "imported": group[0].imported}
     return out
