@@ -53,7 +53,7 @@ def torch_updates_per_second(config, updates: int) -> float:
             super().__init__()
             self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
             self.attention = nn.MultiheadAttention(d, config.num_heads, dropout=config.dropout, batch_first=True)
-            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(config.dropout))
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Linear(4 * d, d), nn.Dropout(config.dropout))
             self.drop = nn.Dropout(config.dropout)
 
         def forward(self, x, mask):

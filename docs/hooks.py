@@ -223,15 +223,23 @@ def algorithm_pages() -> dict[str, str]:
 
 
 def checked_against(r: algorithms.Algorithm) -> str:
-    """Update parity as its fixtures in tests/fixtures/parity record it, else the implementation the module cites."""
-    fixtures = [json.loads(p.read_text()) for p in sorted(PARITY.glob("*.json"))]
-    lines = [f"- `{r.name}`: update parity with [{f['reference']['repository'].removeprefix('https://github.com/')}]"
-             f"({f['reference']['repository']}) at commit `{f['reference']['commit'][:10]}`: {f['steps']} updates "
-             f"from the same parameters, batch and random draws agree within the fixture's tolerance, "
-             f"{len(f.get('deviations', [])) or 'no'} named deviations (`tests/test_parity.py`)."
-             for f in fixtures if f["algo"] == r.name]
-    return "\n".join(lines) or (f"- `{r.name}`: reference: {r.reference or 'none cited (the paper only)'}; "
-                                "update parity: not yet checked.")
+    """The registry's record of what the update was checked against (`o2o.algorithms.Check`, held to the parity
+    fixtures by tests/test_checked_against.py), with each kept deviation's measured effect from the fixture."""
+    check = r.checked
+    if check is None:
+        return f"- `{r.name}`: not yet checked against a reference implementation."
+    line = f"- `{r.name}`: [{check.code}](https://github.com/{check.code})"
+    if not check.commit:
+        return line + ": update parity not yet checked."
+    line += (f" at commit `{check.commit[:10]}`: one and 100 chained updates from the same parameters, batch and random "
+             "draws agree within the fixture's float32 tolerance (`tests/test_parity.py`).")
+    fixture = json.loads((PARITY / f"{check.fixture or r.name}.json").read_text())
+    deviations = {d["name"]: d for d in fixture.get("deviations", [])}
+    for name in check.deviations:
+        d = deviations[name]
+        line += (f"\n    - kept by design, {name}: the reference {d['reference']}; o2o {d['o2o']}"
+                 + (f"; measured effect: {d['effect']}" if d.get("effect") else ""))
+    return line + (f"\n    - learning parity at equal budget: {check.learning}" if check.learning else "")
 
 
 def _docstring_markdown(doc: str) -> str:

@@ -1,7 +1,8 @@
 """The algorithm registry: one record per algorithm (its module, the config overrides that define the variant, how it
-runs online, aliases, a one-line summary, the paper and the code it follows). The CLI's help and choices, `o2o algos`,
-`o2o bench`, the README's table and the documentation site's algorithm pages read it. Pure data, no JAX import, so that
-`o2o --help` stays fast; `o2o.agents.get_algorithm` turns a record into the agent module and its config.
+runs online, aliases, a one-line summary, the paper) and what each update was checked against (`CHECKS`). The CLI's
+help and choices, `o2o algos`, `o2o bench`, the README's table and the documentation site's algorithm pages read it.
+Pure data, no JAX import, so that `o2o --help` stays fast; `o2o.agents.get_algorithm` turns a record into the agent
+module and its config.
 """
 
 from __future__ import annotations
@@ -11,6 +12,27 @@ from collections.abc import Iterable
 from typing import Any
 
 from o2o.errors import O2OError
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """What an algorithm's update was checked against: a reference implementation run on o2o's initial parameters, one
+    batch and the same random draws (its fixture tests/fixtures/parity/NAME.json, which tests/test_parity.py compares
+    and tests/test_checked_against.py holds this record to), and its learning curve at equal budget."""
+
+    code: str  # the reference: OWNER/REPO on GitHub (the authors' code where it runs, else a trusted reimplementation)
+    fixture: str = ""  # the fixture's name where it is not the algorithm's (bc10: bc's update on the selected episodes)
+    commit: str = ""  # the commit its update ran at for the fixture; "": no fixture yet
+    deviations: tuple[str, ...] = ()  # differences o2o keeps by design, as the fixture names them (its JSON: the effect)
+    learning: str = ""  # learning parity at equal budget: the verdict, data, budget and seeds; "": not measured
+
+    def summary(self) -> str:
+        """One table cell: the reference, its commit, update parity and learning parity."""
+        if not self.commit:
+            return f"{self.code}: not yet checked"
+        kept = f", {len(self.deviations)} deviation{'s' * (len(self.deviations) > 1)} kept" if self.deviations else ""
+        learning = f"; learning: {self.learning}" if self.learning else ""
+        return f"{self.code}@{self.commit[:7]}: update ✓{kept}{learning}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +51,11 @@ class Algorithm:
     # Config fields nothing of this algorithm reads (taken over from the Config it extends, or switched off by its variant
     # or its module's defaults): a user's --set of one is an error
     unread: tuple[str, ...] = ()
-    # The implementation o2o's module follows where its docstrings cite one ("": none cited, the paper only); update
-    # parity with an implementation is recorded by its fixture, tests/fixtures/parity/<name>*.json
-    reference: str = ""
+
+    @property
+    def checked(self) -> Check | None:
+        """What this algorithm's update was checked against (`CHECKS`); None: not yet checked."""
+        return CHECKS.get(self.name)
 
 
 def _per_dataset(fields: tuple[str, ...], table: dict[str, tuple]) -> dict[str, dict[str, Any]]:
@@ -90,7 +114,7 @@ DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah
 
 RECORDS = (
     Algorithm("bc", "bc", "behaviour cloning with a deterministic tanh policy", "the BC baseline of TD3+BC and CORL",
-              "offline", reference="CORL's BC"),
+              "offline"),
     Algorithm("bc10", "bc", "BC on the best 10% of episodes by return (any fraction: --set top_fraction=F)",
               "Chen et al., Decision Transformer, NeurIPS 2021 (Sec. 5)", "offline", variant={"top_fraction": 0.1},
               aliases=("10%bc", "%bc")),
@@ -101,51 +125,44 @@ RECORDS = (
     # IQL paper, Sec. 5.3: the offline data stays in the replay buffer.
     Algorithm("iql", "iql", "implicit Q-learning: expectile values, advantage-weighted policy extraction",
               "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
-              presets=IQL_OGBENCH, reference="the authors' fine-tuning configs"),
+              presets=IQL_OGBENCH),
     # AWAC paper: the replay buffer is seeded with the offline data.
     Algorithm("awac", "awac", "advantage-weighted actor-critic", "Nair et al., AWAC, 2020", "offline",
-              online={"offline_sampling": "union", "warmup_steps": 0}, reference="CORL's AWAC"),
+              online={"offline_sampling": "union", "warmup_steps": 0}),
     Algorithm("cql", "cql", "conservative Q-learning on SAC", "Kumar et al., NeurIPS 2020", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0},
-              unread=("sparse_failure_reward",),  # Cal-QL's returns-to-go, which CQL never computes
-              reference="CQL's official code (its MuJoCo settings)"),
+              unread=("sparse_failure_reward",)),  # Cal-QL's returns-to-go, which CQL never computes
     # Cal-QL paper: mixing ratio 0.5 offline/online.
     Algorithm("calql", "cql", "CQL with Q-values bounded below by Monte-Carlo returns", "Nakamoto et al., NeurIPS 2023",
               "offline", variant={"calibrated": True}, online={"offline_sampling": "symmetric", "warmup_steps": 0},
-              aliases=("cal-ql",),
-              reference="CQL's official code (its MuJoCo settings); none for the calibration"),
+              aliases=("cal-ql",)),
     # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
               online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH},
-              unread=("alpha", "behavior_cloning"),  # its own actor loss replaces TD3+BC's
-              reference="the authors' code; CORL's fine-tuning code"),
+              unread=("alpha", "behavior_cloning")),  # its own actor loss replaces TD3+BC's
     # FQL paper: fine-tuning keeps the objective, with the offline data in the replay buffer.
     Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
               "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
-              online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH,
-              reference="the paper's code"),
+              online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH),
     Algorithm("dt", "dt", "a causal transformer over (return-to-go, state, action) windows, conditioned on a target return",
               "Chen et al., Decision Transformer, NeurIPS 2021", "offline", aliases=("decision-transformer",),
-              presets=DT_PRESETS, reference="the paper's code"),
+              presets=DT_PRESETS),
     Algorithm("sacn", "edac", "SAC with N critics and the ensemble minimum as pessimism",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True}, online={"offline_sampling": "union", "warmup_steps": 0},
-              aliases=("sac-n",), presets=SACN_PRESETS,
-              reference="EDAC's code; CORL's configs"),
+              aliases=("sac-n",), presets=SACN_PRESETS),
     Algorithm("edac", "edac", "SAC-N with a term that diversifies the critics' action gradients",
               "An et al., Uncertainty-Based Offline RL with Diversified Q-Ensemble, NeurIPS 2021", "offline",
               variant={"edac_init": True, "eta": 1.0}, online={"offline_sampling": "union", "warmup_steps": 0},
-              presets=EDAC_PRESETS,
-              reference="EDAC's code; CORL's configs"),
+              presets=EDAC_PRESETS),
     Algorithm("lbsac", "edac", "SAC-N with batch 10,000 and square-root-scaled learning rates, fewer critics",
               "Nikulin et al., Q-Ensemble for Offline RL: Don't Scale the Ensemble, Scale the Batch Size, 2022",
               "offline", variant={"batch_size": LBSAC_BATCH, "actor_lr": LBSAC_LR, "critic_lr": LBSAC_LR,
                                   "temperature_lr": LBSAC_LR},
-              online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS,
-              reference="the authors' configs"),
+              online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS),
     Algorithm("sac", "sac", "soft actor-critic with automatic temperature", "Haarnoja et al., 2018", "online",
-              online={"warmup_steps": 5_000}, reference="jaxrl's SAC (initial temperature)"),
+              online={"warmup_steps": 5_000}),
     # TD3 paper: 25k random steps (start_timesteps).
     Algorithm("td3", "td3_bc", "twin delayed DDPG", "Fujimoto et al., ICML 2018", "online",
               variant={"behavior_cloning": False, "normalize_observations": False}, online={"warmup_steps": 25_000},
@@ -159,9 +176,46 @@ RECORDS = (
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4.
     Algorithm("wsrl", "sac", "SAC warm-started from a CQL/Cal-QL run, warmed up by its policy, no offline data kept",
               "Zhou et al., WSRL, ICLR 2025", "online",
-              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4},
-              reference="the WSRL code (warm-up, UTD, no offline data kept)"),
+              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4}),
 )
+# What each update was checked against: the fixtures tests/fixtures/parity/NAME.json (benchmarks/parity/README.md has
+# each reference, why it was chosen, and every deviation with its measured effect); tests/test_checked_against.py
+# holds these records to the fixtures.
+CHECKS = {
+    "bc": Check("tinkoff-ai/CORL", commit="6afec90484bbf47dee05fdf525e26a3ebe028e9b"),
+    "bc10": Check("tinkoff-ai/CORL", fixture="bc", commit="6afec90484bbf47dee05fdf525e26a3ebe028e9b"),
+    "td3bc": Check("sfujim/TD3_BC", commit="8791ad7d7656cb8396f1b3ac8c37f170b2a2dd5f"),
+    "iql": Check("ikostrikov/implicit_q_learning", commit="09d700248117881a75cb21f0adb95c6c8a694cb2"),
+    "awac": Check("tinkoff-ai/CORL", commit="6afec90484bbf47dee05fdf525e26a3ebe028e9b",
+               deviations=("policy mean", "log-std lower bound")),
+    "cql": Check("nakamotoo/Cal-QL", commit="ac6eafec22e8d60836573e1f488c7f626ce8a77e",
+               deviations=("update order", "log-std scalars", "samples per loss", "target")),
+    "calql": Check("nakamotoo/Cal-QL", commit="ac6eafec22e8d60836573e1f488c7f626ce8a77e",
+               deviations=("update order", "log-std scalars", "samples per loss", "target")),
+    "rebrac": Check("tinkoff-ai/ReBRAC", commit="694385b72fcef2ae318e3f0ff41ca36122355343",
+               deviations=("actor schedule", "actor target")),
+    "fql": Check("seohongpark/fql", commit="719d04417cb0b206deddbc7d761b3e710c3d750c",
+               deviations=("target critic", "one optimiser or three")),
+    "dt": Check("kzl/decision-transformer", commit="e2d82e68f330c00f763507b3b01d774740bee53f",
+               deviations=("window layout", "LayerNorm epsilon", "embedding dropout", "gradient clipping")),
+    "sacn": Check("snu-mllab/EDAC", commit="198d5708701b531fd97a918a33152e1914ea14d7",
+               deviations=("which critics the actor loss reads", "log pi's tanh correction")),
+    "edac": Check("snu-mllab/EDAC", commit="198d5708701b531fd97a918a33152e1914ea14d7",
+               deviations=("which critics the actor loss reads", "log pi's tanh correction")),
+    "lbsac": Check("tinkoff-ai/lb-sac", commit="7253267492b144985e765399aa382f0aa7916863",
+               deviations=("update order", "critic loss reduction", "log pi's tanh correction",
+                           "critic LayerNorm (the hopper-medium preset only)")),
+    "sac": Check("ikostrikov/jaxrl", commit="4a9abaff1c915b00ca73d35a30faf16b165e52ec",
+               deviations=("temperature loss", "log-std clip")),
+    "td3": Check("sfujim/TD3", commit="34770ccdcb51df6f6c7d85c1ba7e40d71b940d16"),
+    "rlpd": Check("ikostrikov/rlpd", commit="c90fd4baf28c9c9ef40a81460a2e395092844f88",
+               deviations=("temperature loss", "critic loss scale", "log-std clip",
+                           "actor and temperature steps per critic step")),
+    "wsrl": Check("zhouzypaul/wsrl", commit="891ee353afe5303835da421c60d4ac35f6e2ef10",
+               deviations=("critic ensemble output layer", "policy LayerNorm", "update order", "critic loss scale",
+                           "temperature", "target critic subset", "policy standard deviation bounds",
+                           "actor and temperature steps per critic step")),
+}
 REGISTRY = {r.name: r for r in RECORDS}
 _ALIASES = {alias: r.name for r in RECORDS for alias in r.aliases}
 
@@ -182,7 +236,9 @@ def dataset_key(env_id: str | None, level: str | None) -> str | None:
     "ogbench-cube-single" for any OGBench cube-single task."""
     if not env_id:
         return None
-    from o2o.envs.ogbench import parse  # here, not at the top: `o2o --help` reads this registry and stays fast
+    from o2o.envs.ogbench import (
+        parse,  # here, not at the top: `o2o --help` reads this registry and stays fast
+    )
 
     ogbench_name = parse(env_id)
     if ogbench_name and ogbench_name.singletask:
@@ -232,7 +288,8 @@ def online_defaults(name: str) -> dict[str, Any]:
 
 def markdown_table(algos: Iterable[str] | None = None, links: dict[str, str] | None = None) -> str:
     """The README's algorithm table; the docs' pages give `algos` (a subset) and `links` (a page per name)."""
-    lines = ["| name | kind | what it is | paper | online: offline data, UTD, warm-up |", "|---|---|---|---|---|"]
+    lines = ["| name | kind | what it is | paper | online: offline data, UTD, warm-up | checked against |",
+             "|---|---|---|---|---|---|"]
     for r in RECORDS if algos is None else [record(name) for name in algos]:
         if r.online is None:
             online = "offline only"
@@ -242,5 +299,6 @@ def markdown_table(algos: Iterable[str] | None = None, links: dict[str, str] | N
             online = f"{r.online.get('offline_sampling', 'none')}, {r.online.get('utd', 1)}, {warmup}"
         aliases = f" ({', '.join(r.aliases)})" if r.aliases else ""
         name = f"[`{r.name}`]({links[r.name]})" if links else f"`{r.name}`"
-        lines.append(f"| {name}{aliases} | {r.kind} | {r.summary} | {r.paper} | {online} |")
+        checked = r.checked.summary() if r.checked else "not yet checked"
+        lines.append(f"| {name}{aliases} | {r.kind} | {r.summary} | {r.paper} | {online} | {checked} |")
     return "\n".join(lines)

@@ -68,7 +68,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     next_key, pi_key = jax.random.split(key)
     obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
 
-    next_actions = clipped_gaussian_sample(*state.actor(next_obs), next_key)
+    next_actions = clipped_gaussian_sample(*state.actor(next_obs), next_key, draw=target_action_noise_draw)
     next_q = state.critic(next_obs, next_actions, params=state.target_critic_params).min(axis=0)
     target = td_target(batch, config.discount, next_q)
 
@@ -79,7 +79,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
 
-    pi_actions = clipped_gaussian_sample(*state.actor(obs), pi_key)
+    pi_actions = clipped_gaussian_sample(*state.actor(obs), pi_key, draw=baseline_action_noise_draw)
     advantage = critic(obs, actions).min(axis=0) - critic(obs, pi_actions).min(axis=0)
     weights = jnp.minimum(jnp.exp(advantage / config.temperature), MAX_ADVANTAGE_WEIGHT)
 
@@ -91,6 +91,17 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     state = state.replace(actor=actor, critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
     return state, {"critic_loss": critic_loss, "actor_loss": actor_loss, **critic_info, **actor_info}
+
+
+def target_action_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """The N(0, 1) noise of a' ~ pi(s') in the critic's target, named so that tests/test_parity.py can inject the draws
+    the reference implementation was given."""
+    return jax.random.normal(key, shape)
+
+
+def baseline_action_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """The N(0, 1) noise of a_pi ~ pi(s) in the advantage's baseline (named as `target_action_noise_draw`)."""
+    return jax.random.normal(key, shape)
 
 
 act = gaussian_act

@@ -29,6 +29,9 @@ act = sac.act
 class Config(sac.Config):
     actor_lr: float = 1e-4
     """Adam learning rate of the actor (CQL paper, Appendix F)."""
+    temperature_lr: float = 1e-4
+    """Adam learning rate of log(alpha): the actor's, as in CQL's official code and Cal-QL's (both build the
+    temperature's Adam with policy_lr)."""
     backup_entropy: bool = False
     """No entropy term in the target (CQL's official MuJoCo setting)."""
     cql_alpha: float = 5.0
@@ -55,9 +58,10 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     batch_size, action_dim, n = obs.shape[0], state.spec.action_dim, config.cql_num_actions
     repeated_obs = jnp.repeat(obs, n, axis=0)  # (batch * n, obs_dim)
-    random_actions = jax.random.uniform(random_key, (batch_size * n, action_dim), minval=-1.0, maxval=1.0)
-    pi_actions, pi_log_prob = sac.policy_sample(state, repeated_obs, pi_key)
-    next_pi_actions, next_pi_log_prob = sac.policy_sample(state, jnp.repeat(next_obs, n, axis=0), next_pi_key)
+    random_actions = 2.0 * random_actions_draw(random_key, (batch_size * n, action_dim)) - 1.0  # U(-1, 1)
+    pi_actions, pi_log_prob = sac.policy_sample(state, repeated_obs, pi_key, draw=policy_actions_noise_draw)
+    next_pi_actions, next_pi_log_prob = sac.policy_sample(state, jnp.repeat(next_obs, n, axis=0), next_pi_key,
+                                                          draw=next_policy_actions_noise_draw)
     pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob = jax.lax.stop_gradient(
         (pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob))
     log_uniform_density = -action_dim * jnp.log(2.0)
@@ -82,3 +86,20 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         return td + config.cql_alpha * conservative, {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
 
     return sac.critic_then_actor(state, critic_loss_fn, obs, actor_key)
+
+
+# The update's own draws (SAC's target and actor draw the others, sac.next_action_noise_draw and
+# sac.actor_action_noise_draw), named so that tests/test_parity.py can inject the draws the reference was given.
+def random_actions_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """u ~ U(0, 1) of the uniform proposals 2u - 1 (what jax.random.uniform(minval=-1, maxval=1) computes)."""
+    return jax.random.uniform(key, shape)
+
+
+def policy_actions_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """The N(0, 1) noise of the proposals a ~ pi(.|s), N per state."""
+    return jax.random.normal(key, shape)
+
+
+def next_policy_actions_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """The N(0, 1) noise of the proposals a ~ pi(.|s'), N per state."""
+    return jax.random.normal(key, shape)

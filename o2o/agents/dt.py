@@ -62,7 +62,8 @@ def transition_fields(config: Config) -> tuple[str, ...]:
 
 
 class Block(nn.Module):
-    """A GPT-2 block: pre-LayerNorm causal self-attention and MLP, each on a residual branch."""
+    """A GPT-2 block: pre-LayerNorm causal self-attention and MLP, each on a residual branch. The MLP's nonlinearity is
+    ReLU, as the paper's code configures GPT-2 for the gym tasks (gym/experiment.py: --activation_function relu)."""
 
     embedding_dim: int
     num_heads: int
@@ -73,7 +74,7 @@ class Block(nn.Module):
         h = nn.MultiHeadDotProductAttention(self.num_heads, dropout_rate=self.dropout, deterministic=deterministic)(
             nn.LayerNorm()(x), mask=mask)
         x = x + nn.Dropout(self.dropout, deterministic=deterministic)(h)
-        h = nn.Dense(self.embedding_dim)(nn.gelu(nn.Dense(4 * self.embedding_dim)(nn.LayerNorm()(x))))
+        h = nn.Dense(self.embedding_dim)(nn.relu(nn.Dense(4 * self.embedding_dim)(nn.LayerNorm()(x))))
         return x + nn.Dropout(self.dropout, deterministic=deterministic)(h)
 
 

@@ -109,18 +109,18 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     actions, shape = batch["actions"], batch["actions"].shape
     target_key, x0_key, t_key, z_key = jax.random.split(key, 4)
 
-    target = critic_target(state, batch, next_obs, jax.random.normal(target_key, shape))
+    target = critic_target(state, batch, next_obs, next_one_step_noise_draw(target_key, shape))
 
     def critic_loss_fn(params):
         q = state.critic(obs, actions, params=params)
         return ((q - target) ** 2).mean(), {"q": q.mean()}
 
-    noise, times = jax.random.normal(x0_key, shape), jax.random.uniform(t_key, shape[:1] + (1,))
+    noise, times = flow_noise_draw(x0_key, shape), flow_times_draw(t_key, shape[:1] + (1,))
     flow_loss, flow_grads = jax.value_and_grad(flow_matching_loss, argnums=1)(state.bc_flow, state.bc_flow.params, obs,
                                                                              actions, noise, times)
     critic_loss, critic_info, critic_grads = value_and_grad(critic_loss_fn, state.critic.params)
     actor_loss, actor_info, actor_grads = value_and_grad(
-        lambda p: one_step_policy_loss(state, p, obs, jax.random.normal(z_key, shape)), state.actor.params)
+        lambda p: one_step_policy_loss(state, p, obs, one_step_noise_draw(z_key, shape)), state.actor.params)
     critic = state.critic.apply_gradients(critic_grads)
     state = state.replace(bc_flow=state.bc_flow.apply_gradients(flow_grads),
                           actor=state.actor.apply_gradients(actor_grads), critic=critic,
@@ -128,6 +128,27 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
                           step=state.step + 1)
     return state, {"critic_loss": critic_loss, "flow_loss": flow_loss, "actor_loss": actor_loss, **critic_info,
                    **actor_info}
+
+
+# The update's four random draws, each named so that tests/test_parity.py can inject the draws the reference was given.
+def next_one_step_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """z' ~ N(0, I): the one-step policy's noise at s' in the critic target."""
+    return jax.random.normal(key, shape)
+
+
+def flow_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """x_0 ~ N(0, I): the flow-matching loss's source points."""
+    return jax.random.normal(key, shape)
+
+
+def flow_times_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """t ~ U(0, 1): the flow-matching loss's times, (batch, 1)."""
+    return jax.random.uniform(key, shape)
+
+
+def one_step_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """z ~ N(0, I): the one-step policy's noise in its loss (distillation and Q terms)."""
+    return jax.random.normal(key, shape)
 
 
 def critic_target(state: State, batch: dict, next_obs: jax.Array, noise: jax.Array) -> jax.Array:

@@ -105,27 +105,47 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     )
 
 
-def sample_tanh_gaussian(mean: jax.Array, log_std: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """a = tanh(u), u ~ N(mean, std); returns (a, log pi(a)) with the tanh change of variables."""
-    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+def sample_tanh_gaussian(mean: jax.Array, log_std: jax.Array, key: jax.Array,
+                         draw=jax.random.normal) -> tuple[jax.Array, jax.Array]:
+    """a = tanh(u), u = mean + std eps, eps = draw(key, shape) ~ N(0, 1); returns (a, log pi(a)) with the tanh change
+    of variables."""
+    u = mean + jnp.exp(log_std) * draw(key, mean.shape)
     log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stable
     return jnp.tanh(u), gaussian_log_prob(mean, log_std, u) - log_det.sum(axis=-1)
 
 
-def policy_sample(state, observations: jax.Array, key: jax.Array, params=None) -> tuple[jax.Array, jax.Array]:
-    return sample_tanh_gaussian(*state.actor(observations, params=params), key)
+def policy_sample(state, observations: jax.Array, key: jax.Array, params=None,
+                  draw=jax.random.normal) -> tuple[jax.Array, jax.Array]:
+    return sample_tanh_gaussian(*state.actor(observations, params=params), key, draw)
+
+
+def next_action_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """The standard normal noise of a' ~ pi(s') in the critic target, named so that tests/test_parity.py can inject
+    the draws the reference implementation was given."""
+    return jax.random.normal(key, shape)
+
+
+def actor_action_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """The standard normal noise of a ~ pi(s) in the actor and temperature losses (injected as the one above)."""
+    return jax.random.normal(key, shape)
+
+
+def critic_subset_draw(key: jax.Array, shape: tuple[int, ...], num_critics: int) -> jax.Array:
+    """The target critics whose minimum the target takes: `shape` distinct indices of the `num_critics` (RLPD's random
+    subset), named so that tests/test_parity.py can inject the reference's."""
+    return jax.random.choice(key, num_critics, shape, replace=False)
 
 
 def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> jax.Array:
     """r + gamma (1 - d) (min over a random critic subset of Q_targ(s', a') - alpha log pi(a'|s'))."""
     config = state.config
     action_key, subset_key = jax.random.split(key)
-    next_actions, next_log_prob = policy_sample(state, next_obs, action_key)
+    next_actions, next_log_prob = policy_sample(state, next_obs, action_key, draw=next_action_noise_draw)
     next_q = state.critic(next_obs, next_actions, params=state.target_critic_params)  # (num_critics, batch)
     if config.critic_subset is None:
         next_v = next_q.min(axis=0)
     else:
-        subset = jax.random.choice(subset_key, config.num_critics, (config.critic_subset,), replace=False)
+        subset = critic_subset_draw(subset_key, (config.critic_subset,), config.num_critics)
         next_v = next_q[subset].min(axis=0)
     if config.backup_entropy:
         next_v = next_v - jnp.exp(state.log_temperature.params["log_temperature"]) * next_log_prob
@@ -137,7 +157,7 @@ def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple
     alpha = jnp.exp(state.log_temperature.params["log_temperature"])
 
     def actor_loss_fn(params):
-        actions, log_prob = policy_sample(state, obs, key, params)
+        actions, log_prob = policy_sample(state, obs, key, params, draw=actor_action_noise_draw)
         q = state.critic(obs, actions)
         q = q.mean(axis=0) if config.actor_uses_mean_q else q.min(axis=0)
         return (alpha * log_prob - q).mean(), {"entropy": -log_prob.mean()}

@@ -109,8 +109,14 @@ def smoothed_target_actions(state: State, next_obs: jax.Array, key: jax.Array) -
     """a' = clip(pi_targ(s') + clip(eps, -c, c), -1, 1): TD3's target policy smoothing."""
     config = state.config
     shape = (next_obs.shape[0], state.spec.action_dim)
-    noise = jnp.clip(config.policy_noise * jax.random.normal(key, shape), -config.noise_clip, config.noise_clip)
+    noise = jnp.clip(config.policy_noise * target_noise_draw(key, shape), -config.noise_clip, config.noise_clip)
     return jnp.clip(state.actor(next_obs, params=state.target_actor_params) + noise, -1.0, 1.0)
+
+
+def target_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """eps / sigma ~ N(0, 1): the update's only random draw, named so that tests/test_parity.py can inject the draws
+    the reference implementation was given."""
+    return jax.random.normal(key, shape)
 
 
 def critic_step(state: State, obs: jax.Array, actions: jax.Array, target: jax.Array) -> tuple[Network, jax.Array, dict]:

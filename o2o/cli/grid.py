@@ -194,7 +194,8 @@ def results_import(
 
 @app.command("algos")
 def algos_cmd(as_json: JsonFlag = False) -> None:
-    """The algorithms o2o trains: kind, what each is, its paper and how it runs online."""
+    """The algorithms o2o trains: kind, what each is, its paper, how it runs online and what its update was checked
+    against (the reference implementation and commit, update and learning parity)."""
     if as_json:
         _print_json({name: {k: v for k, v in vars(r).items() if k != "name"} for name, r in REGISTRY.items()})
         return
@@ -202,11 +203,12 @@ def algos_cmd(as_json: JsonFlag = False) -> None:
     from rich.table import Table
 
     table = Table(title="o2o algorithms (o2o train / online / finetune / bench)")
-    for column in ("name", "kind", "what it is", "paper", "online"):
+    for column in ("name", "kind", "what it is", "paper", "online", "checked against"):
         table.add_column(column)
     for r in REGISTRY.values():
         online = "offline only" if r.online is None else ", ".join(f"{k} {v}" for k, v in r.online.items())
-        table.add_row(r.name + (f" ({', '.join(r.aliases)})" if r.aliases else ""), r.kind, r.summary, r.paper, online)
+        table.add_row(r.name + (f" ({', '.join(r.aliases)})" if r.aliases else ""), r.kind, r.summary, r.paper, online,
+                      r.checked.summary() if r.checked else "not yet checked")
     Console().print(table)
 
 

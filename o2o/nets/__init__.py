@@ -211,6 +211,8 @@ def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
 
 
-def clipped_gaussian_sample(mean: jax.Array, log_std: jax.Array, key: jax.Array) -> jax.Array:
-    """A sample of N(mean, exp(log_std)) clipped to the action box [-1, 1] (IQL's and AWAC's exploration)."""
-    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+def clipped_gaussian_sample(mean: jax.Array, log_std: jax.Array, key: jax.Array,
+                            draw: Callable = jax.random.normal) -> jax.Array:
+    """A sample of N(mean, exp(log_std)) clipped to the action box [-1, 1] (IQL's and AWAC's exploration); `draw(key,
+    shape)` makes the standard normals (an agent's named draw, which tests/test_parity.py can replace)."""
+    return jnp.clip(mean + jnp.exp(log_std) * draw(key, mean.shape), -1.0, 1.0)

@@ -1,0 +1,226 @@
+"""Learning parity, the reference's side: train a reference implementation on an o2o dataset (saved as .npz by
+`o2o data convert DATASET FILE.npz --format npz`) for a given number of updates, evaluate it every `--eval-every`
+updates in the gymnasium env, and write its per-seed curve in `o2o results import`'s CSV format.
+
+    python benchmarks/parity/learn.py ALGO --reference WORK_TREE --dataset FILE.npz --env Hopper-v5 --steps 20000 \
+        --eval-every 5000 --eval-episodes 10 --seeds 0 1 2 --score-range RANDOM EXPERT --out FILE.csv
+
+Runs in the reference's environment (no o2o import; gymnasium and MuJoCo installed there at o2o's versions). Each
+adapter builds the reference's agent with the paper's settings exactly as the reference's own training script does,
+feeds it the dataset through the reference's own data code where that code does not need d4rl (d4rl's loader is
+replaced by the .npz), and calls its own update once per step, or, where the reference's loop runs its updates in
+jitted chunks (ReBRAC's epochs), once per chunk (the adapter returns the chunk's size and its metrics, written to
+OUT's .metrics.jsonl). Evaluation is o2o's protocol: deterministic actions,
+`--eval-episodes` episodes to termination or the env's time limit, the mean return normalized as 100 * (return -
+RANDOM) / (EXPERT - RANDOM) (o2o's reference returns, passed in by benchmarks/parity/learning.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+# One thread for the reference's math (XLA's and PyTorch's pools): on a shared machine a spinning pool of 2 threads
+# ran TD3_BC's update at 2.4 updates/s; o2o's side of a comparison is timed separately and never against this one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import numpy as np
+
+
+def load(path: Path) -> dict[str, np.ndarray]:
+    """The D4RL keys of an o2o .npz (float32 arrays; terminals and timeouts as 0/1)."""
+    with np.load(path) as data:
+        return {key: data[key] for key in ("observations", "actions", "rewards", "next_observations", "terminals",
+                                           "timeouts")}
+
+
+def td3bc(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' TD3_BC (sfujim/TD3_BC, PyTorch): main.py's settings, its ReplayBuffer.convert_D4RL and
+    normalize_states, one `policy.train(replay_buffer, 256)` per update."""
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(reference))
+    import TD3_BC
+    import utils
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # its ReplayBuffer.sample draws from NumPy's global stream
+    dims = data["observations"].shape[1], data["actions"].shape[1]
+    policy = TD3_BC.TD3_BC(state_dim=dims[0], action_dim=dims[1], max_action=1.0, discount=0.99, tau=0.005,
+                           policy_noise=0.2, noise_clip=0.5, policy_freq=2, alpha=2.5)
+    buffer = utils.ReplayBuffer(*dims)
+    buffer.convert_D4RL({k: data[k].astype(np.float64) for k in ("observations", "actions", "next_observations",
+                                                                 "rewards", "terminals")})
+    mean, std = buffer.normalize_states()
+    return (lambda: policy.train(buffer, 256)), (lambda obs: policy.select_action((obs.reshape(1, -1) - mean) / std))
+
+
+def iql(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' IQL (ikostrikov/implicit_q_learning, JAX; its environment: benchmarks/parity/iql.py): the MuJoCo
+    config, its D4RLDataset on the data (actions clipped to 1 - 1e-5, episode ends from the data), rewards scaled by
+    1000 / (best - worst episode return) as train_offline.py's `normalize`, the actor's cosine decay over 1M updates
+    (the paper's budget, so a shorter run sees the schedule the paper's run saw), one `Learner.update` per update."""
+    import flax
+    import jax
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from iql import compatibility
+    # dataset_utils imports d4rl and gym for its loader only: the loader reads the .npz instead
+    sys.modules["d4rl"] = types.SimpleNamespace(qlearning_dataset=lambda env: {k: v.copy() for k, v in data.items()})
+    sys.modules["gym"] = types.SimpleNamespace(Env=object, spaces=types.SimpleNamespace(Box=object))
+    with compatibility(jax, flax):
+        import dataset_utils
+        import learner as reference_learner
+    dataset = dataset_utils.D4RLDataset(env=None)
+    episodes = np.split(dataset.rewards, np.flatnonzero(dataset.dones_float) + 1)
+    returns = [float(e.sum()) for e in episodes if len(e)]
+    dataset.rewards = dataset.rewards / (max(returns) - min(returns)) * 1000.0
+    np.random.seed(seed)  # its Dataset.sample draws from NumPy's global stream
+    agent = reference_learner.Learner(seed, dataset.observations[:1], dataset.actions[:1], actor_lr=3e-4, value_lr=3e-4,
+                                      critic_lr=3e-4, hidden_dims=(256, 256), discount=0.99, expectile=0.7,
+                                      temperature=3.0, dropout_rate=None, tau=0.005, max_steps=1_000_000,
+                                      opt_decay_schedule="cosine")
+    return (lambda: agent.update(dataset.sample(256))), (lambda obs: agent.sample_actions(obs, temperature=0.0))
+
+
+def rebrac(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' ReBRAC (tinkoff-ai/ReBRAC, JAX): its own `main()` builds everything (its Config from the dataset's
+    configs/rebrac/ENV/ENV_LEVEL.yaml, its ReplayBuffer filled by its `create_from_d4rl` and `qlearning_dataset` from a
+    D4RL-style dict of the .npz, the actor, critic and Adam states, its `td3_loop_update_step` with the
+    `delayed_updates` schedule), then stops at its epoch loop (`trange`, replaced, hands over main()'s locals and
+    yields no epoch); each call runs one epoch as that loop does: fresh Metrics, `jax.lax.fori_loop` over
+    `td3_loop_update_step`, `Metrics.compute()`. An epoch is gcd(eval_every, its 1000 updates) updates (even: the
+    actor steps on updates 1, 3, 5, ... throughout, as in its 1000-update epochs). Acting: its jitted
+    `actor_action_fn` on the observation through `wrap_env`'s (s - buffer.mean) / buffer.std (0 and 1:
+    normalize_states is false for locomotion). Stubbed, for its training script's imports only: wandb, pyrallis,
+    distrax, h5py, d4rl, dm_control's vd4rl_utils, gym (`make` returns the .npz as a D4RL env for the loader and a
+    placeholder for the eval env main() builds and this run does not use); `jax.tree_map` (removed in jax 0.6, its
+    sample_batch calls it) is `jax.tree_util.tree_map`."""
+    import math
+
+    import jax
+    import yaml
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("wandb", "pyrallis", "distrax", "h5py", "d4rl", "gym", "src.utils.vd4rl_utils")
+    sys.modules["wandb"].init = sys.modules["wandb"].mark_preempting = sys.modules["wandb"].log = lambda *a, **k: None
+    raw = {k: data[k] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
+    space = types.SimpleNamespace(seed=lambda seed: None)
+    env = types.SimpleNamespace(get_dataset=lambda **kwargs: raw, seed=lambda seed: None, action_space=space,
+                                observation_space=space)
+    sys.modules["gym"].make = lambda name: env
+    sys.modules["gym"].wrappers = types.SimpleNamespace(TransformObservation=lambda env, function: env)
+    if not hasattr(jax, "tree_map"):
+        jax.tree_map = jax.tree_util.tree_map
+    from src.algorithms import rebrac as reference_rebrac
+    from src.utils.common import Metrics
+
+    env_name, level = config["dataset"].split("-", 1)
+    path = reference / "configs" / "rebrac" / env_name / f"{env_name}_{level.replace('-', '_')}.yaml"
+    settings = yaml.safe_load(path.read_text())
+    chunk = math.gcd(config["eval_every"], settings["num_updates_on_epoch"])
+    assert chunk % settings["policy_freq"] == 0, f"epochs of {chunk} updates would change its actor schedule"
+    settings.update(train_seed=seed, num_updates_on_epoch=chunk, num_epochs=config["steps"] // chunk)
+    main_locals = {}
+
+    def handover(*args, **kwargs):  # main()'s `for epoch in trange(config.num_epochs, ...)`
+        main_locals.update(sys._getframe(1).f_locals)
+        return iter(())
+
+    reference_rebrac.trange = handover
+    reference_rebrac.main(reference_rebrac.Config(**settings))
+    state = {"carry": main_locals["update_carry"]}
+    buffer, action_fn = main_locals["buffer"], main_locals["actor_action_fn"]
+
+    def epoch():
+        carry = state["carry"]
+        carry["metrics"] = Metrics.create(main_locals["bc_metrics_to_log"])
+        carry = jax.lax.fori_loop(lower=0, upper=chunk, body_fun=main_locals["td3_loop_update_step"], init_val=carry)
+        state["carry"] = carry
+        return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in carry["metrics"].compute().items()}
+
+    def act(obs):
+        return action_fn(state["carry"]["actor"].params, (obs - buffer.mean) / buffer.std)
+
+    print(f"rebrac: {path.name}, {buffer.size} transitions, mean reward {float(buffer.data['rewards'].mean()):.4f}, "
+          f"epochs of {chunk} updates", flush=True)
+    return epoch, act, chunk
+
+
+ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac}
+
+
+def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
+    import gymnasium as gym
+    env = gym.make(env_id)
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=10_000 * (seed + 1) + episode)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(np.asarray(act(obs.astype(np.float32))).reshape(-1))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("algo", choices=sorted(ADAPTERS))
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--eval-every", type=int, required=True)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--score-range", type=float, nargs=2, required=True, metavar=("RANDOM", "EXPERT"))
+    parser.add_argument("--method", default=None, help="the method's name in the CSV (default: ALGO (reference))")
+    parser.add_argument("--dataset-name", default=None, help="the dataset's name in the CSV (default: the file's stem)")
+    parser.add_argument("--source", default="", help="the reference's repository and commit, recorded per row")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    data = load(args.dataset)
+    low, high = args.score_range
+    rows = []
+    name = args.dataset_name or args.dataset.stem
+    args.out.with_suffix(".metrics.jsonl").unlink(missing_ok=True)  # a chunked adapter's, rewritten with the CSV
+    for seed in args.seeds:
+        update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
+            "dataset": name, "steps": args.steps, "eval_every": args.eval_every})
+        chunk = chunked[0] if chunked else 1  # updates per update() call
+        assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
+        start = time.perf_counter()
+        for step in range(chunk, args.steps + 1, chunk):
+            metrics = update()
+            if chunked:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with open(args.out.with_suffix(".metrics.jsonl"), "a") as file:
+                    file.write(json.dumps({"seed": seed, "step": step, **metrics}) + "\n")
+            if step % args.eval_every == 0:
+                ret = evaluate(act, args.env, args.eval_episodes, seed)
+                score = 100.0 * (ret - low) / (high - low)
+                rows.append({"method": args.method or f"{args.algo} (reference)", "dataset": name, "seed": seed,
+                             "step": step, "score": score, "env": args.env, "source": args.source})
+                print(f"{args.algo} seed {seed} step {step}: return {ret:.1f}, score {score:.1f} "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.out.with_suffix(".partial.csv")
+        with open(partial, "w", newline="") as file:  # every finished seed is kept; the last one renames it
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    partial.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
