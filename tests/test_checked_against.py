@@ -35,5 +35,6 @@ def test_every_algorithm_fixture_is_claimed_by_the_registry():
 
 
 def test_the_table_cell_says_what_was_checked():
-    assert CHECKS["td3bc"].summary() == "sfujim/TD3_BC@8791ad7: update ✓"
-    assert CHECKS["rebrac"].summary().endswith("update ✓, 2 deviations kept")
+    assert CHECKS["td3"].summary() == "sfujim/TD3@34770cc: update ✓"
+    assert CHECKS["awac"].summary() == "tinkoff-ai/CORL@6afec90: update ✓, 2 deviations kept"
+    assert CHECKS["iql"].summary().startswith("ikostrikov/implicit_q_learning@09d7002: update ✓; learning: ")
