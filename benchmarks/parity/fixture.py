@@ -42,6 +42,7 @@ class Inputs:
 
 
 def flatten(tree, prefix: str) -> dict[str, np.ndarray]:
+    """A nested dict of arrays as {"prefix/a/b": array} (stage 1 writes its inputs with it too)."""
     if not isinstance(tree, dict):
         return {prefix: np.asarray(tree)}
     out = {}

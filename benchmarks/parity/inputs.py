@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from fixture import flatten  # stage 2's own module (numpy only), beside this script
 
 from o2o.agents import Spec, get_algorithm
 from o2o.agents.common import Network
@@ -147,16 +148,6 @@ def make_windows(rng: np.random.RandomState, mean: np.ndarray, std: np.ndarray) 
             "episode_last_steps": np.repeat(starts + lengths - 1, lengths).astype(np.int32)}
     config = dt.Config(context_length=DT_CONTEXT, batch_size=DT_WINDOWS)
     return jax.device_get(dt.sample_batch(config, data, jax.random.PRNGKey(SEED)))
-
-
-def flatten(tree, prefix: str) -> dict[str, np.ndarray]:
-    """A nested dict of arrays as {"prefix/a/b": array}."""
-    if not isinstance(tree, dict):
-        return {prefix: np.asarray(tree)}
-    out = {}
-    for key, value in tree.items():
-        out.update(flatten(value, f"{prefix}/{key}"))
-    return out
 
 
 def build(algo: str) -> tuple[dict, dict[str, np.ndarray]]:
