@@ -85,3 +85,27 @@ def pytest_configure(config):
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@pytest.fixture
+def ctrl_c_at_chunk(monkeypatch):
+    """`release = ctrl_c_at_chunk(n)`: the offline loop's n-th fused chunk raises KeyboardInterrupt, as a Ctrl-C mid-run
+    does; `release()` gives the loop its chunks back (for the resume)."""
+    from o2o.train import offline
+
+    def arm(n: int):
+        make, calls = offline.make_train_chunk, []
+
+        def interrupted(*a, **k):
+            train = make(*a, **k)
+
+            def call(*inputs):
+                calls.append(1)
+                if len(calls) == n:
+                    raise KeyboardInterrupt
+                return train(*inputs)
+            return call
+
+        monkeypatch.setattr(offline, "make_train_chunk", interrupted)
+        return lambda: monkeypatch.setattr(offline, "make_train_chunk", make)
+    return arm

@@ -146,27 +146,14 @@ def test_finetune_refuses_what_would_not_learn(pendulum, finished, tmp_path, cap
         assert not (finished.parent / f"{finished.name}-finetune-iql").exists()
 
 
-def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path, capsys, ctrl_c_at_chunk):
     args = ["train", "bc", "--dataset", pendulum, "--steps", "300", "--eval-every", "100", "--eval-episodes", "0",
             "--quiet", "--json"]
     assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
-    chunk = offline.make_train_chunk
-    calls = []
-
-    def interrupted_third_chunk(*a, **k):
-        train = chunk(*a, **k)
-
-        def call(*inputs):
-            calls.append(1)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            return train(*inputs)
-        return call
-
-    monkeypatch.setattr(offline, "make_train_chunk", interrupted_third_chunk)
+    release = ctrl_c_at_chunk(3)
     code, _, err = run_cli([*args, "--out", str(tmp_path / "cut")], capsys)
     assert code == 130 and f"interrupted at update 200 of 300; resume with `o2o train --resume {tmp_path / 'cut'}`" in err
-    monkeypatch.setattr(offline, "make_train_chunk", chunk)
+    release()
     code, out, _ = run_cli(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"], capsys)
     assert code == 0
     whole = runs.load_checkpoint(tmp_path / "whole", {"step": 0})

@@ -14,7 +14,7 @@ from conftest import run_cli
 
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
-from o2o.train import loggers, offline, runs
+from o2o.train import loggers, runs
 
 TINY = ["--set", "hidden_dims=16,16", "--set", "batch_size=32"]
 
@@ -121,25 +121,13 @@ def test_logger_wandb_writes_the_runs_config_and_its_evaluation_curve_beside_ten
 
 
 def test_an_interrupted_wandb_run_is_marked_failed_and_its_resume_continues_the_same_wandb_run(
-        pendulum, tmp_path, capsys, monkeypatch, offline_wandb):
+        pendulum, tmp_path, capsys, ctrl_c_at_chunk, offline_wandb):
     out = tmp_path / "cut"
-    chunk, calls = offline.make_train_chunk, []
-
-    def interrupted_third_chunk(*a, **k):
-        train = chunk(*a, **k)
-
-        def call(*inputs):
-            calls.append(1)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            return train(*inputs)
-        return call
-
-    monkeypatch.setattr(offline, "make_train_chunk", interrupted_third_chunk)
+    release = ctrl_c_at_chunk(3)
     code, _, err = run_cli(train_args(pendulum, out, "--logger", "wandb", "--wandb-project", "o2o-tests", steps=300),
                            capsys)
     assert code == 130 and "interrupted at update 200" in err
-    monkeypatch.setattr(offline, "make_train_chunk", chunk)
+    release()
     time.sleep(1.1)  # W&B names an offline run's directory by the second it started
     code, _, err = run_cli(["train", "--resume", str(out), "--quiet"], capsys)  # no --logger: as recorded
     assert code == 0, err
