@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PARITY = ROOT / "tests" / "fixtures" / "parity"
 FAMILY_TITLES = {"bc": "Behaviour cloning", "td3_bc": "TD3+BC and TD3", "iql": "IQL", "awac": "AWAC",
-                 "cql": "CQL and Cal-QL", "rebrac": "ReBRAC", "fql": "Flow Q-learning", "dt": "Decision Transformer",
+                 "riql": "RIQL", "cql": "CQL and Cal-QL", "rebrac": "ReBRAC", "fql": "Flow Q-learning", "dt": "Decision Transformer",
                  "edac": "Q-ensembles: SAC-N, EDAC, LB-SAC", "sac": "SAC, RLPD and WSRL"}
 LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
 OPTION = re.compile(r"(?<![\w-])(--[a-z][\w-]*)")

@@ -108,6 +108,19 @@ for _values in FQL_OGBENCH.values():
 for _presets in (IQL_OGBENCH, REBRAC_OGBENCH, FQL_OGBENCH):  # the paper's longer horizon for humanoidmaze
     _presets["ogbench-humanoidmaze-medium"]["discount"] = 0.995
 OGBENCH_PRESET = "ogbench"
+# RIQL's configs (YangRui2015/RIQL, RIQL_config.py; paper, Table 6): (huber_sigma, quantile, num_critics) per env and
+# corruption, keys "ENV-MODE-TARGET" (`o2o data corrupt` records the corruption; clean data keeps the defaults 1, 0.25, 5)
+RIQL_PRESETS = _per_dataset(("huber_sigma", "quantile", "num_critics"), {
+    f"{env}-{mode}-{target}": values for (mode, target), per_env in {
+        ("random", "states"): ((0.1, 0.1, 5), (0.1, 0.25, 5), (0.1, 0.25, 3)),
+        ("random", "actions"): ((0.5, 0.25, 3), (0.5, 0.1, 5), (0.1, 0.25, 5)),
+        ("random", "rewards"): ((3.0, 0.25, 5), (3.0, 0.1, 5), (1.0, 0.25, 3)),
+        ("random", "dynamics"): ((3.0, 0.25, 5), (1.0, 0.25, 3), (1.0, 0.5, 5)),
+        ("adversarial", "states"): ((0.1, 0.1, 5), (1.0, 0.25, 5), (1.0, 0.25, 5)),
+        ("adversarial", "actions"): ((1.0, 0.1, 5), (1.0, 0.1, 5), (1.0, 0.25, 5)),
+        ("adversarial", "rewards"): ((1.0, 0.1, 5), (3.0, 0.1, 5), (0.1, 0.25, 5)),
+        ("adversarial", "dynamics"): ((1.0, 0.1, 5), (1.0, 0.25, 5), (1.0, 0.5, 5)),
+    }.items() for env, values in zip(("halfcheetah", "walker2d", "hopper"), per_env)})
 # Decision Transformer paper, Appendix (gym): the return evaluation is conditioned on
 DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah": (6000.0,), "walker2d": (5000.0,)})
 
@@ -126,6 +139,10 @@ RECORDS = (
     Algorithm("iql", "iql", "implicit Q-learning: expectile values, advantage-weighted policy extraction",
               "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
               presets=IQL_OGBENCH),
+    # RIQL's paper learns offline only, and its deterministic policy has no exploration noise to fine-tune with.
+    Algorithm("riql", "riql", "IQL for corrupted data: normalized states, Q-ensemble quantile, Huber critic loss",
+              "Yang et al., Towards Robust Offline RL under Diverse Data Corruption, ICLR 2024", "offline",
+              presets=RIQL_PRESETS),
     # AWAC paper: the replay buffer is seeded with the offline data.
     Algorithm("awac", "awac", "advantage-weighted actor-critic", "Nair et al., AWAC, 2020", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}),
@@ -188,6 +205,8 @@ CHECKS = {
                learning="inconclusive at 3 + 3 seeds, 10k updates, Hopper-v5 medium"),
     "iql": Check("ikostrikov/implicit_q_learning", commit="09d700248117881a75cb21f0adb95c6c8a694cb2",
                learning="inconclusive at 3 + 3 seeds, 10k updates, Hopper-v5 medium"),
+    "riql": Check("YangRui2015/RIQL", commit="cc07d81201e4cd44415560523fcd719f57bbf12c",
+               deviations=("critic initialisation", "state statistics")),
     "awac": Check("tinkoff-ai/CORL", commit="6afec90484bbf47dee05fdf525e26a3ebe028e9b",
                deviations=("policy mean", "log-std lower bound")),
     "cql": Check("nakamotoo/Cal-QL", commit="ac6eafec22e8d60836573e1f488c7f626ce8a77e",
@@ -250,10 +269,12 @@ def dataset_key(env_id: str | None, level: str | None) -> str | None:
     return f"{env}-{level}" if level and not env.endswith(level) else env
 
 
-def preset(name: str, choice: str | None, env_id: str | None = None, level: str | None = None) -> tuple[str | None, dict[str, Any]]:
-    """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (exact "ENV-LEVEL" first,
-    then "ENV"; none if the paper has none), "ogbench" the OGBench one of the dataset's env (an error if there is
-    none), "none" or None applies none, anything else names one."""
+def preset(name: str, choice: str | None, env_id: str | None = None, level: str | None = None,
+           corruption: str | None = None) -> tuple[str | None, dict[str, Any]]:
+    """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (for data corrupted as
+    "MODE-TARGET", `o2o.data.corrupt.corruption_key`, "ENV-MODE-TARGET" first; then exact "ENV-LEVEL", then "ENV"; none
+    if the paper has none), "ogbench" the OGBench one of the dataset's env (an error if there is none), "none" or None
+    applies none, anything else names one."""
     presets = record(name).presets
     if choice in (None, "none"):
         return None, {}
@@ -270,7 +291,8 @@ def preset(name: str, choice: str | None, env_id: str | None = None, level: str 
             raise O2OError(f"{canonical_name(name)} has no preset {choice!r}; its presets: {known}")
         return choice, dict(presets[choice])
     key = dataset_key(env_id, level)
-    for candidate in (key, key.split("-")[0]) if key else ():
+    corrupted = (f"{key.split('-')[0]}-{corruption}",) if key and corruption else ()
+    for candidate in (*corrupted, key, key.split("-")[0]) if key else ():
         if candidate in presets:
             return candidate, dict(presets[candidate])
     return None, {}

@@ -1,7 +1,8 @@
 """`o2o bench`: a grid of cells run as Ray tasks, resumable, with every result in `BENCH_DIR/results.sqlite`.
 
-A cell is one algorithm on one dataset with a group of seeds (all the grid's seeds trained together under `vmap`, or
-one seed per cell with `split_seeds`), optionally fine-tuned online after its offline phase. Its runs live in
+A cell is one algorithm with one batch sampler (`samplers`: uniform, or weighted by return, `o2o.data.samplers`) on one
+dataset with a group of seeds (all the grid's seeds trained together under `vmap`, or one seed per cell with
+`split_seeds`), optionally fine-tuned online after its offline phase. Its runs live in
 `BENCH_DIR/runs/CELL/offline` and `.../online`. Re-running the same grid into the same directory skips completed
 cells and resumes interrupted ones from their checkpoints, so a driver killed at any point loses at most the work since
 a cell's last checkpoint. A cell that fails is recorded with a one-line error and the others go on.
@@ -28,6 +29,8 @@ from o2o.agents import get_algorithm, read_fields
 from o2o.algorithms import canonical_name, fine_tunes
 from o2o.bench_datasets import (COLLECT, cell_env, check_datasets, dataset_label, locked, materialize,
                                 parse_collect)
+from o2o.data import samplers
+from o2o.data.samplers import DEFAULT_TEMPERATURE
 from o2o.errors import O2OError
 from o2o.train import loggers, runs
 
@@ -52,11 +55,14 @@ class Grid:
     eval_episodes: int = 10
     split_seeds: bool = False
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)  # FIELD or ALGO.FIELD -> value
+    samplers: list[str] = dataclasses.field(default_factory=lambda: ["uniform"])  # every algorithm runs with each
+    sampler_temperature: float = DEFAULT_TEMPERATURE  # alpha of the weighted samplers (o2o.data.samplers)
 
     def __post_init__(self) -> None:
-        if not self.algos or not self.datasets:
-            raise O2OError("a bench needs at least one algorithm (--algos) and one dataset (--datasets)")
+        if not self.algos or not self.datasets or not self.samplers:
+            raise O2OError("a bench needs at least one algorithm (--algos), one dataset (--datasets) and one sampler")
         self.algos = [canonical_name(a) for a in self.algos]
+        self.samplers = list(dict.fromkeys(self.samplers))
         if self.online_algo:
             self.online_algo = canonical_name(self.online_algo)
         for name, value in (("seeds", self.seeds), ("steps", self.steps), ("eval_every", self.eval_every)):
@@ -76,6 +82,12 @@ class Grid:
                 raise O2OError(f"--set {key}: no algorithm of the bench reads a config field {field!r}")
         for algo in algorithms:
             get_algorithm(algo, self.overrides_for(algo))  # bad values fail now, not in a worker
+        from o2o.train.offline import check_sampler_fits
+
+        for sampler in self.samplers:
+            samplers.check(sampler, self.sampler_temperature)
+            for algo in self.algos:
+                check_sampler_fits(algo, get_algorithm(algo)[0], sampler)
 
     def overrides_for(self, algo: str) -> dict[str, str]:
         """`FIELD=V` applies to every algorithm that reads FIELD; `ALGO.FIELD=V` to ALGO alone (and wins)."""
@@ -99,11 +111,13 @@ class Cell:
     label: str
     seeds: tuple[int, ...]
     online_algo: str | None
+    sampler: str = "uniform"
 
 
 def cells(grid: Grid) -> list[Cell]:
-    """The grid's cells in a stable order, each with a stable id: seed-major, then algorithm, then dataset, so that a
-    grid stopped part-way (a budget, a session's end) holds every algorithm and dataset at its first seeds."""
+    """The grid's cells in a stable order, each with a stable id: seed-major, then algorithm, sampler and dataset, so
+    that a grid stopped part-way (a budget, a session's end) holds every algorithm and dataset at its first seeds. A
+    cell's id names its algorithm as the report names the method (`td3bc`, `td3bc+RW-0.1`)."""
     groups = [[grid.seed + i] for i in range(grid.seeds)] if grid.split_seeds else [[grid.seed + i for i in range(grid.seeds)]]
     labels = [dataset_label(d) for d in grid.datasets]
     if len(set(labels)) != len(labels):
@@ -114,9 +128,13 @@ def cells(grid: Grid) -> list[Cell]:
             online = None
             if grid.online_steps > 0 and fine_tunes(algo):
                 online = grid.online_algo or algo
-            for dataset, label in zip(grid.datasets, labels):
-                name = f"{algo}--{label}" + (f"--{online}" if online else "") + (f"--s{group[0]}" if grid.split_seeds else "")
-                out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online))
+            for sampler in grid.samplers:
+                method = samplers.method_name(algo, sampler, grid.sampler_temperature)
+                for dataset, label in zip(grid.datasets, labels):
+                    name = (f"{method}--{label}" + (f"--{online}" if online else "")
+                            + (f"--s{group[0]}" if grid.split_seeds else ""))
+                    out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online,
+                                    sampler))
     return out
 
 
@@ -169,6 +187,8 @@ def execute_cell(cell: Cell, grid: Grid, bench_dir: str, logging: loggers.LogSet
     started = time.perf_counter()
     cell_dir = Path(bench_dir) / "runs" / cell.id
     tags = [f"algo:{cell.algo}", f"dataset:{cell.label}", *(f"seed:{seed}" for seed in cell.seeds)]
+    if cell.sampler != "uniform":
+        tags.append(f"sampler:{samplers.label(cell.sampler, grid.sampler_temperature)}")
     logging = dataclasses.replace(logging or loggers.LogSettings(), wandb_group=Path(bench_dir).name,
                                   wandb_tags=tags + ([f"online_algo:{cell.online_algo}"] if cell.online_algo else []))
     try:
@@ -176,7 +196,8 @@ def execute_cell(cell: Cell, grid: Grid, bench_dir: str, logging: loggers.LogSet
             settings = offline.OfflineSettings(
                 algo=cell.algo, dataset=materialize(cell.dataset, Path(bench_dir)), env=cell_env(cell.dataset, grid.env),
                 steps=grid.steps, seeds=len(cell.seeds), seed=cell.seeds[0], eval_every=grid.eval_every,
-                eval_episodes=grid.eval_episodes, agent_overrides=grid.overrides_for(cell.algo))
+                eval_episodes=grid.eval_episodes, agent_overrides=grid.overrides_for(cell.algo), sampler=cell.sampler,
+                sampler_temperature=grid.sampler_temperature)
             online_given = {"eval_every": grid.online_eval_every or max(1, grid.online_steps // 10),
                             "eval_episodes": grid.eval_episodes,
                             "agent_overrides": grid.overrides_for(cell.online_algo) if cell.online_algo else {}}
@@ -205,7 +226,7 @@ def prepare_dir(grid: Grid, bench_dir: Path, logging: loggers.LogSettings | None
     payload = dataclasses.asdict(grid)
     if path.is_file():
         recorded = files.read_json(path)
-        saved = recorded.get("grid", {})
+        saved = {**_added_fields(), **recorded.get("grid", {})}
         differ = sorted(k for k in payload if saved.get(k) != json.loads(json.dumps(payload[k])))
         if differ:
             raise O2OError(f"{bench_dir}: holds a bench with a different grid (differs in {', '.join(differ)}); "
@@ -217,6 +238,12 @@ def prepare_dir(grid: Grid, bench_dir: Path, logging: loggers.LogSettings | None
     logging = logging or loggers.LogSettings()
     files.write_json(path, {"grid": payload, "logging": dataclasses.asdict(logging), "versions": runs.versions()})
     return logging
+
+
+def _added_fields() -> dict[str, Any]:
+    """The defaults of the Grid fields o2o added after the first bench.json was written: an older bench.json lacks
+    them, and its grid is the same as one that gives them."""
+    return {"samplers": ["uniform"], "sampler_temperature": DEFAULT_TEMPERATURE}
 
 
 def saved_grid(bench_dir: Path) -> Grid:

@@ -45,6 +45,7 @@ class Case:
     # per update `size` distinct indices out of `population`, by name: (population, size) (RLPD's critic subset)
     subsets: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     mc_returns: bool = False  # the batch carries Monte-Carlo returns-to-go (Cal-QL's bound), N(0, 1), drawn last
+    reward_scale: float = 1.0  # the batch's rewards are N(0, reward_scale^2)
 
 
 CASES = {
@@ -72,6 +73,10 @@ CASES = {
                  batch_size=ENSEMBLE_BATCH, subsets={"critic_subset": (4, 2)}),
     # a short cosine decay, so that 100 updates exercise the actor's schedule
     "iql": Case({"hidden_dims": (64, 64), "actor_decay_steps": 200}),
+    # RIQL: 3 critics (the 0.25 quantile falls between two of them); rewards N(0, 150^2) and sigma 0.1, so that the
+    # target's clip at -100 and both zones of the Huber loss (|x| < 100 and beyond) are reached
+    "riql": Case({"hidden_dims": (64, 64), "actor_decay_steps": 200, "num_critics": 3, "huber_sigma": 0.1},
+                 reward_scale=150.0),
     "bc": Case({"hidden_dims": (64, 64)}),
     # hopper-medium-replay's published penalties (paper, Table 8), large enough that both terms matter; batch 256
     "rebrac": Case({"hidden_dims": (64, 64, 64), "batch_size": BATCH_SIZE, "actor_bc_coef": 0.05,
@@ -157,6 +162,8 @@ def build(algo: str) -> tuple[dict, dict[str, np.ndarray]]:
     std = rng.uniform(0.5, 3.0, OBSERVATION_DIM).astype(np.float32)
     arrays = {"spec/observation_mean": mean, "spec/observation_std": std}
     batch = make_windows(rng, mean, std) if case.batch == "windows" else make_batch(rng, mean, std, case.batch_size)
+    if case.reward_scale != 1.0:
+        batch["rewards"] = batch["rewards"] * np.float32(case.reward_scale)
     arrays.update(flatten(batch, "batch"))
     for name, shape in case.draws.items():
         draw = rng.uniform if name in case.uniform else rng.standard_normal

@@ -20,7 +20,7 @@ run() {
   done
 }
 
-for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl}"; do
+for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql}"; do
   for a in $algo; do
     case $a in
       td3bc) run td3bc "$REFS/TD3_BC" "$REFS/.venv/bin/python" ;;
@@ -39,6 +39,7 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       sacn) run sacn "$REFS/EDAC" "$REFS/.venv/bin/python" --as-is ;;
       edac) run edac "$REFS/EDAC" "$REFS/.venv/bin/python" --as-is ;;
       lbsac) run lbsac "$REFS/lb-sac" "$REFS/.venv/bin/python" --as-is ;;
+      riql) run riql "$REFS/RIQL" "$REFS/.venv/bin/python" ;;
       *) echo "no parity adapter for $a" >&2; exit 2 ;;
     esac
   done

@@ -135,4 +135,4 @@ def restore_algorithm(name: str, recorded: dict[str, Any]) -> tuple[Agent, Any]:
 
 
 __all__ = ["INHERITED_FIELDS", "TRANSITION_FIELDS", "Agent", "Spec", "canonical_name", "get_algorithm", "read_fields",
-           "restore_algorithm"]
+           "restore_algorithm", "uniform_transitions"]

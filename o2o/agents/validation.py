@@ -61,6 +61,7 @@ POSITIVE = interval(0, math.inf)
 NON_NEGATIVE = interval(0, math.inf, low_closed=True)
 FINITE = interval(-math.inf, math.inf)
 FRACTION = interval(0, 1, high_closed=True)
+FRACTION_CLOSED = interval(0, 1, low_closed=True, high_closed=True)
 TRUE_OR_FALSE = one_of(True, False)
 LAYER_WIDTHS = Rule("non-empty tuples of integers >= 1", lambda value: isinstance(value, tuple) and len(value) > 0
                     and all(_is_integer(width) and width >= 1 for width in value))
@@ -110,6 +111,9 @@ FIELD_RULES: dict[str, RuleEntry] = {
 
 MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
     "iql": {"temperature": NON_NEGATIVE},  # beta multiplies the advantage: 0 weighs every action alike (BC)
+    "riql": {"temperature": NON_NEGATIVE, "quantile": FRACTION_CLOSED, "huber_sigma": POSITIVE,
+             "target_min": FINITE, "target_max": lambda config: Rule(
+                 f"numbers above target_min = {config.target_min}", lambda value: _is_real(value) and value > config.target_min)},
     "awac": {"temperature": POSITIVE},  # lambda divides the advantage
     # EDAC's term averages over pairs of critics, dividing by N - 1
     "edac": {"num_critics": lambda config: Rule("the integers >= 2 where eta > 0", integers(2).allows)

@@ -48,6 +48,13 @@ PresetOption = Annotated[Optional[str], typer.Option("--preset", help="The paper
                                                     "algos --json`): auto (chosen by the dataset's env and level; the "
                                                     "default), none, or a name.")]
 OverridesOption = Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable).")]
+SamplerOption = Annotated[Optional[str], typer.Option("--sampler", help="Which transitions a batch holds: uniform (the "
+                                                      "default), return-weighted or advantage-weighted (by their "
+                                                      "trajectory's return, Hong et al. 2023; not with dt or bc10). "
+                                                      "Online fine-tuning samples uniformly.")]
+SamplerTemperatureOption = Annotated[Optional[float], typer.Option("--sampler-temperature", help="Temperature of the "
+                                                                   "weighted samplers: lower favours the best "
+                                                                   "trajectories more (default 0.1, the paper's).")]
 UtdOption = Annotated[Optional[int], typer.Option("--utd", help="Updates per env step (default: the algorithm's).")]
 WarmupOption = Annotated[Optional[int], typer.Option("--warmup-steps", help="Steps before learning starts "
                                                      "(default: the algorithm's).")]

@@ -13,7 +13,14 @@ from o2o.errors import O2OError
 
 
 @data_app.command("info")
-def data_info(source: str, env: EnvOption = None, as_json: JsonFlag = False) -> None:
+def data_info(
+    source: str,
+    env: EnvOption = None,
+    quality: Annotated[bool, typer.Option("--quality", help="Also estimate the action variance and transition noise "
+                                          "(Belkhale et al. 2023; o2o.data.quality): seconds to a minute on a "
+                                          "million transitions.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Validate a dataset and describe it: size, returns, episode lengths, TQ and SACo. TQ and the normalized score
     measure the complete episodes (terminated or at the env's time limit), counted in return_episodes_complete."""
     from o2o.collect.episodes import time_limit
@@ -22,7 +29,7 @@ def data_info(source: str, env: EnvOption = None, as_json: JsonFlag = False) -> 
 
     dataset, _ = load_for_env(source, env, goal_conditioned=True)
     references = reference_returns(dataset.env_id, dataset.metadata)
-    summary = {"source": source, **describe(dataset, references, time_limit(dataset))}
+    summary = {"source": source, **describe(dataset, references, time_limit(dataset), quality)}
     if references is not None:
         summary["normalized_return_mean"] = float(normalized_score(dataset.env_id, summary["behaviour_return_mean"],
                                                                    dataset.metadata))
@@ -64,6 +71,63 @@ def data_convert(
         _print_json({"source": source, "dest": str(path), "format": format.value, "transitions": len(dataset)})
     else:
         print(f"wrote {len(dataset)} transitions ({dataset.num_episodes} episodes) to {path} as {format.value}")
+
+
+@data_app.command("corrupt")
+def data_corrupt(
+    source: str,
+    dest: str,
+    target: Annotated[str, typer.Option("--target", help="What to corrupt: states, actions, rewards or dynamics (next "
+                                        "states).")] = "states",
+    mode: Annotated[str, typer.Option("--mode", help="random (uniform noise) or adversarial (gradient attack on a "
+                                      "Q-ensemble trained on the clean data).")] = "random",
+    rate: Annotated[float, typer.Option("--rate", help="Fraction of the transitions corrupted.")] = 0.3,
+    scale: Annotated[float, typer.Option("--scale", help="Noise (or attack) budget in standard deviations of each "
+                                         "dimension.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the rows chosen and the noise.")] = 0,
+    attacker: Annotated[Optional[str], typer.Option("--attacker", help="Run directory of an offline sacn/edac run on "
+                                                    "SOURCE: the Q-ensemble an adversarial attack lowers.")] = None,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write.")] = DatasetFormat.o2o,
+    env: EnvOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Corrupt a fraction of a dataset's transitions with RIQL's protocol (Yang et al., ICLR 2024): SOURCE is never
+    changed; DEST records the protocol, its parameters and which transitions were corrupted (the per-step field
+    `corrupted`)."""
+    import time
+
+    from o2o.data import content_hash, write_d4rl_hdf5, write_minari, write_npz, write_o2o
+    from o2o.data.corrupt import check_parameters, corrupt
+    from o2o.envs import env_spaces, load_for_env
+    from o2o.files import check_destination
+
+    check_parameters(target, mode, rate, scale)
+    check_destination(dest, name="DEST")
+    dataset, env_id = load_for_env(source, env, goal_conditioned=True)
+    bounds = None
+    if env_id:
+        spaces = env_spaces(env_id)
+        bounds = (spaces.action_low, spaces.action_high)
+    adversary = None
+    if mode == "adversarial" and target != "rewards":
+        if attacker is None:
+            raise O2OError(f"--mode adversarial --target {target} needs --attacker RUN_DIR: an offline run of sacn or "
+                           f"edac on {source} (e.g. `o2o train edac --dataset {source}`)")
+        from o2o.train.attacker import attacker_from_run
+
+        adversary = attacker_from_run(attacker, dataset)
+    start = time.perf_counter()
+    corrupted = corrupt(dataset, target, mode, rate, scale, seed, adversary, bounds)
+    seconds = time.perf_counter() - start
+    corrupted.metadata["corruption"][-1]["source"] = {"path": source, "content_hash": content_hash(dataset)}
+    writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
+    path = writer(corrupted, dest)
+    record = corrupted.metadata["corruption"][-1]
+    if as_json:
+        _print_json({"source": source, "dest": str(path), **record, "transitions": len(corrupted), "seconds": seconds})
+    else:
+        print(f"corrupted {record['corrupted_transitions']} of {len(corrupted)} transitions ({mode} {target}, scale "
+              f"{scale:g}, seed {seed}) in {seconds:.1f} s; wrote {path} as {format.value}")
 
 
 @app.command("collect")

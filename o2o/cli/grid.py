@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from o2o.algorithms import REGISTRY
-from o2o.cli.common import (EnvOption, JsonFlag, QuietFlag, WandbProjectOption, _logging,
+from o2o.cli.common import (EnvOption, JsonFlag, QuietFlag, SamplerTemperatureOption, WandbProjectOption, _logging,
                             _parse_overrides, _print_entries, _print_json, app, results_app)
 from o2o.errors import O2OError
 
@@ -40,6 +40,11 @@ def bench_cmd(
                                               "workers) instead of all seeds vmapped in one cell.")] = False,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE for every algorithm that reads "
                                                            "FIELD, or ALGO.FIELD=VALUE (repeatable).")] = None,
+    samplers: Annotated[Optional[str], typer.Option("--samplers", help="Comma-separated batch samplers, each a cell "
+                                                    "dimension: uniform (the default), return-weighted, "
+                                                    "advantage-weighted (see `o2o train --help`); the report names a "
+                                                    "weighted method ALGO+RW-0.1 or ALGO+AW-0.1.")] = None,
+    sampler_temperature: SamplerTemperatureOption = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="CPUs of the local Ray instance (default: "
                                                    "the cores available).")] = None,
     address: Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster instead of starting "
@@ -53,7 +58,7 @@ def bench_cmd(
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run a grid of algorithms x datasets x seeds (optionally fine-tuned online) as Ray tasks, with every result in
+    """Run a grid of algorithms x samplers x datasets x seeds (optionally fine-tuned online) as Ray tasks, with every result in
     BENCH_DIR/results.sqlite; exits non-zero if a cell failed. Re-running the same command (or `o2o bench --out
     BENCH_DIR` alone) finishes the grid."""
     from pathlib import Path
@@ -66,7 +71,9 @@ def bench_cmd(
              "datasets": datasets and [d.strip() for d in datasets.split(",") if d.strip()],
              "env": env, "seeds": seeds, "seed": seed, "steps": steps, "online_steps": online_steps,
              "online_algo": online_algo, "eval_every": eval_every, "online_eval_every": online_eval_every,
-             "eval_episodes": eval_episodes, "split_seeds": split_seeds or None}
+             "eval_episodes": eval_episodes, "split_seeds": split_seeds or None,
+             "samplers": samplers and [s.strip() for s in samplers.split(",") if s.strip()],
+             "sampler_temperature": sampler_temperature}
     values.update({k: v for k, v in given.items() if v is not None})
     values["overrides"] = {**values.get("overrides", {}), **_parse_overrides(overrides)}
     if not out:

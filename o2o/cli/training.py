@@ -8,8 +8,8 @@ import typer
 
 from o2o.algorithms import names
 from o2o.cli.common import (EnvOption, EvalEpisodesOption, JsonFlag, LoggerOption, OverridesOption, PresetOption,
-                            QuietFlag, UtdOption, WandbProjectOption, WarmupOption, _given, _logging, _parse_overrides,
-                            _print_summary, app)
+                            QuietFlag, SamplerOption, SamplerTemperatureOption, UtdOption, WandbProjectOption,
+                            WarmupOption, _given, _logging, _parse_overrides, _print_summary, app)
 from o2o.errors import O2OError
 
 
@@ -44,6 +44,8 @@ def train(
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the run in this directory as recorded "
                                                   "(a finished run: nothing to do unless --steps is larger).")] = None,
     preset: PresetOption = None,
+    sampler: SamplerOption = None,
+    sampler_temperature: SamplerTemperatureOption = None,
     overrides: OverridesOption = None,
     logger: LoggerOption = None,
     wandb_project: WandbProjectOption = None,
@@ -55,7 +57,8 @@ def train(
 
     logging = _logging(logger, wandb_project)
     options = dict(dataset=dataset, env=env, steps=steps, seeds=seeds, seed=seed, eval_every=eval_every,
-                   eval_episodes=eval_episodes, out=out, preset=preset)
+                   eval_episodes=eval_episodes, out=out, preset=preset, sampler=sampler,
+                   sampler_temperature=sampler_temperature)
     if resume:
         _resume_refusals(resume, algo, {**options, "steps": None, "set": overrides})
         summary = offline.resume(resume, steps=steps, progress=not quiet, logging=logging)
@@ -147,6 +150,8 @@ def run_cmd(
     eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs.")] = None,
     preset: Annotated[str, typer.Option("--preset", help="The paper's per-dataset settings: auto, none, or a name.")] = "auto",
+    sampler: SamplerOption = None,
+    sampler_temperature: SamplerTemperatureOption = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable), for "
                                                            "both phases where the algorithm reads FIELD.")] = None,
     logger: LoggerOption = None,
@@ -163,7 +168,7 @@ def run_cmd(
     parsed = _parse_overrides(overrides)
     settings = offline.OfflineSettings(algo=algo, dataset=dataset, env=env, steps=offline_steps, seeds=seeds, seed=seed,
                                        eval_every=eval_every, eval_episodes=eval_episodes, agent_overrides=parsed,
-                                       preset=preset)
+                                       preset=preset, **_given(sampler=sampler, sampler_temperature=sampler_temperature))
     summary = phases.offline_then_online(
         settings, out or Path("runs") / f"{algo}-o2o-{Path(dataset).name}", online_steps, online_algo,
         {"eval_every": eval_every, "eval_episodes": eval_episodes,

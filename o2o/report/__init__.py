@@ -145,10 +145,11 @@ def _why_none(failed_cells: list[dict[str, Any]], run_scores: list[tables.RunSco
 
 
 def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each dataset the runs trained on, as far as its source can still be read: size and the behaviour's score (mean
-    return of its complete episodes, of all where none is complete; normalized where references exist)."""
+    """Each dataset the runs trained on, as far as its source can still be read: size, the behaviour's score (mean
+    return of its complete episodes, of all where none is complete; normalized where references exist), and its action
+    variance and transition noise (`o2o.data.quality`: seconds per million transitions)."""
     from o2o.collect.episodes import time_limit
-    from o2o.data import load_dataset
+    from o2o.data import dataset_quality, load_dataset
     from o2o.data.stats import behaviour
     from o2o.envs import normalized_score, reference_returns
 
@@ -168,7 +169,8 @@ def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out[label] = {"dataset": label, "env": env, "level": data.metadata.get("level"), "transitions": len(data),
                       "episodes": data.num_episodes, "complete_episodes": measured["return_episodes_complete"],
                       "return_mean": mean,
-                      "normalized_score": float(normalized_score(env, mean, data.metadata)) if known else None}
+                      "normalized_score": float(normalized_score(env, mean, data.metadata)) if known else None,
+                      **dataset_quality(data)}
     return sorted(out.values(), key=lambda d: d["dataset"])
 
 

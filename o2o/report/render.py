@@ -24,6 +24,10 @@ def _num(value: Any, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(fraction: float | None) -> str:
+    return "" if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def _ci(point: float | None, ci: list[float] | None, digits: int = 1) -> str:
     if point is None:
         return ""
@@ -94,11 +98,15 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     if report["datasets"]:
         out.append({"id": "datasets", "title": "Datasets", "note": "Behaviour: mean return of the complete episodes, "
                     "terminated or at the time limit (an episode cut by the end of collection would flatter a poor "
-                    "policy); of all episodes where none is complete.",
+                    "policy); of all episodes where none is complete. Action variance: of the behaviour's actions "
+                    "among the 10 nearest dataset states (Belkhale et al. 2023, whose action divergence it bounds "
+                    "from below). Transition noise: the share of the change s' - s that a local linear model of (s, a) "
+                    "leaves unexplained (deterministic dynamics leave a small floor).",
                     "header": ["dataset", "env", "level", "transitions", "episodes", "complete episodes",
-                               "behaviour return", "behaviour score"],
+                               "behaviour return", "behaviour score", "action variance", "transition noise"],
                     "rows": [[d["dataset"], d["env"] or "", d["level"] or "", f"{d['transitions']:,}", f"{d['episodes']:,}",
-                              f"{d['complete_episodes']:,}", f"{d['return_mean']:.1f}", _num(d["normalized_score"])]
+                              f"{d['complete_episodes']:,}", f"{d['return_mean']:.1f}", _num(d["normalized_score"]),
+                              _num(d["action_variance"], 3), _percent(d["transition_noise_fraction"])]
                              for d in report["datasets"]]})
     if report["failures"]:
         out.append({"id": "failures", "title": "Failed, incomplete or not counted",

@@ -1,8 +1,9 @@
 """From the results database's runs to the report's numbers: per-run scores under each final-score protocol, entries
 per (method, dataset), aggregates over datasets, pairwise probabilities of improvement, curves and O2O rows.
 
-A method is an algorithm, or `ALGO→ONLINE_ALGO` for a cell fine-tuned online, or the name runs imported from other
-code carry (`o2o results import`; `(imported)` is added where o2o has a method of that name). Runs of one method that
+A method is an algorithm (`ALGO+RW-0.1` where a weighted sampler drew its offline batches, `o2o.data.samplers`), or
+`ALGO→ONLINE_ALGO` for a cell fine-tuned online, or the name runs imported from other code carry (`o2o results
+import`; `(imported)` is added where o2o has a method of that name). Runs of one method that
 differ in budget or algorithm config are never pooled as seeds: each variant is a method of its own, named with what differs
 (`distinguish_variants`), and a seed counts once per entry (`mark_repeated_seeds`). A run's score at an evaluation is
 its normalized score, else its success rate (%), else its return. The final score of a run, on its last phase:
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from o2o.data import samplers
 from o2o.report import stats
 
 
@@ -48,6 +50,7 @@ class RunScores:
     evaluations: int  # of the final phase: `last3` averages fewer than three when it has fewer
     variant: dict[str, Any]  # what tells this run's experiment from another of its method: see `variant`
     imported: bool = False  # another code's run (`o2o results import`), not trained by o2o
+    sampler: str = "uniform"  # what drew the offline batches (`o2o.data.samplers.label`): part of the method's name
     source: str | None = None  # imported: where it comes from
     file: str | None = None  # imported: the file it was read from
 
@@ -83,8 +86,13 @@ def run_scores(run: dict[str, Any]) -> RunScores:
         dip = min(0.0, min(early) - start) if early else None
     kind = kind_of(evaluations[final_phase][-1]) if values else "return"
     imported = run.get("origin") == "imported"
+    configs = json.loads(run.get("config") or "{}")
+    offline_settings = configs.get("offline", {}).get("settings", {})
+    sampler = offline_settings.get("sampler", "uniform")
+    temperature = offline_settings.get("sampler_temperature", samplers.DEFAULT_TEMPERATURE)
+    algo = samplers.method_name(run["algo"], sampler, temperature)
     return RunScores(
-        method=run["algo"] if imported else method_name(run["algo"], run.get("online_algo")), algo=run["algo"],
+        method=run["algo"] if imported else method_name(algo, run.get("online_algo")), algo=run["algo"],
         online_algo=run.get("online_algo"),
         dataset=run["dataset"], env=run.get("env"), level=run.get("level"), seed=run["seed"], status=run["status"],
         final_phase=final_phase, kind=kind,
@@ -92,7 +100,7 @@ def run_scores(run: dict[str, Any]) -> RunScores:
         best=max(values) if values else None, offline_last=offline[1][-1] if offline else None,
         start=start, dip=dip, regret=run.get("cumulative_regret"), curves=curves, evaluations=len(values),
         variant=variant(run), imported=imported, source=run.get("source") if imported else None,
-        file=json.loads(run.get("config") or "{}").get("imported", {}).get("file") if imported else None)
+        file=configs.get("imported", {}).get("file") if imported else None, sampler=samplers.label(sampler, temperature))
 
 
 def separate_imported(scores: list[RunScores]) -> list[RunScores]:
@@ -206,7 +214,8 @@ def entries(scores: list[RunScores], reps: int, final: str = "last") -> list[dic
         first = group[0]
         chosen = [getattr(s, final) for s in group]
         iqm, ci = stats.iqm_with_ci(np.array(chosen), reps=reps)
-        value, source = published(first.algo, first.online_algo, first.env, first.level)
+        value, source = (published(first.algo, first.online_algo, first.env, first.level) if first.sampler == "uniform"
+                         else (None, None))  # the published tables sample uniformly
         entry = {
             "method": method, "algo": first.algo, "online_algo": first.online_algo, "dataset": dataset,
             "env": first.env, "level": first.level, "kind": first.kind, "seeds": len(group),

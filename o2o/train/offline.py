@@ -3,6 +3,8 @@ one `lax.scan` per host call, and K seeds train together under `vmap` (each seed
 
 Seed i of a K-seed run uses the keys of `--seed base + i` alone, so it equals that seed trained by itself.
 The key of chunk c is `fold_in(seed_key, c)`: a run resumed from a checkpoint continues the same random stream.
+A batch holds the agent's own draw (uniform transitions), or with `--sampler` transitions weighted by their
+trajectory's return (`o2o.data.samplers`), drawn inside the same jitted scan.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from o2o.agents import Spec, get_algorithm, restore_algorithm
+from o2o.agents import Spec, get_algorithm, restore_algorithm, uniform_transitions
 from o2o.algorithms import preset
-from o2o.data import Dataset, content_hash
+from o2o.data import Dataset, content_hash, samplers
+from o2o.data.corrupt import corruption_key
 from o2o.data.fields import FIELDS
 from o2o.envs import env_spaces, load_for_env, ogbench
 from o2o.envs.actions import to_unit_actions
@@ -48,10 +51,13 @@ class OfflineSettings:
     out: str | None = None
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     preset: str = "auto"  # the paper's per-dataset settings: "auto" (by the dataset's env and level), "none", or a name
+    sampler: str = "uniform"  # which transitions a batch holds: uniform, return-weighted, advantage-weighted
+    sampler_temperature: float = samplers.DEFAULT_TEMPERATURE  # alpha of the weighted samplers (Hong et al.: 0.1)
 
     def check(self) -> None:
         runs.check_counts("offline run", steps=self.steps, seeds=self.seeds, eval_every=self.eval_every,
                           eval_episodes_or_zero=self.eval_episodes, chunk=self.chunk)
+        samplers.check(self.sampler, self.sampler_temperature)
 
 
 @dataclasses.dataclass
@@ -69,19 +75,20 @@ class Prepared:
     action_high: np.ndarray
     preset: dict | None  # the preset applied, if any: {"name": "hopper-medium", "values": {field: value}}
     dataset_reference: dict  # runs.dataset_reference of the data as loaded (before the agent's transform)
+    trajectories: samplers.WeightedTrajectories | None  # the weighted sampler's table (NumPy); None: the agent's draw
 
 
 def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> Prepared:
     """A run's pieces: for a new run, the config its settings resolve to; for an existing run (`recorded`), the config
     it recorded, exactly (nothing re-applied or refused again, whatever o2o's defaults and checks have become)."""
     settings.check()
-    if recorded is None:
-        get_algorithm(settings.algo, settings.agent_overrides)  # a bad algorithm or override fails before data loads
+    if recorded is None:  # a bad algorithm, override or sampler fails before data loads
+        check_sampler_fits(settings.algo, get_algorithm(settings.algo, settings.agent_overrides)[0], settings.sampler)
     dataset, env_id = load_for_env(settings.dataset, settings.env, required=settings.eval_episodes > 0)
     reference = runs.dataset_reference(settings.dataset, content_hash(dataset), len(dataset))
     if recorded is None:
         preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
-                                            dataset.metadata.get("level"))
+                                            dataset.metadata.get("level"), corruption_key(dataset.metadata))
         agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
         applied = {"name": preset_name, "values": preset_values} if preset_name else None
     else:
@@ -94,7 +101,8 @@ def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> P
         low, high = -np.ones(dataset.action_dim), np.ones(dataset.action_dim)
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
         raise O2OError(f"environment {env_id}: action bounds must be finite to map them to [-1, 1]")
-    dataset = agent.prepare_dataset(dataset, config)
+    loaded, dataset = dataset, agent.prepare_dataset(dataset, config)
+    trajectories = _weighted_trajectories(settings, loaded, dataset)
     observations = np.asarray(dataset.observations, np.float64)
     spec = Spec(
         observation_dim=dataset.observation_dim,
@@ -104,7 +112,26 @@ def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> P
         episode_return_max=float(dataset.episode_returns.max()) if len(dataset) else None,
     )
     seeds = [settings.seed + i for i in range(settings.seeds)]
-    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, applied, reference)
+    return Prepared(settings, agent, config, dataset, env_id, spec, seeds, low, high, applied, reference, trajectories)
+
+
+def check_sampler_fits(algo: str, agent, sampler: str) -> None:
+    """A weighted sampler draws single transitions: an agent that draws its own batches (DT's windows) cannot use it."""
+    if sampler != "uniform" and agent.sample_batch is not uniform_transitions:
+        raise O2OError(f"{algo} draws its own batches, not single transitions; --sampler {sampler} weights single "
+                       f"transitions: train {algo} with --sampler uniform")
+
+
+def _weighted_trajectories(settings: OfflineSettings, loaded: Dataset, prepared: Dataset):
+    """The weighted sampler's table, computed from the dataset as loaded: from its rewards before the agent's transform
+    (a reward shift would change the weights). A transform that selects episodes is refused: the weights would be
+    those of other episodes, and a selection by return is itself a sampler (%BC)."""
+    if settings.sampler == "uniform":
+        return None
+    if len(prepared) != len(loaded) or not np.array_equal(prepared.episode_starts, loaded.episode_starts):
+        raise O2OError(f"{settings.algo} trains on {prepared.num_episodes} of the dataset's {loaded.num_episodes} "
+                       f"episodes and --sampler {settings.sampler} weights all of them: use one or the other")
+    return samplers.weighted_trajectories(loaded, settings.sampler, settings.sampler_temperature)
 
 
 def device_data(p: Prepared) -> dict[str, jax.Array]:
@@ -144,19 +171,29 @@ def checkpoint_template(agent, config, env_id: str, seeds: list[int]):
 
 
 def make_train_chunk(agent, config, chunk: int) -> Callable:
-    """(states, seed_keys, chunk_index, data) -> (states, metrics averaged over the chunk), vmapped over seeds."""
+    """(states, seed_keys, chunk_index, data, trajectories=None) -> (states, metrics averaged over the chunk), vmapped
+    over seeds. With `trajectories` (a weighted sampler's table on the device) its draw replaces the agent's."""
 
-    def one_seed(state, seed_key, chunk_index, data):
+    def one_seed(state, seed_key, chunk_index, data, trajectories):
         chunk_key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), chunk_index)
+
+        def batch(key):
+            if trajectories is None:
+                return agent.sample_batch(config, data, key)
+            index = samplers.draw(trajectories, key, config.batch_size)
+            return jax.tree.map(lambda x: x[index], data)
 
         def step(state, key):
             sample_key, update_key = jax.random.split(key)
-            return agent.update(state, agent.sample_batch(config, data, sample_key), update_key)
+            return agent.update(state, batch(sample_key), update_key)
 
         state, metrics = jax.lax.scan(step, state, jax.random.split(chunk_key, chunk))
         return state, jax.tree.map(jnp.nanmean, metrics)
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)), donate_argnums=(0,))
+    def seeds(states, seed_keys, chunk_index, data, trajectories=None):
+        return jax.vmap(one_seed, in_axes=(0, 0, None, None, None))(states, seed_keys, chunk_index, data, trajectories)
+
+    return jax.jit(seeds, donate_argnums=(0,))
 
 
 def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared | None = None,
@@ -198,7 +235,7 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
 def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, progress: bool) -> dict[str, Any]:
     s, run_dir = p.settings, run.path
     chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)  # evaluations fall on chunk boundaries
-    data = device_data(p)
+    data, trajectories = device_data(p), jax.device_put(p.trajectories)
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
     train_chunk = make_train_chunk(p.agent, p.config, chunk)
     policy = batched_policy(p.agent)
@@ -221,7 +258,7 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
             if size != chunk:
                 train_chunk = make_train_chunk(p.agent, p.config, size)
             t0 = time.perf_counter()
-            new_states, metrics = train_chunk(states, seed_keys, step // chunk, data)
+            new_states, metrics = train_chunk(states, seed_keys, step // chunk, data, trajectories)
             metrics = jax.device_get(metrics)  # waits for the chunk: (seeds,) per metric
             update_seconds += time.perf_counter() - t0
             diverged = runs.divergence(metrics, new_states)
@@ -261,6 +298,7 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
         "dataset": s.dataset,
         "env": p.env_id,
         "preset": p.preset,
+        "sampler": samplers.label(s.sampler, s.sampler_temperature),
         "steps": s.steps,
         "seeds": len(p.seeds),
         "seed_values": p.seeds,
