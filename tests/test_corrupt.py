@@ -45,7 +45,8 @@ def test_random_corruption_touches_exactly_the_fraction_with_the_scale(clean, ta
         noise = new / 30.0
     else:  # U(-scale, scale) standard deviations of each dimension
         noise = (new - old) / np.asarray(getattr(clean, field), np.float64).std(axis=0)
-        if target == "actions":  # clipped to [-1, 1]: compare where no clip happened
+        if target == "actions":  # clipped to [-1, 1] (the default box): compare where no clip happened
+            assert np.abs(new).max() == 1.0
             noise = noise[(np.abs(new) < 1.0).all(axis=1)]
     assert np.abs(noise).max() <= SCALE + 1e-5
     assert np.abs(noise).max() > 0.95 * SCALE  # uniform over the whole interval ...
@@ -145,6 +146,18 @@ def test_cli_writes_the_record_and_never_touches_the_source(tmp_path, capsys):
     assert code != 0 and "exists" in err
 
 
+def test_corrupted_actions_stay_in_the_envs_box(tmp_path, capsys):
+    """Pendulum's torques lie in [-2, 2]: noise pushes some past it, and they are clipped to it, not to [-1, 1]."""
+    source = write_o2o(make_dataset(n=400, obs_dim=3, act_dim=1, env_id="Pendulum-v1"), tmp_path / "clean")
+    code, _, err = run_cli(["data", "corrupt", str(source), str(tmp_path / "noisy"), "--target", "actions", "--rate",
+                            "1", "--scale", "3"], capsys)
+    assert code == 0, err
+    actions = np.asarray(load_dataset(tmp_path / "noisy").actions)
+    assert np.abs(actions).max() == 2.0 and (np.abs(actions) > 1.0).mean() > 0.2
+    code, _, err = run_cli(["data", "corrupt", str(source), str(tmp_path / "m"), "--format", "minari"], capsys)
+    assert code != 0 and "cannot hold the per-step field" in err and not (tmp_path / "m").exists()
+
+
 def test_an_offline_runs_critics_attack_the_data_they_learned(tmp_path, capsys):
     """The attacker as the CLI builds it: an o2o run's critic ensemble (a few SAC-N updates), refused for other data."""
     from o2o.train import offline
@@ -164,3 +177,14 @@ def test_an_offline_runs_critics_attack_the_data_they_learned(tmp_path, capsys):
     assert corrupted.metadata["corruption"][0]["attacker"]["algo"] == "sacn"
     with pytest.raises(O2OError, match="trained on other data"):
         attacker_from_run(tmp_path / "run", make_dataset(n=400, obs_dim=11, act_dim=3, seed=5))
+
+
+def test_riql_takes_the_papers_settings_for_the_recorded_corruption():
+    from o2o.algorithms import preset
+
+    assert preset("riql", "auto", "Hopper-v5", "medium-replay", "random-states") == (
+        "hopper-random-states", {"huber_sigma": 0.1, "quantile": 0.25, "num_critics": 3})
+    assert preset("riql", "auto", "Walker2d-v5", "medium", "adversarial-rewards")[1] == {
+        "huber_sigma": 3.0, "quantile": 0.1, "num_critics": 5}
+    assert preset("riql", "auto", "Hopper-v5", "medium-replay", None) == (None, {})  # clean: RIQL's defaults
+    assert preset("riql", "auto", "Ant-v5", "medium", "random-states") == (None, {})  # an env the paper did not tune

@@ -1,7 +1,8 @@
 """Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
 `prepare_dataset` (the data transform of the algorithm's paper), `transition_fields` (what its update reads beyond
-s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows) and `begin_episode` /
-`act_in_episode` (a policy that acts on the episode so far: DT's context). Which module and variant an algorithm name
+s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows), `begin_episode` /
+`act_in_episode` (a policy that acts on the episode so far: DT's context) and `q_values` (its critic ensemble's values,
+what an adversarial data corruption attacks). Which module and variant an algorithm name
 means is recorded in `o2o.algorithms`; `get_algorithm` gives the module's functions as one typed `Agent`, optional
 ones filled in, so the train layer calls every agent alike."""
 
@@ -40,17 +41,20 @@ class Agent:
     begin_episode: Callable[[Any], Any] | None
     # (state, memory, observation, last reward, t, key) -> (action, memory): one env's action at step t of its episode
     act_in_episode: Callable[..., tuple[jax.Array, Any]] | None
+    # (state, raw observations, [-1, 1] actions) -> (num_critics, batch); None: no critic ensemble
+    q_values: Callable[[Any, jax.Array, jax.Array], jax.Array] | None
 
     @classmethod
     def from_module(cls, name: str, module) -> "Agent":
         """The module's functions; a module may leave out the optional ones (no transform, no extra fields, no changes,
-        uniform transitions, no episode memory)."""
+        uniform transitions, no episode memory, no critic ensemble)."""
         return cls(name, module.Config, module.init, module.update, module.act,
                    getattr(module, "prepare_dataset", lambda dataset, config: dataset),
                    getattr(module, "transition_fields", lambda config: ()),
                    getattr(module, "online_overrides", lambda updates: {}),
                    getattr(module, "sample_batch", uniform_transitions),
-                   getattr(module, "begin_episode", None), getattr(module, "act_in_episode", None))
+                   getattr(module, "begin_episode", None), getattr(module, "act_in_episode", None),
+                   getattr(module, "q_values", None))
 
 
 def uniform_transitions(config: Any, data: dict, key: jax.Array) -> dict:

@@ -113,6 +113,12 @@ def gaussian_act(state: Any, observations: jax.Array, key: jax.Array, determinis
     return mean if deterministic else clipped_gaussian_sample(mean, log_std, key)
 
 
+def ensemble_q_values(state: Any, observations: jax.Array, actions: jax.Array) -> jax.Array:
+    """(num_critics, batch) values of the agent's critic ensemble at raw states and [-1, 1] actions (its states
+    normalized as its update normalizes them): what an adversarial data corruption attacks."""
+    return state.critic(state.normalizer(observations), actions)
+
+
 def value_and_grad(loss_fn: Callable, params: Any, *args) -> tuple[jax.Array, Any, Any]:
     """(loss, auxiliary metrics, gradient) of a loss function returning (loss, aux)."""
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)

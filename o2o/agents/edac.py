@@ -23,6 +23,7 @@ from o2o.agents.common import ensemble_squared_error
 State = sac.State
 init = sac.init
 act = sac.act
+q_values = sac.q_values
 GRADIENT_NORM_EPSILON = 1e-10  # guards g_i / ||g_i|| for a flat critic (EDAC's code)
 
 

@@ -18,8 +18,18 @@ import numpy as np
 import optax
 from flax import struct
 
-from o2o.agents.common import (Network, ObservationNormalizer, Spec, advantage_weighted_nll, ensemble_squared_error,
-                               gaussian_act, soft_update, td_target, value_and_grad)
+from o2o.agents.common import (
+    Network,
+    ObservationNormalizer,
+    Spec,
+    advantage_weighted_nll,
+    ensemble_q_values,
+    ensemble_squared_error,
+    gaussian_act,
+    soft_update,
+    td_target,
+    value_and_grad,
+)
 from o2o.data import Dataset
 from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction
 
@@ -143,3 +153,6 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 act = gaussian_act
+
+
+q_values = ensemble_q_values

@@ -22,9 +22,22 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, td_target, value_and_grad
+from o2o.agents.common import (
+    Network,
+    ObservationNormalizer,
+    Spec,
+    ensemble_q_values,
+    soft_update,
+    td_target,
+    value_and_grad,
+)
 from o2o.agents.iql import MAX_ADVANTAGE_WEIGHT, expectile_loss
-from o2o.nets import EDAC_CRITIC_OUTPUT_SCALE, CriticEnsemble, DeterministicPolicy, ValueFunction
+from o2o.nets import (
+    EDAC_CRITIC_OUTPUT_SCALE,
+    CriticEnsemble,
+    DeterministicPolicy,
+    ValueFunction,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,3 +155,6 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
     """The deterministic policy's action (RIQL learns offline only: no exploration noise)."""
     return state.actor(state.normalizer(observations))
+
+
+q_values = ensemble_q_values

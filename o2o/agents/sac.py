@@ -18,8 +18,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
-                               value_and_grad)
+from o2o.agents.common import (
+    Network,
+    ObservationNormalizer,
+    Spec,
+    ensemble_q_values,
+    ensemble_squared_error,
+    soft_update,
+    td_target,
+    value_and_grad,
+)
 from o2o.nets import CriticEnsemble, GaussianPolicy, gaussian_log_prob, output_scales
 
 
@@ -203,3 +211,6 @@ def act(state, observations: jax.Array, key: jax.Array, deterministic: bool = Tr
     if deterministic:
         return jnp.tanh(mean)
     return sample_tanh_gaussian(mean, log_std, key)[0]
+
+
+q_values = ensemble_q_values

@@ -18,8 +18,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_squared_error, soft_update, td_target,
-                               value_and_grad)
+from o2o.agents.common import (
+    Network,
+    ObservationNormalizer,
+    Spec,
+    ensemble_q_values,
+    ensemble_squared_error,
+    soft_update,
+    td_target,
+    value_and_grad,
+)
 from o2o.nets import MLP, CriticEnsemble, DeterministicPolicy, output_scales
 
 
@@ -153,3 +161,6 @@ def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bo
     if deterministic:
         return actions
     return jnp.clip(actions + state.config.exploration_noise * jax.random.normal(key, actions.shape), -1.0, 1.0)
+
+
+q_values = ensemble_q_values

@@ -59,14 +59,12 @@ def data_convert(
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a dataset to o2o's format (default), Minari, D4RL-layout HDF5 or .npz; the source is never changed."""
-    from o2o.data import write_d4rl_hdf5, write_minari, write_npz, write_o2o
     from o2o.envs import load_for_env
     from o2o.files import check_destination
 
     check_destination(dest, name="DEST")
     dataset, _ = load_for_env(source, env, goal_conditioned=True)
-    writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
-    path = writer(dataset, dest)
+    path = _writer(format)(dataset, dest)
     if as_json:
         _print_json({"source": source, "dest": str(path), "format": format.value, "transitions": len(dataset)})
     else:
@@ -87,7 +85,8 @@ def data_corrupt(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the rows chosen and the noise.")] = 0,
     attacker: Annotated[Optional[str], typer.Option("--attacker", help="Run directory of an offline sacn/edac run on "
                                                     "SOURCE: the Q-ensemble an adversarial attack lowers.")] = None,
-    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write.")] = DatasetFormat.o2o,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write: o2o, hdf5 or npz (Minari cannot "
+                                                  "hold the per-step field `corrupted`).")] = DatasetFormat.o2o,
     env: EnvOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -96,12 +95,14 @@ def data_corrupt(
     `corrupted`)."""
     import time
 
-    from o2o.data import content_hash, write_d4rl_hdf5, write_minari, write_npz, write_o2o
+    from o2o.data import content_hash
     from o2o.data.corrupt import check_parameters, corrupt
     from o2o.envs import env_spaces, load_for_env
     from o2o.files import check_destination
 
     check_parameters(target, mode, rate, scale)
+    if format == DatasetFormat.minari:  # its per-step `corrupted` field is an extra, which Minari cannot hold
+        raise O2OError("--format minari cannot hold the per-step field `corrupted`; write o2o, hdf5 or npz")
     check_destination(dest, name="DEST")
     dataset, env_id = load_for_env(source, env, goal_conditioned=True)
     bounds = None
@@ -120,14 +121,19 @@ def data_corrupt(
     corrupted = corrupt(dataset, target, mode, rate, scale, seed, adversary, bounds)
     seconds = time.perf_counter() - start
     corrupted.metadata["corruption"][-1]["source"] = {"path": source, "content_hash": content_hash(dataset)}
-    writer = {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
-    path = writer(corrupted, dest)
+    path = _writer(format)(corrupted, dest)
     record = corrupted.metadata["corruption"][-1]
     if as_json:
         _print_json({"source": source, "dest": str(path), **record, "transitions": len(corrupted), "seconds": seconds})
     else:
         print(f"corrupted {record['corrupted_transitions']} of {len(corrupted)} transitions ({mode} {target}, scale "
               f"{scale:g}, seed {seed}) in {seconds:.1f} s; wrote {path} as {format.value}")
+
+
+def _writer(format: DatasetFormat):
+    from o2o.data import write_d4rl_hdf5, write_minari, write_npz, write_o2o
+
+    return {"o2o": write_o2o, "minari": write_minari, "hdf5": write_d4rl_hdf5, "npz": write_npz}[format.value]
 
 
 @app.command("collect")

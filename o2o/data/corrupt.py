@@ -78,8 +78,8 @@ def corrupt(dataset: Dataset, target: str, mode: str = "random", rate: float = 0
     clean = np.asarray(getattr(dataset, field))
     corrupted_values = clean.copy()
     if target == "rewards":
-        noise = rng.uniform(-scale, scale, size=rows.size)
-        corrupted_values[rows] = RANDOM_REWARD_SCALE * noise if mode == "random" else -scale * clean[rows]
+        corrupted_values[rows] = (RANDOM_REWARD_SCALE * rng.uniform(-scale, scale, size=rows.size) if mode == "random"
+                                  else -scale * clean[rows])
     else:
         std = clean.astype(np.float64).std(axis=0)
         if mode == "random":

@@ -23,6 +23,7 @@ normalization removes a reward scale, but a shift by c moves G_i by c T_i, which
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import jax
@@ -48,7 +49,7 @@ def check(sampler: str, temperature: float) -> None:
     above 0 (alpha divides the weights)."""
     if sampler not in SAMPLERS:
         raise O2OError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-    if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
+    if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool) and np.isfinite(temperature) and temperature > 0):
         raise O2OError(f"--sampler-temperature {temperature!r}: must be a finite number above 0 "
                        f"(Hong et al. use {DEFAULT_TEMPERATURE})")
 

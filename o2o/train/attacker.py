@@ -20,8 +20,8 @@ from o2o.train.offline import checkpoint_template
 
 def attacker_from_run(run_dir: str | Path, clean: Dataset) -> Attacker:
     """The critics and deterministic policy of `run_dir`'s first seed, over raw states and the env's actions. The run
-    must have trained on `clean` (its recorded content hash) and have a critic ensemble (sacn and edac, as the paper's
-    EDAC; any agent whose `critic` returns one value per critic)."""
+    must have trained on `clean` (its recorded content hash) and its agent must have a critic ensemble (`q_values`;
+    the paper attacks with EDAC's)."""
     run = runs.RunDir.open(run_dir, "offline")
     recorded = (run.record.get("dataset") or {}).get("content_hash")
     if recorded != content_hash(clean):
@@ -30,17 +30,16 @@ def attacker_from_run(run_dir: str | Path, clean: Dataset) -> Attacker:
     if not run.env_id:
         raise O2OError(f"--attacker {run.path}: trained without an environment; its action bounds are unknown")
     agent, config = restore_algorithm(run.settings["algo"], run.agent_config)
+    if agent.q_values is None:
+        raise O2OError(f"--attacker {run.path}: {run.settings['algo']} learns no critic ensemble to attack")
     checkpoint = runs.load_checkpoint(run.path, {"states": checkpoint_template(agent, config, run.env_id, run.seeds)})
     state = jax.tree.map(lambda x: x[0], checkpoint["states"])
-    if not hasattr(state, "critic"):
-        raise O2OError(f"--attacker {run.path}: {run.settings['algo']} learns no critic to attack")
     spaces = env_spaces(run.env_id)
     center = jnp.asarray((spaces.action_high + spaces.action_low) / 2.0, jnp.float32)
     half_width = jnp.asarray((spaces.action_high - spaces.action_low) / 2.0, jnp.float32)
 
     def q_values(observations, actions):
-        values = state.critic(state.normalizer(observations), (actions - center) / half_width)
-        return values if values.ndim == 2 else values[None]
+        return agent.q_values(state, observations, (actions - center) / half_width)
 
     def policy(observations):
         return center + half_width * agent.act(state, observations, jax.random.PRNGKey(0), True)
