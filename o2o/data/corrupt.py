@@ -24,7 +24,8 @@ transitions were corrupted in the per-step extra field `corrupted`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def corrupt(dataset: Dataset, target: str, mode: str = "random", rate: float = 0
                        "(--attacker RUN_DIR, an o2o run of sacn or edac on this dataset)")
     n = len(dataset)
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(n, size=int(round(rate * n)), replace=False))
+    rows = np.sort(rng.choice(n, size=round(rate * n), replace=False))
     field = TARGETS[target]
     clean = np.asarray(getattr(dataset, field))
     corrupted_values = clean.copy()
