@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Trajectory weighting (Hong et al., ICLR 2023) where it should matter: uniform vs return-weighted sampling for TD3+BC
 # and IQL, 3 seeds, on two mixed Hopper-v5 datasets made from o2o's zoo: 95% random + 5% expert transitions (200k), and
-# medium + expert (100k each). One bench grid and its report.
+# medium + expert (100k each). One bench per dataset, one report over them.
 #   benchmarks/weighting/run.sh OUT        environment: STEPS (default 10000), EVAL_EVERY (5000), WORKERS (2),
+#                                          MIXTURES (default "random95-expert5 medium-expert-200k"),
 #                                          DATA_ONLY=1 (make the datasets, stop)
 # Re-running resumes.
 set -euo pipefail
@@ -34,7 +35,9 @@ for name, parts in mixtures:
     print(f"wrote {root / name}")
 PY
 [ -z "${DATA_ONLY:-}" ] || exit 0
-o2o bench --algos td3bc,iql --datasets "$out/data/Hopper-v5-random95-expert5,$out/data/Hopper-v5-medium-expert-200k" \
-  --samplers uniform,return-weighted --seeds 3 --steps "${STEPS:-10000}" --eval-every "${EVAL_EVERY:-5000}" \
-  --eval-episodes 10 --workers "${WORKERS:-2}" --out "$out/bench" --quiet
-o2o report "$out/bench" --out "$out/report"
+for mixture in ${MIXTURES:-random95-expert5 medium-expert-200k}; do  # one bench per dataset: each resumes alone
+  o2o bench --algos td3bc,iql --datasets "$out/data/Hopper-v5-$mixture" --samplers uniform,return-weighted --seeds 3 \
+    --steps "${STEPS:-10000}" --eval-every "${EVAL_EVERY:-5000}" --eval-episodes 10 --workers "${WORKERS:-2}" \
+    --out "$out/bench-$mixture" --quiet
+done
+o2o report "$out"/bench-* --out "$out/report"
