@@ -2,7 +2,7 @@
 final normalized score (mean ± std over seeds) per algorithm, dataset and corruption, and each algorithm's drop from
 clean data averaged over the four corruptions with a 95% bootstrap interval over seeds.
 
-    python benchmarks/corruption/summarize.py OUT/bench
+    python benchmarks/corruption/summarize.py BENCH_DIR [BENCH_DIR ...]
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 TARGETS = ("states", "actions", "rewards", "dynamics")
 
 
-def scores(bench: Path) -> dict[tuple[str, str, str], np.ndarray]:
-    """(algo, clean dataset, corruption or "clean") -> per-seed final normalized scores."""
+def scores(benches: list[Path]) -> dict[tuple[str, str, str], np.ndarray]:
+    """(algo, clean dataset, corruption or "clean") -> per-seed final normalized scores of the benches' finished runs."""
     out = {}
-    for summary in sorted(bench.glob("runs/*/offline/summary.json")):
+    for summary in sorted(s for bench in benches for s in bench.glob("runs/*/offline/summary.json")):
         record = json.loads(summary.read_text())
         name = Path(record["dataset"]).name
         target = next((t for t in TARGETS if name.endswith(f"-random-{t}")), None)
@@ -38,7 +38,7 @@ def drop_interval(clean: np.ndarray, corrupted: list[np.ndarray], reps: int = 10
 
 
 def main() -> None:
-    table = scores(Path(sys.argv[1]))
+    table = scores([Path(p) for p in sys.argv[1:]])
     algos = sorted({a for a, _, _ in table})
     datasets = sorted({d for _, d, _ in table})
     print("| dataset | algorithm | clean | " + " | ".join(TARGETS) + " | drop, mean of 4 [95% CI] |")
