@@ -20,8 +20,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
+from o2o.agents import iql
 from o2o.agents.common import (
     Network,
     ObservationNormalizer,
@@ -76,16 +76,7 @@ class Config:
     """Transitions per update (authors' code)."""
 
 
-@struct.dataclass
-class State:
-    actor: Network
-    critic: Network
-    value: Network
-    target_critic_params: dict
-    normalizer: ObservationNormalizer
-    step: jax.Array
-    config: Config = struct.field(pytree_node=False)
-    spec: Spec = struct.field(pytree_node=False)
+State = iql.State  # the same networks and targets: actor, critic ensemble, value, target critics
 
 
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
