@@ -155,7 +155,137 @@ def rebrac(reference: Path, data: dict, seed: int, config: dict):
     return epoch, act, chunk
 
 
-ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac}
+# EDAC paper (An et al., 2021), Table 5, run as its README says: `python -m scripts.sac --env_name ENV --num_qs N
+# --eta ETA`, every other setting the script's defaults (CORL's edac configs hold the same N and eta)
+EDAC_PAPER = {"halfcheetah-medium": (10, 1.0), "halfcheetah-medium-replay": (10, 1.0),
+              "halfcheetah-medium-expert": (10, 5.0), "hopper-medium": (50, 1.0), "hopper-medium-replay": (50, 1.0),
+              "hopper-medium-expert": (50, 1.0), "walker2d-medium": (10, 1.0), "walker2d-medium-replay": (10, 1.0),
+              "walker2d-medium-expert": (10, 5.0)}
+
+
+def d4rl_qlearning_dataset(data: dict) -> dict[str, np.ndarray]:
+    """D4RL 1.1's `qlearning_dataset(env)` (rail-berkeley/d4rl, d4rl/__init__.py: the d4rl EDAC's README installs) on
+    the .npz's D4RL keys, vectorized: with a `timeouts` key every transition i < N - 1 with timeouts[i] = 0 is kept (a
+    timeout's transition is skipped, as is the file's last one), its next state is observations[i + 1] (the file's
+    next_observations are not read), float32 arrays, terminals as bool."""
+    assert "timeouts" in data, "without timeouts D4RL counts steps against env._max_episode_steps"
+    keep = np.flatnonzero(~data["timeouts"][:-1].astype(bool))
+    return {"observations": data["observations"][keep].astype(np.float32),
+            "actions": data["actions"][keep].astype(np.float32),
+            "next_observations": data["observations"][keep + 1].astype(np.float32),
+            "rewards": data["rewards"][keep].astype(np.float32),
+            "terminals": data["terminals"][keep].astype(bool)}
+
+
+def edac(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' EDAC (snu-mllab/EDAC, PyTorch, lifelong_rl): its own training entry point, `python -m scripts.sac
+    --env_name ENV-LEVEL-v2 --seed SEED --num_qs N --eta ETA` with the paper's N and eta for the dataset (`EDAC_PAPER`;
+    halfcheetah-medium-replay: 10 and 1), run by `runpy` in a scratch directory (its logger writes results/... there).
+    Its `experiment()` builds everything as in the paper's runs: the seeds (torch, NumPy, random), the
+    MujocoReplayBuffer (2M) filled by `load_hdf5` from `d4rl.qlearning_dataset` (rewards as they are: --reward_mean and
+    --reward_std off), sac_config.get_config's 3 x 256 TanhGaussianPolicy, two ParallelizedEnsembleFlattenMLP (critics,
+    targets) and SACTrainer, and the TorchOfflineRLAlgorithm (batch 256, 1000 updates an epoch); then its `train()`
+    hands the algorithm over instead of looping. Each call runs the loop body of `OfflineRLAlgorithm._train`
+    gcd(eval_every, 1000) times, in its training mode: `replay_buffer.random_batch(256)` (NumPy's global stream) and
+    `trainer.train(batch, indices)` (np_to_pytorch_batch, `train_from_torch`: alpha, policy, critics with the eta term,
+    targets), then the trainer's statistics and `trainer.end_epoch`. Acting: the `evaluation_policy` get_config builds,
+    MakeDeterministic(policy).get_action: tanh of the mean. Its update runs unchanged: neither documented deviation from
+    o2o (update order, the 1e-6 in log pi) is aligned here, nor two differences of its initialisation the update-parity
+    fixture (o2o's parameters copied in) does not see: its target critics are a second, independent random ensemble
+    (get_config's `group_init(2, ...)`, never copied from the critics; o2o's start as a copy), and its policy's hidden
+    weights are U(+-1/sqrt(256)) in every layer (rlkit's `fanin_init` reads nn.Linear's weight as (out, in): fan_in =
+    256; o2o's first layer U(+-1/sqrt(obs_dim))). The statistics a call returns are those of its first update (the
+    reference logs its epochs' first, every 1000 updates).
+    Replaced or stubbed, for its training script only:
+    - d4rl (needs mujoco-py): `qlearning_dataset` is D4RL 1.1's on the .npz (`d4rl_qlearning_dataset`);
+    - gym (0.x): `make` returns a stand-in for the D4RL env: config["env"]'s (main() passes --env) spaces and MuJoCo
+      data from gymnasium (MujocoReplayBuffer sizes two arrays it never fills from sim.data.body_xpos and qpos),
+      `get_dataset` the .npz; `gym.spaces` is gymnasium.spaces (load_hdf5 rebuilds the observation Box),
+      `logger.set_level` a no-op;
+    - logging, plotting, timing, rendering: dateutil (tzlocal None: naive log timestamps), tensorboardX, matplotlib,
+      gtimer (reset, start, stamp: no-ops), cv2 (visualize_mujoco's import);
+    - `ptu.set_gpu_mode`: always CPU (the script passes use_gpu=True whatever its --use_cpu says);
+    - its per-epoch evaluation rollouts (d4rl env, before each epoch's updates) and its logging and snapshots are not
+      run: evaluation is o2o's protocol (learn.py's `evaluate`)."""
+    import math
+    import runpy
+    import tempfile
+
+    import gymnasium
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("dateutil", "dateutil.tz", "tensorboardX", "matplotlib", "matplotlib.pyplot", "gtimer", "cv2",
+                          "d4rl", "gym")
+    sys.modules["dateutil"].tz = sys.modules["dateutil.tz"]
+    sys.modules["dateutil.tz"].tzlocal = lambda: None
+    for name in ("reset", "start", "stamp"):
+        setattr(sys.modules["gtimer"], name, lambda *args, **kwargs: None)
+    real = gymnasium.make(config["env"])
+    env = types.SimpleNamespace(
+        observation_space=real.observation_space, action_space=real.action_space, get_dataset=lambda **kwargs: data,
+        sim=types.SimpleNamespace(data=types.SimpleNamespace(body_xpos=real.unwrapped.data.xpos,
+                                                             qpos=real.unwrapped.data.qpos)))
+    real.close()
+    assert env.observation_space.shape[0] == data["observations"].shape[1], (env.observation_space, config["env"])
+    gym = sys.modules["gym"]
+    gym.make, gym.spaces = (lambda name: env), gymnasium.spaces
+    gym.logger = types.SimpleNamespace(set_level=lambda level: None)
+    sys.modules["gym.spaces"] = gymnasium.spaces
+
+    def qlearning_dataset(env, dataset=None, terminate_on_end=False, **kwargs):
+        assert dataset is None and not terminate_on_end and not kwargs
+        return d4rl_qlearning_dataset(env.get_dataset())
+
+    sys.modules["d4rl"].qlearning_dataset = qlearning_dataset
+    import lifelong_rl.torch.pytorch_util as ptu
+    from lifelong_rl.core.rl_algorithms.offline import offline_rl_algorithm
+    if not getattr(ptu.set_gpu_mode, "cpu_only", False):
+        set_gpu_mode = ptu.set_gpu_mode
+        ptu.set_gpu_mode = lambda mode, gpu_id=0: set_gpu_mode(False, gpu_id)
+        ptu.set_gpu_mode.cpu_only = True
+    handed = {}
+    # experiment()'s last call, `offline_algorithm.train()`, hands the algorithm over
+    offline_rl_algorithm.OfflineRLAlgorithm.train = lambda self, start_epoch=0: handed.update(algorithm=self)
+
+    env_name, level = config["dataset"].lower().split("-v", 1)[0], config["dataset"].lower().split("-", 2)[-1]
+    key = f"{env_name}-{level}"
+    assert key in EDAC_PAPER, f"{config['dataset']}: no EDAC paper setting for {key} (EDAC_PAPER)"
+    num_qs, eta = EDAC_PAPER[key]
+    argv = ["scripts.sac", "--env_name", f"{key}-v2", "--seed", str(seed), "--num_qs", str(num_qs), "--eta", str(eta)]
+    cwd, saved_argv = os.getcwd(), sys.argv
+    try:
+        os.chdir(tempfile.mkdtemp(prefix="edac-logs-"))
+        sys.argv = argv
+        runpy.run_module("scripts.sac", run_name="__main__", alter_sys=True)
+    finally:
+        os.chdir(cwd)
+        sys.argv = saved_argv
+    algorithm = handed["algorithm"]
+    trainer, buffer = algorithm.trainer, algorithm.replay_buffer
+    chunk = math.gcd(config["eval_every"], algorithm.num_trains_per_train_loop)
+    epochs = iter(range(10**9))
+
+    def train():  # OfflineRLAlgorithm._train's loop body, `chunk` times
+        algorithm.training_mode(True)
+        for _ in range(chunk):
+            train_data, indices = buffer.random_batch(algorithm.batch_size, return_indices=True)
+            trainer.train(train_data, indices)
+        algorithm.training_mode(False)
+        metrics = {k: float(v) for k, v in trainer.get_diagnostics().items()}
+        trainer.end_epoch(next(epochs))
+        return metrics
+
+    policy = algorithm.eval_policy  # MakeDeterministic(policy)
+    print(f"edac: {' '.join(argv)}; {buffer._size} transitions, mean reward {float(buffer._rewards.mean()):.4f}, "
+          f"{int(buffer._terminals.sum())} terminals, N {trainer.num_qs}, eta {trainer.eta}, batch "
+          f"{algorithm.batch_size}, chunks of {chunk} updates", flush=True)
+    return train, (lambda obs: policy.get_action(obs)[0]), chunk
+
+
+ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac}
 
 
 def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
@@ -196,7 +326,7 @@ def main() -> None:
     args.out.with_suffix(".metrics.jsonl").unlink(missing_ok=True)  # a chunked adapter's, rewritten with the CSV
     for seed in args.seeds:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
-            "dataset": name, "steps": args.steps, "eval_every": args.eval_every})
+            "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "env": args.env})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
         start = time.perf_counter()

@@ -34,6 +34,7 @@ for algo in $ALGOS; do
     td3bc) tree=$REFS/TD3_BC python=$REFS/.venv/bin/python ;;
     iql) tree=$REFS/implicit_q_learning python=$REFS/.venv-iql/bin/python ;;
     rebrac) tree=$REFS/ReBRAC python=$REFS/.venv/bin/python ;;
+    edac) tree=$REFS/EDAC python=$REFS/.venv/bin/python ;;
     *) echo "no learning adapter for $algo" >&2; exit 2 ;;
   esac
   csv=$OUT/$algo-reference.csv

@@ -1,7 +1,10 @@
 """Learning parity, the verdict: o2o's per-seed curves (a bench directory's runs) against the reference's (the CSV of
 benchmarks/parity/learn.py), at equal budget on the same data.
 
-    python benchmarks/parity/verdict.py --bench BENCH_DIR --reference ALGO=FILE.csv [ALGO=FILE.csv ...] [--out FILE.md]
+    python benchmarks/parity/verdict.py --bench BENCH_DIR [BENCH_DIR ...] --reference ALGO=FILE.csv[,FILE.csv ...] \
+        [ALGO=...] [--out FILE.md]
+
+Several bench directories or CSVs add seeds (a seed found twice is an error).
 
 For each algorithm: the mean final score (last evaluation) and the area under the curve (the mean score over the
 evaluations, which share their steps on both sides) of each side, and the 95% bootstrap interval of the difference
@@ -22,6 +25,15 @@ import numpy as np
 from o2o.train.runs import RunDir
 
 REPS, WIDTH = 10_000, 10.0
+
+
+def merge(parts: list[dict[int, dict[int, float]]], what: str) -> dict[int, dict[int, float]]:
+    curves: dict[int, dict[int, float]] = {}
+    for part in parts:
+        if twice := set(curves) & set(part):
+            raise SystemExit(f"{what}: seeds {sorted(twice)} found twice")
+        curves.update(part)
+    return curves
 
 
 def o2o_curves(bench: Path, algo: str) -> dict[int, dict[int, float]]:
@@ -58,8 +70,9 @@ def verdict(low: float, high: float) -> str:
     return "differs"
 
 
-def compare(bench: Path, algo: str, reference: Path) -> dict:
-    mine, theirs = o2o_curves(bench, algo), reference_curves(reference)
+def compare(benches: list[Path], algo: str, references: list[Path]) -> dict:
+    mine = merge([o2o_curves(bench, algo) for bench in benches], f"{algo}, o2o")
+    theirs = merge([reference_curves(path) for path in references], f"{algo}, reference")
     steps = sorted(set.intersection(*(set(c) for c in [*mine.values(), *theirs.values()])))
     if not steps:
         raise SystemExit(f"{algo}: o2o and the reference share no evaluation step")
@@ -76,11 +89,12 @@ def compare(bench: Path, algo: str, reference: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", type=Path, required=True)
-    parser.add_argument("--reference", nargs="+", required=True, metavar="ALGO=FILE.csv")
+    parser.add_argument("--bench", type=Path, nargs="+", required=True)
+    parser.add_argument("--reference", nargs="+", required=True, metavar="ALGO=FILE.csv[,FILE.csv]")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results = [compare(args.bench, algo, Path(path)) for algo, path in (item.split("=", 1) for item in args.reference)]
+    results = [compare(args.bench, algo, [Path(path) for path in paths.split(",")])
+               for algo, paths in (item.split("=", 1) for item in args.reference)]
     header = ("| algorithm | seeds (o2o, reference) | budget | final: o2o / reference | final: difference [95% CI] | "
               "AUC: o2o / reference | AUC: difference [95% CI] | verdict (final, AUC) |")
     lines = [header, "|" + "---|" * 8]
