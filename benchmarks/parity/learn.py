@@ -13,6 +13,14 @@ jitted chunks (ReBRAC's epochs), once per chunk (the adapter returns the chunk's
 OUT's .metrics.jsonl). Evaluation is o2o's protocol: deterministic actions,
 `--eval-episodes` episodes to termination or the env's time limit, the mean return normalized as 100 * (return -
 RANDOM) / (EXPERT - RANDOM) (o2o's reference returns, passed in by benchmarks/parity/learning.sh).
+
+OGBench single-task (`--env` an OGBench task env such as cube-single-singletask-task2-v0; `--dataset` the OGBench-layout
+file DIR/cube-single-play-v0.npz, with DIR/cube-single-play-v0-val.npz beside it, as `o2o collect` writes them): the
+adapter reads the file itself through the reference's / OGBench's loader (no D4RL keys are read here), and the score is
+o2o's for OGBench single-task (`o2o.train.evaluation`): the success rate in % (mean over `--eval-episodes` episodes of
+`info["success"]` at the episode's last step), each episode in a fresh `gymnasium.make(ENV)` (OGBench's registration:
+200 steps, terminating at the goal), reset with o2o's seeds (1_000_003 * (step + 1) + 10_007 * seed + episode), the
+policy's draws keyed by fold_in(PRNGKey(reset seed), t) as o2o's `batched_policy`; `--score-range` is not used.
 """
 
 from __future__ import annotations
@@ -285,7 +293,145 @@ def edac(reference: Path, data: dict, seed: int, config: dict):
     return train, (lambda obs: policy.get_action(obs)[0]), chunk
 
 
-ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac}
+def ogbench_task_name(dataset: Path, env_id: str) -> str:
+    """The name OGBench's loader (and the reference's main.py) takes for a dataset + task: DIR/cube-single-play-v0.npz
+    and cube-single-singletask-task2-v0 -> cube-single-play-singletask-task2-v0."""
+    family, suffix = env_id.split("-singletask", 1)
+    stem = dataset.name[: -len(".npz")]
+    assert stem.startswith(family + "-") and stem.endswith("-v0"), (stem, env_id)
+    return f"{stem[:-len('-v0')]}-singletask{suffix}"
+
+
+def fql(reference: Path, data: dict | None, seed: int, config: dict):
+    """The authors' FQL (seohongpark/fql, JAX; its update parity: benchmarks/parity/fql.py): its own `main()` (main.py)
+    builds everything from its flags, as the README's command for this task does (`python main.py
+    --env_name=cube-single-play-singletask-task2-v0 --agent.alpha=300 --seed=SEED`, plus --agent=its agents/fql.py by
+    absolute path, --save_dir=a temporary folder, --offline_steps=STEPS; every other flag and agent setting its
+    default: agents/fql.py's get_config, 4 x 512 MLPs, LayerNorm critics, lr 3e-4, batch 256, discount 0.99, tau
+    0.005, q_agg mean, 10 flow steps, normalize_q_loss off): envs/env_utils.py's make_env_and_datasets calls
+    `ogbench.make_env_and_datasets(env_name)` (the train and -val splits read by OGBench's `load_dataset`, rewards and
+    masks by its `relabel_dataset` for the task, actions clipped to 1 - 1e-5), its Dataset / ReplayBuffer
+    (`create_from_initial_dataset`, buffer of 2M), `random.seed` / `np.random.seed(seed)`, `FQLAgent.create(seed, ...)`;
+    then it stops at its training loop (`tqdm.tqdm`, replaced, hands over main()'s locals and yields no step). Each call
+    runs that loop's offline body: `batch = train_dataset.sample(config['batch_size'])`, `agent.update(batch)`.
+    Replaced or stubbed, and why:
+    - `ogbench.make_env_and_datasets` as env_utils sees it: the package's own function with `dataset_dir` = the .npz's
+      folder (the reference passes none, so OGBench would download its published data to ~/.ogbench/data);
+    - wandb (not installed; main() calls setup_wandb, wandb.run.project and logs): init / Settings / log are no-ops,
+      run.project "fql"; distrax (utils/networks.py imports it for the Gaussian actors FQL does not use; it does not
+      import with jax 0.10): a placeholder module; main()'s flags.json and CSV logs go to a temporary --save_dir;
+    - the loop's logging (every 5,000 updates: a validation batch's loss, which draws from NumPy's global stream) and
+      its evaluation (at update 1 and every 100,000: 50 episodes, keyed from NumPy's global stream) are not run:
+      evaluation is learn.py's (o2o's protocol, see `evaluate_ogbench`), with its own keys. So the dataset's sampling
+      stream after update 1 is NumPy's global stream seeded by main(), without the draws those two would take.
+    Acting: `agent.sample_actions(observations=obs, seed=key)` (what its evaluate() calls through supply_rng; its
+    `temperature` is unused: the one-step policy always draws its noise), clipped to [-1, 1] as its evaluate() does."""
+    import functools
+    import tempfile
+
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from fixture import stub_training_imports
+    except ImportError:  # this file outside benchmarks/parity
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "main" / "benchmarks" / "parity"))
+        from fixture import stub_training_imports
+    stub_training_imports("wandb", "distrax")
+    wandb = sys.modules["wandb"]
+    wandb.run = types.SimpleNamespace(project="fql")
+    wandb.init = lambda **kwargs: wandb.run
+    wandb.Settings = lambda **kwargs: None
+    wandb.log = lambda *args, **kwargs: None
+    import ogbench
+    from absl import flags
+
+    dataset = Path(config["dataset_path"]).resolve()
+    env_name = ogbench_task_name(dataset, config["env"])
+    for split in (dataset, dataset.with_name(dataset.name[: -len(".npz")] + "-val.npz")):
+        assert split.is_file(), f"{split}: missing (OGBench's loader would try to download it)"
+    import main as reference_main
+    from envs import env_utils
+    env_utils.ogbench = types.SimpleNamespace(
+        make_env_and_datasets=functools.partial(ogbench.make_env_and_datasets, dataset_dir=str(dataset.parent)))
+
+    save_dir = tempfile.mkdtemp(prefix="fql-reference-")
+    # --agent: main.py's default config file (agents/fql.py), by its absolute path (the default is relative to the
+    # reference's folder), before the --agent.* overrides, as ml_collections requires
+    argv = ["main.py", f"--agent={reference / 'agents' / 'fql.py'}", f"--env_name={env_name}", "--agent.alpha=300",
+            f"--seed={seed}", f"--save_dir={save_dir}", f"--offline_steps={config['steps']}"]
+    if flags.FLAGS.is_parsed():  # a later seed in this process: every flag back to its default, the override flags
+        flags.FLAGS.unparse_flags()  # the last parse defined (--agent.alpha) removed; --agent reloads its config
+        for name in [name for name in flags.FLAGS if name.startswith("agent.")]:
+            delattr(flags.FLAGS, name)
+    saved_argv, sys.argv = sys.argv, argv  # ml_collections' config flag finds its --agent.* overrides in sys.argv
+    try:
+        flags.FLAGS(argv)
+    finally:
+        sys.argv = saved_argv
+    settings = flags.FLAGS.agent
+    from agents.fql import get_config
+    expected = get_config()
+    expected.alpha = 300.0
+    for key, value in expected.items():
+        if key not in ("ob_dims", "action_dim"):
+            assert settings[key] == value, f"agent.{key} = {settings[key]!r}, not {value!r}"
+
+    main_locals = {}
+
+    def handover(iterable, *args, **kwargs):  # main()'s `for i in tqdm.tqdm(range(1, ...), ...)`
+        main_locals.update(sys._getframe(1).f_locals)
+        return iter(())
+
+    reference_main.tqdm = types.SimpleNamespace(tqdm=handover)
+    reference_main.main(argv)
+    train_dataset, agent_config = main_locals["train_dataset"], main_locals["config"]
+    state = {"agent": main_locals["agent"]}
+
+    def update():
+        batch = train_dataset.sample(agent_config["batch_size"])
+        state["agent"], info = state["agent"].update(batch)
+        return info
+
+    def act(obs, key):
+        return np.clip(np.asarray(state["agent"].sample_actions(observations=obs, seed=key)), -1, 1)
+
+    rewards, masks = np.asarray(train_dataset["rewards"][: train_dataset.size]), train_dataset["masks"][: train_dataset.size]
+    print(f"fql: {env_name} from {dataset.parent}, {train_dataset.size} transitions, mean reward {rewards.mean():.4f}, "
+          f"success (mask 0) {100 * (1 - np.asarray(masks).mean()):.2f}%, alpha {agent_config['alpha']}, "
+          f"hidden {tuple(agent_config['actor_hidden_dims'])}, batch {agent_config['batch_size']}", flush=True)
+    return update, act
+
+
+ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac, "fql": fql}
+
+
+def is_ogbench_task(env_id: str) -> bool:
+    return "-singletask" in env_id
+
+
+def evaluate_ogbench(act, env_id: str, episodes: int, seed: int, step: int) -> float:
+    """o2o's evaluation of an OGBench single-task policy (o2o/train/evaluation.py, offline.py's run_eval): episode e of
+    training seed `seed` after `step` updates resets with seed 1_000_003 * (step + 1) + 10_007 * seed + e, acts with the
+    key fold_in(PRNGKey(reset seed % 2**31), t) at step t, runs to termination (the goal) or the 200-step limit; the
+    score is 100 x the mean of info["success"] at each episode's last step."""
+    import gymnasium as gym
+    import jax
+    import ogbench  # noqa: F401  (registers OGBench's envs)
+    env = gym.make(env_id)
+    successes = []
+    for episode in range(episodes):
+        reset_seed = 1_000_003 * (step + 1) + 10_007 * seed + episode
+        obs, _ = env.reset(seed=reset_seed)
+        episode_key = jax.random.PRNGKey(reset_seed % 2**31)
+        t, done, info = 0, False, {}
+        while not done:
+            action = np.asarray(act(obs.astype(np.float32), jax.random.fold_in(episode_key, t))).reshape(-1)
+            obs, _, terminated, truncated, info = env.step(np.clip(action, -1.0, 1.0))
+            t += 1
+            done = terminated or truncated
+        successes.append(float(info["success"]))
+    env.close()
+    return 100.0 * float(np.mean(successes))
 
 
 def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
@@ -313,35 +459,51 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, required=True)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--score-range", type=float, nargs=2, required=True, metavar=("RANDOM", "EXPERT"))
+    parser.add_argument("--score-range", type=float, nargs=2, default=None, metavar=("RANDOM", "EXPERT"),
+                        help="required but for an OGBench task (scored by its success rate)")
     parser.add_argument("--method", default=None, help="the method's name in the CSV (default: ALGO (reference))")
     parser.add_argument("--dataset-name", default=None, help="the dataset's name in the CSV (default: the file's stem)")
     parser.add_argument("--source", default="", help="the reference's repository and commit, recorded per row")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--log-every", type=int, default=0,
+                        help="an adapter that steps once per call: write its update's metrics every N updates to "
+                             "OUT's .metrics.jsonl (default 0: never; a chunked adapter's are written every chunk)")
     args = parser.parse_args()
-    data = load(args.dataset)
-    low, high = args.score_range
+    ogbench_task = is_ogbench_task(args.env)
+    if not ogbench_task and args.score_range is None:
+        parser.error("--score-range is required")
+    data = None if ogbench_task else load(args.dataset)  # OGBench: the adapter reads it with the reference's loader
+    low, high = args.score_range or (0.0, 100.0)
     rows = []
     name = args.dataset_name or args.dataset.stem
-    args.out.with_suffix(".metrics.jsonl").unlink(missing_ok=True)  # a chunked adapter's, rewritten with the CSV
+    args.out.with_suffix(".metrics.jsonl").unlink(missing_ok=True)  # rewritten with the CSV
     for seed in args.seeds:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
-            "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "env": args.env})
+            "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "dataset_path": args.dataset,
+            "env": args.env})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
         start = time.perf_counter()
         for step in range(chunk, args.steps + 1, chunk):
             metrics = update()
-            if chunked:
+            if not chunked and args.log_every and step % args.log_every == 0 and isinstance(metrics, dict):
+                metrics = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in metrics.items()}  # one update's
+            elif not chunked:
+                metrics = None
+            if metrics is not None:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 with open(args.out.with_suffix(".metrics.jsonl"), "a") as file:
                     file.write(json.dumps({"seed": seed, "step": step, **metrics}) + "\n")
             if step % args.eval_every == 0:
-                ret = evaluate(act, args.env, args.eval_episodes, seed)
-                score = 100.0 * (ret - low) / (high - low)
+                if ogbench_task:  # the success rate in %, o2o's score for an OGBench task
+                    ret = score = evaluate_ogbench(act, args.env, args.eval_episodes, seed, step)
+                else:
+                    ret = evaluate(act, args.env, args.eval_episodes, seed)
+                    score = 100.0 * (ret - low) / (high - low)
                 rows.append({"method": args.method or f"{args.algo} (reference)", "dataset": name, "seed": seed,
                              "step": step, "score": score, "env": args.env, "source": args.source})
-                print(f"{args.algo} seed {seed} step {step}: return {ret:.1f}, score {score:.1f} "
+                print(f"{args.algo} seed {seed} step {step}: {'success' if ogbench_task else 'return'} {ret:.1f}, "
+                      f"score {score:.1f} "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         partial = args.out.with_suffix(".partial.csv")
