@@ -10,7 +10,8 @@ adapter builds the reference's agent with the paper's settings exactly as the re
 feeds it the dataset through the reference's own data code where that code does not need d4rl (d4rl's loader is
 replaced by the .npz), and calls its own update once per step, or, where the reference's loop runs its updates in
 jitted chunks (ReBRAC's epochs), once per chunk (the adapter returns the chunk's size and its metrics, written to
-OUT's .metrics.jsonl). Evaluation is o2o's protocol: deterministic actions,
+OUT's .metrics.jsonl; an adapter whose update returns its metrics, as Cal-QL's, has their mean over every
+`--metrics-every` updates written there). Evaluation is o2o's protocol: deterministic actions,
 `--eval-episodes` episodes to termination or the env's time limit, the mean return normalized as 100 * (return -
 RANDOM) / (EXPERT - RANDOM) (o2o's reference returns, passed in by benchmarks/parity/learning.sh).
 
@@ -402,7 +403,6 @@ def fql(reference: Path, data: dict | None, seed: int, config: dict):
     return update, act
 
 
-ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac, "fql": fql}
 
 
 def is_ogbench_task(env_id: str) -> bool:
@@ -432,6 +432,113 @@ def evaluate_ogbench(act, env_id: str, episodes: int, seed: int, step: int) -> f
         successes.append(float(info["success"]))
     env.close()
     return 100.0 * float(np.mean(successes))
+
+
+def calql(reference: Path, data: dict, seed: int, config: dict):
+    """The Cal-QL authors' offline pre-training (nakamotoo/Cal-QL, JAX; refs/.venv-calql as benchmarks/parity/README.md
+    makes it, with gymnasium 1.4.0, mujoco 4.0.1 and the imageio and packaging that gymnasium's MuJoCo envs import):
+    its own `main()` (JaxCQL/conservative_sac_main.py) parses its flags at their defaults, with `--env` the dataset's
+    name, `--seed` the seed and `--cql.cql_max_target_backup=False` (o2o's CQL has one sampled next action, CQL's
+    official MuJoCo setting; its default True is the max over 10, as Cal-QL's AntMaze and Adroit runs), plus
+    `config["reference_set"]` (FLAG=VALUE, a diagnostic). main() loads the data with its `qlearning_dataset_and_calc_mc`
+    (a timeout's transition and the data's last dropped, actions clipped to 0.99999, rewards * 1 + 0, done = terminal,
+    Monte-Carlo returns-to-go per episode by its `calc_return_to_go`), builds its TanhGaussianPolicy and
+    FullyConnectedQFunction (256-256, orthogonal init, log_std = m raw + c from m = 1, c = -1), sets the target entropy
+    to -action_dim, seeds NumPy, `random` and its JAX key (`set_random_seed`), builds `ConservativeSAC(FLAGS.cql)` and
+    its SamplerPolicy, and hands over at its epoch loop's first evaluation (its eval sampler's `sample`, replaced,
+    takes main()'s locals and ends main(): nothing is trained or evaluated in it). Each update is its loop's offline
+    branch: `sac.train(batch_to_jax(subsample_batch(dataset, FLAGS.batch_size)), use_cql, cql_min_q_weight,
+    enable_calql)` with main()'s own values (True, 5.0, True). Acting: its SamplerPolicy on the current policy
+    parameters, `deterministic=True` (tanh of the mean), as its evaluation.
+    Replaced, because main() cannot run them here:
+    - `get_d4rl_dataset_with_mc_calculation` raises NotImplementedError for any env but AntMaze; its stand-in does what
+      it does with the dense-reward setting, `qlearning_dataset_and_calc_mc(..., is_sparse_reward=False)` (the
+      discounted return-to-go of every episode, no failure convention: what the authors' sampler.py says to use for a
+      dense-reward env), and returns its dict;
+    - `WandBLogger` (its constructor stops in pdb without a wandb_config.py), `setup_logger` and `logger` (viskit's
+      files; viskit.logging imports dateutil): the training script's logging;
+    - gym, d4rl, wandb: stubbed; `gym.make` returns the .npz as a D4RL env (`get_dataset`, `spec.name` the dataset's
+      name, the spaces' shapes) for its loader and its samplers' constructors; the evaluation is o2o's protocol in
+      gymnasium (`evaluate`)."""
+    import jax
+    from absl import flags
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("wandb", "d4rl", "gym", "viskit.logging")
+    sys.modules["viskit.logging"].setup_logger = lambda *args, **kwargs: None
+    name = config["dataset"]
+    raw = {k: data[k] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
+    env = types.SimpleNamespace(get_dataset=lambda **kwargs: raw,
+                                spec=types.SimpleNamespace(name=name, max_episode_steps=None),
+                                observation_space=types.SimpleNamespace(shape=data["observations"].shape[1:]),
+                                action_space=types.SimpleNamespace(shape=data["actions"].shape[1:]))
+    env.unwrapped = env
+    sys.modules["gym"].make = lambda env_name: env
+    argv = ["conservative_sac_main", f"--env={name}", f"--seed={seed}", "--cql.cql_max_target_backup=False",
+            *(f"--{item}" for item in config.get("reference_set", ()))]
+    command_line, sys.argv = sys.argv, argv  # its config-dict flags (--cql.*) take their overrides from sys.argv
+    try:
+        from JaxCQL import conservative_sac_main as script
+        flags.FLAGS(argv)  # parsed again for every seed (main() sets cql.target_entropy to -action_dim once)
+    finally:
+        sys.argv = command_line
+    from JaxCQL import replay_buffer, sampler
+
+    def dense_reward_dataset(env_name, reward_scale, reward_bias, clip_action, gamma):
+        # get_d4rl_dataset_with_mc_calculation with is_sparse_reward=False where it raises for a non-AntMaze env
+        dataset = replay_buffer.qlearning_dataset_and_calc_mc(
+            script.gym.make(env_name).unwrapped, reward_scale, reward_bias, clip_action, gamma, is_sparse_reward=False)
+        return {"observations": dataset["observations"], "actions": dataset["actions"],
+                    "next_observations": dataset["next_observations"], "rewards": dataset["rewards"],
+                    "dones": dataset["terminals"].astype(np.float32), "mc_returns": dataset["mc_returns"]}
+
+    class Logger:  # WandBLogger's interface, as main() uses it
+        experiment_id = ""
+
+        def __init__(self, config, variant):
+            pass
+
+        def log(self, *args, **kwargs):
+            pass
+
+    class Handover(Exception):
+        pass
+
+    main_locals = {}
+
+    class Sampler(sampler.TrajSampler):
+        def sample(self, *args, **kwargs):  # the epoch loop's first call: its evaluation at epoch 0
+            main_locals.update(sys._getframe(1).f_locals)
+            raise Handover
+
+    script.get_d4rl_dataset_with_mc_calculation = dense_reward_dataset
+    script.WandBLogger, script.TrajSampler = Logger, Sampler
+    try:
+        script.main(argv)
+    except Handover:
+        pass
+    sac, dataset, settings = main_locals["sac"], main_locals["dataset"], main_locals["FLAGS"]
+    use_cql, weight, calibrated = main_locals["use_cql"], main_locals["cql_min_q_weight"], main_locals["enable_calql"]
+    policy = main_locals["sampler_policy"]
+    assert use_cql and calibrated and settings.cql.target_entropy == -dataset["actions"].shape[1]
+
+    def update():
+        batch = script.batch_to_jax(script.subsample_batch(dataset, settings.batch_size))
+        return script.prefix_metrics(sac.train(batch, use_cql=use_cql, cql_min_q_weight=weight,
+                                               enable_calql=calibrated), "sac")
+
+    def act(obs):
+        return policy.update_params(sac.train_params["policy"])(obs.reshape(1, -1), deterministic=True)
+
+    print(f"calql: {len(dataset['rewards'])} transitions, mean reward {float(dataset['rewards'].mean()):.4f}, "
+          f"mean MC return {float(dataset['mc_returns'].mean()):.2f}, done {int(dataset['dones'].sum())}, "
+          f"cql_min_q_weight {weight}, "
+          f"flags {' '.join(argv[1:])}, jax {jax.__version__}", flush=True)
+    return update, act
+
+
+ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql}
 
 
 def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
@@ -465,9 +572,12 @@ def main() -> None:
     parser.add_argument("--dataset-name", default=None, help="the dataset's name in the CSV (default: the file's stem)")
     parser.add_argument("--source", default="", help="the reference's repository and commit, recorded per row")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--log-every", type=int, default=0,
-                        help="an adapter that steps once per call: write its update's metrics every N updates to "
-                             "OUT's .metrics.jsonl (default 0: never; a chunked adapter's are written every chunk)")
+    parser.add_argument("--reference-set", nargs="*", default=[], metavar="FLAG=VALUE",
+                        help="calql: more flags for the reference's training script (a diagnostic, e.g. "
+                             "policy_log_std_offset=0.0)")
+    parser.add_argument("--metrics-every", type=int, default=500,
+                        help="per-update adapters that return metrics (iql, calql, fql): write their mean over the last N "
+                             "updates to OUT's .metrics.jsonl every N updates")
     args = parser.parse_args()
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:
@@ -476,20 +586,24 @@ def main() -> None:
     low, high = args.score_range or (0.0, 100.0)
     rows = []
     name = args.dataset_name or args.dataset.stem
-    args.out.with_suffix(".metrics.jsonl").unlink(missing_ok=True)  # rewritten with the CSV
+    args.out.with_suffix(".metrics.jsonl").unlink(missing_ok=True)  # the adapter's metrics, rewritten with the CSV
     for seed in args.seeds:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
             "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "dataset_path": args.dataset,
-            "env": args.env})
+            "env": args.env, "reference_set": args.reference_set})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
-        start = time.perf_counter()
+        start, window = time.perf_counter(), []
         for step in range(chunk, args.steps + 1, chunk):
             metrics = update()
-            if not chunked and args.log_every and step % args.log_every == 0 and isinstance(metrics, dict):
-                metrics = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in metrics.items()}  # one update's
-            elif not chunked:
+            if not chunked and isinstance(metrics, dict):  # one update's metrics (device arrays): the window's mean
+                window.append(metrics)
                 metrics = None
+                if step % args.metrics_every == 0:
+                    import jax
+                    values = jax.device_get(window)
+                    metrics = {k: float(np.mean([np.mean(v[k]) for v in values])) for k in values[0]}
+                    window = []
             if metrics is not None:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 with open(args.out.with_suffix(".metrics.jsonl"), "a") as file:
