@@ -215,7 +215,8 @@ CHECKS = {
                deviations=("update order", "log-std scalars", "samples per loss", "target")),
     "rebrac": Check("tinkoff-ai/ReBRAC", commit="694385b72fcef2ae318e3f0ff41ca36122355343",
                deviations=("actor schedule", "actor target"),
-               learning="o2o above the authors' code at 5k updates (10.2 vs 4.7, 3 + 3 seeds), cause open"),
+               learning="inconclusive at 3 + 3 seeds, 10k updates, Hopper-v5 medium (final 11.7 vs 9.0; AUC "
+                        "o2o +3.2: one reference seed stays at 2.5)"),
     "fql": Check("seohongpark/fql", commit="719d04417cb0b206deddbc7d761b3e710c3d750c",
                deviations=("target critic", "one optimiser or three")),
     "dt": Check("kzl/decision-transformer", commit="e2d82e68f330c00f763507b3b01d774740bee53f",

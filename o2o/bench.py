@@ -320,6 +320,10 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
         capacity = workers or len(os.sched_getaffinity(0))
         if capacity < 1:
             raise O2OError(f"--workers must be at least 1 (got {capacity})")
+        # Ray starts its workers at nice 15 by default: beside any other process a cell then got 4% of a core
+        # (an EDAC cell beside two reference runs). A bench is the user's own job: its cells run at the driver's
+        # priority unless RAY_worker_niceness says otherwise. Read by the raylet this process starts.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=capacity, include_dashboard=False, logging_level=ERROR,
                  log_to_driver=False)
     slots = max(1, capacity // cpus_per_cell)

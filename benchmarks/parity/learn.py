@@ -22,6 +22,11 @@ o2o's for OGBench single-task (`o2o.train.evaluation`): the success rate in % (m
 `info["success"]` at the episode's last step), each episode in a fresh `gymnasium.make(ENV)` (OGBench's registration:
 200 steps, terminating at the goal), reset with o2o's seeds (1_000_003 * (step + 1) + 10_007 * seed + episode), the
 policy's draws keyed by fold_in(PRNGKey(reset seed), t) as o2o's `batched_policy`; `--score-range` is not used.
+
+Online methods (`rlpd`): a step is an environment step of the reference's online loop (act, env step, insert, then
+`--utd` critic updates and its actor and temperature update on batches half offline, half online, after
+`--start-training` random steps); `--steps` and `--eval-every` count environment steps and the curve also holds step 0
+(the untrained agent, as o2o's online runs do).
 """
 
 from __future__ import annotations
@@ -332,11 +337,7 @@ def fql(reference: Path, data: dict | None, seed: int, config: dict):
 
     sys.path.insert(0, str(reference))
     sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        from fixture import stub_training_imports
-    except ImportError:  # this file outside benchmarks/parity
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "main" / "benchmarks" / "parity"))
-        from fixture import stub_training_imports
+    from fixture import stub_training_imports
     stub_training_imports("wandb", "distrax")
     wandb = sys.modules["wandb"]
     wandb.run = types.SimpleNamespace(project="fql")
@@ -538,7 +539,164 @@ def calql(reference: Path, data: dict, seed: int, config: dict):
     return update, act
 
 
-ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql}
+def _gym_as_gymnasium() -> None:
+    """rlpd imports gym (< 0.24, its requirements) for spaces, seeding and wrappers: here `gym` is gymnasium 1.x, whose
+    spaces, `utils.seeding` and wrappers (ObservationWrapper, RescaleAction, ClipAction, FlattenObservation,
+    RecordEpisodeStatistics) serve its modules under the same names. `gym.wrappers.flatten_observation` (a module
+    path gymnasium 1.x dropped) is given its FlattenObservation; `gym.wrappers.pixel_observation` (imported by its
+    pixel wrappers, unused here) a placeholder."""
+    import gymnasium
+    import gymnasium.spaces
+    import gymnasium.utils.seeding
+    import gymnasium.wrappers
+    sys.modules["gym"] = gymnasium
+    sys.modules["gym.spaces"] = gymnasium.spaces
+    sys.modules["gym.utils"] = gymnasium.utils
+    sys.modules["gym.utils.seeding"] = gymnasium.utils.seeding
+    sys.modules["gym.wrappers"] = gymnasium.wrappers
+    sys.modules["gym.wrappers.flatten_observation"] = types.SimpleNamespace(
+        FlattenObservation=gymnasium.wrappers.FlattenObservation)
+    sys.modules["gym.wrappers.pixel_observation"] = types.SimpleNamespace(PixelObservationWrapper=object)
+
+
+def rlpd(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' RLPD (ikostrikov/rlpd, JAX; its environment: benchmarks/parity/rlpd.py, refs .venv-iql), online, as
+    its train_finetuning.py runs it with the README's D4RL locomotion command (`--utd_ratio=20 --start_training 5000
+    --config=configs/rlpd_config.py`, offline_ratio 0.5, batch_size 256, pretrain_steps 0):
+    - agent: `SACLearner.create(seed, env.observation_space, env.action_space, **rlpd_config)`, its own
+      configs/rlpd_config.py read by its get_config() (sac_config's SAC, 10 LayerNorm critics, 2 for the target);
+    - env: `gym.make(ENV)` (gymnasium's) through its own `wrap_gym(env, rescale_actions=True)` (SinglePrecision,
+      UniversalSeed, RescaleAction(-1, 1), ClipAction) and RecordEpisodeStatistics;
+    - offline data: its D4RLDataset (actions clipped to 1 - 1e-5, masks 1 - terminals, its dones from the data) on
+      the .npz's D4RL arrays; online data: its ReplayBuffer with capacity `--steps` (its max_steps);
+    - each step is one iteration of its online loop: a random action (`env.action_space.sample()`) for the first
+      `start_training` steps, then `agent.sample_actions`; the env step, `mask = 0` only at a termination; its
+      insert; from step `start_training` on, `replay_buffer.sample(utd * 128)` and `ds.sample(utd * 128)` merged by
+      its own `combine` (imported from train_finetuning.py: offline rows even, online odd, so each of the `utd`
+      minibatches of 256 is half and half) and ONE `agent.update(batch, utd)` (its jitted utd critic steps, then one
+      actor and one temperature step on the last minibatch).
+    What is replaced, and why:
+    - gym (< 0.24, not installable beside gymnasium 1.x / MuJoCo 4) is gymnasium (`_gym_as_gymnasium`); where the APIs
+      differ the loop does what the old one did: `env.seed(seed)` (UniversalSeed: env, observation and action
+      spaces) is `env.reset(seed=seed)` at the first reset plus the spaces' `seed(seed)`; the 4-tuple step's
+      `done` is terminated or truncated and its mask rule (`not done or "TimeLimit.truncated" in info`) is
+      `not terminated` (gym 0.23 sets that key at every time-limit end, also one that coincides with a termination:
+      there it kept mask 1; here 0); gymnasium 1.x's ClipAction declares an unbounded action space (gym's keeps the
+      box), so the wrapped env gets its [-1, 1] box back: `env.action_space.sample()` in the warm-up stays uniform,
+      not N(0, 1) clipped;
+    - d4rl: `d4rl.qlearning_dataset(env)` returns the .npz's observations, actions, next_observations, rewards and
+      terminals (qlearning_dataset's keys; the .npz is already in that form); `d4rl.gym_mujoco`, `d4rl.locomotion`,
+      `dmcgym` and `wandb` are stubbed (train_finetuning.py imports them; `combine` uses none);
+    - its D4RLDataset is never seeded in train_finetuning.py (NumPy entropy: runs are not reproducible); here it is
+      seeded with seed + 10000 (replay_buffer.seed(seed) as in the script; a different stream for the offline draws);
+    - its own evaluation (`evaluate` on an eval env seeded seed + 42, every eval_interval loop iterations) is o2o's
+      protocol (main's `evaluate`, `agent.eval_actions`: tanh of the mean), after every `--eval-every` env steps
+      and at step 0; its loop's `range(0, max_steps + 1)` runs `--steps` iterations (o2o counts env steps done).
+    - compilation only (no value changes): the agent's weak-typed scalars (its temperature, Adam moments, step counts)
+      are made strong-typed once after create(), as its update returns them, so that the UTD-20 update compiles once,
+      not four times; XLA's persistent compilation cache (~/.cache/learn_rlpd-jax unless JAX_COMPILATION_CACHE_DIR
+      is set) lets later seeds and runs load it (each seed's agent has new apply_fns, hence a new jit key).
+    The update is the reference's as it is: no numerical shim, its temperature loss and its mean critic loss (see
+    benchmarks/parity/README.md's deviations), TensorFlow Probability's JAX substrate imported before it (its
+    modules reach it as an attribute of the package)."""
+    import jax
+    import tensorflow_probability
+    import tensorflow_probability.substrates.jax  # noqa: F401
+    if not jax.config.jax_compilation_cache_dir:  # its update is rebuilt per seed (new apply_fns, a new jit key):
+        # XLA's persistent cache makes seeds 2, 3 (and reruns) load the compiled UTD-20 update (2 s, not minutes)
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "learn_rlpd-jax"))
+    # its package `rlpd` first: this directory's rlpd.py (the update-parity script) would shadow it
+    here = Path(__file__).parent.resolve()
+    sys.path[:] = [str(reference)] + [path for path in sys.path if Path(path or ".").resolve() != here]
+    _gym_as_gymnasium()
+    import gymnasium as gym
+    qlearning = {k: data[k] for k in ("observations", "actions", "next_observations", "rewards", "terminals")}
+    d4rl = types.ModuleType("d4rl")
+    d4rl.qlearning_dataset = lambda env: {k: v.copy() for k, v in qlearning.items()}
+    sys.modules["d4rl"] = d4rl
+    for name in ("d4rl.gym_mujoco", "d4rl.locomotion", "dmcgym", "wandb"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    import train_finetuning  # its combine; its absl flags are defined, never parsed
+    from configs import rlpd_config
+    from rlpd.agents import SACLearner
+    from rlpd.data import ReplayBuffer
+    from rlpd.data.d4rl_datasets import D4RLDataset
+    from rlpd.wrappers import wrap_gym
+
+    utd, start_training, batch_size, offline_ratio = config["utd"], config["start_training"], 256, 0.5
+    env = gym.make(config["env"])
+    env = wrap_gym(env, rescale_actions=True)
+    env.action_space = env.env.action_space  # gym's ClipAction keeps its env's box (see above)
+    env = gym.wrappers.RecordEpisodeStatistics(env, buffer_length=1)
+    env.action_space.seed(seed)  # UniversalSeed.seed
+    env.observation_space.seed(seed)
+    ds = D4RLDataset(env)
+    ds.seed(seed + 10_000)
+
+    kwargs = dict(rlpd_config.get_config())
+    assert kwargs.pop("model_cls") == "SACLearner"
+    agent = SACLearner.create(seed, env.observation_space, env.action_space, **kwargs)
+    # Its update returns its temperature and Adam moments as strong float32 arrays where create() made them weak-typed
+    # (Python scalars): the first calls would compile the UTD-20 update once per change (4 programs, 3 to 7 minutes
+    # each here); strong-typed from the start, one program is compiled. Types only: every value and dtype is the same.
+    agent = jax.tree_util.tree_map(
+        lambda x: jax.numpy.asarray(x, x.dtype) if isinstance(x, jax.Array) and x.weak_type else x, agent)
+    replay_buffer = ReplayBuffer(env.observation_space, env.action_space, config["steps"])
+    replay_buffer.seed(seed)
+    observation, _ = env.reset(seed=seed)
+    state = {"agent": agent, "observation": observation, "i": 0, "info": {}, "returns": [], "updates": 0,
+             "learn_wall": 0.0, "learn_cpu": 0.0}
+    print(f"rlpd: {len(ds)} offline transitions, mean reward {float(ds.dataset_dict['rewards'].mean()):.4f}; "
+          f"config {kwargs}; utd {utd}, start_training {start_training}", flush=True)
+
+    def env_step():
+        agent, observation, i = state["agent"], state["observation"], state["i"]
+        clock = time.perf_counter(), time.process_time()
+        if i < start_training:
+            action = env.action_space.sample()
+        else:
+            action, agent = agent.sample_actions(observation)
+        next_observation, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        mask = 0.0 if terminated else 1.0
+        replay_buffer.insert({"observations": observation, "actions": action, "rewards": reward, "masks": mask,
+                              "dones": done, "next_observations": next_observation})
+        observation = next_observation
+        if done:
+            observation, _ = env.reset()
+            state["returns"].append(float(info["episode"]["r"]))
+        if i >= start_training:
+            online_batch = replay_buffer.sample(int(batch_size * utd * (1 - offline_ratio)))
+            offline_batch = ds.sample(int(batch_size * utd * offline_ratio))
+            batch = train_finetuning.combine(offline_batch, online_batch)
+            agent, update_info = agent.update(batch, utd)
+            jax.block_until_ready(agent)
+            if state["updates"]:  # the first call compiles: learning steps after it are timed, wall and CPU
+                state["learn_wall"] += time.perf_counter() - clock[0]
+                state["learn_cpu"] += time.process_time() - clock[1]
+            else:
+                state["compile_wall"] = time.perf_counter() - clock[0]
+            state["updates"] += 1
+            state["info"] = update_info
+        state.update(agent=agent, observation=observation, i=i + 1)
+
+    def metrics() -> dict:
+        out = {k: float(np.asarray(v)) for k, v in state["info"].items()}
+        if state["returns"]:
+            out["train_episode_return"] = float(np.mean(state["returns"][-10:]))
+        if "compile_wall" in state:
+            out["first_update_seconds"] = state["compile_wall"]  # its compilation
+        if state["updates"] > 1:  # env steps with an update, after the first: per second of wall and of CPU time
+            out["learning_steps_per_second"] = (state["updates"] - 1) / state["learn_wall"]
+            out["learning_steps_per_cpu_second"] = (state["updates"] - 1) / state["learn_cpu"]
+        return out
+
+    env_step.metrics = metrics
+    return env_step, (lambda obs: state["agent"].eval_actions(obs))
+
+
+ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql, "rlpd": rlpd}
+ONLINE = {"rlpd"}  # a step is an environment step; the curve starts at step 0
 
 
 def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
@@ -578,6 +736,9 @@ def main() -> None:
     parser.add_argument("--metrics-every", type=int, default=500,
                         help="per-update adapters that return metrics (iql, calql, fql): write their mean over the last N "
                              "updates to OUT's .metrics.jsonl every N updates")
+    parser.add_argument("--start-training", type=int, default=5000,
+                        help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")
+    parser.add_argument("--utd", type=int, default=20, help="online methods: critic updates per env step (RLPD: 20)")
     args = parser.parse_args()
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:
@@ -590,13 +751,21 @@ def main() -> None:
     for seed in args.seeds:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
             "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "dataset_path": args.dataset,
-            "env": args.env, "reference_set": args.reference_set})
+            "env": args.env, "reference_set": args.reference_set, "start_training": args.start_training,
+            "utd": args.utd})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
-        start, window = time.perf_counter(), []
-        for step in range(chunk, args.steps + 1, chunk):
-            metrics = update()
-            if not chunked and isinstance(metrics, dict):  # one update's metrics (device arrays): the window's mean
+        online = args.algo in ONLINE
+        start, window, eval_seconds = time.perf_counter(), [], 0.0
+        for step in range(0 if online else chunk, args.steps + 1, chunk):
+            metrics = update() if step else None
+            if online:  # the loop's own summary at each evaluation
+                metrics = None
+                if step % args.eval_every == 0:
+                    metrics = update.metrics()
+                    elapsed = time.perf_counter() - start - eval_seconds
+                    metrics["env_steps_per_second"] = step / elapsed if step else 0.0  # evaluations excluded
+            elif not chunked and isinstance(metrics, dict):  # one update's metrics (device arrays): the window's mean
                 window.append(metrics)
                 metrics = None
                 if step % args.metrics_every == 0:
@@ -612,7 +781,9 @@ def main() -> None:
                 if ogbench_task:  # the success rate in %, o2o's score for an OGBench task
                     ret = score = evaluate_ogbench(act, args.env, args.eval_episodes, seed, step)
                 else:
+                    clock = time.perf_counter()
                     ret = evaluate(act, args.env, args.eval_episodes, seed)
+                    eval_seconds += time.perf_counter() - clock
                     score = 100.0 * (ret - low) / (high - low)
                 rows.append({"method": args.method or f"{args.algo} (reference)", "dataset": name, "seed": seed,
                              "step": step, "score": score, "env": args.env, "source": args.source})

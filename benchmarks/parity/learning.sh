@@ -35,8 +35,8 @@ for algo in $ALGOS; do
     iql) tree=$REFS/implicit_q_learning python=$REFS/.venv-iql/bin/python ;;
     rebrac) tree=$REFS/ReBRAC python=$REFS/.venv/bin/python ;;
     edac) tree=$REFS/EDAC python=$REFS/.venv/bin/python ;;
-    fql) tree=$REFS/fql python=$REFS/.venv/bin/python ;;
     calql) tree=$REFS/Cal-QL python=$REFS/.venv-calql/bin/python ;;
+    fql | rlpd) echo "$algo: OGBench data / an online run: see benchmarks/results/parity/README.md for its commands" >&2; exit 2 ;;
     *) echo "no learning adapter for $algo" >&2; exit 2 ;;
   esac
   csv=$OUT/$algo-reference.csv
