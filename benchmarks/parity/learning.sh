@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: learning.sh OUT_DIR [ALGO ...]}; shift
 ALGOS=${*:-td3bc iql}
+for algo in $ALGOS; do  # refused before any training: these run by the commands of benchmarks/results/parity/README.md
+  case $algo in fql | rlpd) echo "$algo: OGBench data / an online run: see benchmarks/results/parity/README.md" >&2; exit 2 ;; esac
+done
 O2O_PYTHON=${O2O_PYTHON:-.venv/bin/python}
 O2O="$(dirname "$O2O_PYTHON")/o2o"
 REFS=${REFS:-/work/refs}
@@ -36,7 +39,6 @@ for algo in $ALGOS; do
     rebrac) tree=$REFS/ReBRAC python=$REFS/.venv/bin/python ;;
     edac) tree=$REFS/EDAC python=$REFS/.venv/bin/python ;;
     calql) tree=$REFS/Cal-QL python=$REFS/.venv-calql/bin/python ;;
-    fql | rlpd) echo "$algo: OGBench data / an online run: see benchmarks/results/parity/README.md for its commands" >&2; exit 2 ;;
     *) echo "no learning adapter for $algo" >&2; exit 2 ;;
   esac
   csv=$OUT/$algo-reference.csv
