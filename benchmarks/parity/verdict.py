@@ -1,10 +1,11 @@
 """Learning parity, the verdict: o2o's per-seed curves (a bench directory's runs) against the reference's (the CSV of
 benchmarks/parity/learn.py), at equal budget on the same data.
 
-    python benchmarks/parity/verdict.py --bench BENCH_DIR [BENCH_DIR ...] --reference ALGO=FILE.csv[,FILE.csv ...] \
+    python benchmarks/parity/verdict.py --bench DIR [DIR ...] --reference ALGO=FILE.csv[,FILE.csv ...] \
         [ALGO=...] [--out FILE.md]
 
-Several bench directories or CSVs add seeds (a seed found twice is an error).
+Each DIR is an `o2o bench` directory (its offline runs) or one run directory (e.g. an `o2o online` run, whose steps
+are env steps). Several directories or CSVs add seeds (a seed found twice is an error).
 
 For each algorithm: the mean final score (last evaluation) and the area under the curve (the mean score over the
 evaluations, which share their steps on both sides) of each side, and the 95% bootstrap interval of the difference
@@ -36,11 +37,17 @@ def merge(parts: list[dict[int, dict[int, float]]], what: str) -> dict[int, dict
     return curves
 
 
-def o2o_curves(bench: Path, algo: str) -> dict[int, dict[int, float]]:
-    """seed -> step -> normalized score, from the bench's offline runs of `algo`."""
+def o2o_runs(path: Path) -> list[RunDir]:
+    """The run directory `path`, or a bench directory's offline runs."""
+    if RunDir.exists(path):
+        return [RunDir.open(path)]
+    return [RunDir.open(config.parent) for config in sorted(path.glob("runs/*/offline/config.json"))]
+
+
+def o2o_curves(path: Path, algo: str) -> dict[int, dict[int, float]]:
+    """seed -> step -> normalized score, from the runs of `algo` under `path` (see o2o_runs)."""
     curves: dict[int, dict[int, float]] = {}
-    for config in sorted(bench.glob("runs/*/offline/config.json")):
-        run = RunDir.open(config.parent)
+    for run in o2o_runs(path):
         if run.settings["algo"] != algo:
             continue
         for record in run.evaluations():
@@ -77,7 +84,9 @@ def compare(benches: list[Path], algo: str, references: list[Path]) -> dict:
     if not steps:
         raise SystemExit(f"{algo}: o2o and the reference share no evaluation step")
     rng = np.random.default_rng(0)
-    out = {"algo": algo, "seeds": [len(mine), len(theirs)], "steps": steps}
+    kinds = {run.kind for bench in benches for run in o2o_runs(bench) if run.settings["algo"] == algo}
+    unit = "env steps" if kinds == {"online"} else "updates"
+    out = {"algo": algo, "seeds": [len(mine), len(theirs)], "steps": steps, "unit": unit}
     for measure, of in (("final", lambda c: c[steps[-1]]), ("auc", lambda c: float(np.mean([c[s] for s in steps])))):
         a = np.array([of(c) for c in mine.values()])
         b = np.array([of(c) for c in theirs.values()])
@@ -100,7 +109,7 @@ def main() -> None:
     lines = [header, "|" + "---|" * 8]
     for r in results:
         f, a = r["final"], r["auc"]
-        lines.append(f"| {r['algo']} | {r['seeds'][0]}, {r['seeds'][1]} | {r['steps'][-1]:,} updates | "
+        lines.append(f"| {r['algo']} | {r['seeds'][0]}, {r['seeds'][1]} | {r['steps'][-1]:,} {r['unit']} | "
                      f"{f['o2o']:.1f} / {f['reference']:.1f} | {f['difference']:+.1f} [{f['ci'][0]:+.1f}, "
                      f"{f['ci'][1]:+.1f}] | {a['o2o']:.1f} / {a['reference']:.1f} | {a['difference']:+.1f} "
                      f"[{a['ci'][0]:+.1f}, {a['ci'][1]:+.1f}] | {f['verdict']}, {a['verdict']} |")
