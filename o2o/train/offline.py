@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +29,8 @@ from o2o.data.fields import FIELDS
 from o2o.envs import env_spaces, load_for_env, ogbench
 from o2o.envs.actions import to_unit_actions
 from o2o.errors import Interrupted, O2OError
-from o2o.train import loggers, runs
+from o2o.train import lockstep, loggers, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
-
 
 OGBENCH_ACTION_CLIP = 1.0 - 1e-5
 
@@ -191,7 +191,8 @@ def make_train_chunk(agent, config, chunk: int) -> Callable:
         return state, jax.tree.map(jnp.nanmean, metrics)
 
     def seeds(states, seed_keys, chunk_index, data, trajectories=None):
-        return jax.vmap(one_seed, in_axes=(0, 0, None, None, None))(states, seed_keys, chunk_index, data, trajectories)
+        return lockstep.vmap_seeds(one_seed, in_axes=(0, None, None, None))(states, seed_keys, chunk_index, data,
+                                                                           trajectories)
 
     return jax.jit(seeds, donate_argnums=(0,))
 

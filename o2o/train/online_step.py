@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from o2o.data import replay
+from o2o.train import lockstep
 
 SAMPLING = ("none", "union", "symmetric")
 
@@ -47,16 +48,16 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
             batches = jax.vmap(lambda k: sample_batch(buffer, offline_data, k))(sample_keys)
             state, metrics = jax.lax.scan(lambda state, xs: agent.update(state, *xs), state, (batches, update_keys))
             metrics = jax.tree.map(jnp.nanmean, metrics)
-        return state, _next_action(agent, state, next_obs, act_key, random_actions), metrics
+        return state, (_next_action(agent, state, next_obs, act_key, random_actions), metrics)
 
     # Two calls, not one: a buffer that is both written in place and read for batches in one XLA program gets copied
     # whole on every step (20 ms per env step at 1M Hopper transitions on CPU).
     insert = jax.jit(jax.vmap(replay.add), donate_argnums=(0,))
-    learn_and_act = jax.jit(jax.vmap(learn_and_act, in_axes=(0, 0, 0, 0, None, None)), donate_argnums=(0,))
+    learn_and_act = jax.jit(lockstep.vmap_seeds(learn_and_act, in_axes=(0, 0, 0, None, None)), donate_argnums=(0,))
 
     def env_step(state, buffer, transition, next_obs, seed_key, step, offline_data):
         buffer = insert(buffer, transition)
-        state, next_action, metrics = learn_and_act(state, buffer, next_obs, seed_key, step, offline_data)
+        state, (next_action, metrics) = learn_and_act(state, buffer, next_obs, seed_key, step, offline_data)
         return state, buffer, next_action, metrics
 
     return env_step
