@@ -64,6 +64,14 @@ def reference_curves(path: Path) -> dict[int, dict[int, float]]:
     return curves
 
 
+def write_curves(path: Path, algo: str, curves: dict[int, dict[int, float]]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["method", "seed", "step", "score"])
+        writer.writerows([algo, seed, step, score] for seed, curve in sorted(curves.items())
+                         for step, score in sorted(curve.items()))
+
+
 def interval(mine: np.ndarray, theirs: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
     a = rng.choice(mine, (REPS, len(mine))).mean(1)
     b = rng.choice(theirs, (REPS, len(theirs))).mean(1)
@@ -101,6 +109,8 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, nargs="+", required=True)
     parser.add_argument("--reference", nargs="+", required=True, metavar="ALGO=FILE.csv[,FILE.csv]")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--o2o-csv", type=Path, default=None, metavar="DIR",
+                        help="also write o2o's per-seed curves as DIR/ALGO-o2o.csv (the reference CSVs' columns)")
     args = parser.parse_args()
     results = [compare(args.bench, algo, [Path(path) for path in paths.split(",")])
                for algo, paths in (item.split("=", 1) for item in args.reference)]
@@ -115,6 +125,9 @@ def main() -> None:
                      f"[{a['ci'][0]:+.1f}, {a['ci'][1]:+.1f}] | {f['verdict']}, {a['verdict']} |")
     table = "\n".join(lines)
     print(table)
+    if args.o2o_csv:
+        for algo, _ in (item.split("=", 1) for item in args.reference):
+            write_curves(args.o2o_csv / f"{algo}-o2o.csv", algo, merge([o2o_curves(b, algo) for b in args.bench], algo))
     if args.out:
         args.out.write_text(table + "\n")
         args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
