@@ -1,10 +1,16 @@
-"""Offline update speed: o2o's fused JAX updates against a straightforward PyTorch-eager twin, in the same run.
+"""Update speed: o2o's fused JAX updates against the matmul roofline measured in the same run.
 
-Run (nothing else busy on the machine):  pip install -e ".[bench]" && python benchmarks/bench_updates.py
-Sizes: 256-256 MLPs, batch 256, observation 17, action 6 (HalfCheetah). Prints:
+Run (nothing else busy on the machine):
+    pip install -e ".[bench]" && python benchmarks/bench_updates.py            # IQL and TD3+BC against PyTorch
+    python benchmarks/bench_updates.py --all [--out FILE.json] [--algos a,b]  # every registered algorithm
+Default: 256-256 MLPs, batch 256, observation 17, action 6 (HalfCheetah). Prints:
 - updates/s of o2o's IQL and TD3+BC (1 seed, 1000 updates fused per call) and of the PyTorch twin, and their ratio;
 - the CPU's matmul FLOP/s measured here (JAX, 256x256 @ 256x256) and the share of it each update reaches;
 - the share of a real `o2o train` run's wall time spent outside the fused updates (evaluation, logging, checkpoints).
+--all: every registered algorithm with its paper's batch size and networks (its default config), trained through the
+offline loop's fused chunk (sampling on the device included) on HalfCheetah-shaped random data, at 1 seed and at 4
+seeds vmapped: updates/s, XLA's FLOP count of one update with every scan unrolled (XLA counts a loop body once), and
+the share of the roofline.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import argparse
 import os
 import tempfile
 import time
+from functools import partial
+from pathlib import Path
 
 THREADS = int(os.environ.get("O2O_BENCH_THREADS", "2"))
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}"
@@ -40,15 +48,16 @@ def update_flops(algo: str) -> float:
     return actor + 2 * critic + 2 * 3 * critic + 0.5 * (3 * actor + 3 * critic)
 
 
-def matmul_flops_per_second() -> float:
+def matmul_flops_per_second(iterations: int = 2000, calls: int = 5) -> float:
+    """The best rate of `calls` timed chains of `iterations` 256x256 @ 256x256 matmuls (about 0.2 s each here)."""
     a = jnp.ones((256, 256), jnp.float32)
-    f = jax.jit(lambda a: jax.lax.fori_loop(0, 200, lambda i, x: (x @ a) * 0.5, a))
+    f = jax.jit(lambda a: jax.lax.fori_loop(0, iterations, lambda i, x: (x @ a) * 0.5, a))
     f(a).block_until_ready()
     best = 0.0
-    for _ in range(5):
+    for _ in range(calls):
         t = time.perf_counter()
         f(a).block_until_ready()
-        best = max(best, 200 * 2 * 256**3 / (time.perf_counter() - t))
+        best = max(best, iterations * 2 * 256**3 / (time.perf_counter() - t))
     return best
 
 
@@ -73,6 +82,66 @@ def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int
         jax.block_until_ready(states)
         best = max(best, chunk / (time.perf_counter() - t))
     return best, flops
+
+
+def _eval_unrolled(jaxpr, consts, args, taken: list[int]):
+    """Evaluate `jaxpr` with every scan written out step by step (calls and custom derivatives inlined), so that the
+    jitted result holds each loop iteration's operations and XLA's cost analysis counts them all; and each `cond` as
+    the one branch it takes (XLA would count every branch): with concrete inputs the branch is read off the values
+    and appended to `taken`, under a trace the next one is taken from its front."""
+    from jax.extend import core
+
+    env = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, args))
+
+    def read(var):
+        return var.val if isinstance(var, core.Literal) else env[var]
+
+    for eqn in jaxpr.eqns:
+        inputs = [read(v) for v in eqn.invars]
+        params = eqn.params
+        if eqn.primitive.name == "scan":
+            outputs = _scan_unrolled(params, inputs, taken)
+        elif eqn.primitive.name == "cond":
+            if isinstance(inputs[0], jax.core.Tracer):
+                branch = params["branches"][taken.pop(0)]
+            else:
+                taken.append(int(inputs[0]))
+                branch = params["branches"][taken[-1]]
+            outputs = _eval_unrolled(branch.jaxpr, branch.consts, inputs[1:], taken)
+        elif (inner := params.get("jaxpr", params.get("call_jaxpr"))) is not None and eqn.primitive.name != "cond":
+            closed = inner if isinstance(inner, core.ClosedJaxpr) else core.ClosedJaxpr(inner, ())
+            outputs = _eval_unrolled(closed.jaxpr, closed.consts, inputs, taken)
+        else:
+            outputs = eqn.primitive.bind(*inputs, **eqn.primitive.get_bind_params(params))
+            outputs = outputs if eqn.primitive.multiple_results else [outputs]
+        env.update(zip(eqn.outvars, outputs))
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _scan_unrolled(params, inputs, taken: list[int]):
+    body, consts_count, carry_count = params["jaxpr"], params["num_consts"], params["num_carry"]
+    consts, carry, xs = inputs[:consts_count], inputs[consts_count:consts_count + carry_count], inputs[consts_count + carry_count:]
+    steps = range(params["length"])
+    ys = []
+    for i in reversed(steps) if params["reverse"] else steps:
+        outputs = _eval_unrolled(body.jaxpr, body.consts, [*consts, *carry, *(x[i] for x in xs)], taken)
+        carry = outputs[:carry_count]
+        ys.append(outputs[carry_count:])
+    if params["reverse"]:
+        ys.reverse()
+    return [*carry, *(jnp.stack(parts) for parts in zip(*ys))]
+
+
+def unrolled_flops(fn, *args) -> float:
+    """XLA's FLOP count of `fn(*args)` with every scan unrolled and every `cond` as the branch these arguments take
+    (found by evaluating the function once, eagerly, op by op)."""
+    closed = jax.make_jaxpr(fn)(*args)
+    leaves = jax.tree.leaves(args)
+    taken: list[int] = []
+    _eval_unrolled(closed.jaxpr, closed.consts, leaves, taken)
+    traced = jax.jit(lambda *xs: _eval_unrolled(closed.jaxpr, closed.consts, xs, taken))
+    cost = traced.lower(*leaves).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
 
 
 def jax_updates_per_second(algo: str, repeats: int = 3) -> float:
@@ -192,29 +261,131 @@ def torch_updates_per_second(algo: str, updates: int = 300) -> float:
     return updates / (time.perf_counter() - t)
 
 
-def outside_updates_share(steps: int) -> dict:
-    """A real `o2o train` run (TD3+BC, HalfCheetah-v5 shapes and evaluation, 2 evaluations of 5 episodes)."""
-    from o2o.data import Dataset, write_o2o
-    from o2o.train import offline
+def synthetic_dataset(n: int):
+    """HalfCheetah-v5-shaped random transitions in episodes of 1000 steps (what every algorithm's data transform needs:
+    episodes for %BC, DT's windows and Cal-QL's returns)."""
+    from o2o.data import Dataset
 
     rng = np.random.default_rng(0)
-    n = 50_000
     timeouts = np.zeros(n, bool)
     timeouts[999::1000] = True
-    data = Dataset(rng.normal(size=(n, OBS)).astype(np.float32), rng.uniform(-1, 1, (n, ACT)).astype(np.float32),
+    return Dataset(rng.normal(size=(n, OBS)).astype(np.float32), rng.uniform(-1, 1, (n, ACT)).astype(np.float32),
                    rng.normal(size=n).astype(np.float32), rng.normal(size=(n, OBS)).astype(np.float32),
                    np.zeros(n, bool), timeouts, {"env_id": "HalfCheetah-v5"})
+
+
+def outside_updates_share(steps: int) -> dict:
+    """A real `o2o train` run (TD3+BC, HalfCheetah-v5 shapes and evaluation, 2 evaluations of 5 episodes)."""
+    from o2o.data import write_o2o
+    from o2o.train import offline
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_o2o(data, f"{tmp}/data")
+        path = write_o2o(synthetic_dataset(50_000), f"{tmp}/data")
         settings = offline.OfflineSettings(algo="td3bc", dataset=str(path), steps=steps, seeds=1,
                                            eval_every=steps // 2, eval_episodes=5, out=f"{tmp}/run")
         return offline.train(settings, progress=False)
 
 
+def network(config) -> str:
+    """The networks in a few characters: hidden layers (x critics), or DT's blocks x width."""
+    if hasattr(config, "num_layers"):
+        return f"{config.num_layers} blocks x {config.embedding_dim}, K {config.context_length}"
+    layers = "x".join(str(width) for width in config.hidden_dims)
+    critics = getattr(config, "num_critics", None)
+    return f"{layers}" + (f", {critics} critics" if critics else "")
+
+
+def consecutive_updates(agent, config, count, state, key, data):
+    """`count` updates of one seed on batches the agent draws, as the offline loop runs them."""
+    for update_key in jax.random.split(key, count):
+        sample_key, update_key = jax.random.split(update_key)
+        state, _ = agent.update(state, agent.sample_batch(config, data, sample_key), update_key)
+    return state
+
+
+def algorithm_speed(algo: str, dataset_path: str, roofline: float, seed_counts=(1, 4), seconds: float = 1.5) -> dict:
+    """One algorithm's row: FLOPs of one update (sampling included) and updates/s through the offline loop's fused
+    chunk at each seed count (best of 3 calls after a warm-up call; a chunk sized to about `seconds`)."""
+    from o2o.train import offline
+
+    row = {"algo": algo}
+    for seeds in seed_counts:
+        p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0))
+        agent, config = p.agent, p.config
+        data, states = offline.device_data(p), offline.init_states(p)
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])
+        if "flops" not in row:  # per update, over a whole cycle of TD3's delayed actor steps
+            cycle = getattr(config, "policy_frequency", 1)
+            flops = unrolled_flops(partial(consecutive_updates, agent, config, cycle),
+                                   jax.tree.map(lambda x: x[0], states), keys[0], data)
+            row.update(batch=config.batch_size, network=network(config), flops=flops / cycle)
+        chunk = int(np.clip(seconds * 0.5 * roofline / (row["flops"] * seeds), 4, 2000))
+        train = offline.make_train_chunk(agent, config, chunk)
+        states, _ = train(states, keys, 0, data)
+        jax.block_until_ready(states)
+        best = 0.0
+        for call in range(1, 4):
+            start = time.perf_counter()
+            states, _ = train(states, keys, call, data)
+            jax.block_until_ready(states)
+            best = max(best, chunk / (time.perf_counter() - start))
+        row[f"seeds_{seeds}"] = {"chunk": chunk, "updates_per_second": best,
+                                 "roofline_share": best * seeds * row["flops"] / roofline}
+    return row
+
+
+def speed_table(rows: list[dict], roofline: float) -> str:
+    lines = [f"matmul roofline (JAX, 256x256 @ 256x256, {THREADS} threads): {roofline / 1e9:.1f} GFLOP/s", "",
+             ("| algorithm | batch | networks | GFLOP/update | 1 seed: updates/s | roofline | 4 seeds: updates/s per seed "
+              "| roofline |"), "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        one, four = r["seeds_1"], r["seeds_4"]
+        lines.append(f"| {r['algo']} | {r['batch']} | {r['network']} | {r['flops'] / 1e9:.2f} | "
+                     f"{one['updates_per_second']:.1f} | {100 * one['roofline_share']:.0f}% | "
+                     f"{four['updates_per_second']:.1f} | {100 * four['roofline_share']:.0f}% |")
+    return "\n".join(lines)
+
+
+def all_algorithms(names: list[str], out: str | None) -> None:
+    from o2o.data import write_o2o
+
+    print(f"threads: XLA intra-op {THREADS} (jax {jax.__version__}); cores seen: {os.cpu_count()}")
+    roofline = matmul_flops_per_second()
+    print(f"matmul roofline before the rows: {roofline / 1e9:.1f} GFLOP/s", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(write_o2o(synthetic_dataset(100_000), f"{tmp}/data"))
+        for algo in names:
+            rows.append(algorithm_speed(algo, path, roofline))
+            print(f"{algo}: {rows[-1]}", flush=True)
+    after = matmul_flops_per_second()
+    print(f"matmul roofline after the rows: {after / 1e9:.1f} GFLOP/s", flush=True)
+    if after > roofline:  # the shares are against the better of the two measurements
+        roofline = after
+        for row in rows:
+            for seeds in (1, 4):
+                row[f"seeds_{seeds}"]["roofline_share"] = (row[f"seeds_{seeds}"]["updates_per_second"] * seeds
+                                                           * row["flops"] / roofline)
+    table = speed_table(rows, roofline)
+    print(table)
+    if out:
+        import json
+
+        Path(out).write_text(json.dumps({"roofline_flops_per_second": roofline, "threads": THREADS,
+                                         "jax": jax.__version__, "rows": rows, "table": table}, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run-steps", type=int, default=10_000, help="updates of the real `o2o train` run")
+    parser.add_argument("--all", action="store_true", help="every registered algorithm (or --algos): the speed table")
+    parser.add_argument("--algos", default=None, help="comma-separated algorithms for --all (default: every one)")
+    parser.add_argument("--out", default=None, help="--all: write the rows and the printed table here as JSON")
     args = parser.parse_args()
+    if args.all:
+        from o2o.algorithms import names
+
+        return all_algorithms(args.algos.split(",") if args.algos else names(), args.out)
     import torch
 
     print(f"threads: XLA intra-op {THREADS}, torch {THREADS} (torch {torch.__version__}, jax {jax.__version__}); "
