@@ -73,6 +73,11 @@ def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int
     keys = jax.random.split(jax.random.PRNGKey(1), 1)
     cost = train.lower(states, keys, 0, data).compile().cost_analysis()
     flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))  # XLA counts a loop body once
+    return best_rate(train, states, keys, data, chunk, calls), flops
+
+
+def best_rate(train, states, keys, data, chunk: int, calls: int = 3) -> float:
+    """Updates/s of a fused `train` chunk (per seed): the best of `calls` timed calls after a warm-up call."""
     states, _ = train(states, keys, 0, data)
     jax.block_until_ready(states)
     best = 0.0
@@ -81,7 +86,7 @@ def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int
         states, _ = train(states, keys, c, data)
         jax.block_until_ready(states)
         best = max(best, chunk / (time.perf_counter() - t))
-    return best, flops
+    return best
 
 
 def _eval_unrolled(jaxpr, consts, args, taken: list[int]):
@@ -320,15 +325,7 @@ def algorithm_speed(algo: str, dataset_path: str, roofline: float, seed_counts=(
                                    jax.tree.map(lambda x: x[0], states), keys[0], data)
             row.update(batch=config.batch_size, network=network(config), flops=flops / cycle)
         chunk = int(np.clip(seconds * 0.5 * roofline / (row["flops"] * seeds), 4, 2000))
-        train = offline.make_train_chunk(agent, config, chunk)
-        states, _ = train(states, keys, 0, data)
-        jax.block_until_ready(states)
-        best = 0.0
-        for call in range(1, 4):
-            start = time.perf_counter()
-            states, _ = train(states, keys, call, data)
-            jax.block_until_ready(states)
-            best = max(best, chunk / (time.perf_counter() - start))
+        best = best_rate(offline.make_train_chunk(agent, config, chunk), states, keys, data, chunk)
         row[f"seeds_{seeds}"] = {"chunk": chunk, "updates_per_second": best,
                                  "roofline_share": best * seeds * row["flops"] / roofline}
     return row
