@@ -51,6 +51,9 @@ class Algorithm:
     # Config fields nothing of this algorithm reads (taken over from the Config it extends, or switched off by its variant
     # or its module's defaults): a user's --set of one is an error
     unread: tuple[str, ...] = ()
+    # online: one actor and temperature step per env step, after all its UTD critic steps (Config.actor_every = the
+    # run's UTD) instead of one after every critic step
+    actor_step_per_env_step: bool = False
 
     @property
     def checked(self) -> Check | None:
@@ -189,11 +192,12 @@ RECORDS = (
               "Ball et al., ICML 2023", "online",
               variant={"num_critics": 10, "critic_subset": 2, "critic_layer_norm": True, "actor_uses_mean_q": True,
                        "target_entropy_per_action_dim": -0.5},
-              online={"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0}),
+              online={"offline_sampling": "symmetric", "utd": 20, "warmup_steps": 0}, actor_step_per_env_step=True),
     # WSRL paper and code: 5k warm-up steps by the pre-trained policy, no offline data kept, UTD 4.
     Algorithm("wsrl", "sac", "SAC warm-started from a CQL/Cal-QL run, warmed up by its policy, no offline data kept",
               "Zhou et al., WSRL, ICLR 2025", "online",
-              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4}),
+              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 5_000, "utd": 4},
+              actor_step_per_env_step=True),
 )
 # What each update was checked against: the fixtures tests/fixtures/parity/NAME.json (benchmarks/parity/README.md has
 # each reference, why it was chosen, and every deviation with its measured effect); tests/test_checked_against.py
@@ -232,14 +236,12 @@ CHECKS = {
                deviations=("temperature loss", "log-std clip")),
     "td3": Check("sfujim/TD3", commit="34770ccdcb51df6f6c7d85c1ba7e40d71b940d16"),
     "rlpd": Check("ikostrikov/rlpd", commit="c90fd4baf28c9c9ef40a81460a2e395092844f88",
-               deviations=("temperature loss", "critic loss scale", "log-std clip",
-                           "actor and temperature steps per critic step"),
+               deviations=("temperature loss", "critic loss scale", "log-std clip"),
                learning="differs at 3 + 3 seeds, 6k env steps, Hopper-v5 with medium data (12.9 vs 7.7): o2o's 20 "
                         "actor steps per env step, the reference's 1"),
     "wsrl": Check("zhouzypaul/wsrl", commit="891ee353afe5303835da421c60d4ac35f6e2ef10",
                deviations=("critic ensemble output layer", "policy LayerNorm", "update order", "critic loss scale",
-                           "temperature", "target critic subset", "policy standard deviation bounds",
-                           "actor and temperature steps per critic step")),
+                           "temperature", "target critic subset", "policy standard deviation bounds", "actor batch")),
 }
 REGISTRY = {r.name: r for r in RECORDS}
 _ALIASES = {alias: r.name for r in RECORDS for alias in r.aliases}

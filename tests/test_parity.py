@@ -137,7 +137,8 @@ def run_o2o(name: str, *, start_step: int = 0, patch=contextlib.nullcontext,
         return jax.lax.scan(step, state, draws, length=fixture.meta["steps"])
 
     state, (history, each) = jax.device_get(updates(state, draws))
-    return history, jax.tree.map(lambda x: x[0], each), parameters(state, fixture)
+    first_call = fixture.record.get("updates_per_call", 1)  # the reference's first call of its update made these
+    return history, jax.tree.map(lambda x: x[first_call - 1], each), parameters(state, fixture)
 
 
 def injected(name: str, value: jax.Array):
@@ -409,6 +410,22 @@ def test_a_perturbed_update_breaks_parity(name, label):
     fixture, _ = initial(name)
     off = beyond_tolerance(fixture, errors(fixture, *run_o2o(name, **PERTURBATIONS[name][label])), factor=10.0)
     assert off, f"{name} with {label}: still within tolerance"
+
+
+def test_rlpd_takes_one_actor_step_per_call_of_its_critic_steps():
+    """The fixture is RLPD's update(batch, utd_ratio=4): four critic steps, then one actor and one temperature step.
+    o2o with an actor step after every critic step (actor_every 1, as it ran RLPD before this fixture) takes four times
+    as many and leaves the reference's parameters; its actor losses are recorded at every update, the reference's at
+    every fourth."""
+    fixture, _ = initial("rlpd")
+    assert fixture.meta["config"]["actor_every"] == fixture.record["updates_per_call"] == 4
+    losses, _, after_all = run_o2o("rlpd", actor_every=1)
+    assert not np.isnan(losses["actor_loss"]).any() and np.isnan(fixture.tree("reference/losses")["actor_loss"]).sum() == 75
+    reference = fixture.tree("reference/after_all")
+    off = {network: relative(np.concatenate([v.ravel() for _, v in sorted(flat(after_all[network]).items())]),
+                             np.concatenate([v.ravel() for _, v in sorted(flat(tree).items())]))
+           for network, tree in reference.items()}
+    assert all(err > 10 * fixture.record["tolerance"]["after_all"] for err in off.values()), off
 
 
 @contextlib.contextmanager

@@ -90,13 +90,14 @@ def commit_of(reference: Path) -> str:
 def write(args: argparse.Namespace, inputs: Inputs, *, repository: str, why: str, losses: dict[str, list[float]],
           after_1: dict, after_all: dict, tolerance: dict, injected: list[str], not_injected: list[str],
           deviations: list[dict], versions: dict[str, str], notes: list[str] = (), name: str | None = None,
-          kind: str = "parity", gradient_free: dict[str, str] | None = None) -> Path:
+          kind: str = "parity", gradient_free: dict[str, str] | None = None, updates_per_call: int = 1) -> Path:
     """The fixture `<out>.npz` (inputs + `reference/losses/NAME` (steps,), `reference/after_1/...`,
     `reference/after_all/...`) and `<out>.json` (provenance, tolerance, injected draws, deviations). `kind`: "parity"
     (o2o must match it) or "deviation" (the reference as it runs, where o2o departs from it in the documented way);
     `name`: the fixture's file name, the algorithm's by default. `gradient_free`: parameter arrays (o2o's flat names)
     that no loss reaches, with why: their first steps are Adam steps on rounding noise, left out of the after-one-update
-    comparison (they stay in the per-network one)."""
+    comparison (they stay in the per-network one). `updates_per_call`: o2o updates one call of the reference's update
+    makes (RLPD's UTD critic steps and one actor step): `after_1` is the parameters after its first call."""
     algo = inputs.meta["algo"]
     out = args.out or FIXTURES / f"{name or algo}.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,7 @@ def write(args: argparse.Namespace, inputs: Inputs, *, repository: str, why: str
         "deviations": deviations,
         "notes": list(notes),
         **({"gradient_free": gradient_free} if gradient_free else {}),
+        **({"updates_per_call": updates_per_call} if updates_per_call > 1 else {}),
     }
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{out} ({out.stat().st_size / 1e3:.0f} kB), {out.with_suffix('.json')}")

@@ -30,6 +30,7 @@ OBSERVATION_DIM, ACTION_DIM, BATCH_SIZE, STEPS, SEED = 17, 6, 256, 100, 0
 FQL_BATCH, DT_WINDOWS, DT_CONTEXT = 64, 64, 5
 CQL_BATCH, CQL_ACTIONS = 64, 2  # CQL's five draws per update, three of them N per state: a small batch, N = 2
 ONLINE_BATCH, ENSEMBLE_BATCH = 128, 64  # sac; rlpd, wsrl (4 LayerNorm critics): two (steps, batch, action_dim) draws
+RLPD_UTD = 4  # critic steps per call of RLPD's update (its utd_ratio), the last followed by the actor's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +59,8 @@ CASES = {
                 {"next_action_noise": (ONLINE_BATCH, ACTION_DIM), "actor_action_noise": (ONLINE_BATCH, ACTION_DIM)},
                 batch_size=ONLINE_BATCH),
     # RLPD: 4 LayerNorm critics (the paper's 10) with a random 2 for the target, batch 64: ten 64-wide critics would
-    # take 1.2 MB alone
-    "rlpd": Case({"hidden_dims": (64, 64), "num_critics": 4, "batch_size": ENSEMBLE_BATCH},
+    # take 1.2 MB alone; UTD 4 (the paper's 20): an actor and temperature step after every 4th critic step
+    "rlpd": Case({"hidden_dims": (64, 64), "num_critics": 4, "batch_size": ENSEMBLE_BATCH, "actor_every": RLPD_UTD},
                  {"next_action_noise": (ENSEMBLE_BATCH, ACTION_DIM),
                   "actor_action_noise": (ENSEMBLE_BATCH, ACTION_DIM)},
                  batch_size=ENSEMBLE_BATCH, subsets={"critic_subset": (4, 2)}),

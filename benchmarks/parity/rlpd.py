@@ -21,8 +21,11 @@ distribution) does not import with jax 0.10. What the adapter does to the refere
 - one numerical shim: flax's LayerNorm computes the variance in two passes, E[(x - E[x])^2] (`use_fast_variance=False`,
   o2o's LayerNorm), not as E[x^2] - E[x]^2: in float32 that cancellation put the reference's Q values 7e-4 from its own
   float64 run in this fixture (o2o's: 1e-5); in float64 the two forms agree.
-Each update is the reference's `update(batch, utd_ratio=1)`: one critic step, one actor step, one temperature step, as
-o2o's `sac.update` (see the deviations for its UTD 20).
+Each call is the reference's `update(batch, utd_ratio)` with o2o's `actor_every` as its UTD (4 here, the paper's 20):
+that many critic (and target) steps on as many minibatches, then one actor and one temperature step on the last, as
+o2o's `sac.update` with `actor_every` = UTD takes them over that many updates. Its minibatches are the fixture's one
+batch, repeated; the critic losses of every critic step are recorded by wrapping its `update_critic` (the update returns
+only the last), the actor's losses at the last step of each call (NaN at the others, where o2o skips them too).
 """
 
 from __future__ import annotations
@@ -127,15 +130,29 @@ def main() -> None:
         return self.replace(temp=self.temp.apply_gradients(grads=grads)), temp_info
 
     update = SACLearner.update.__wrapped__  # the update its training loop jits; traced once more here
+    update_critic = SACLearner.update_critic
+    utd = config["actor_every"]
+    assert inputs.steps % utd == 0, f"{inputs.steps} updates are not whole calls of {utd}"
+    minibatches = {k: jnp.concatenate([v] * utd) for k, v in batch.items()}  # update slices them back into `utd`
 
     @jax.jit
-    def step(agent, next_action_noise, actor_action_noise, critic_subset):
+    def call(agent, next_action_noise, actor_action_noise, critic_subset):
+        """One call of update(batch, utd): the draws of its `utd` critic steps, then its actor step's."""
+        critic_infos = []
+
+        def recorded_critic_step(self, mini_batch):
+            agent, info = update_critic(self, mini_batch)
+            critic_infos.append(info)
+            return agent, info
+
         with contextlib.ExitStack() as stack:
-            stack.enter_context(draws_in_call_order(samplers, "normal", [next_action_noise, actor_action_noise],
+            stack.enter_context(draws_in_call_order(samplers, "normal", [*next_action_noise, actor_action_noise],
                                                     transposed=True))
-            stack.enter_context(draws_in_call_order(jax.random, "choice", [critic_subset]))
+            stack.enter_context(draws_in_call_order(jax.random, "choice", list(critic_subset)))
             stack.enter_context(mock.patch.object(SACLearner, "update_temperature", o2o_temperature_step))
-            return update(agent, batch, 1)
+            stack.enter_context(mock.patch.object(SACLearner, "update_critic", recorded_critic_step))
+            agent, info = update(agent, minibatches, utd)
+        return agent, info, critic_infos
 
     def parameters() -> dict:
         policy = numpy_tree(agent.actor.params)
@@ -145,20 +162,23 @@ def main() -> None:
                 "target_critic_params": critic_from_reference(agent.target_critic.params),
                 "log_temperature": {"log_temperature": np.asarray(agent.temp.params["log_temp"])}}
 
-    recorded = ["critic_loss", "q", "actor_loss", "entropy", "temperature", "temperature_loss"]
-    losses, after_1, floor = {name: [] for name in recorded}, None, np.inf
+    critic_recorded, actor_recorded = ["critic_loss", "q"], ["actor_loss", "entropy", "temperature", "temperature_loss"]
+    losses, after_1, floor = {name: [] for name in critic_recorded + actor_recorded}, None, np.inf
     next_noise = jnp.asarray(inputs.draws("next_action_noise"), dtype)
     noise = jnp.asarray(inputs.draws("actor_action_noise"), dtype)
     subsets = jnp.asarray(inputs.arrays["draws/critic_subset"])
-    for i in range(inputs.steps):
-        agent, info = step(agent, next_noise[i], noise[i], subsets[i])
-        info = {**info, "critic_loss": num_critics * info["critic_loss"]}  # o2o's sum over the critics (deviations)
-        for name in recorded:
-            losses[name].append(float(info[name]))
+    for first in range(0, inputs.steps, utd):
+        last = first + utd - 1  # o2o's update whose counter reaches a multiple of utd: its actor step
+        agent, info, critic_infos = call(agent, next_noise[first:last + 1], noise[last], subsets[first:last + 1])
+        for critic_info in critic_infos:
+            losses["critic_loss"].append(num_critics * float(critic_info["critic_loss"]))  # o2o's sum (deviations)
+            losses["q"].append(float(critic_info["q"]))
+        for name in actor_recorded:
+            losses[name].extend([float("nan")] * (utd - 1) + [float(info[name])])
         policy = numpy_tree(agent.actor.params)
         floor = min(floor, *(log_stds_range(policy["MLP_0"], policy["OutputDenseLogStd"], raw[k])[0]
                              for k in ("observations", "next_observations")))
-        if i == 0:
+        if first == 0:
             after_1 = copy.deepcopy(parameters())
     assert floor > -5.0, f"a log-std reached {floor}: the two log-std clips (see deviations) would differ"
 
@@ -177,14 +197,6 @@ def main() -> None:
         {"name": "log-std clip", "reference": "clip(log_std, -20, 2) (rlpd's Normal)", "o2o": "clip(log_std, -5, 2)",
          "effect": "policies with a standard deviation below exp(-5) = 0.0067 in some state",
          "in_this_fixture": f"not reached: the smallest log-std over the 100 updates is {floor:.2f}"},
-        {"name": "actor and temperature steps per critic step",
-         "reference": "its training loop calls update(batch, utd_ratio=20): 20 critic (and target) steps on 20 "
-                      "minibatches, then one actor and one temperature step on the last minibatch (the paper's "
-                      "Algorithm 1: the policy update is outside the G critic updates)",
-         "o2o": "its online loop runs `utd` = 20 updates per environment step, each a critic, an actor and a "
-                "temperature step: 20 actor and temperature steps per environment step",
-         "effect": "20 times the reference's actor and temperature steps per environment step (at --utd 20)",
-         "in_this_fixture": "per update: the reference's update with utd_ratio=1 is o2o's update"},
     ]
     fixture.write(
         args, inputs, repository="ikostrikov/rlpd",
@@ -199,11 +211,14 @@ def main() -> None:
                   f"the target's random subset of {subset} of the {num_critics} critics: jax.random.choice in "
                   "subsample_ensemble, one per update (o2o: sac.critic_subset_draw)"],
         not_injected=["dropout keys: its critics have no dropout (critic_dropout_rate None, rlpd_config.py)"],
+        updates_per_call=utd,
         deviations=deviations,
         notes=[(f"{num_critics} critics (the paper's 10), {subset} for the target's minimum (the paper's 2), hidden "
                 f"layers {config['hidden_dims']} (the paper's (256, 256)), batch {meta['batch_size']} (the paper's "
                 "256): ten 64-wide LayerNorm critics alone would take 1.2 MB"),
                f"target entropy {target_entropy} (-action_dim / 2, rlpd's default)",
+               f"UTD {utd} (the paper's 20): each call of its update(batch, utd_ratio={utd}) is {utd} o2o updates with "
+               f"actor_every = {utd}; after_1 holds the parameters after the first call",
                "one batch for every update; states as given (neither side standardizes them)"],
     )
 

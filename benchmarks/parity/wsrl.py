@@ -241,12 +241,14 @@ def main() -> None:
          "effect": "standard deviations between exp(2) = 7.4 and 10, or below exp(-5) = 0.0067",
          "in_this_fixture": f"aligned to o2o's: Policy(std_min=exp(-5), std_max=exp(2)); its log-stds reach "
                             f"[{extremes[0]:.2f}, {extremes[1]:.2f}], the upper bound acts"},
-        {"name": "actor and temperature steps per critic step",
-         "reference": "at its locomotion --utd 4, update_high_utd: 4 critic steps on 4 minibatches of the batch, then "
-                      "one actor and temperature step on the whole batch",
-         "o2o": "its online loop runs utd = 4 updates per environment step, each a critic, an actor and a temperature "
-                "step",
-         "in_this_fixture": "per update: the reference's update (its --utd 1 path)"},
+        {"name": "actor batch",
+         "reference": "at its locomotion --utd 4 --batch_size 1024, update_high_utd: 4 critic steps on the batch's 4 "
+                      "minibatches of 256, then one actor and temperature step on the whole batch of 1024",
+         "o2o": "4 critic steps on 4 batches of 256 per environment step, then one actor and temperature step on the "
+                "last of them (actor_every = utd: RLPD's update, rlpd.json)",
+         "effect": "the actor's and temperature's gradients from 256 states, not 1024: the same expectation, more "
+                   "variance; not measured",
+         "in_this_fixture": "per update: the reference's update (its --utd 1 path), o2o with actor_every 1"},
     ]
     fixture.write(
         args, inputs, repository="zhouzypaul/wsrl",

@@ -69,12 +69,13 @@ INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "critic_n
 
 def get_algorithm(
     name: str, overrides: dict[str, Any] | None = None, inherited: dict[str, Any] | None = None,
-    preset: dict[str, Any] | None = None, online_updates: int | None = None,
+    preset: dict[str, Any] | None = None, online_updates: int | None = None, utd: int | None = None,
 ) -> tuple[Agent, Any]:
     """The agent and its config: `inherited` values (fields the Config lacks are ignored), the variant's, the
     dataset's `preset` (`o2o.algorithms.preset`), the algorithm's fine-tuning changes for `online_updates` online
-    updates, then the user's `field=value` overrides; checked by `o2o.agents.validation` (every value in range, no
-    override of a field the algorithm never reads)."""
+    updates, its actor schedule for an online run's `utd` updates per env step, then the user's `field=value`
+    overrides; checked by `o2o.agents.validation` (every value in range, no override of a field the algorithm never
+    reads)."""
     algorithm = record(name)
     key, module, variant = algorithm.name, importlib.import_module(f"o2o.agents.{algorithm.module}"), algorithm.variant
     agent = Agent.from_module(key, module)
@@ -85,6 +86,8 @@ def get_algorithm(
     values.update(preset or {})
     if online_updates is not None:
         values.update(agent.online_overrides(online_updates))
+    if utd is not None and algorithm.actor_step_per_env_step:
+        values["actor_every"] = utd
     for field_name, value in (overrides or {}).items():
         if field_name not in fields:
             raise O2OError(f"{key} has no config field {field_name!r}; fields: {', '.join(fields)}")

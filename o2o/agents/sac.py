@@ -65,6 +65,9 @@ class Config:
     """Standardize states with offline data statistics (when given)."""
     batch_size: int = 256
     """Transitions per update (SAC paper, Table 1; RLPD)."""
+    actor_every: int = 1
+    """An actor and temperature step after every actor_every-th critic step (by the update counter): 1 (SAC); an
+    online run's UTD for RLPD and WSRL, one per env step after all its critic steps (the RLPD paper's Algorithm 1)."""
 
 
 @struct.dataclass
@@ -202,8 +205,18 @@ def critic_then_actor(state, critic_loss_fn, obs: jax.Array, actor_key: jax.Arra
     critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, state.config.tau))
-    state, actor_info = update_actor_and_temperature(state, obs, actor_key)
+    if state.config.actor_every == 1:
+        state, actor_info = update_actor_and_temperature(state, obs, actor_key)
+    else:
+        state, actor_info = jax.lax.cond(state.step % state.config.actor_every == 0, update_actor_and_temperature,
+                                         skip_actor_and_temperature, state, obs, actor_key)
     return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
+
+
+def skip_actor_and_temperature(state, obs: jax.Array, actor_key: jax.Array) -> tuple[State, dict]:
+    """No actor or temperature step: the state as it is, NaN metrics (skipped by the logs)."""
+    _, info = jax.eval_shape(update_actor_and_temperature, state, obs, actor_key)
+    return state, {k: jnp.full(v.shape, jnp.nan, v.dtype) for k, v in info.items()}
 
 
 def act(state, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:

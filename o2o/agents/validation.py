@@ -78,6 +78,7 @@ FIELD_RULES: dict[str, RuleEntry] = {
     "top_fraction": FRACTION,
     **dict.fromkeys(("policy_noise", "noise_clip", "exploration_noise"), NON_NEGATIVE),
     "policy_frequency": integers(1),
+    "actor_every": integers(1),
     "alpha": NON_NEGATIVE,  # a loss term's weight: TD3+BC's Q term, FQL's distillation; 0 drops the term
     **dict.fromkeys(("actor_bc_coef", "critic_bc_coef", "eta", "cql_alpha", "weight_decay"), NON_NEGATIVE),
     **dict.fromkeys(("actor_decay_steps", "actor_bc_decay_steps", "warmup_steps"), integers(0)),  # 0: none

@@ -33,12 +33,14 @@ class Start:
     start_score: float | None  # the offline run's final normalized score
 
 
-def online_agent(algo: str, offline_algo: str, offline_config: dict, overrides: dict, online_updates: int | None = None):
+def online_agent(algo: str, offline_algo: str, offline_config: dict, overrides: dict, online_updates: int | None = None,
+                 utd: int | None = None):
     """The online agent and config: all the offline config for the same algorithm, else the fields that make networks
-    line up (INHERITED_FIELDS); then the algorithm's fine-tuning changes and the user's overrides."""
+    line up (INHERITED_FIELDS); then the algorithm's fine-tuning changes for `online_updates` updates, `utd` per env
+    step, and the user's overrides."""
     same_algorithm = canonical_name(algo) == canonical_name(offline_algo)
     inherited = offline_config if same_algorithm else {k: v for k, v in offline_config.items() if k in INHERITED_FIELDS}
-    return get_algorithm(algo, overrides, inherited, online_updates=online_updates)
+    return get_algorithm(algo, overrides, inherited, online_updates=online_updates, utd=utd)
 
 
 def check_pairing(offline_algo: str, offline_config: dict, algo: str, overrides: dict, spec: Spec) -> None:
@@ -58,7 +60,7 @@ def check_pairing(offline_algo: str, offline_config: dict, algo: str, overrides:
 
 
 def start(offline_run: runs.RunDir | str, algo: str, seeds: int, seed: int, overrides: dict,
-          online_updates: int) -> Start:
+          online_updates: int, utd: int) -> Start:
     """Read the offline run (its config, checkpoint, data and summary; a directory, or a RunDir its caller opened)
     for fine-tuning with `algo`."""
     run = offline_run if isinstance(offline_run, runs.RunDir) else runs.RunDir.open(offline_run, "offline")
@@ -69,7 +71,7 @@ def start(offline_run: runs.RunDir | str, algo: str, seeds: int, seed: int, over
     base = offline.prepare(offline.OfflineSettings(**{**run.settings, "eval_episodes": 0, "env": run.env_id}), run)
     run.check_dataset(base.dataset_reference["content_hash"])
     check_pairing(base.settings.algo, run.agent_config, algo, overrides, base.spec)
-    agent, config = online_agent(algo, base.settings.algo, run.agent_config, overrides, online_updates)
+    agent, config = online_agent(algo, base.settings.algo, run.agent_config, overrides, online_updates, utd)
     offline_states = runs.load_checkpoint(run.path, {"states": offline.init_states(base)})["states"]
     fresh = offline.init_states(dataclasses.replace(base, agent=agent, config=config))
     states = jax.tree.map(jnp.asarray, fresh.replace(**_carried(fresh, offline_states)))

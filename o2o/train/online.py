@@ -118,10 +118,10 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
     else:
         if settings.init_from:
             start = handoff.start(offline_run or settings.init_from, settings.algo, settings.seeds, settings.seed,
-                                  settings.agent_overrides, settings.learning_steps * settings.utd)
+                                  settings.agent_overrides, settings.learning_steps * settings.utd, settings.utd)
             agent, config = start.agent, start.config
         else:
-            agent, config = get_algorithm(settings.algo, settings.agent_overrides)
+            agent, config = get_algorithm(settings.algo, settings.agent_overrides, utd=settings.utd)
         env_id = settings.env or (start.base.env_id if start else None)
         if not env_id:
             raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
