@@ -7,10 +7,10 @@ Default: 256-256 MLPs, batch 256, observation 17, action 6 (HalfCheetah). Prints
 - updates/s of o2o's IQL and TD3+BC (1 seed, 1000 updates fused per call) and of the PyTorch twin, and their ratio;
 - the CPU's matmul FLOP/s measured here (JAX, 256x256 @ 256x256) and the share of it each update reaches;
 - the share of a real `o2o train` run's wall time spent outside the fused updates (evaluation, logging, checkpoints).
---all: every registered algorithm with its paper's batch size and networks (its default config), trained through the
-offline loop's fused chunk (sampling on the device included) on HalfCheetah-shaped random data, at 1 seed and at 4
-seeds vmapped: updates/s, XLA's FLOP count of one update with every scan unrolled (XLA counts a loop body once), and
-the share of the roofline.
+--all: every registered algorithm with its paper's batch size and networks (its default config; RLPD and WSRL with one
+actor step per `utd` critic steps, as they run online), trained through the offline loop's fused chunk (sampling on
+the device included) on HalfCheetah-shaped random data, at 1 seed and at 4 seeds vmapped: updates/s, XLA's FLOP count
+of one update with every scan unrolled (XLA counts a loop body once), and the share of the roofline.
 """
 
 from __future__ import annotations
@@ -311,16 +311,20 @@ def consecutive_updates(agent, config, count, state, key, data):
 def algorithm_speed(algo: str, dataset_path: str, roofline: float, seed_counts=(1, 4), seconds: float = 1.5) -> dict:
     """One algorithm's row: FLOPs of one update (sampling included) and updates/s through the offline loop's fused
     chunk at each seed count (best of 3 calls after a warm-up call; a chunk sized to about `seconds`)."""
+    from o2o.algorithms import record
     from o2o.train import offline
 
     row = {"algo": algo}
+    # RLPD and WSRL as they run online: one actor step per env step of `utd` updates
+    schedule = {"actor_every": str(record(algo).online["utd"])} if record(algo).actor_step_per_env_step else {}
     for seeds in seed_counts:
-        p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0))
+        p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0,
+                                                    agent_overrides=schedule))
         agent, config = p.agent, p.config
         data, states = offline.device_data(p), offline.init_states(p)
         keys = jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])
-        if "flops" not in row:  # per update, over a whole cycle of TD3's delayed actor steps
-            cycle = getattr(config, "policy_frequency", 1)
+        if "flops" not in row:  # per update, over a whole cycle of TD3's delayed actor steps or RLPD's critic steps
+            cycle = getattr(config, "policy_frequency", getattr(config, "actor_every", 1))
             flops = unrolled_flops(partial(consecutive_updates, agent, config, cycle),
                                    jax.tree.map(lambda x: x[0], states), keys[0], data)
             row.update(batch=config.batch_size, network=network(config), flops=flops / cycle)

@@ -189,3 +189,17 @@ def test_a_field_declared_unread_changes_nothing_the_agent_computes(name, field)
 def test_the_comparison_sees_a_change_of_a_field_that_is_read(name, field):
     """TD3+BC reads what TD3 and ReBRAC do not: the test above would see it if they did."""
     assert not computes_alike(name, *with_one_field_changed(name, field))
+
+
+def test_rlpd_and_wsrl_step_their_actor_once_per_env_step():
+    """RLPD's and WSRL's actor and temperature step once per env step of `utd` critic steps (their authors' update);
+    SAC's after every update; a user's actor_every wins but must fit the UTD."""
+    assert get_algorithm("rlpd", utd=20)[1].actor_every == 20 and get_algorithm("wsrl", utd=4)[1].actor_every == 4
+    assert get_algorithm("rlpd")[1].actor_every == 1  # no online run: nothing to align with
+    assert get_algorithm("sac", utd=20)[1].actor_every == 1
+    assert get_algorithm("rlpd", {"actor_every": "1"}, utd=20)[1].actor_every == 1
+    assert get_algorithm("sac", {"actor_every": "40"}, utd=20)[1].actor_every == 40  # every second env step
+    with pytest.raises(O2OError, match="actor_every = 3 with 20 updates per env step"):
+        get_algorithm("rlpd", {"actor_every": "3"}, utd=20)
+    with pytest.raises(O2OError, match="actor_every"):
+        get_algorithm("rlpd", {"actor_every": "0"})

@@ -117,7 +117,11 @@ def test_wsrl_keeps_no_offline_transition(calql_run, pendulum, tmp_path):
                               out=str(tmp_path / "wsrl"), progress=False)
     config = json.loads((tmp_path / "wsrl" / "config.json").read_text())
     assert config["settings"]["offline_sampling"] == "none" and config["settings"]["warmup_policy"] == "pretrained"
-    buffers = runs.load_checkpoint(tmp_path / "wsrl", {})["buffers"]
+    # one actor step per env step, after its 4 critic steps (WSRL's update_high_utd)
+    assert config["settings"]["utd"] == config["agent_config"]["actor_every"] == 4
+    checkpoint = runs.load_checkpoint(tmp_path / "wsrl", {})
+    assert set(np.asarray(checkpoint["states"]["step"]).tolist()) == {400 * 4}  # updates after the warm-up, from 0
+    buffers = checkpoint["buffers"]
     assert np.asarray(buffers["size"]).tolist() == [600, 600]  # exactly the online steps of each seed
     # no stored (observation, action) pair is an offline one (a reset observation alone may coincide)
     stored = np.concatenate([np.asarray(buffers["data"]["observations"]).reshape(-1, 3),

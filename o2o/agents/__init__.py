@@ -94,6 +94,10 @@ def get_algorithm(
         values[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
     config = module.Config(**values)
     validation.check(algorithm, config, overridden=overrides or {})
+    every = getattr(config, "actor_every", 1)
+    if utd is not None and utd % every and every % utd:
+        raise O2OError(f"{key}: actor_every = {every} with {utd} updates per env step would step the actor at varying "
+                       "points of the env steps; choose a divisor or a multiple of the UTD")
     unknown = set(agent.transition_fields(config)) - set(TRANSITION_FIELDS)
     assert not unknown, f"{key} asks for unknown transition fields {unknown}"
     return agent, config

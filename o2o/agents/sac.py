@@ -66,8 +66,8 @@ class Config:
     batch_size: int = 256
     """Transitions per update (SAC paper, Table 1; RLPD)."""
     actor_every: int = 1
-    """An actor and temperature step after every actor_every-th critic step (by the update counter): 1 (SAC); an
-    online run's UTD for RLPD and WSRL, one per env step after all its critic steps (the RLPD paper's Algorithm 1)."""
+    """An actor and temperature step after every actor_every-th critic step (by the update counter; offline too): 1
+    (SAC); an online run's UTD for RLPD and WSRL, one per env step after all its critic steps (RLPD's Algorithm 1)."""
 
 
 @struct.dataclass
@@ -199,8 +199,9 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 def critic_then_actor(state, critic_loss_fn, obs: jax.Array, actor_key: jax.Array) -> tuple[State, dict]:
-    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor and temperature steps
-    (the update of SAC and of every algorithm that only changes SAC's critic loss)."""
+    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor and temperature steps if the
+    update counter is a multiple of `actor_every` (the update of SAC and of every algorithm that only changes SAC's
+    critic loss)."""
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
