@@ -311,15 +311,13 @@ def consecutive_updates(agent, config, count, state, key, data):
 def algorithm_speed(algo: str, dataset_path: str, roofline: float, seed_counts=(1, 4), seconds: float = 1.5) -> dict:
     """One algorithm's row: FLOPs of one update (sampling included) and updates/s through the offline loop's fused
     chunk at each seed count (best of 3 calls after a warm-up call; a chunk sized to about `seconds`)."""
-    from o2o.algorithms import record
+    from o2o.algorithms import online_schedule
     from o2o.train import offline
 
     row = {"algo": algo}
-    # RLPD and WSRL as they run online: one actor step per env step of `utd` updates
-    schedule = {"actor_every": str(record(algo).online["utd"])} if record(algo).actor_step_per_env_step else {}
     for seeds in seed_counts:
         p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0,
-                                                    agent_overrides=schedule))
+                                                    agent_overrides=online_schedule(algo)))
         agent, config = p.agent, p.config
         data, states = offline.device_data(p), offline.init_states(p)
         keys = jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])

@@ -316,6 +316,13 @@ def online_defaults(name: str) -> dict[str, Any]:
     return dict(record(name).online or {})
 
 
+def online_schedule(name: str) -> dict[str, str]:
+    """Config overrides under which one update runs as in the algorithm's online runs at its paper's UTD (RLPD's and
+    WSRL's actor step after every `utd`-th critic step): what the speed benchmarks time."""
+    r = record(name)
+    return {"actor_every": str(r.online["utd"])} if r.actor_step_per_env_step else {}
+
+
 def markdown_table(algos: Iterable[str] | None = None, links: dict[str, str] | None = None) -> str:
     """The README's algorithm table; the docs' pages give `algos` (a subset) and `links` (a page per name)."""
     lines = ["| name | kind | what it is | paper | online: offline data, UTD, warm-up | checked against |",

@@ -129,6 +129,25 @@ def test_algorithm_registry_resolves_variants_and_overrides():
         get_algorithm("iql", {"expectile": "high"})
 
 
+def test_layer_initialisations_are_the_references():
+    """"pytorch": torch.nn.Linear's U(+-1/sqrt(fan_in)) for weights and biases (spread 1/sqrt(3 fan_in)); "orthogonal":
+    W^T W = 2 I (gain sqrt 2), zero biases; "flax": LeCun normal (spread 1/sqrt(fan_in)), zero biases."""
+    from o2o.nets import MLP
+    x = jnp.ones((1, 64))
+    layers = {init: MLP((256,), 64, initialisation=init).init(jax.random.PRNGKey(0), x)["params"]
+              for init in ("pytorch", "orthogonal", "flax")}
+    for name, fan_in in (("Dense_0", 64), ("Dense_1", 256)):
+        torch_like = layers["pytorch"][name]
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(torch_like["kernel"]).max() <= bound and np.abs(torch_like["bias"]).max() <= bound
+        assert np.abs(torch_like["bias"]).max() > 0.9 * bound
+        np.testing.assert_allclose(np.std(torch_like["kernel"]), bound / np.sqrt(3), rtol=0.05)
+        np.testing.assert_allclose(np.std(layers["flax"][name]["kernel"]), bound, rtol=0.1)
+        assert not np.any(layers["flax"][name]["bias"]) and not np.any(layers["orthogonal"][name]["bias"])
+    w = np.asarray(layers["orthogonal"]["Dense_0"]["kernel"])  # (64, 256): orthogonal rows
+    np.testing.assert_allclose(w @ w.T, 2 * np.eye(64), atol=1e-4)
+
+
 def test_layer_norm_matches_flax_in_value_and_gradient():
     import flax.linen as nn
 

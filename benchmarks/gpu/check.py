@@ -354,11 +354,12 @@ def lower_algorithm(algo: str, seed_counts: tuple[int, ...], dataset: str, overr
     import jax
     import jax.numpy as jnp
 
+    from o2o.algorithms import online_schedule
     from o2o.train import offline
 
     most = max(seed_counts)
     settings = offline.OfflineSettings(algo=algo, dataset=dataset, seeds=most, eval_episodes=0, preset="none",
-                                       agent_overrides=overrides_for(algo, overrides))
+                                       agent_overrides={**online_schedule(algo), **overrides_for(algo, overrides)})
     p = offline.prepare(settings)
     data = offline.device_data(p)
     initialise = jax.jit(lambda: offline.init_seeds(p.agent, p.config, p.spec, p.seeds))

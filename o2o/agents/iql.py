@@ -11,6 +11,7 @@ Actor (advantage-weighted regression):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +32,7 @@ from o2o.agents.common import (
     value_and_grad,
 )
 from o2o.data import Dataset
-from o2o.nets import CriticEnsemble, GaussianPolicy, ValueFunction
+from o2o.nets import MLP, CriticEnsemble, GaussianPolicy, ValueFunction
 
 MAX_ADVANTAGE_WEIGHT = 100.0  # paper's clip of exp(beta * A)
 
@@ -62,6 +63,8 @@ class Config:
     """Standardize states with the dataset's statistics (the paper does not)."""
     batch_size: int = 256
     """Transitions per update (paper, Appendix B)."""
+    network_init: str = "orthogonal"
+    """Layer initialisation (o2o.nets.layer_init): "orthogonal", gain sqrt 2, as the IQL authors' code."""
 
 
 @struct.dataclass
@@ -97,11 +100,14 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     obs, act = spec.dummy_inputs()
     actor_schedule = (optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps) if config.actor_decay_steps
                       else optax.constant_schedule(config.actor_lr))  # a schedule either way: same optimiser state
-    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2), optax.adam(config.critic_lr), k2, obs, act)
+    mlp = functools.partial(MLP, initialisation=config.network_init)
+    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2, mlp=mlp), optax.adam(config.critic_lr), k2,
+                            obs, act)
     return State(
-        actor=Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim), optax.adam(actor_schedule), k1, obs),
+        actor=Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim, mlp=mlp), optax.adam(actor_schedule),
+                             k1, obs),
         critic=critic,
-        value=Network.create(ValueFunction(config.hidden_dims), optax.adam(config.value_lr), k3, obs),
+        value=Network.create(ValueFunction(config.hidden_dims, mlp=mlp), optax.adam(config.value_lr), k3, obs),
         target_critic_params=critic.params,
         normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
         step=jnp.zeros((), jnp.int32),

@@ -11,6 +11,7 @@ form — Ball et al., "Efficient Online Reinforcement Learning with Offline Data
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -28,7 +29,7 @@ from o2o.agents.common import (
     td_target,
     value_and_grad,
 )
-from o2o.nets import CriticEnsemble, GaussianPolicy, gaussian_log_prob, output_scales
+from o2o.nets import MLP, CriticEnsemble, GaussianPolicy, gaussian_log_prob, output_scales
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +60,10 @@ class Config:
     """Actor maximises the ensemble's mean Q (RLPD) instead of its minimum (SAC)."""
     backup_entropy: bool = True
     """Subtract alpha log pi(a'|s') in the target (SAC)."""
+    network_init: str = "flax"
+    """Layer initialisation of actor and critics (o2o.nets.layer_init)."""
     edac_init: bool = False
-    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of Flax's."""
+    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of network_init's."""
     normalize_observations: bool = False
     """Standardize states with offline data statistics (when given)."""
     batch_size: int = 256
@@ -95,8 +98,10 @@ def networks(key: jax.Array, spec: Spec, config) -> tuple[Network, Network, Netw
     k1, k2 = jax.random.split(key)
     obs, act = spec.dummy_inputs()
     actor_scale, critic_scale = output_scales(config.edac_init)
-    actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True, output_scale=actor_scale)
-    critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, critic_scale)
+    mlp = functools.partial(MLP, initialisation=config.network_init)
+    actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True, output_scale=actor_scale,
+                           mlp=mlp)
+    critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, critic_scale, mlp=mlp)
     return (Network.create(actor, optax.adam(config.actor_lr), k1, obs),
             Network.create(critic, optax.adam(config.critic_lr), k2, obs, act),
             Network.create(_LogTemperature(config.initial_temperature), optax.adam(config.temperature_lr), k1))

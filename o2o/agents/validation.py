@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from o2o.algorithms import Algorithm
 from o2o.errors import O2OError
+from o2o.nets import INITIALISATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +80,7 @@ FIELD_RULES: dict[str, RuleEntry] = {
     **dict.fromkeys(("policy_noise", "noise_clip", "exploration_noise"), NON_NEGATIVE),
     "policy_frequency": integers(1),
     "actor_every": integers(1),
+    "network_init": one_of(*INITIALISATIONS),
     "alpha": NON_NEGATIVE,  # a loss term's weight: TD3+BC's Q term, FQL's distillation; 0 drops the term
     **dict.fromkeys(("actor_bc_coef", "critic_bc_coef", "eta", "cql_alpha", "weight_decay"), NON_NEGATIVE),
     **dict.fromkeys(("actor_decay_steps", "actor_bc_decay_steps", "warmup_steps"), integers(0)),  # 0: none
@@ -135,6 +137,9 @@ def check(algorithm: Algorithm, config: Any, overridden: Iterable[str]) -> None:
     if ignored:
         read = ", ".join(name for name in names if name not in algorithm.unread)
         raise O2OError(f"{algorithm.name} does not read {', '.join(ignored)}; its fields: {read}")
+    if "network_init" in overridden and getattr(config, "edac_init", False):
+        raise O2OError(f"{algorithm.name}: network_init has no effect while edac_init is true (EDAC's initialisation "
+                       "replaces it); set edac_init=false with it")
     entries = [(name, rule_for(algorithm.module, name)) for name in names]
     # fixed rules first, then those made from the config, which read fields checked before them
     for name, entry in sorted(entries, key=lambda item: not isinstance(item[1], Rule)):

@@ -63,24 +63,43 @@ def uniform(scale: float):
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
 
 
+INITIALISATIONS = ("flax", "pytorch", "orthogonal", "xavier")  # the layer initialisations an MLP's `initialisation` names
+
+
+def layer_init(init: str, fan_in: int) -> dict[str, Any]:
+    """nn.Dense's initialisers for a layer of `fan_in` inputs: "flax" (Flax's: LeCun-normal weights, zero biases),
+    "pytorch" (torch.nn.Linear's: weights and biases U(+-1/sqrt(fan_in))), "orthogonal" (gain sqrt 2, zero biases:
+    jaxrl's and the IQL authors'), "xavier" (Glorot uniform, zero biases: the RLPD authors')."""
+    if init == "pytorch":
+        return {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                "bias_init": uniform(1 / fan_in ** 0.5)}
+    if init == "orthogonal":
+        return {"kernel_init": nn.initializers.orthogonal(2 ** 0.5)}
+    if init == "xavier":
+        return {"kernel_init": nn.initializers.xavier_uniform()}
+    assert init == "flax", f"unknown initialisation {init!r}; one of {INITIALISATIONS}"
+    return {}
+
+
 class MLP(nn.Module):
     """Dense layers with ReLU (and optional LayerNorm after each hidden layer), then a linear output.
 
-    `output_scale=None` keeps Flax's initialisers; a number gives EDAC's (An et al., 2021; ReBRAC uses it too): hidden
-    weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases U(+-output_scale). `GeluMLP` is the FQL
-    paper's variant."""
+    Layers initialised as `initialisation` says (`layer_init`); `output_scale` replaces it with EDAC's (An et al., 2021; ReBRAC
+    uses it too): hidden weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases U(+-output_scale);
+    `kernel_init` with its weights. `GeluMLP` is the FQL paper's variant."""
 
     hidden_dims: Sequence[int]
     output_dim: int
     layer_norm: bool = False
     output_scale: float | None = None
     activation: Callable = nn.relu
-    kernel_init: Any = None  # None: Flax's (or EDAC's, with output_scale)
+    kernel_init: Any = None  # None: `initialisation`'s (or EDAC's, with output_scale)
     norm_after_activation: bool = False  # LayerNorm after the activation instead of before it
+    initialisation: str = "flax"  # `layer_init`'s name (not `init`: that is flax's Module.init)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        hidden, output = {}, {}
+        hidden = output = None  # None: each layer's `initialisation` for its fan-in
         if self.kernel_init is not None:
             hidden = output = {"kernel_init": self.kernel_init}
         if self.output_scale is not None:
@@ -88,13 +107,13 @@ class MLP(nn.Module):
                       "bias_init": nn.initializers.constant(0.1)}
             output = {"kernel_init": uniform(self.output_scale), "bias_init": uniform(self.output_scale)}
         for width in self.hidden_dims:
-            x = nn.Dense(width, **hidden)(x)
+            x = nn.Dense(width, **(hidden if hidden is not None else layer_init(self.initialisation, x.shape[-1])))(x)
             if self.layer_norm and not self.norm_after_activation:
                 x = LayerNorm()(x)
             x = self.activation(x)
             if self.layer_norm and self.norm_after_activation:
                 x = LayerNorm()(x)
-        return nn.Dense(self.output_dim, **output)(x)
+        return nn.Dense(self.output_dim, **(output if output is not None else layer_init(self.initialisation, x.shape[-1])))(x)
 
 
 # The FQL paper's networks (Park, Li & Levine, 2025, and its code): GELU, LayerNorm after the activation, Glorot-uniform
@@ -148,10 +167,11 @@ class ValueFunction(nn.Module):
 
     hidden_dims: Sequence[int]
     layer_norm: bool = False
+    mlp: Callable = MLP
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return MLP(self.hidden_dims, 1, self.layer_norm)(observations)[..., 0]
+        return self.mlp(self.hidden_dims, 1, self.layer_norm)(observations)[..., 0]
 
 
 class ActionField(nn.Module):
@@ -175,10 +195,11 @@ class DeterministicPolicy(nn.Module):
     hidden_dims: Sequence[int]
     action_dim: int
     output_scale: float | None = None
+    mlp: Callable = MLP
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden_dims, self.action_dim, output_scale=self.output_scale)(observations))
+        return jnp.tanh(self.mlp(self.hidden_dims, self.action_dim, output_scale=self.output_scale)(observations))
 
 
 class GaussianPolicy(nn.Module):
@@ -192,14 +213,15 @@ class GaussianPolicy(nn.Module):
     action_dim: int
     state_dependent_std: bool = False
     output_scale: float | None = None
+    mlp: Callable = MLP
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
         if self.state_dependent_std:
-            out = MLP(self.hidden_dims, 2 * self.action_dim, output_scale=self.output_scale)(observations)
+            out = self.mlp(self.hidden_dims, 2 * self.action_dim, output_scale=self.output_scale)(observations)
             mean, log_std = jnp.split(out, 2, axis=-1)
         else:
-            mean = jnp.tanh(MLP(self.hidden_dims, self.action_dim, output_scale=self.output_scale)(observations))
+            mean = jnp.tanh(self.mlp(self.hidden_dims, self.action_dim, output_scale=self.output_scale)(observations))
             log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
             log_std = jnp.broadcast_to(log_std, mean.shape)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
