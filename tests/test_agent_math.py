@@ -166,6 +166,13 @@ def test_layer_norm_matches_flax_in_value_and_gradient():
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
+    def input_gradient_norm(module):  # second order, as EDAC's term differentiates action gradients
+        return lambda p: (jax.grad(loss(module), argnums=1)(p, x) ** 2).sum()
+
+    ours, theirs = jax.grad(input_gradient_norm(LayerNorm()))(params), jax.grad(input_gradient_norm(nn.LayerNorm()))(params)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
 
 def _rebrac_state(**config):
     from o2o.agents import rebrac

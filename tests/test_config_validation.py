@@ -207,8 +207,8 @@ def test_rlpd_and_wsrl_step_their_actor_once_per_env_step():
 
 def test_network_init_names_a_known_initialisation_that_takes_effect():
     assert get_algorithm("td3bc")[1].network_init == "pytorch" and get_algorithm("iql")[1].network_init == "orthogonal"
-    with pytest.raises(O2OError, match="network_init = 'xavier' is outside"):
-        get_algorithm("td3bc", {"network_init": "xavier"})
+    with pytest.raises(O2OError, match="network_init = 'lecun' is outside"):
+        get_algorithm("td3bc", {"network_init": "lecun"})
     with pytest.raises(O2OError, match="network_init has no effect while edac_init is true"):
         get_algorithm("rebrac", {"network_init": "flax"})
     assert get_algorithm("rebrac", {"network_init": "flax", "edac_init": "false"})[1].network_init == "flax"
