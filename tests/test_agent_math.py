@@ -169,7 +169,8 @@ def test_layer_norm_matches_flax_in_value_and_gradient():
     def input_gradient_norm(module):  # second order, as EDAC's term differentiates action gradients
         return lambda p: (jax.grad(loss(module), argnums=1)(p, x) ** 2).sum()
 
-    ours, theirs = jax.grad(input_gradient_norm(LayerNorm()))(params), jax.grad(input_gradient_norm(nn.LayerNorm()))(params)
+    ours = jax.grad(input_gradient_norm(LayerNorm()))(params)
+    theirs = jax.grad(input_gradient_norm(nn.LayerNorm()))(params)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 

@@ -101,8 +101,8 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor_schedule = (optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps) if config.actor_decay_steps
                       else optax.constant_schedule(config.actor_lr))  # a schedule either way: same optimiser state
     mlp = functools.partial(MLP, initialisation=config.network_init)
-    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2, mlp=mlp), optax.adam(config.critic_lr), k2,
-                            obs, act)
+    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2, mlp=mlp), optax.adam(config.critic_lr),
+                            k2, obs, act)
     return State(
         actor=Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim, mlp=mlp), optax.adam(actor_schedule),
                              k1, obs),

@@ -63,7 +63,7 @@ class Config:
     network_init: str = "flax"
     """Layer initialisation of actor and critics (o2o.nets.layer_init)."""
     edac_init: bool = False
-    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of network_init's."""
+    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP), not network_init's."""
     normalize_observations: bool = False
     """Standardize states with offline data statistics (when given)."""
     batch_size: int = 256

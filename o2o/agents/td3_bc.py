@@ -66,7 +66,7 @@ class Config:
     network_init: str = "pytorch"
     """Layer initialisation (o2o.nets.layer_init): "pytorch", torch.nn.Linear's, as the TD3+BC and TD3 authors' code."""
     edac_init: bool = False
-    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP) instead of network_init's."""
+    """EDAC's initialisation (hidden biases 0.1, small uniform output layers; o2o.nets.MLP), not network_init's."""
 
 
 @struct.dataclass
@@ -88,7 +88,8 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     actor = Network.create(DeterministicPolicy(config.hidden_dims, spec.action_dim, actor_scale,
                                                functools.partial(MLP, initialisation=config.network_init)),
                            optax.adam(config.actor_lr), actor_key, obs)
-    mlp = functools.partial(MLP, norm_after_activation=config.critic_norm_after_activation, initialisation=config.network_init)
+    mlp = functools.partial(MLP, norm_after_activation=config.critic_norm_after_activation,
+                            initialisation=config.network_init)
     critic = Network.create(CriticEnsemble(config.hidden_dims, 2, config.critic_layer_norm, critic_scale, mlp=mlp),
                             optax.adam(config.critic_lr), critic_key, obs, act)
     return State(actor, critic, actor.params, critic.params, ObservationNormalizer.from_spec(spec, config.normalize_observations),

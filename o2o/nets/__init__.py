@@ -63,7 +63,7 @@ def uniform(scale: float):
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
 
 
-INITIALISATIONS = ("flax", "pytorch", "orthogonal", "xavier")  # the layer initialisations an MLP's `initialisation` names
+INITIALISATIONS = ("flax", "pytorch", "orthogonal", "xavier")  # what an MLP's `initialisation` may name
 
 
 def layer_init(init: str, fan_in: int) -> dict[str, Any]:
@@ -84,42 +84,41 @@ def layer_init(init: str, fan_in: int) -> dict[str, Any]:
 class MLP(nn.Module):
     """Dense layers with ReLU (and optional LayerNorm after each hidden layer), then a linear output.
 
-    Layers initialised as `initialisation` says (`layer_init`); `output_scale` replaces it with EDAC's (An et al., 2021; ReBRAC
-    uses it too): hidden weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases U(+-output_scale);
-    `kernel_init` with its weights. `GeluMLP` is the FQL paper's variant."""
+    Layers initialised as `initialisation` names (`layer_init`), or, with `output_scale`, as EDAC's (An et al., 2021;
+    ReBRAC uses it too): hidden weights U(+-1/sqrt(fan_in)) with biases 0.1, output weights and biases
+    U(+-output_scale). `GeluMLP` is the FQL paper's variant."""
 
     hidden_dims: Sequence[int]
     output_dim: int
     layer_norm: bool = False
     output_scale: float | None = None
     activation: Callable = nn.relu
-    kernel_init: Any = None  # None: `initialisation`'s (or EDAC's, with output_scale)
     norm_after_activation: bool = False  # LayerNorm after the activation instead of before it
     initialisation: str = "flax"  # `layer_init`'s name (not `init`: that is flax's Module.init)
 
+    def _initialisers(self, fan_in: int, output: bool) -> dict[str, Any]:
+        if self.output_scale is None:
+            return layer_init(self.initialisation, fan_in)
+        if output:
+            return {"kernel_init": uniform(self.output_scale), "bias_init": uniform(self.output_scale)}
+        return {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                "bias_init": nn.initializers.constant(0.1)}
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        hidden = output = None  # None: each layer's `initialisation` for its fan-in
-        if self.kernel_init is not None:
-            hidden = output = {"kernel_init": self.kernel_init}
-        if self.output_scale is not None:
-            hidden = {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
-                      "bias_init": nn.initializers.constant(0.1)}
-            output = {"kernel_init": uniform(self.output_scale), "bias_init": uniform(self.output_scale)}
         for width in self.hidden_dims:
-            x = nn.Dense(width, **(hidden if hidden is not None else layer_init(self.initialisation, x.shape[-1])))(x)
+            x = nn.Dense(width, **self._initialisers(x.shape[-1], output=False))(x)
             if self.layer_norm and not self.norm_after_activation:
                 x = LayerNorm()(x)
             x = self.activation(x)
             if self.layer_norm and self.norm_after_activation:
                 x = LayerNorm()(x)
-        return nn.Dense(self.output_dim, **(output if output is not None else layer_init(self.initialisation, x.shape[-1])))(x)
+        return nn.Dense(self.output_dim, **self._initialisers(x.shape[-1], output=True))(x)
 
 
 # The FQL paper's networks (Park, Li & Levine, 2025, and its code): GELU, LayerNorm after the activation, Glorot-uniform
 # weights.
-GeluMLP = functools.partial(MLP, activation=nn.gelu, norm_after_activation=True,
-                            kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))
+GeluMLP = functools.partial(MLP, activation=nn.gelu, norm_after_activation=True, initialisation="xavier")
 
 
 class Critic(nn.Module):
