@@ -181,11 +181,18 @@ def errors(fixture: Fixture, losses: dict, after_1: dict, after_all: dict) -> di
     assert mine.keys() == reference.keys()
     free = fixture.record.get("gradient_free", {})  # no loss reaches them: their first steps are Adam on rounding noise
     out["after_1"] = {name: relative(mine[name], ref) for name, ref in reference.items() if name not in free}
+    out["after_all"] = network_errors(fixture, after_all)
+    return out
+
+
+def network_errors(fixture: Fixture, after_all: dict) -> dict[str, float]:
+    """Relative error of each network's parameters (all its arrays together) after all updates."""
+    out = {}
     for network, tree in fixture.tree("reference/after_all").items():
         reference, mine = flat(tree), flat(after_all[network])
         assert mine.keys() == reference.keys()
-        out["after_all"][network] = relative(np.concatenate([mine[k].ravel() for k in sorted(reference)]),
-                                             np.concatenate([reference[k].ravel() for k in sorted(reference)]))
+        out[network] = relative(np.concatenate([mine[k].ravel() for k in sorted(reference)]),
+                                np.concatenate([reference[k].ravel() for k in sorted(reference)]))
     return out
 
 
@@ -421,10 +428,7 @@ def test_rlpd_takes_one_actor_step_per_call_of_its_critic_steps():
     assert fixture.meta["config"]["actor_every"] == fixture.record["updates_per_call"] == 4
     losses, _, after_all = run_o2o("rlpd", actor_every=1)
     assert not np.isnan(losses["actor_loss"]).any() and np.isnan(fixture.tree("reference/losses")["actor_loss"]).sum() == 75
-    reference = fixture.tree("reference/after_all")
-    off = {network: relative(np.concatenate([v.ravel() for _, v in sorted(flat(after_all[network]).items())]),
-                             np.concatenate([v.ravel() for _, v in sorted(flat(tree).items())]))
-           for network, tree in reference.items()}
+    off = network_errors(fixture, after_all)
     assert all(err > 10 * fixture.record["tolerance"]["after_all"] for err in off.values()), off
 
 
