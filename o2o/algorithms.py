@@ -142,6 +142,10 @@ RECORDS = (
     Algorithm("iql", "iql", "implicit Q-learning: expectile values, advantage-weighted policy extraction",
               "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
               presets=IQL_OGBENCH),
+    # FamO2O's code: IQL's fine-tuning (offline data kept in the buffer, no warm-up, one update per env step).
+    Algorithm("famo2o", "famo2o", "IQL with a universal policy over balance coefficients, a balance model picking one per state",
+              "Wang et al., FamO2O, NeurIPS 2023", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
+              unread=("temperature",)),  # IQL's one beta, replaced by the family
     # RIQL's paper learns offline only, and its deterministic policy has no exploration noise to fine-tune with.
     Algorithm("riql", "riql", "IQL for corrupted data: normalized states, Q-ensemble quantile, Huber critic loss",
               "Yang et al., Towards Robust Offline RL under Diverse Data Corruption, ICLR 2024", "offline",
@@ -209,6 +213,8 @@ CHECKS = {
                learning="equal at 10 + 10 seeds, 10k updates, Hopper-v5 medium (27.6 vs 27.9)"),
     "iql": Check("ikostrikov/implicit_q_learning", commit="09d700248117881a75cb21f0adb95c6c8a694cb2",
                learning="equal at 10 + 10 seeds, 10k updates, Hopper-v5 medium (28.9 vs 28.2)"),
+    "famo2o": Check("LeapLabTHU/FamO2O", commit="ea9cb01c86ca7d8cbd782b21cab5d7e1614bc6d7",
+                 deviations=("one key for two draws",)),
     "riql": Check("YangRui2015/RIQL", commit="cc07d81201e4cd44415560523fcd719f57bbf12c",
                deviations=("critic initialisation", "state statistics")),
     "awac": Check("tinkoff-ai/CORL", commit="6afec90484bbf47dee05fdf525e26a3ebe028e9b",

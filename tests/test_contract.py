@@ -118,9 +118,9 @@ def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
 
 
 # one algorithm per fine-tuning path: symmetric batches with next actions and recipe changes (ReBRAC), with Monte-Carlo
-# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL); the CLI
-# test above covers the rest
-FINE_TUNING_PATHS = ("rebrac", "calql", "iql", "edac", "fql")
+# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), a universal
+# policy whose training coefficients come from its balance model once online (FamO2O); the CLI test above covers the rest
+FINE_TUNING_PATHS = ("rebrac", "calql", "iql", "edac", "fql", "famo2o")
 
 
 def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(pendulum, tmp_path, capsys):
@@ -138,6 +138,9 @@ def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(pendulum, tmp_pa
     # ReBRAC's recipe is resolved into the online run's config; evaluation and resume read that file alone
     recorded = json.loads((tmp_path / "rebrac-online" / "config.json").read_text())
     assert recorded["agent_config"]["critic_bc_coef"] == 0.0 and recorded["agent_config"]["actor_bc_decay_steps"] == 6
+    famo2o = [json.loads((tmp_path / run / "config.json").read_text())["agent_config"]["coefficient_source"]
+              for run in ("famo2o", "famo2o-online")]
+    assert famo2o == ["uniform", "balance"]
     (tmp_path / "rebrac").rename(tmp_path / "rebrac-moved")
     code, out, err = run_cli(["eval", str(tmp_path / "rebrac-online"), "--episodes", "1", "--json"], capsys)
     assert code == 0, err

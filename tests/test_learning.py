@@ -4,7 +4,7 @@ normalized).
 
 Behaviour cloning averages the two behaviours and lands near the behaviour level; TD3+BC and IQL must pick the good
 actions and clearly beat it. 20k updates, 2 seeds, 30 evaluation episodes per seed. Measured on the 2-core CPU:
-BC 25.2, TD3+BC 61.7, IQL 45.3, RIQL 56.2 (normalized; 0 = random torques, 100 = the controller). ReBRAC and FQL
+BC 25.2, TD3+BC 61.7, IQL 45.3, RIQL 56.2, FamO2O 52.0 (normalized; 0 = random torques, 100 = the controller). ReBRAC and FQL
 must beat BC by 30 after 10k updates (51.8 after 5k); the Decision Transformer must play as well as the return it is
 conditioned on; EDAC, SAC-N and LB-SAC have checks of their own below.
 """
@@ -69,6 +69,13 @@ def train(algo, dataset, out, steps, **overrides):
 def test_riql_clearly_beats_bc(report, dataset, tmp_path):
     # IQL's bar on the same data; RIQL's ensemble quantile and Huber critics must not cost what IQL gains over BC
     assert train("riql", dataset, tmp_path / "riql", 20_000) >= score(report, "bc") + 12
+
+
+@pytest.mark.slow  # 92 s; FamO2O's update is held to the authors' in the default suite (test_parity)
+def test_famo2o_clearly_beats_bc(report, dataset, tmp_path):
+    # IQL's bar: the universal policy, acting with the balance model's coefficient per state, must extract the good
+    # actions as IQL does (measured: 52.0, seeds 53.3 and 50.7, where IQL has 45.3 and BC 25.2)
+    assert train("famo2o", dataset, tmp_path / "famo2o", 20_000) >= score(report, "bc") + 12
 
 
 @pytest.mark.slow  # 33 s; FQL's losses, flow and contract stay in the default suite

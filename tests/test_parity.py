@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 
-from o2o.agents import Spec, awac, cql, dt, fql, get_algorithm, sac, td3_bc
+from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, sac, td3_bc
 from o2o.agents.common import (
     Network,
     ObservationNormalizer,
@@ -51,7 +51,10 @@ DRAW_SITES = {"target_noise": (td3_bc, "target_noise_draw"),
               "actor_action_noise": (sac, "actor_action_noise_draw"),
               "critic_subset": (sac, "critic_subset_draw"),
               "random_actions": (cql, "random_actions_draw"), "policy_actions_noise": (cql, "policy_actions_noise_draw"),
-              "next_policy_actions_noise": (cql, "next_policy_actions_noise_draw")}
+              "next_policy_actions_noise": (cql, "next_policy_actions_noise_draw"),
+              "balance_noise": (famo2o, "balance_noise_draw"),
+              "balance_action_noise": (famo2o, "balance_action_noise_draw"),
+              "coefficients": (famo2o, "coefficient_draw"), "coefficient_noise": (famo2o, "coefficient_noise_draw")}
 
 
 @dataclasses.dataclass
@@ -404,6 +407,13 @@ PERTURBATIONS = {
              "target from a random pair of critics, not all": {"critic_subset": 2}},
     "edac": {"ensemble-similarity term dropped (SAC-N)": {"eta": 0.0}, "eta 2.0": {"eta": 2.0},
              "discount 0.98": {"discount": 0.98}},
+    "famo2o": {"each sample weighted by its own beta (the paper's equation)": {"batch_mean_weights": False},
+               "coefficients in [1, 6], not [1, 5]": {"coefficient_max": 6.0},
+               "embedding base 100, not 10000": {"embedding_base": 100.0},
+               "balance target entropy -1, not -0.5": {"balance_target_entropy": -1.0},
+               "expectile 0.5 (asymmetry dropped)": {"expectile": 0.5}},
+    "famo2o-finetuning": {"each sample weighted by its own beta (the paper's equation)": {"batch_mean_weights": False},
+                          "coefficients drawn uniformly, not from the balance model": {"coefficient_source": "uniform"}},
     "lbsac": {"discount 0.98": {"discount": 0.98},
               "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True},
               "no entropy term in the target": {"backup_entropy": False}},

@@ -22,7 +22,7 @@ REFERENCES = {"td3bc": ("TD3_BC", ".venv"), "iql": ("implicit_q_learning", ".ven
               "calql": ("Cal-QL", ".venv-calql"), "fql": ("fql", ".venv"), "dt": ("decision-transformer", ".venv-dt"),
               "sacn": ("EDAC", ".venv"), "edac": ("EDAC", ".venv"), "lbsac": ("lb-sac", ".venv"),
               "td3": ("TD3", ".venv"), "sac": ("jaxrl", ".venv-iql"), "rlpd": ("rlpd", ".venv-iql"),
-              "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv")}
+              "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv"), "famo2o": ("FamO2O", ".venv-iql")}
 
 
 def main() -> None:

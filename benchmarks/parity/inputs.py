@@ -47,6 +47,7 @@ class Case:
     subsets: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     mc_returns: bool = False  # the batch carries Monte-Carlo returns-to-go (Cal-QL's bound), N(0, 1), drawn last
     reward_scale: float = 1.0  # the batch's rewards are N(0, reward_scale^2)
+    algo: str = ""  # the algorithm, where the case (and its fixture) is a variant of it named otherwise
 
 
 CASES = {
@@ -101,6 +102,13 @@ CASES = {
                 {"next_one_step_noise": (FQL_BATCH, ACTION_DIM), "flow_noise": (FQL_BATCH, ACTION_DIM),
                  "flow_times": (FQL_BATCH, 1), "one_step_noise": (FQL_BATCH, ACTION_DIM)},
                 uniform=("flow_times",), batch_size=FQL_BATCH),
+    # FamO2O: offline (coefficients U[min, max]) and fine-tuning (coefficients from the balance model)
+    "famo2o": Case({"hidden_dims": (64, 64)},
+                   {"balance_noise": (BATCH_SIZE, 1), "balance_action_noise": (BATCH_SIZE, ACTION_DIM),
+                    "coefficients": (BATCH_SIZE, 1)}, uniform=("coefficients",)),
+    "famo2o-finetuning": Case({"hidden_dims": (64, 64), "coefficient_source": "balance"},
+                              {"balance_noise": (BATCH_SIZE, 1), "balance_action_noise": (BATCH_SIZE, ACTION_DIM),
+                               "coefficient_noise": (BATCH_SIZE, 1)}, algo="famo2o"),
     # one block, 32 wide, two heads (the head split is converted too), K 5; dropout off on both sides (its masks cannot
     # be injected); the paper's learning rate, a 50-update warm-up, and a weight decay of 1 (the paper's 1e-4 would move
     # the parameters by 1e-8 of themselves per update, invisible in 100)
@@ -156,8 +164,9 @@ def make_windows(rng: np.random.RandomState, mean: np.ndarray, std: np.ndarray) 
     return jax.device_get(dt.sample_batch(config, data, jax.random.PRNGKey(SEED)))
 
 
-def build(algo: str) -> tuple[dict, dict[str, np.ndarray]]:
-    case = CASES[algo]
+def build(case_name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    case = CASES[case_name]
+    algo = case.algo or case_name
     rng = np.random.RandomState(SEED)
     mean = rng.uniform(-2.0, 2.0, OBSERVATION_DIM).astype(np.float32)
     std = rng.uniform(0.5, 3.0, OBSERVATION_DIM).astype(np.float32)
@@ -183,9 +192,9 @@ def build(algo: str) -> tuple[dict, dict[str, np.ndarray]]:
         if isinstance(value, Network):
             arrays.update(flatten(jax.device_get(value.params), f"init/{field.name}"))
 
-    meta = {"algo": algo, "config": dataclasses.asdict(config), "observation_dim": OBSERVATION_DIM,
+    meta = {"algo": algo, "case": case_name, "config": dataclasses.asdict(config), "observation_dim": OBSERVATION_DIM,
             "action_dim": ACTION_DIM, "batch_size": case.batch_size, "steps": STEPS, "seed": SEED,
-            "command": f"python benchmarks/parity/inputs.py {algo} --out INPUTS",
+            "command": f"python benchmarks/parity/inputs.py {case_name} --out INPUTS",
             "o2o_versions": {"jax": jax.__version__, "numpy": np.__version__}}
     return meta, arrays
 

@@ -44,7 +44,7 @@ def compatibility(jax, flax):
     flax.config.update("flax_return_frozendict", True)
     jax.jit = lenient_jit
     try:
-        import policy
+        import policy  # noqa: F401  (imported here, under the lenient jit; the reference imports it again by name)
     finally:
         jax.jit = jit
     yield
@@ -71,6 +71,23 @@ def from_reference(learner) -> dict:
                                                   for layer in c["Critic_0"]["MLP_0"]}}}
     return {"actor": {"MLP_0": {**actor["MLP_0"], "Dense_2": actor["Dense_0"]}, "log_std": actor["log_stds"]},
             "critic": stack(critic), "value": value, "target_critic_params": stack(target)}
+
+
+def start_from(jax, flax, learner, params: dict, attributes: dict[str, str], batch: dict, batch_type, dtype):
+    """The learner's networks (`attributes`: o2o's name -> its attribute) set to `params` (in its structure) with fresh
+    optimiser states from its own optimisers, its target critic to the critic's; returns the batch as its `Batch`
+    (FamO2O's adapter too)."""
+    import jax.numpy as jnp
+    for name, attribute in attributes.items():
+        model = getattr(learner, attribute)
+        new = flax.core.freeze(params[name])
+        assert jax.tree_util.tree_structure(model.params) == jax.tree_util.tree_structure(new), name
+        setattr(learner, attribute, model.replace(params=new, opt_state=model.tx.init(new)))
+    learner.target_critic = learner.target_critic.replace(params=flax.core.freeze(params["critic"]))
+    return batch_type(observations=jnp.asarray(batch["observations"], dtype),
+                      actions=jnp.asarray(batch["actions"], dtype), rewards=jnp.asarray(batch["rewards"], dtype),
+                      masks=jnp.asarray(1.0 - batch["dones"], dtype),
+                      next_observations=jnp.asarray(batch["next_observations"], dtype))
 
 
 def main() -> None:
@@ -100,17 +117,8 @@ def main() -> None:
         expectile=config["expectile"], temperature=config["temperature"], dropout_rate=None,
         max_steps=config["actor_decay_steps"], opt_decay_schedule="cosine")
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), to_reference(inputs.tree("init")))
-    for name in ("actor", "critic", "value"):
-        model = getattr(learner, name)
-        new = flax.core.freeze(params[name])
-        assert jax.tree_util.tree_structure(model.params) == jax.tree_util.tree_structure(new), name
-        setattr(learner, name, model.replace(params=new, opt_state=model.tx.init(new)))
-    learner.target_critic = learner.target_critic.replace(params=flax.core.freeze(params["critic"]))
-
-    batch = inputs.tree("batch")
-    batch = Batch(observations=jnp.asarray(batch["observations"], dtype), actions=jnp.asarray(batch["actions"], dtype),
-                  rewards=jnp.asarray(batch["rewards"], dtype), masks=jnp.asarray(1.0 - batch["dones"], dtype),
-                  next_observations=jnp.asarray(batch["next_observations"], dtype))
+    batch = start_from(jax, flax, learner, params, {"actor": "actor", "critic": "critic", "value": "value"},
+                       inputs.tree("batch"), Batch, dtype)
     # The architecture notes' check: a jitted forward pass of each network equals its eager one.
     for name, model, inputs_ in (("critic", learner.critic, (batch.observations, batch.actions)),
                                  ("value", learner.value, (batch.observations,))):

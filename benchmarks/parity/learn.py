@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -596,7 +597,10 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
       are made strong-typed once after create(), as its update returns them, so that the UTD-20 update compiles once,
       not four times; XLA's persistent compilation cache (~/.cache/learn_rlpd-jax unless JAX_COMPILATION_CACHE_DIR
       is set) lets later seeds and runs load it (each seed's agent has new apply_fns, hence a new jit key).
-    The update is the reference's as it is: no numerical shim, its temperature loss and its mean critic loss (see
+    With `--two-pass-layer-norm` (a diagnostic) its critics' LayerNorm computes the variance as E[(x - E[x])^2], o2o's
+    form and the update fixture's shim, instead of flax's default E[x^2] - E[x]^2, whose float32 cancellation slows
+    its critic (benchmarks/results/parity/README.md, RLPD).
+    Otherwise the update is the reference's as it is: no numerical shim, its temperature loss and its mean critic loss (see
     benchmarks/parity/README.md's deviations), TensorFlow Probability's JAX substrate imported before it (its
     modules reach it as an attribute of the package)."""
     import jax
@@ -616,6 +620,9 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
     sys.modules["d4rl"] = d4rl
     for name in ("d4rl.gym_mujoco", "d4rl.locomotion", "dmcgym", "wandb"):
         sys.modules.setdefault(name, types.ModuleType(name))
+    if config.get("two_pass_layer_norm"):  # the diagnostic: flax's LayerNorm variance as E[(x - E[x])^2] (o2o's)
+        import flax.linen
+        flax.linen.LayerNorm = functools.partial(flax.linen.LayerNorm, use_fast_variance=False)
     import train_finetuning  # its combine; its absl flags are defined, never parsed
     from configs import rlpd_config
     from rlpd.agents import SACLearner
@@ -739,6 +746,9 @@ def main() -> None:
     parser.add_argument("--start-training", type=int, default=5000,
                         help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")
     parser.add_argument("--utd", type=int, default=20, help="online methods: critic updates per env step (RLPD: 20)")
+    parser.add_argument("--two-pass-layer-norm", action="store_true",
+                        help="rlpd: flax's LayerNorm with use_fast_variance=False, its variance E[(x - E[x])^2] as o2o's "
+                             "LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the update fixture's shim)")
     args = parser.parse_args()
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:
@@ -752,7 +762,7 @@ def main() -> None:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
             "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "dataset_path": args.dataset,
             "env": args.env, "reference_set": args.reference_set, "start_training": args.start_training,
-            "utd": args.utd})
+            "utd": args.utd, "two_pass_layer_norm": args.two_pass_layer_norm})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
         online = args.algo in ONLINE

@@ -9,18 +9,19 @@ REFS=${REFS:-/work/refs}
 INPUTS=$(mktemp -d)
 trap 'rm -rf "$INPUTS"' EXIT
 
-# algorithm -> reference work tree, the environment that runs it, extra adapter runs
+# inputs case (an algorithm, or ALGO-VARIANT: the adapter ALGO.py on that case's inputs) -> reference work tree, the
+# environment that runs it, extra adapter runs
 run() {
   local algo=$1 reference=$2 python=$3
   shift 3
   "$O2O_PYTHON" benchmarks/parity/inputs.py "$algo" --out "$INPUTS/$algo.npz"
-  "$python" benchmarks/parity/"$algo".py --reference "$reference" --inputs "$INPUTS/$algo.npz"
+  "$python" benchmarks/parity/"${algo%%-*}".py --reference "$reference" --inputs "$INPUTS/$algo.npz"
   for flag in "$@"; do
-    "$python" benchmarks/parity/"$algo".py --reference "$reference" --inputs "$INPUTS/$algo.npz" "$flag"
+    "$python" benchmarks/parity/"${algo%%-*}".py --reference "$reference" --inputs "$INPUTS/$algo.npz" "$flag"
   done
 }
 
-for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql}"; do
+for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o}"; do
   for a in $algo; do
     case $a in
       td3bc) run td3bc "$REFS/TD3_BC" "$REFS/.venv/bin/python" ;;
@@ -40,6 +41,8 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       edac) run edac "$REFS/EDAC" "$REFS/.venv/bin/python" --as-is ;;
       lbsac) run lbsac "$REFS/lb-sac" "$REFS/.venv/bin/python" --as-is ;;
       riql) run riql "$REFS/RIQL" "$REFS/.venv/bin/python" ;;
+      famo2o) run famo2o "$REFS/FamO2O" "$REFS/.venv-iql/bin/python"
+              run famo2o-finetuning "$REFS/FamO2O" "$REFS/.venv-iql/bin/python" ;;
       *) echo "no parity adapter for $a" >&2; exit 2 ;;
     esac
   done

@@ -95,19 +95,28 @@ def online_overrides(updates: int) -> dict:
     return {"actor_decay_steps": 0}
 
 
-def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
+def networks(key: jax.Array, spec: Spec, config, actor_input_dim: int | None = None) -> tuple[Network, Network, Network]:
+    """IQL's actor (on `actor_input_dim` inputs, the observation's by default: FamO2O's universal actor reads its
+    coefficient's embedding too), double critic and value network."""
     k1, k2, k3 = jax.random.split(key, 3)
     obs, act = spec.dummy_inputs()
     actor_schedule = (optax.cosine_decay_schedule(config.actor_lr, config.actor_decay_steps) if config.actor_decay_steps
                       else optax.constant_schedule(config.actor_lr))  # a schedule either way: same optimiser state
     mlp = functools.partial(MLP, initialisation=config.network_init)
-    critic = Network.create(CriticEnsemble(config.hidden_dims, num_critics=2, mlp=mlp), optax.adam(config.critic_lr),
-                            k2, obs, act)
+    actor_inputs = obs if actor_input_dim is None else jnp.zeros((1, actor_input_dim))
+    return (Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim, mlp=mlp), optax.adam(actor_schedule),
+                           k1, actor_inputs),
+            Network.create(CriticEnsemble(config.hidden_dims, num_critics=2, mlp=mlp), optax.adam(config.critic_lr),
+                           k2, obs, act),
+            Network.create(ValueFunction(config.hidden_dims, mlp=mlp), optax.adam(config.value_lr), k3, obs))
+
+
+def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
+    actor, critic, value = networks(key, spec, config)
     return State(
-        actor=Network.create(GaussianPolicy(config.hidden_dims, spec.action_dim, mlp=mlp), optax.adam(actor_schedule),
-                             k1, obs),
+        actor=actor,
         critic=critic,
-        value=Network.create(ValueFunction(config.hidden_dims, mlp=mlp), optax.adam(config.value_lr), k3, obs),
+        value=value,
         target_critic_params=critic.params,
         normalizer=ObservationNormalizer.from_spec(spec, config.normalize_observations),
         step=jnp.zeros((), jnp.int32),
@@ -121,10 +130,12 @@ def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
     return weight * diff**2
 
 
-def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+def value_and_critic_steps(state, batch: dict) -> tuple[jax.Array, Network, Network, dict]:
+    """IQL's value step (the expectile of the target critics' minimum at the data's actions), then the critics' step
+    towards r + gamma (1 - d) V'(s'), V' the stepped value network: (that minimum, V', the stepped critics, losses)
+    (FamO2O's too)."""
     config = state.config
     obs, next_obs, actions = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"]), batch["actions"]
-
     target_q = state.critic(obs, actions, params=state.target_critic_params).min(axis=0)
 
     def value_loss_fn(params):
@@ -133,9 +144,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     value_loss, value_info, grads = value_and_grad(value_loss_fn, state.value.params)
     value = state.value.apply_gradients(grads)
-
-    v, next_v = value(obs), value(next_obs)
-    target = td_target(batch, config.discount, next_v)
+    target = td_target(batch, config.discount, value(next_obs))
 
     def critic_loss_fn(params):
         q = state.critic(obs, actions, params=params)  # (2, batch)
@@ -143,8 +152,14 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
+    return target_q, value, critic, {"value_loss": value_loss, "critic_loss": critic_loss, **value_info, **critic_info}
 
-    weights = jnp.minimum(jnp.exp(config.temperature * (target_q - v)), MAX_ADVANTAGE_WEIGHT)
+
+def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    config = state.config
+    obs, actions = state.normalizer(batch["observations"]), batch["actions"]
+    target_q, value, critic, info = value_and_critic_steps(state, batch)
+    weights = jnp.minimum(jnp.exp(config.temperature * (target_q - value(obs))), MAX_ADVANTAGE_WEIGHT)
 
     def actor_loss_fn(params):
         return advantage_weighted_nll(state.actor, params, obs, actions, weights), {"advantage_weight": weights.mean()}
@@ -154,8 +169,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
     state = state.replace(actor=actor, critic=critic, value=value, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, config.tau))
-    return state, {"value_loss": value_loss, "critic_loss": critic_loss, "actor_loss": actor_loss,
-                   **value_info, **critic_info, **actor_info}
+    return state, {"actor_loss": actor_loss, **info, **actor_info}
 
 
 act = gaussian_act

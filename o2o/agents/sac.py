@@ -85,7 +85,9 @@ class State:
     spec: Spec = struct.field(pytree_node=False)
 
 
-class _LogTemperature(nn.Module):
+class LogTemperature(nn.Module):
+    """log(alpha) as one learned scalar, starting at log(initial) (SAC's temperature; FamO2O's balance model's)."""
+
     initial: float
 
     @nn.compact
@@ -104,7 +106,7 @@ def networks(key: jax.Array, spec: Spec, config) -> tuple[Network, Network, Netw
     critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, critic_scale, mlp=mlp)
     return (Network.create(actor, optax.adam(config.actor_lr), k1, obs),
             Network.create(critic, optax.adam(config.critic_lr), k2, obs, act),
-            Network.create(_LogTemperature(config.initial_temperature), optax.adam(config.temperature_lr), k1))
+            Network.create(LogTemperature(config.initial_temperature), optax.adam(config.temperature_lr), k1))
 
 
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:

@@ -70,7 +70,8 @@ LAYER_WIDTHS = Rule("non-empty tuples of integers >= 1", lambda value: isinstanc
 RuleEntry = Rule | Callable[[Any], Rule]  # a rule, or a function of the whole config giving one
 
 FIELD_RULES: dict[str, RuleEntry] = {
-    **dict.fromkeys(("actor_lr", "critic_lr", "value_lr", "temperature_lr", "learning_rate"), POSITIVE),
+    **dict.fromkeys(("actor_lr", "critic_lr", "value_lr", "temperature_lr", "learning_rate", "balance_lr",
+                     "balance_temperature_lr"), POSITIVE),
     "batch_size": integers(1),
     "hidden_dims": LAYER_WIDTHS,
     "discount": interval(0, 1, high_closed=True),
@@ -118,6 +119,15 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
              "target_min": FINITE, "target_max": lambda config: Rule(
                  f"numbers above target_min = {config.target_min}", lambda value: _is_real(value) and value > config.target_min)},
     "awac": {"temperature": POSITIVE},  # lambda divides the advantage
+    "famo2o": {"temperature": NON_NEGATIVE, "coefficient_min": FINITE, "coefficient_max": lambda config: Rule(
+                   f"numbers above coefficient_min = {config.coefficient_min}",
+                   lambda value: _is_real(value) and math.isfinite(value) and value > config.coefficient_min),
+               # sin and cos of each frequency
+               "embedding_dim": Rule("the even integers >= 2", lambda value: _is_integer(value) and value >= 2
+                                     and value % 2 == 0),
+               "embedding_base": interval(1, math.inf), "balance_initial_temperature": POSITIVE,
+               "balance_target_entropy": FINITE, "coefficient_source": one_of("uniform", "balance"),
+               "batch_mean_weights": TRUE_OR_FALSE},
     # EDAC's term averages over pairs of critics, dividing by N - 1
     "edac": {"num_critics": lambda config: Rule("the integers >= 2 where eta > 0", integers(2).allows)
              if config.eta > 0 else integers(1)},
