@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import importlib
 import json
 import os
 import sys
@@ -82,6 +83,35 @@ def iql(reference: Path, data: dict, seed: int, config: dict):
     config, its D4RLDataset on the data (actions clipped to 1 - 1e-5, episode ends from the data), rewards scaled by
     1000 / (best - worst episode return) as train_offline.py's `normalize`, the actor's cosine decay over 1M updates
     (the paper's budget, so a shorter run sees the schedule the paper's run saw), one `Learner.update` per update."""
+    dataset, reference_learner = _iql_code(reference, data, seed, "learner")
+    agent = reference_learner.Learner(seed, dataset.observations[:1], dataset.actions[:1], actor_lr=3e-4, value_lr=3e-4,
+                                      critic_lr=3e-4, hidden_dims=(256, 256), discount=0.99, expectile=0.7,
+                                      temperature=3.0, dropout_rate=None, tau=0.005, max_steps=1_000_000,
+                                      opt_decay_schedule="cosine")
+    return (lambda: agent.update(dataset.sample(256))), (lambda obs: agent.sample_actions(obs, temperature=0.0))
+
+
+def famo2o(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' FamO2O (LeapLabTHU/FamO2O, jax_iql/, on the IQL authors' code; refs .venv-iql), offline, as
+    `iql` runs IQL: its D4RLDataset and reward scale (family_train_finetune.py scales every batch by the same
+    1000 / return range), its `FamilyLearner` with IQL's MuJoCo settings (expectile 0.7, as o2o's famo2o: the
+    authors give no locomotion config), its learner's default coefficients [1, 5], embedding 6 / 10000, balance
+    temperature 1 and target entropy -0.5, a constant actor learning rate (`opt_decay_schedule=None`, its config),
+    one `update(batch, random_hierarchical_coefficients=True)` (its offline phase) per update; acting: its
+    `sample_actions` at temperature 0 (the balance model's deterministic coefficient, the universal actor's mean)."""
+    dataset, family_learner = _iql_code(reference / "jax_iql", data, seed, "family_learner")
+    agent = family_learner.FamilyLearner(
+        seed, dataset.observations[:1], dataset.actions[:1], actor_lr=3e-4, value_lr=3e-4, critic_lr=3e-4,
+        hidden_dims=(256, 256), discount=0.99, tau=0.005, expectile=0.7, dropout_rate=None, max_steps=None,
+        opt_decay_schedule=None, family_coefficient_range=(1.0, 5.0))
+    return ((lambda: agent.update(dataset.sample(256), random_hierarchical_coefficients=True)),
+            (lambda obs: agent.sample_actions(obs, temperature=0.0)))
+
+
+def _iql_code(reference: Path, data: dict, seed: int, learner_module: str):
+    """The IQL authors' D4RLDataset (theirs or FamO2O's copy in `reference`) on the data, rewards scaled by 1000 /
+    (best - worst episode return), NumPy's global stream seeded (their Dataset.sample draws from it); and the module
+    `learner_module`, imported with iql.py's compatibility shims."""
     import flax
     import jax
     sys.path.insert(0, str(reference))
@@ -92,17 +122,13 @@ def iql(reference: Path, data: dict, seed: int, config: dict):
     sys.modules["gym"] = types.SimpleNamespace(Env=object, spaces=types.SimpleNamespace(Box=object))
     with compatibility(jax, flax):
         import dataset_utils
-        import learner as reference_learner
+        module = importlib.import_module(learner_module)
     dataset = dataset_utils.D4RLDataset(env=None)
     episodes = np.split(dataset.rewards, np.flatnonzero(dataset.dones_float) + 1)
     returns = [float(e.sum()) for e in episodes if len(e)]
     dataset.rewards = dataset.rewards / (max(returns) - min(returns)) * 1000.0
-    np.random.seed(seed)  # its Dataset.sample draws from NumPy's global stream
-    agent = reference_learner.Learner(seed, dataset.observations[:1], dataset.actions[:1], actor_lr=3e-4, value_lr=3e-4,
-                                      critic_lr=3e-4, hidden_dims=(256, 256), discount=0.99, expectile=0.7,
-                                      temperature=3.0, dropout_rate=None, tau=0.005, max_steps=1_000_000,
-                                      opt_decay_schedule="cosine")
-    return (lambda: agent.update(dataset.sample(256))), (lambda obs: agent.sample_actions(obs, temperature=0.0))
+    np.random.seed(seed)
+    return dataset, module
 
 
 def rebrac(reference: Path, data: dict, seed: int, config: dict):
@@ -702,7 +728,8 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
     return env_step, (lambda obs: state["agent"].eval_actions(obs))
 
 
-ADAPTERS = {"td3bc": td3bc, "iql": iql, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql, "rlpd": rlpd}
+ADAPTERS = {"td3bc": td3bc, "iql": iql, "famo2o": famo2o, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql,
+            "rlpd": rlpd}
 ONLINE = {"rlpd"}  # a step is an environment step; the curve starts at step 0
 
 

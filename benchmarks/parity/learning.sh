@@ -39,6 +39,7 @@ for algo in $ALGOS; do
     rebrac) tree=$REFS/ReBRAC python=$REFS/.venv/bin/python ;;
     edac) tree=$REFS/EDAC python=$REFS/.venv/bin/python ;;
     calql) tree=$REFS/Cal-QL python=$REFS/.venv-calql/bin/python ;;
+    famo2o) tree=$REFS/FamO2O python=$REFS/.venv-iql/bin/python ;;
     *) echo "no learning adapter for $algo" >&2; exit 2 ;;
   esac
   csv=$OUT/$algo-reference.csv

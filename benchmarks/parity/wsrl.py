@@ -197,6 +197,12 @@ def main() -> None:
             after_1 = copy.deepcopy(parameters())
 
     deviations = [
+        {"name": "LayerNorm variance",
+         "reference": "flax's LayerNorm default: var = E[x^2] - E[x]^2 (use_fast_variance=True)",
+         "o2o": "var = E[(x - E[x])^2] (o2o.nets.LayerNorm)",
+         "effect": "the same flax default that slows RLPD's critics in float32 (rlpd.json); on WSRL's curve not "
+                   "measured",
+         "in_this_fixture": "aligned: its LayerNorm built with use_fast_variance=False (the numerical shim above)"},
         {"name": "critic ensemble output layer",
          "reference": "Critic(network=ensemblize(MLP)): the critics' hidden layers are an ensemble, their output "
                       "layer one Dense shared by all of them (SACAgent.create)",
