@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -83,7 +84,7 @@ class BalanceModel(nn.Module):
     parameter, as the authors' balance model."""
 
     hidden_dims: tuple[int, ...]
-    mlp: type = MLP
+    mlp: Callable = MLP
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
