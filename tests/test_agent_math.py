@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BATCH, SPEC, constant
 
-from o2o.agents import Spec, bc, fql, get_algorithm, iql, td3_bc
+from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, td3_bc
 from o2o.agents.common import soft_update
 from o2o.data import Dataset
 from o2o.errors import O2OError
@@ -350,3 +350,24 @@ def test_fql_flow_reproduces_a_bimodal_action_distribution_a_gaussian_cannot():
     assert np.mean(np.abs(samples) < 0.5) < 0.1
     assert 0.35 < np.mean(samples > 0) < 0.65
     assert np.mean(np.abs(np.abs(samples) - 0.8) < 0.15) > 0.7
+
+
+def test_famo2o_embeds_beta_as_interleaved_sines_and_cosines_and_maps_u_to_the_range():
+    config = famo2o.Config(embedding_dim=4, embedding_base=100.0, coefficient_min=1.0, coefficient_max=5.0)
+    beta = jnp.array([[0.0], [2.0]])
+    # frequencies 100^(-2i/4), i = 0, 1: 1 and 0.1
+    expected = [[0.0, 1.0, 0.0, 1.0], [np.sin(2.0), np.cos(2.0), np.sin(0.2), np.cos(0.2)]]
+    np.testing.assert_allclose(famo2o.embedding(beta, config), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(famo2o.coefficient(jnp.array([-1.0, 0.0, 1.0]), config), [1.0, 3.0, 5.0])
+
+
+def test_famo2o_weights_each_sample_by_the_batch_mean_over_coefficients_or_by_its_own():
+    """Advantages (1, -1, 6), coefficients (1, 2, 1): the authors' broadcast gives sample j the mean over i of
+    min(exp(beta_i A_j), 100), the paper's min(exp(beta_j A_j), 100)."""
+    advantage, beta = jnp.array([1.0, -1.0, 6.0]), jnp.array([[1.0], [2.0], [1.0]])
+    authors = famo2o.advantage_weights(advantage, beta, famo2o.Config())
+    e = np.e
+    # the third sample's exp(6) and exp(12) are both clipped at 100
+    np.testing.assert_allclose(authors, [(2 * e + e ** 2) / 3, (2 / e + e ** -2) / 3, 100.0], rtol=1e-6)
+    own = famo2o.advantage_weights(advantage, beta, famo2o.Config(batch_mean_weights=False))
+    np.testing.assert_allclose(own, [e, e ** -2, 100.0], rtol=1e-6)

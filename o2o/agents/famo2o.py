@@ -149,6 +149,14 @@ def universal_inputs(obs: jax.Array, beta: jax.Array, config: Config) -> jax.Arr
     return jnp.concatenate([obs, embedding(beta, config)], axis=-1)
 
 
+def advantage_weights(advantage: jax.Array, beta: jax.Array, config: Config) -> jax.Array:
+    """(batch,) advantages and (batch, 1) coefficients -> each sample's weight: the mean over i of
+    min(exp(beta_i A_j), 100) (the authors' code: its (batch, batch) broadcast), or min(exp(beta_j A_j), 100)."""
+    if config.batch_mean_weights:  # row i: beta_i's weights of every sample
+        return jnp.minimum(jnp.exp(beta * advantage[None, :]), MAX_ADVANTAGE_WEIGHT).mean(axis=0)
+    return jnp.minimum(jnp.exp(beta[:, 0] * advantage), MAX_ADVANTAGE_WEIGHT)
+
+
 def balance_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """The standard normals of u ~ pi_phi(s) in the balance model's loss, named so that tests/test_parity.py can inject
     the reference's."""
@@ -202,11 +210,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         mean, log_std = state.balance(obs)  # before its step, as the authors' actor update reads it
         u = jnp.tanh(mean + jnp.exp(log_std) * coefficient_noise_draw(coefficient_key, mean.shape))
         beta = jax.lax.stop_gradient(coefficient(u, config))
-    advantage = target_q - value(obs)
-    if config.batch_mean_weights:  # (batch, batch): row i is beta_i's weights of every sample
-        weights = jnp.minimum(jnp.exp(beta * advantage[None, :]), MAX_ADVANTAGE_WEIGHT).mean(axis=0)
-    else:
-        weights = jnp.minimum(jnp.exp(beta[:, 0] * advantage), MAX_ADVANTAGE_WEIGHT)
+    weights = advantage_weights(target_q - value(obs), beta, config)
     actor_inputs = universal_inputs(obs, beta, config)
 
     def actor_loss_fn(params):
