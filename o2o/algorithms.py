@@ -143,7 +143,8 @@ RECORDS = (
               "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
               presets=IQL_OGBENCH),
     # FamO2O's code: IQL's fine-tuning (offline data kept in the buffer, no warm-up, one update per env step).
-    Algorithm("famo2o", "famo2o", "IQL with a universal policy over balance coefficients, a balance model picking one per state",
+    Algorithm("famo2o", "famo2o",
+              "IQL with a universal policy over balance coefficients, a balance model picking one per state",
               "Wang et al., FamO2O, NeurIPS 2023", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
               unread=("temperature",)),  # IQL's one beta, replaced by the family
     # RIQL's paper learns offline only, and its deterministic policy has no exploration noise to fine-tune with.
@@ -248,8 +249,8 @@ CHECKS = {
                         "reference's LayerNorm variance in two passes (as published: 7.7)"),
     "wsrl": Check("zhouzypaul/wsrl", commit="891ee353afe5303835da421c60d4ac35f6e2ef10",
                deviations=("LayerNorm variance", "critic ensemble output layer", "policy LayerNorm", "update order",
-                           "critic loss scale", "temperature", "target critic subset", "policy standard deviation bounds",
-                           "actor batch")),
+                           "critic loss scale", "temperature", "target critic subset",
+                           "policy standard deviation bounds", "actor batch")),
 }
 REGISTRY = {r.name: r for r in RECORDS}
 _ALIASES = {alias: r.name for r in RECORDS for alias in r.aliases}

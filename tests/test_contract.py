@@ -118,8 +118,9 @@ def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
 
 
 # one algorithm per fine-tuning path: symmetric batches with next actions and recipe changes (ReBRAC), with Monte-Carlo
-# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), a universal
-# policy whose training coefficients come from its balance model once online (FamO2O); the CLI test above covers the rest
+# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), a
+# universal policy whose training coefficients come from its balance model once online (FamO2O); the CLI test above
+# covers the rest
 FINE_TUNING_PATHS = ("rebrac", "calql", "iql", "edac", "fql", "famo2o")
 
 

@@ -4,9 +4,9 @@ normalized).
 
 Behaviour cloning averages the two behaviours and lands near the behaviour level; TD3+BC and IQL must pick the good
 actions and clearly beat it. 20k updates, 2 seeds, 30 evaluation episodes per seed. Measured on the 2-core CPU:
-BC 25.2, TD3+BC 61.7, IQL 45.3, RIQL 56.2, FamO2O 52.0 (normalized; 0 = random torques, 100 = the controller). ReBRAC and FQL
-must beat BC by 30 after 10k updates (51.8 after 5k); the Decision Transformer must play as well as the return it is
-conditioned on; EDAC, SAC-N and LB-SAC have checks of their own below.
+BC 25.2, TD3+BC 61.7, IQL 45.3, RIQL 56.2, FamO2O 52.0 (normalized; 0 = random torques, 100 = the controller).
+ReBRAC and FQL must beat BC by 30 after 10k updates (51.8 after 5k); the Decision Transformer must play as well as the
+return it is conditioned on; EDAC, SAC-N and LB-SAC have checks of their own below.
 """
 
 import pytest

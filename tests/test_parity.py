@@ -413,7 +413,8 @@ PERTURBATIONS = {
                "balance target entropy -1, not -0.5": {"balance_target_entropy": -1.0},
                "expectile 0.5 (asymmetry dropped)": {"expectile": 0.5}},
     "famo2o-finetuning": {"each sample weighted by its own beta (the paper's equation)": {"batch_mean_weights": False},
-                          "coefficients drawn uniformly, not from the balance model": {"coefficient_source": "uniform"}},
+                          "coefficients drawn uniformly, not from the balance model": {
+                              "coefficient_source": "uniform"}},
     "lbsac": {"discount 0.98": {"discount": 0.98},
               "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True},
               "no entropy term in the target": {"backup_entropy": False}},

@@ -49,8 +49,8 @@ def main() -> None:
     data = np.load(args.dataset)
     index = np.random.default_rng(0).integers(0, len(data["rewards"]), 256)
     dtype = np.float64 if args.float64 else np.float32
-    batch = {"observations": data["observations"][index], "actions": np.clip(data["actions"][index], -1 + 1e-5, 1 - 1e-5),
-             "rewards": data["rewards"][index], "masks": 1.0 - data["terminals"][index].astype(np.float32),
+    batch = {"observations": data["observations"][index],
+             "actions": np.clip(data["actions"][index], -1 + 1e-5, 1 - 1e-5), "rewards": data["rewards"][index], "masks": 1.0 - data["terminals"][index].astype(np.float32),
              "next_observations": data["next_observations"][index]}
     batch = {k: v.astype(dtype) for k, v in batch.items()}
     dims = data["observations"].shape[1], data["actions"].shape[1]

@@ -624,9 +624,9 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
       not four times; XLA's persistent compilation cache (~/.cache/learn_rlpd-jax unless JAX_COMPILATION_CACHE_DIR
       is set) lets later seeds and runs load it (each seed's agent has new apply_fns, hence a new jit key).
     With `--two-pass-layer-norm` (a diagnostic) its critics' LayerNorm computes the variance as E[(x - E[x])^2], o2o's
-    form and the update fixture's shim, instead of flax's default E[x^2] - E[x]^2, whose float32 cancellation slows
-    its critic (benchmarks/results/parity/README.md, RLPD).
-    Otherwise the update is the reference's as it is: no numerical shim, its temperature loss and its mean critic loss (see
+    form and the update fixture's shim, instead of flax's default E[x^2] - E[x]^2, whose float32 rounding slows its
+    critics over thousands of updates (benchmarks/results/parity/README.md, RLPD). Otherwise the update is the
+    reference's as it is: no numerical shim, its temperature loss and its mean critic loss (see
     benchmarks/parity/README.md's deviations), TensorFlow Probability's JAX substrate imported before it (its
     modules reach it as an attribute of the package)."""
     import jax
@@ -774,8 +774,9 @@ def main() -> None:
                         help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")
     parser.add_argument("--utd", type=int, default=20, help="online methods: critic updates per env step (RLPD: 20)")
     parser.add_argument("--two-pass-layer-norm", action="store_true",
-                        help="rlpd: flax's LayerNorm with use_fast_variance=False, its variance E[(x - E[x])^2] as o2o's "
-                             "LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the update fixture's shim)")
+                        help="rlpd: flax's LayerNorm with use_fast_variance=False, its variance E[(x - E[x])^2] as "
+                             "o2o's LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the update fixture's "
+                             "shim)")
     args = parser.parse_args()
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:

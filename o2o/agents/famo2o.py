@@ -54,7 +54,7 @@ prepare_dataset = iql.prepare_dataset
 @dataclasses.dataclass(frozen=True)
 class Config(iql.Config):
     actor_decay_steps: int = 0
-    """Length of the actor's cosine learning-rate decay; 0: constant, as the authors' config (opt_decay_schedule None)."""
+    """Length of the actor's cosine learning-rate decay; 0: constant, as the authors' config (no decay schedule)."""
     coefficient_min: float = 1.0
     """Lower end of the balance coefficients beta (the authors' learner default; their AntMaze config: 8)."""
     coefficient_max: float = 5.0
@@ -192,13 +192,15 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         mean, log_std = state.actor(universal_inputs(obs, coefficient(u, config), config))
         explored = mean + jnp.exp(log_std) * balance_action_noise_draw(action_key, mean.shape)  # unclipped, as theirs
         q = state.critic(obs, explored, params=state.target_critic_params).min(axis=0)
-        return (alpha * log_prob - q).mean(), {"balance_entropy": -log_prob.mean(), "coefficient": coefficient(u, config).mean()}
+        return (alpha * log_prob - q).mean(), {"balance_entropy": -log_prob.mean(),
+                                               "coefficient": coefficient(u, config).mean()}
 
     balance_loss, balance_info, grads = value_and_grad(balance_loss_fn, state.balance.params)
     balance = state.balance.apply_gradients(grads)
 
     def temperature_loss_fn(params):  # alpha (H - target), the authors' form: d/d log(alpha) = alpha (H - target)
-        return jnp.exp(params["log_temperature"]) * (balance_info["balance_entropy"] - config.balance_target_entropy), {}
+        entropy_gap = balance_info["balance_entropy"] - config.balance_target_entropy
+        return jnp.exp(params["log_temperature"]) * entropy_gap, {}
 
     temperature_loss, _, grads = value_and_grad(temperature_loss_fn, state.log_temperature.params)
     log_temperature = state.log_temperature.apply_gradients(grads)

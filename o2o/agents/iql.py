@@ -95,7 +95,8 @@ def online_overrides(updates: int) -> dict:
     return {"actor_decay_steps": 0}
 
 
-def networks(key: jax.Array, spec: Spec, config, actor_input_dim: int | None = None) -> tuple[Network, Network, Network]:
+def networks(key: jax.Array, spec: Spec, config,
+             actor_input_dim: int | None = None) -> tuple[Network, Network, Network]:
     """IQL's actor (on `actor_input_dim` inputs, the observation's by default: FamO2O's universal actor reads its
     coefficient's embedding too), double critic and value network."""
     k1, k2, k3 = jax.random.split(key, 3)
