@@ -97,12 +97,13 @@ def call_rate(capacity: int, calls: int = 1000) -> float:
                   "dones": np.zeros(1, np.float32)}
     env_step = make_env_step(agent, config.batch_size, 1, "none", True, False)
     keys, next_obs = jax.random.split(jax.random.PRNGKey(1), 1), transition["next_observations"]
+    acting = ((), np.zeros(1, np.int32), np.zeros(1, np.float32))  # SAC keeps no episode memory
     for step in range(300):  # compile and fill the buffer past a batch
-        states, buffers, action, _ = env_step(states, buffers, transition, next_obs, keys, step, {})
+        states, buffers, action, _, _ = env_step(states, buffers, transition, next_obs, keys, step, {}, *acting)
     np.asarray(action)
     start = time.perf_counter()
     for step in range(calls):
-        states, buffers, action, _ = env_step(states, buffers, transition, next_obs, keys, step, {})
+        states, buffers, action, _, _ = env_step(states, buffers, transition, next_obs, keys, step, {}, *acting)
         np.asarray(action)  # the loop needs the action before the next env step
     return calls / (time.perf_counter() - start)
 

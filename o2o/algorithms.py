@@ -126,6 +126,8 @@ RIQL_PRESETS = _per_dataset(("huber_sigma", "quantile", "num_critics"), {
     }.items() for env, values in zip(("halfcheetah", "walker2d", "hopper"), per_env)})
 # Decision Transformer paper, Appendix (gym): the return evaluation is conditioned on
 DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah": (6000.0,), "walker2d": (5000.0,)})
+# Q-chunking's main.py: start_training 5,000 online steps (acting by the policy), uniform offline + online replay
+QC_ONLINE = {"offline_sampling": "union", "warmup_steps": 5_000, "warmup_policy": "pretrained"}
 
 
 RECORDS = (
@@ -170,6 +172,14 @@ RECORDS = (
     Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
               "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH),
+    # QC's code: the offline data stays in the one replay buffer; 5,000 env steps by the policy before updates resume.
+    Algorithm("qc", "qc", "FQL's flow and critics over chunks of 5 actions, acting by the best of 32 flow chunks under Q",
+              "Li, Zhou & Levine, Reinforcement Learning with Action Chunking, NeurIPS 2025", "offline",
+              online=QC_ONLINE, aliases=("q-chunking",),
+              unread=("alpha", "normalize_q_loss")),  # the one-step policy's terms, which QC never trains
+    Algorithm("qc-fql", "qc", "Q-chunking with FQL's one-step policy distilled from the chunk flow (alpha 100)",
+              "Li, Zhou & Levine, Reinforcement Learning with Action Chunking, NeurIPS 2025", "offline",
+              variant={"policy": "distill"}, online=QC_ONLINE, unread=("num_samples",)),
     Algorithm("dt", "dt", "a causal transformer over (return-to-go, state, action) windows, conditioned on a target return",
               "Chen et al., Decision Transformer, NeurIPS 2021", "offline", aliases=("decision-transformer",),
               presets=DT_PRESETS),
@@ -230,6 +240,10 @@ CHECKS = {
                learning="equal at 5 + 5 seeds, 10k updates, Hopper-v5 medium (9.5 vs 7.4)"),
     "fql": Check("seohongpark/fql", commit="719d04417cb0b206deddbc7d761b3e710c3d750c",
                deviations=("target critic", "one optimiser or three")),
+    "qc": Check("ColinQiyangLi/qc", commit="48283b4f662bd1c127ec9fa80647b49759f10653",
+                deviations=("one optimiser or three", "two discounts")),
+    "qc-fql": Check("ColinQiyangLi/qc", commit="48283b4f662bd1c127ec9fa80647b49759f10653",
+                    deviations=("one optimiser or three", "two discounts")),
     "dt": Check("kzl/decision-transformer", commit="e2d82e68f330c00f763507b3b01d774740bee53f",
                deviations=("window layout", "LayerNorm epsilon", "embedding dropout", "gradient clipping")),
     "sacn": Check("snu-mllab/EDAC", commit="198d5708701b531fd97a918a33152e1914ea14d7",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BATCH, SPEC, constant
 
-from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, td3_bc
+from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, td3_bc
 from o2o.agents.common import soft_update
 from o2o.data import Dataset
 from o2o.errors import O2OError
@@ -371,3 +371,71 @@ def test_famo2o_weights_each_sample_by_the_batch_mean_over_coefficients_or_by_it
     np.testing.assert_allclose(authors, [(2 * e + e ** 2) / 3, (2 / e + e ** -2) / 3, 100.0], rtol=1e-6)
     own = famo2o.advantage_weights(advantage, beta, famo2o.Config(batch_mean_weights=False))
     np.testing.assert_allclose(own, [e, e ** -2, 100.0], rtol=1e-6)
+
+
+def qc_state(algo="qc-fql", **changes):
+    _, config = get_algorithm(algo, {"hidden_dims": "8,8", "horizon": "3", **changes})
+    return qc.init(jax.random.PRNGKey(0), Spec.unnormalized(2, 1), config)
+
+
+def test_qc_critic_target_sums_the_window_discounted_and_drops_windows_past_an_episode_end():
+    """Critics output 0.5, the target critics 1 and 3 (mean 2); gamma 0.9, h 3. Window 1: rewards 1, 2, 3, a success at
+    its second step: y = 1 + 0.9 * 2 + 0.81 * 3 = 5.23 (no bootstrap). Window 2: rewards 0, 0, 1, no done, y = 0.81 +
+    0.729 * 2, but its episode ends at its second step: its third step is invalid and the window drops out of the
+    critic loss, which still averages over all 2 x 2 entries (the authors' code)."""
+    state = qc_state(discount="0.9")
+    target = constant(state.target_critic_params, 0.0)
+    target["VmapCritic_0"]["MLP_0"]["Dense_2"]["bias"] = jnp.array([[1.0], [3.0]])
+    state = state.replace(critic=state.critic.replace(params=constant(state.critic.params, 0.5)),
+                          target_critic_params=target)
+    batch = {"observations": jnp.zeros((2, 3, 2)), "actions": jnp.zeros((2, 3, 1)),
+             "rewards": jnp.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]]), "next_observations": jnp.zeros((2, 3, 2)),
+             "dones": jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),
+             "steps_to_episode_end": jnp.array([[7.0, 6.0, 5.0], [1.0, 0.0, 9.0]])}
+    np.testing.assert_array_equal(qc.window_validity(batch["steps_to_episode_end"][:, 0], 3), [[1, 1, 1], [1, 1, 0]])
+    _, metrics = qc.update(state, batch, jax.random.PRNGKey(1))
+    assert metrics["q"] == pytest.approx(0.5)
+    assert metrics["critic_loss"] == pytest.approx(2 * (0.5 - 5.23) ** 2 / 4, rel=1e-5)
+    batch["steps_to_episode_end"] = jnp.full((2, 3), 9.0)  # both windows inside their episodes
+    _, metrics = qc.update(state, batch, jax.random.PRNGKey(1))
+    assert metrics["critic_loss"] == pytest.approx((2 * (0.5 - 5.23) ** 2 + 2 * (0.5 - 2.268) ** 2) / 4, rel=1e-5)
+
+
+def test_qc_target_critic_moves_towards_the_critic_before_its_step():
+    state = qc_state()
+    batch = {"observations": jnp.ones((4, 3, 2)), "actions": jnp.zeros((4, 3, 1)), "rewards": jnp.ones((4, 3)),
+             "next_observations": jnp.ones((4, 3, 2)), "dones": jnp.zeros((4, 3)),
+             "steps_to_episode_end": jnp.full((4, 3), 9.0)}
+    new, _ = qc.update(state, batch, jax.random.PRNGKey(1))
+    expected = soft_update(state.target_critic_params, state.critic.params, state.config.tau)
+    for x, y in zip(jax.tree.leaves(new.target_critic_params), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_qc_executes_a_chunk_open_loop_and_draws_the_next_at_h():
+    state = qc_state()
+    observation = jnp.array([0.3, -0.2])
+    memory, actions = qc.begin_episode(state), []
+    for t in range(4):
+        action, memory = qc.act_in_episode(state, memory, observation, jnp.float32(0), jnp.int32(t),
+                                           jax.random.PRNGKey(10 + t))
+        actions.append(np.asarray(action))
+    first = np.asarray(qc.act_chunks(state, observation[None], jax.random.PRNGKey(10))[0])
+    np.testing.assert_array_equal(actions[:3], first)  # steps 0..2: the chunk drawn at t = 0, whatever their keys
+    fresh = np.asarray(qc.act_chunks(state, observation[None], jax.random.PRNGKey(13))[0])
+    np.testing.assert_array_equal(actions[3], fresh[0])  # t = 3: a new chunk with its own draw
+
+
+def test_qc_best_of_n_takes_the_candidate_the_critics_value_most():
+    """Critics that value a chunk by its first action: of the four candidates the flow gives, the largest first action
+    wins (the flow is constant, so candidate n is its noise z_n moved by the same 0.3 and clipped)."""
+    state = qc_state("qc", num_samples="4", hidden_dims="8", critic_layer_norm="false")
+    state = state.replace(bc_flow=state.bc_flow.replace(params=constant(state.bc_flow.params, 0.3)))
+    critic = jax.tree.map(jnp.zeros_like, state.critic.params)
+    critic["VmapCritic_0"]["MLP_0"]["Dense_0"]["kernel"] = critic["VmapCritic_0"]["MLP_0"]["Dense_0"]["kernel"].at[
+        :, 2, :].set(1.0)  # input 2: the chunk's first action (after the 2 state dimensions); GELU grows above -0.75
+    critic["VmapCritic_0"]["MLP_0"]["Dense_1"]["kernel"] = jnp.ones_like(critic["VmapCritic_0"]["MLP_0"]["Dense_1"]["kernel"])
+    state = state.replace(critic=state.critic.replace(params=critic))
+    noise = jnp.array([[[-0.5, 0, 0], [0.4, 0, 0], [0.1, 0, 0], [-0.9, 0, 0]]])
+    chunk = qc.chunk_actions(state, jnp.zeros((1, 2)), noise)
+    np.testing.assert_allclose(chunk, [[0.7, 0.3, 0.3]], rtol=1e-5)

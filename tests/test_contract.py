@@ -43,15 +43,19 @@ def data(seed=0):
             "next_actions": jnp.asarray(np.where(last[:, None], np.nan, rng.uniform(-1, 1, size=(N, ACT))), jnp.float32),
             "returns_to_go": jnp.asarray(rng.normal(size=N), jnp.float32),
             "timesteps": jnp.asarray(np.arange(N) % 10, jnp.int32),
-            "episode_last_steps": jnp.asarray(np.arange(N) // 10 * 10 + 9, jnp.int32)}
+            "episode_last_steps": jnp.asarray(np.arange(N) // 10 * 10 + 9, jnp.int32),
+            "steps_to_episode_end": jnp.asarray(9 - np.arange(N) % 10, jnp.float32)}
 
 
 def batch(agent, config, seed=0):
     return agent.sample_batch(config, data(seed), jax.random.PRNGKey(seed))
 
 
-# agents whose evaluation draws from the policy, as their paper evaluates (FQL's one-step policy draws its noise)
-EVALUATION_SAMPLES = {"fql"}
+# agents whose evaluation draws from the policy, as their paper evaluates (FQL's one-step policy draws its noise, QC's
+# best-of-n its candidates)
+EVALUATION_SAMPLES = {"fql", "qc", "qc-fql"}
+# the network that acts, where it is not `actor` (best-of-n QC acts with its behaviour flow and critics)
+ACTING_NETWORK = {"qc": "bc_flow"}
 
 
 def leaves_equal(a, b):
@@ -67,7 +71,8 @@ def test_agent_contract(name, tmp_path):
     new, metrics = update(states, batch(agent, config), keys)
     new, metrics = update(new, batch(agent, config, 1), keys)  # TD3's actor learns every second update
     assert metrics and all(np.isfinite(np.asarray(v)).all() for v in metrics.values()), metrics
-    assert not leaves_equal(states.actor.params, new.actor.params)
+    acting = ACTING_NETWORK.get(name, "actor")
+    assert not leaves_equal(getattr(states, acting).params, getattr(new, acting).params)
     assert int(new.step[0]) == 2
 
     alone = jax.jit(agent.update)
@@ -97,10 +102,19 @@ def pendulum(tmp_path_factory):
     return str(write_o2o(collect_pendulum(episodes=3, seed=0), tmp_path_factory.mktemp("data") / "pendulum"))
 
 
-def test_every_algorithm_runs_from_the_command_line(pendulum, tmp_path, capsys):
+# One offline algorithm per batch and acting path runs from the command line in the default suite (transitions, DT's
+# windows and rolling context, Q-chunking's windows and open-loop chunks); each of the others costs about 10 s of
+# compilation and evaluation, so they run with -m slow.
+COMMAND_LINE_PATHS = ("iql", "dt", "qc")
+
+
+@pytest.mark.parametrize("offline_algos", [COMMAND_LINE_PATHS, pytest.param(
+    tuple(name for name in names("offline") if name not in COMMAND_LINE_PATHS), marks=pytest.mark.slow)],
+    ids=["paths", "the-rest"])
+def test_every_algorithm_runs_from_the_command_line(offline_algos, pendulum, tmp_path, capsys):
     tiny = ["--set", "hidden_dims=16,16", "--set", "batch_size=16", "--eval-episodes", "1", "--quiet", "--json"]
     tiny_transformer = ["--set", "embedding_dim=16", "--set", "num_layers=1", *tiny[2:]]
-    for name in names("offline"):
+    for name in dict.fromkeys((*offline_algos, "calql")):  # calql: wsrl's start below
         code, out, err = run_cli(["train", name, "--dataset", pendulum, "--steps", "4", "--eval-every", "4",
                                   "--out", str(tmp_path / name), *(tiny_transformer if name == "dt" else tiny)], capsys)
         assert code == 0, (name, err)

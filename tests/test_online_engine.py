@@ -169,3 +169,17 @@ def test_finetune_errors_are_one_clear_line(calql_run, pendulum, tmp_path, capsy
     assert code == 1 and "recorded on Pendulum-v1 but --env Hopper-v5" in err
     code, _, err = run_cli(["online", "rlpd", "--env", "Pendulum-v1", "--steps", "10"], capsys)
     assert code == 1 and "needs offline data: pass --dataset" in err
+
+
+def test_qc_finetuning_killed_mid_chunk_resumes_exactly(pendulum, tmp_path, monkeypatch):
+    """Q-chunking acts on chunks of 5 actions: a run killed with a chunk half executed resumes with its rest."""
+    run = tmp_path / "qc"
+    offline.train(offline.OfflineSettings(algo="qc-fql", dataset=pendulum, steps=50, eval_every=50, eval_episodes=1,
+                                          chunk=50, out=str(run), agent_overrides=dict(SMALL)), progress=False)
+
+    def train(out):
+        phases.finetune(run, 306, eval_every=153, eval_episodes=1, out=str(out), progress=False, warmup_steps=100)
+
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=153)
+    acting = runs.load_checkpoint(tmp_path / "killed", {})["episodes_in_progress"]["acting"]
+    assert int(acting["episode_steps"][0]) % 5 != 0 and np.asarray(acting["memory"]).shape == (1, 5, 1)

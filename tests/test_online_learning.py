@@ -71,6 +71,7 @@ def test_calql_finetuning_improves_a_poor_agent(calql_run, tmp_path):
     assert summary["normalized_score"] >= summary["start_score"] + 15, points
 
 
+@pytest.mark.slow  # 140 s; RLPD's update and its learning curve are held to the authors' (test_parity, parity README)
 def test_rlpd_from_a_poor_offline_actor_improves(calql_run, tmp_path):
     # RLPD keeps the Cal-QL actor, learns fresh LayerNorm critics with 50/50 batches; UTD 2 instead of 20 for time.
     summary = phases.finetune(calql_run, 3000, algo="rlpd", utd=2, eval_every=1000, eval_episodes=10,

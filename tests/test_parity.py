@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 
-from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, sac, td3_bc
+from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, sac, td3_bc
 from o2o.agents.common import (
     Network,
     ObservationNormalizer,
@@ -54,7 +54,8 @@ DRAW_SITES = {"target_noise": (td3_bc, "target_noise_draw"),
               "next_policy_actions_noise": (cql, "next_policy_actions_noise_draw"),
               "balance_noise": (famo2o, "balance_noise_draw"),
               "balance_action_noise": (famo2o, "balance_action_noise_draw"),
-              "coefficients": (famo2o, "coefficient_draw"), "coefficient_noise": (famo2o, "coefficient_noise_draw")}
+              "coefficients": (famo2o, "coefficient_draw"), "coefficient_noise": (famo2o, "coefficient_noise_draw"),
+              "next_policy_noise": (qc, "next_policy_noise_draw")}
 
 
 @dataclasses.dataclass
@@ -353,6 +354,11 @@ def flow_times_reversed():
         flow, params, observations, actions, noise, 1.0 - times))
 
 
+def qc_windows_unmasked():
+    """Q-chunking without its mask of the steps past an episode's end: every window counted whole."""
+    return mock.patch.object(qc, "window_validity", lambda steps_to_end, horizon: jnp.ones((len(steps_to_end), horizon)))
+
+
 # Per algorithm: a changed discount, a dropped term, a swapped min/mean or weight (config fields the update reads: the
 # initial state is shared), or code patched while the update is traced. Each must put some error above ten times the
 # tolerance. They and the deviation tests run with -m slow (about 10 minutes on 2 cores); the default suite compares
@@ -387,6 +393,13 @@ PERTURBATIONS = {
             "discount 0.98": {"discount": 0.98}, "distillation weight alpha 5": {"alpha": 5.0},
             "flow integrated in 5 Euler steps, not 10": {"flow_steps": 5},
             "flow-matching times t and 1 - t swapped": {"patch": lambda: flow_times_reversed()}},
+    "qc": {"steps past an episode's end not masked": {"patch": qc_windows_unmasked},
+           "best-of-n ranked by the critics' minimum, target too": {"q_aggregation": "min"},
+           "discount 0.98": {"discount": 0.98},
+           "candidates' flow integrated in 5 Euler steps, not 10": {"flow_steps": 5}},
+    "qc-fql": {"steps past an episode's end not masked": {"patch": qc_windows_unmasked},
+               "distillation weight alpha 10, not 100": {"alpha": 10.0},
+               "Q term normalized by E|Q|": {"normalize_q_loss": True}},
     "dt": {"attention not causal": {"patch": lambda: mock.patch.object(
                dt.nn, "make_causal_mask", lambda x: jnp.ones((x.shape[0], 1, x.shape[1], x.shape[1]), bool))},
            "GELU in the blocks' MLP, not ReLU (o2o before this fixture)": {

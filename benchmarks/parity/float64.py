@@ -22,7 +22,8 @@ REFERENCES = {"td3bc": ("TD3_BC", ".venv"), "iql": ("implicit_q_learning", ".ven
               "calql": ("Cal-QL", ".venv-calql"), "fql": ("fql", ".venv"), "dt": ("decision-transformer", ".venv-dt"),
               "sacn": ("EDAC", ".venv"), "edac": ("EDAC", ".venv"), "lbsac": ("lb-sac", ".venv"),
               "td3": ("TD3", ".venv"), "sac": ("jaxrl", ".venv-iql"), "rlpd": ("rlpd", ".venv-iql"),
-              "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv"), "famo2o": ("FamO2O", ".venv-iql")}
+              "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv"), "famo2o": ("FamO2O", ".venv-iql"),
+              "qc": ("qc", ".venv"), "qc-fql": ("qc", ".venv")}
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
             tree, venv = REFERENCES[algo]
             subprocess.run([sys.executable, ROOT / "benchmarks/parity/inputs.py", algo, "--out", tmp / "inputs.npz"],
                            check=True, capture_output=True)
-            subprocess.run([REFS / venv / "bin/python", ROOT / f"benchmarks/parity/{algo}.py", "--reference",
+            subprocess.run([REFS / venv / "bin/python", ROOT / f"benchmarks/parity/{algo.split('-')[0]}.py", "--reference",
                             REFS / tree, "--inputs", tmp / "inputs.npz", "--float64", "--out", tmp / f"{algo}.npz"],
                            check=True, capture_output=True)
             parity.FIXTURES, parity.RECORDS[algo] = tmp, json.loads((tmp / f"{algo}.json").read_text())

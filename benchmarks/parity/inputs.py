@@ -28,6 +28,8 @@ from o2o.agents.common import Network
 
 OBSERVATION_DIM, ACTION_DIM, BATCH_SIZE, STEPS, SEED = 17, 6, 256, 100, 0
 FQL_BATCH, DT_WINDOWS, DT_CONTEXT = 64, 64, 5
+# QC: chunks of 5 actions (30 numbers); best-of-n draws (batch, samples, 30) per update, so 16 windows and 4 samples
+QC_BATCH, QC_SAMPLES, QC_FQL_BATCH, QC_CHUNK = 16, 4, 32, 5 * 6
 CQL_BATCH, CQL_ACTIONS = 64, 2  # CQL's five draws per update, three of them N per state: a small batch, N = 2
 ONLINE_BATCH, ENSEMBLE_BATCH = 128, 64  # sac; rlpd, wsrl (4 LayerNorm critics): two (steps, batch, action_dim) draws
 RLPD_UTD = 4  # critic steps per call of RLPD's update (its utd_ratio), the last followed by the actor's
@@ -41,7 +43,7 @@ class Case:
     config: dict
     draws: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     uniform: tuple[str, ...] = ()  # the draws that are U(0, 1) (flow-matching times); the others are N(0, 1)
-    batch: str = "transitions"  # or "windows": DT's sequences (make_windows)
+    batch: str = "transitions"  # or "windows": DT's sequences (make_windows); "chunks": QC's (make_chunk_windows)
     batch_size: int = BATCH_SIZE  # rows of the transition batch (fewer where many draws would pass 1 MB)
     # per update `size` distinct indices out of `population`, by name: (population, size) (RLPD's critic subset)
     subsets: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
@@ -109,6 +111,14 @@ CASES = {
     "famo2o-finetuning": Case({"hidden_dims": (64, 64), "coefficient_source": "balance"},
                               {"balance_noise": (BATCH_SIZE, 1), "balance_action_noise": (BATCH_SIZE, ACTION_DIM),
                                "coefficient_noise": (BATCH_SIZE, 1)}, algo="famo2o"),
+    # Q-chunking, best-of-n (qc) and distilled (qc-fql): chunks of 5, 32-wide layers
+    "qc": Case({"hidden_dims": (32, 32), "batch_size": QC_BATCH, "num_samples": QC_SAMPLES},
+               {"next_policy_noise": (QC_BATCH, QC_SAMPLES, QC_CHUNK), "flow_noise": (QC_BATCH, QC_CHUNK),
+                "flow_times": (QC_BATCH, 1)}, uniform=("flow_times",), batch="chunks", batch_size=QC_BATCH),
+    "qc-fql": Case({"hidden_dims": (32, 32), "batch_size": QC_FQL_BATCH},
+                   {"next_policy_noise": (QC_FQL_BATCH, QC_CHUNK), "flow_noise": (QC_FQL_BATCH, QC_CHUNK),
+                    "flow_times": (QC_FQL_BATCH, 1), "one_step_noise": (QC_FQL_BATCH, QC_CHUNK)},
+                   uniform=("flow_times",), batch="chunks", batch_size=QC_FQL_BATCH),
     # one block, 32 wide, two heads (the head split is converted too), K 5; dropout off on both sides (its masks cannot
     # be injected); the paper's learning rate, a 50-update warm-up, and a weight decay of 1 (the paper's 1e-4 would move
     # the parameters by 1e-8 of themselves per update, invisible in 100)
@@ -164,6 +174,31 @@ def make_windows(rng: np.random.RandomState, mean: np.ndarray, std: np.ndarray) 
     return jax.device_get(dt.sample_batch(config, data, jax.random.PRNGKey(SEED)))
 
 
+def make_chunk_windows(rng: np.random.RandomState, mean: np.ndarray, std: np.ndarray, size: int,
+                       horizon: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """QC's batch: `size` windows of `horizon` steps drawn by o2o's own sampler (`qc.sample_batch`) from twelve
+    synthetic episodes of 2 to 29 steps (some windows cross an episode's end), one step in eight a success (done)
+    anywhere in an episode, as OGBench's relabelled data. Returns (the batch, the episodes with each window's first
+    step): stage 2 builds the reference's batch from the episodes with its own `sample_sequence`."""
+    from o2o.agents import qc
+    lengths = rng.randint(2, 30, size=12)
+    steps = int(lengths.sum())
+    last = np.repeat(np.cumsum(lengths) - 1, lengths)
+    observations = (mean + std * rng.standard_normal((steps, OBSERVATION_DIM))).astype(np.float32)
+    fresh = (mean + std * rng.standard_normal((steps, OBSERVATION_DIM))).astype(np.float32)
+    following = np.concatenate([observations[1:], fresh[-1:]])
+    data = {"observations": observations,
+            "actions": np.tanh(1.5 * rng.standard_normal((steps, ACTION_DIM))).astype(np.float32),
+            "rewards": rng.standard_normal(steps).astype(np.float32),
+            "next_observations": np.where((np.arange(steps) == last)[:, None], fresh, following),
+            "dones": (rng.uniform(size=steps) < 0.125).astype(np.float32),
+            "steps_to_episode_end": (last - np.arange(steps)).astype(np.float32)}
+    config = qc.Config(horizon=horizon, batch_size=size)
+    batch = jax.device_get(qc.sample_batch(config, {**data, "row": np.arange(steps)}, jax.random.PRNGKey(SEED)))
+    episodes = {**data, "window_starts": batch.pop("row")[:, 0].astype(np.int32)}
+    return batch, episodes
+
+
 def build(case_name: str) -> tuple[dict, dict[str, np.ndarray]]:
     case = CASES[case_name]
     algo = case.algo or case_name
@@ -171,7 +206,13 @@ def build(case_name: str) -> tuple[dict, dict[str, np.ndarray]]:
     mean = rng.uniform(-2.0, 2.0, OBSERVATION_DIM).astype(np.float32)
     std = rng.uniform(0.5, 3.0, OBSERVATION_DIM).astype(np.float32)
     arrays = {"spec/observation_mean": mean, "spec/observation_std": std}
-    batch = make_windows(rng, mean, std) if case.batch == "windows" else make_batch(rng, mean, std, case.batch_size)
+    if case.batch == "chunks":
+        batch, episodes = make_chunk_windows(rng, mean, std, case.batch_size, get_algorithm(algo)[1].horizon)
+        arrays.update(flatten(episodes, "episodes"))
+    elif case.batch == "windows":
+        batch = make_windows(rng, mean, std)
+    else:
+        batch = make_batch(rng, mean, std, case.batch_size)
     if case.reward_scale != 1.0:
         batch["rewards"] = batch["rewards"] * np.float32(case.reward_scale)
     arrays.update(flatten(batch, "batch"))

@@ -21,7 +21,7 @@ run() {
   done
 }
 
-for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o}"; do
+for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc}"; do
   for a in $algo; do
     case $a in
       td3bc) run td3bc "$REFS/TD3_BC" "$REFS/.venv/bin/python" ;;
@@ -43,6 +43,8 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       riql) run riql "$REFS/RIQL" "$REFS/.venv/bin/python" ;;
       famo2o) run famo2o "$REFS/FamO2O" "$REFS/.venv-iql/bin/python"
               run famo2o-finetuning "$REFS/FamO2O" "$REFS/.venv-iql/bin/python" ;;
+      qc) run qc "$REFS/qc" "$REFS/.venv/bin/python"
+          run qc-fql "$REFS/qc" "$REFS/.venv/bin/python" ;;
       *) echo "no parity adapter for $a" >&2; exit 2 ;;
     esac
   done

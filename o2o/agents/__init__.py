@@ -1,6 +1,7 @@
 """Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
 `prepare_dataset` (the data transform of the algorithm's paper), `transition_fields` (what its update reads beyond
-s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows), `begin_episode` /
+s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows), `window` (rows of
+consecutive steps, offline and online: an action-chunking agent's), `begin_episode` /
 `act_in_episode` (a policy that acts on the episode so far: DT's context) and `q_values` (its critic ensemble's values,
 what an adversarial data corruption attacks). Which module and variant an algorithm name
 means is recorded in `o2o.algorithms`; `get_algorithm` gives the module's functions as one typed `Agent`, optional
@@ -15,6 +16,7 @@ import typing
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 
 from o2o.agents import validation
 from o2o.agents.common import Spec
@@ -37,6 +39,8 @@ class Agent:
     transition_fields: Callable[[Any], tuple[str, ...]]  # config -> names in TRANSITION_FIELDS its update reads
     online_overrides: Callable[[int], dict[str, Any]]  # online updates -> config changes its fine-tuning recipe makes
     sample_batch: Callable[[Any, dict, jax.Array], dict]  # (config, device data, key) -> a batch for `update`
+    # config -> consecutive steps per batch row (1: single transitions); rows of w > 1 hold w steps of every field
+    window: Callable[[Any], int]
     # (state) -> one episode's empty memory; None: `act` needs no memory of the episode
     begin_episode: Callable[[Any], Any] | None
     # (state, memory, observation, last reward, t, key) -> (action, memory): one env's action at step t of its episode
@@ -52,7 +56,7 @@ class Agent:
                    getattr(module, "prepare_dataset", lambda dataset, config: dataset),
                    getattr(module, "transition_fields", lambda config: ()),
                    getattr(module, "online_overrides", lambda updates: {}),
-                   getattr(module, "sample_batch", uniform_transitions),
+                   getattr(module, "sample_batch", uniform_transitions), getattr(module, "window", lambda config: 1),
                    getattr(module, "begin_episode", None), getattr(module, "act_in_episode", None),
                    getattr(module, "q_values", None))
 
@@ -61,6 +65,13 @@ def uniform_transitions(config: Any, data: dict, key: jax.Array) -> dict:
     """`config.batch_size` transitions drawn uniformly with replacement."""
     index = jax.random.randint(key, (config.batch_size,), 0, data["rewards"].shape[0])
     return jax.tree.map(lambda x: x[index], data)
+
+def uniform_windows(data: dict, key: jax.Array, batch_size: int, window: int) -> dict:
+    """`batch_size` rows of `window` consecutive steps (every field (batch_size, window, ...)), each from a uniformly
+    drawn first step that leaves room for the window; windows may cross episode ends (the agent masks those steps)."""
+    first = jax.random.randint(key, (batch_size,), 0, data["rewards"].shape[0] - window + 1)
+    return jax.tree.map(lambda x: x[first[:, None] + jnp.arange(window)], data)
+
 
 # Config fields an online run inherits from the offline run it starts from, so that networks line up.
 INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "critic_norm_after_activation", "discount",
@@ -146,4 +157,4 @@ def restore_algorithm(name: str, recorded: dict[str, Any]) -> tuple[Agent, Any]:
 
 
 __all__ = ["INHERITED_FIELDS", "TRANSITION_FIELDS", "Agent", "Spec", "canonical_name", "get_algorithm", "read_fields",
-           "restore_algorithm", "uniform_transitions"]
+           "restore_algorithm", "uniform_transitions", "uniform_windows"]

@@ -128,6 +128,7 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
                "embedding_base": interval(1, math.inf), "balance_initial_temperature": POSITIVE,
                "balance_target_entropy": FINITE, "coefficient_source": one_of("uniform", "balance"),
                "batch_mean_weights": TRUE_OR_FALSE},
+    "qc": {"horizon": integers(1), "policy": one_of("best-of-n", "distill"), "num_samples": integers(1)},
     # EDAC's term averages over pairs of critics, dividing by N - 1
     "edac": {"num_critics": lambda config: Rule("the integers >= 2 where eta > 0", integers(2).allows)
              if config.eta > 0 else integers(1)},

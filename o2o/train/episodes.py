@@ -71,13 +71,14 @@ class EpisodeEndFields:
 
 
 def in_progress(envs, observations: np.ndarray, actions: np.ndarray, returns: np.ndarray,
-                episode_end_fields: EpisodeEndFields | None) -> dict | None:
+                episode_end_fields: EpisodeEndFields | None, acting: dict) -> dict | None:
     """What a resume needs to go on with every seed's unfinished episode: the envs' states, the observations and the
-    actions already drawn for the next step; None if an env cannot be saved."""
+    actions already drawn for the next step, what the policy acts on (`acting`: the episode memory of an agent that
+    acts on the episode so far, each episode's step and last reward); None if an env cannot be saved."""
     snapshots = [env_state.snapshot(env) for env in envs]
     if any(snapshot is None for snapshot in snapshots):
         return None
     # the checkpoint key "returns_to_go" predates other episode-end fields; kept so older checkpoints resume
     return {"envs": {str(i): snapshot for i, snapshot in enumerate(snapshots)}, "observations": observations,
-            "actions": actions, "returns": np.asarray(returns, np.float64),
+            "actions": actions, "returns": np.asarray(returns, np.float64), "acting": acting,
             "returns_to_go": episode_end_fields.unfinished() if episode_end_fields is not None else {}}

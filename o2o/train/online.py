@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,68 +23,15 @@ import numpy as np
 
 from o2o import files
 from o2o.agents import Spec, get_algorithm, restore_algorithm
-from o2o.algorithms import online_defaults
 from o2o.data import replay
 from o2o.envs import env_spaces, make_env, state as env_state
 from o2o.envs.actions import to_env_actions
 from o2o.errors import Interrupted, O2OError
 from o2o.train import episodes as episode_book, handoff, loggers, offline, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
-from o2o.train.online_step import SAMPLING, first_action, make_env_step
-
-NO_UPDATE = "no online update will run"  # the start of the warning, which `o2o run` gives before its offline phase
-WARMUP_POLICIES = ("random", "pretrained")
-
-
-@dataclasses.dataclass
-class OnlineSettings:
-    """Everything that defines an online run; saved as config.json so that a resume rebuilds it."""
-
-    algo: str
-    env: str | None = None
-    steps: int = 100_000
-    seeds: int = 1
-    seed: int = 0
-    utd: int = 1
-    warmup_steps: int = 5_000
-    warmup_policy: str = "random"
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    log_every: int = 1_000
-    keep_policy_snapshots: bool = False
-    buffer_capacity: int | None = None
-    offline_dataset: str | None = None
-    offline_sampling: str = "none"
-    init_from: str | None = None
-    out: str | None = None
-    agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def check(self) -> None:
-        runs.check_counts("online run", steps=self.steps, seeds=self.seeds, utd=self.utd,
-                          warmup_steps_or_zero=self.warmup_steps, eval_every=self.eval_every,
-                          eval_episodes_or_zero=self.eval_episodes, log_every=self.log_every,
-                          buffer_capacity=self.buffer_capacity)
-        if self.offline_sampling not in SAMPLING:
-            raise O2OError(f"offline sampling {self.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
-        if self.warmup_policy not in WARMUP_POLICIES:
-            raise O2OError(f"warm-up policy {self.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
-
-    def warn_if_no_update(self) -> None:
-        if self.warmup_steps >= self.steps:
-            warnings.warn(f"{NO_UPDATE}: the warm-up ({self.warmup_steps:,} env steps) covers all {self.steps:,} online "
-                          "steps; lower --warmup-steps or raise the online steps", RuntimeWarning, stacklevel=3)
-
-    @property
-    def learning_steps(self) -> int:
-        """Env steps with updates: those after the warm-up."""
-        return max(0, self.steps - self.warmup_steps)
-
-
-def settings_for(algo: str, **given: Any) -> OnlineSettings:
-    """OnlineSettings for `algo`: the user's values where given (not None), else the algorithm's paper defaults."""
-    defaults = online_defaults(algo)
-    return OnlineSettings(algo=algo, **{**defaults, **{k: v for k, v in given.items() if v is not None}})
-
+# the online run's settings, used as online.OnlineSettings, online.settings_for, online.NO_UPDATE
+from o2o.train.online_settings import NO_UPDATE, OnlineSettings, settings_for  # noqa: F401
+from o2o.train.online_step import empty_memory, first_action, make_env_step
 
 @dataclasses.dataclass
 class Prepared:
@@ -147,6 +93,7 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
     else:  # a fresh agent (for an existing run: the shapes its checkpoint is read into)
         states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), seeds)
     start_score = recorded.record.get("start_score") if recorded is not None else (start.start_score if start else None)
+    settings.check_windows(agent.window(config))
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
                     start_score, offline_settings, reference)
 
@@ -238,7 +185,8 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
     def step_fn(t: int):
         key = phase(t)
         if key not in step_fns:
-            step_fns[key] = make_env_step(agent, p.config.batch_size, s.utd, s.offline_sampling, *key)
+            step_fns[key] = make_env_step(agent, p.config.batch_size, s.utd, s.offline_sampling, *key,
+                                          window=agent.window(p.config))
         return step_fns[key]
 
     def run_eval(t: int) -> dict[str, Any]:
@@ -250,16 +198,24 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
                                                    int(buffers.data["rewards"].shape[-1]), envs[0].spec.max_episode_steps)
     saved = start.get("episodes_in_progress")
     resumed_episodes = saved is not None and all([env_state.restore(env, saved["envs"][str(i)]) for i, env in enumerate(envs)])
+    # what an agent acting on the episode so far (act_in_episode) is given: its memory, the step t and last reward
+    memory, episode_steps, last_rewards = empty_memory(agent, states), np.zeros(n, np.int32), np.zeros(n, np.float32)
     if resumed_episodes:
         obs, actions = np.asarray(saved["observations"]), np.asarray(saved["actions"])
         episode_returns = np.asarray(saved["returns"], np.float64).copy()
         if episode_end is not None:
             episode_end.resume(saved["returns_to_go"])
+        if "acting" in saved:
+            memory = jax.tree.map(jnp.asarray, saved["acting"]["memory"]) if agent.begin_episode else ()
+            episode_steps = np.asarray(saved["acting"]["episode_steps"], np.int32)
+            last_rewards = np.asarray(saved["acting"]["last_rewards"], np.float32)
     else:  # a new run, or one whose unfinished episodes could not be kept: each seed starts a new episode
         if saved is not None:
             obs = np.stack([env.reset(seed=episode_book.episode_seed(seed, episodes[i]))[0]
                             for i, (env, seed) in enumerate(zip(envs, p.seeds))]).astype(np.float32)
-        actions = np.asarray(first_action(agent, states, obs, seed_keys, step, phase(step)[1]))
+        actions, memory = first_action(agent, states, obs, seed_keys, step, phase(step)[1], memory, episode_steps,
+                                       last_rewards)
+        actions = np.asarray(actions)
         episode_returns = np.zeros(n)
     finished: list[float] = [float(x) for x in start.get("finished", [])]  # training episode returns
     successes: list[float] = [float(x) for x in start.get("successes", [])]
@@ -300,8 +256,11 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
                           "next_observations": final_obs, "dones": terminated}
             t1 = time.perf_counter()
             compiling = phase(step) not in step_fns
-            states, buffers, new_actions, step_metrics = step_fn(step)(states, buffers, transition, next_obs, seed_keys,
-                                                                       step + 1, offline_data)
+            episode_steps = np.where(done, 0, episode_steps + 1).astype(np.int32)
+            last_rewards = np.where(done, 0.0, rewards).astype(np.float32)
+            states, buffers, new_actions, memory, step_metrics = step_fn(step)(
+                states, buffers, transition, next_obs, seed_keys, step + 1, offline_data, memory, episode_steps,
+                last_rewards)
             actions = np.asarray(new_actions)  # waits for the updates
             if compiling:
                 compile_seconds += time.perf_counter() - t1
@@ -345,7 +304,10 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
                                                    "finished": np.asarray(finished, np.float64),
                                                    "successes": np.asarray(successes, np.float64),
                                                    "wall_seconds": record["wall_seconds"],
-                                                   "episodes_in_progress": episode_book.in_progress(envs, obs, actions, episode_returns, episode_end)})
+                                                   "episodes_in_progress": episode_book.in_progress(
+                                                       envs, obs, actions, episode_returns, episode_end,
+                                                       acting={"memory": memory, "episode_steps": episode_steps,
+                                                               "last_rewards": last_rewards})})
                     checkpoint_seconds += time.perf_counter() - t3
                     saved_step = step
             bar.advance(1, step / max(time.perf_counter() - wall_start, 1e-9), last_eval)
