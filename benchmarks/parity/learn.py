@@ -566,6 +566,65 @@ def calql(reference: Path, data: dict, seed: int, config: dict):
     return update, act
 
 
+def qc(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' Q-chunking (ColinQiyangLi/qc, JAX; its update parity: benchmarks/parity/qc.py), offline, as its
+    main.py's offline loop runs it: `ACFQLAgent.create(seed, one observation, one action, config)` (agents/acfql.py,
+    imported by its path; distrax and ml_collections stubbed as in the parity adapter), its own Dataset over the
+    .npz (actions mapped to [-1, 1] by the env's bounds and clipped to 1 - 1e-5 as its env_utils clips them, masks
+    1 - terminals, its `terminals` where an episode ends: a termination, a timeout or the data's end), `np.random.seed`
+    (its window starts come from NumPy's global stream), then per update `agent.update(dataset.sample_sequence(256,
+    horizon, discount))`. Settings: its get_config() defaults but those o2o's learning test sets, passed in by
+    `--reference-set` (hidden_dims=64,64 discount=0.95 horizon=2 actor_num_samples=8 actor_type=best-of-n); one
+    discount for both of its knobs. Acting as its online loop and evaluate(): `sample_actions(obs, rng=key)` for a
+    chunk, executed open-loop (its queue emptied at each episode's start), keys split from PRNGKey(seed)."""
+    import importlib.util
+
+    import gymnasium as gym
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("distrax", "ml_collections")
+    spec = importlib.util.spec_from_file_location("acfql", reference / "agents" / "acfql.py")
+    acfql = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(acfql)
+    import jax
+    from utils.datasets import Dataset
+
+    given = dict(item.split("=", 1) for item in config["reference_set"])
+    hidden = tuple(int(width) for width in given.get("hidden_dims", "512,512,512,512").split(","))
+    horizon, discount = int(given.get("horizon", 5)), float(given.get("discount", 0.99))
+    hyper = dict(agent_name="acfql", lr=3e-4, batch_size=256, actor_hidden_dims=hidden, value_hidden_dims=hidden,
+                 layer_norm=True, actor_layer_norm=False, discount=discount, tau=0.005, q_agg="mean",
+                 alpha=float(given.get("alpha", 100.0)), num_qs=2, flow_steps=10, normalize_q_loss=False, encoder=None,
+                 horizon_length=horizon, action_chunking=True, actor_type=given.get("actor_type", "distill-ddpg"),
+                 actor_num_samples=int(given.get("actor_num_samples", 32)), use_fourier_features=False,
+                 fourier_feature_dim=64, weight_decay=0.0)
+    high = gym.make(config["env"]).action_space.high.astype(np.float32)
+    ends = np.maximum(data["terminals"], data["timeouts"]).astype(np.float32)
+    ends[-1] = 1.0
+    dataset = Dataset.create(
+        observations=data["observations"], actions=np.clip(data["actions"] / high, -1 + 1e-5, 1 - 1e-5),
+        rewards=data["rewards"], masks=1.0 - data["terminals"], terminals=ends,
+        next_observations=data["next_observations"])
+    np.random.seed(seed)
+    state = {"agent": acfql.ACFQLAgent.create(seed, data["observations"][0], dataset["actions"][0], hyper),
+             "rng": jax.random.PRNGKey(seed), "queue": []}
+
+    def update():
+        state["agent"], info = state["agent"].update(dataset.sample_sequence(256, horizon, discount))
+        return info
+
+    def act(obs):
+        if not state["queue"]:
+            state["rng"], key = jax.random.split(state["rng"])
+            chunk = np.asarray(state["agent"].sample_actions(obs, rng=key)).reshape(horizon, -1)
+            state["queue"] = list(np.clip(chunk, -1.0, 1.0))
+        return state["queue"].pop(0) * high
+
+    act.begin_episode = lambda: state["queue"].clear()
+    return update, act
+
+
 def _gym_as_gymnasium() -> None:
     """rlpd imports gym (< 0.24, its requirements) for spaces, seeding and wrappers: here `gym` is gymnasium 1.x, whose
     spaces, `utils.seeding` and wrappers (ObservationWrapper, RescaleAction, ClipAction, FlattenObservation,
@@ -729,7 +788,7 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
 
 
 ADAPTERS = {"td3bc": td3bc, "iql": iql, "famo2o": famo2o, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql,
-            "rlpd": rlpd}
+            "rlpd": rlpd, "qc": qc}
 ONLINE = {"rlpd"}  # a step is an environment step; the curve starts at step 0
 
 
@@ -739,6 +798,8 @@ def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=10_000 * (seed + 1) + episode)
+        if hasattr(act, "begin_episode"):  # a policy that executes action chunks: none queued at an episode's start
+            act.begin_episode()
         total, done = 0.0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(np.asarray(act(obs.astype(np.float32))).reshape(-1))
@@ -766,7 +827,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reference-set", nargs="*", default=[], metavar="FLAG=VALUE",
                         help="calql: more flags for the reference's training script (a diagnostic, e.g. "
-                             "policy_log_std_offset=0.0)")
+                             "policy_log_std_offset=0.0); qc: its settings (hidden_dims=64,64 horizon=2 ...)")
     parser.add_argument("--metrics-every", type=int, default=500,
                         help="per-update adapters that return metrics (iql, calql, fql): write their mean over the last N "
                              "updates to OUT's .metrics.jsonl every N updates")
