@@ -221,3 +221,37 @@ def test_datasets_saved_from_ogbenchs_loader_read_the_same(generated, tmp_path, 
     assert not saved.metadata["goal_conditioned"] and len(saved) == len(reference)
     for name in ("observations", "actions", "next_observations", "rewards", "timeouts", "bootstrap"):
         np.testing.assert_array_equal(getattr(saved, name), getattr(reference, name), err_msg=name)
+
+
+def test_a_tasks_sparse_variant_is_q_chunkings_reward_in_the_data_and_online(generated):
+    """`...-sparse-v0`: reward 0 once every subtask is done, else -1 (Q-chunking's --sparse), in the relabelled data
+    and from the env; masks, episodes and success as the dense task's."""
+    from o2o.envs import make_env
+    from o2o.envs import ogbench as names
+
+    np.testing.assert_array_equal(names.sparse_rewards(np.array([-3.0, -1.0, 0.0])), [-1.0, -1.0, 0.0])
+    name = names.parse("puzzle-3x3-play-singletask-task1-sparse-v0")
+    assert name.sparse and name.task_env == "puzzle-3x3-singletask-task1-sparse-v0"
+    assert names.registered_id(name.task_env) == "puzzle-3x3-singletask-task1-v0"
+    assert names.parse("cube-single-sparse-v0") is None  # only a single task has a sparse variant
+    folder, _ = generated
+    sparse_task = "cube-single-singletask-task2-sparse-v0"
+    dense, _ = load_for_env(str(folder / "cube-single-play-v0.npz"), TASK)
+    sparse, env_id = load_for_env(str(folder / "cube-single-play-v0.npz"), "cube-single-play-singletask-task2-sparse-v0")
+    assert env_id == sparse_task and "sparse" in sparse.metadata["rewards"]
+    np.testing.assert_array_equal(sparse.rewards, names.sparse_rewards(dense.rewards))
+    np.testing.assert_array_equal(sparse.bootstrap, dense.bootstrap)
+    envs = [make_env(env) for env in ("puzzle-3x3-singletask-task1-v0", name.task_env)]  # 9 buttons: dense in [-9, 0]
+    rng = np.random.default_rng(0)
+    for env in envs:
+        env.reset(seed=7)
+    rewards = []
+    for _ in range(20):
+        action = rng.uniform(-1, 1, envs[0].action_space.shape)
+        (_, dense_reward, *_), (_, sparse_reward, *_) = (env.step(action) for env in envs)
+        rewards.append((dense_reward, sparse_reward))
+    for env in envs:
+        env.close()
+    dense_rewards, sparse_rewards = np.array(rewards).T
+    assert dense_rewards.min() < -1  # the two differ here
+    np.testing.assert_array_equal(sparse_rewards, names.sparse_rewards(dense_rewards))

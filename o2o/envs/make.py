@@ -52,6 +52,7 @@ def make_env(env_id: str, **kwargs):
     """`gymnasium.make(env_id)`, with gymnasium-robotics registered and a clear error for an unknown id."""
     import gymnasium as gym
 
+    requested, env_id = env_id, ogbench.registered_id(env_id)
     if ogbench.parse(env_id):  # also when another import of ogbench registered its envs: register() sets filters
         ogbench.register()
         ogbench.check_task(env_id)
@@ -65,7 +66,10 @@ def make_env(env_id: str, **kwargs):
         _route_mujoco_warnings()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*DISPLAY.*")  # OGBench's envs import glfw, which looks for X
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
+    if ogbench.is_sparse(requested):  # Q-chunking's sparse variant of the task (o2o.envs.ogbench)
+        env = gym.wrappers.TransformReward(env, lambda reward: float(ogbench.sparse_rewards(np.float64(reward))))
+    return env
 
 
 @lru_cache(maxsize=None)
@@ -124,15 +128,18 @@ def relabel_for_task(dataset: Dataset, env_id: str, source: str) -> Dataset:
             f"{source}: no {' or '.join(missing)} per step; relabelling rewards for the single task {env_id} needs "
             f"the simulator state OGBench datasets record (fields {', '.join(needed)})"
         )
-    env = make_env(env_id)
+    env = make_env(ogbench.registered_id(env_id))
     try:
         labels = {k: np.asarray(dataset.extras[k]) for k in needed}
-        relabel_dataset(env_id, env, labels)
+        relabel_dataset(ogbench.registered_id(env_id), env, labels)
     finally:
         env.close()
+    rewards, how = labels["rewards"], "ogbench.relabel_utils.relabel_dataset"
+    if ogbench.is_sparse(env_id):
+        rewards, how = ogbench.sparse_rewards(rewards), how + ", then sparse: 0 once every subtask is done, else -1"
     metadata = {**dataset.metadata, "env_id": env_id, "goal_conditioned": False, "relabelled_for": env_id,
-                "rewards": "ogbench.relabel_utils.relabel_dataset"}
-    return dataclasses.replace(dataset, rewards=labels["rewards"], masks=labels["masks"].astype(bool), metadata=metadata)
+                "rewards": how}
+    return dataclasses.replace(dataset, rewards=rewards, masks=labels["masks"].astype(bool), metadata=metadata)
 
 
 def load_for_env(source: str, env: str | None, required: bool = False,

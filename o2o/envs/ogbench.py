@@ -5,6 +5,10 @@ single-task env `<env>-singletask-task<k>-v0`. OGBench's loader also takes the c
 `cube-single-play-singletask-task2-v0` (dataset + task); o2o accepts it wherever it takes an env or a dataset.
 Singletask rewards and masks come from `ogbench.relabel_utils.relabel_dataset`, the package's own function, in
 `o2o.envs.make.relabel_for_task` (it needs an env made there).
+
+A task's sparse variant, `<env>-singletask-task<k>-sparse-v0` (also with the dataset kind), is Q-chunking's (Li, Zhou &
+Levine, 2025, `--sparse`, for scene and puzzle): reward 0 once every subtask is done, else -1, in the data and online;
+masks and episodes as the dense task's. `o2o.envs.make` builds it on the dense task OGBench registers.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from o2o.errors import DatasetError, O2OError
 DATASET_KINDS = ("play", "noisy", "navigate", "stitch", "explore")
 _NAME = re.compile(
     rf"^(?P<env>[a-z0-9-]+?)(?:-(?P<kind>{'|'.join(DATASET_KINDS)}))?(?:-(?P<mode>singletask|oraclerep))?"
-    r"(?:-task(?P<task>\d+))?-v(?P<version>\d+)$"
+    r"(?:-task(?P<task>\d+))?(?P<sparse>-sparse)?-v(?P<version>\d+)$"
 )
 FAMILIES = frozenset({"cube", "scene", "puzzle", "antmaze", "humanoidmaze", "pointmaze", "antsoccer", "visual",
                       "powderworld"})
@@ -33,6 +37,7 @@ class Name:
     task: int | None  # 2; None = the env's default task or goal-conditioned
     singletask: bool
     version: str
+    sparse: bool = False  # Q-chunking's sparse reward: 0 once every subtask is done, else -1
 
     @property
     def dataset(self) -> str | None:
@@ -42,7 +47,8 @@ class Name:
     def task_env(self) -> str | None:
         if not self.singletask:
             return None
-        return f"{self.env}-singletask{f'-task{self.task}' if self.task else ''}-v{self.version}"
+        task = f"-task{self.task}" if self.task else ""
+        return f"{self.env}-singletask{task}{'-sparse' if self.sparse else ''}-v{self.version}"
 
     @property
     def goal_env(self) -> str:
@@ -54,8 +60,28 @@ def parse(name: str) -> Name | None:
     match = _NAME.match(name)
     if not match or match["env"].split("-")[0] not in FAMILIES:
         return None
+    if match["sparse"] and match["mode"] != "singletask":
+        return None
     return Name(match["env"], match["kind"], int(match["task"]) if match["task"] else None,
-                match["mode"] == "singletask", match["version"])
+                match["mode"] == "singletask", match["version"], bool(match["sparse"]))
+
+
+def registered_id(env_id: str) -> str:
+    """The id gymnasium knows: a sparse task's dense task (`scene-singletask-task1-sparse-v0` -> its id without
+    `-sparse`); any other id unchanged."""
+    name = parse(env_id)
+    return dataclasses.replace(name, sparse=False).task_env if name and name.sparse else env_id
+
+
+def is_sparse(env_id: str | None) -> bool:
+    name = parse(env_id) if env_id else None
+    return bool(name and name.sparse)
+
+
+def sparse_rewards(rewards):
+    """Q-chunking's sparse reward from OGBench's singletask reward (subtasks done - subtasks, so 0 exactly when all
+    are done): 0 there, -1 elsewhere."""
+    return -(rewards != 0).astype(rewards.dtype)
 
 
 @lru_cache(maxsize=1)
@@ -116,6 +142,7 @@ def check_task(env_id: str) -> None:
 
     register()
     name = parse(env_id)
+    env_id = registered_id(env_id)
     if name and name.singletask and env_id not in gym.registry:
         prefix = f"{name.env}-singletask-task"
         tasks = sorted(int(k[len(prefix):].split("-")[0]) for k in gym.registry if k.startswith(prefix))
