@@ -173,7 +173,8 @@ RECORDS = (
               "Park, Li & Levine, Flow Q-Learning, ICML 2025", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}, presets=FQL_OGBENCH),
     # QC's code: the offline data stays in the one replay buffer; 5,000 env steps by the policy before updates resume.
-    Algorithm("qc", "qc", "FQL's flow and critics over chunks of 5 actions, acting by the best of 32 flow chunks under Q",
+    Algorithm("qc", "qc", "FQL's flow and critics over chunks of 5 actions, acting by the best of 32 flow chunks "
+              "under Q",
               "Li, Zhou & Levine, Reinforcement Learning with Action Chunking, NeurIPS 2025", "offline",
               online=QC_ONLINE, aliases=("q-chunking",),
               unread=("alpha", "normalize_q_loss")),  # the one-step policy's terms, which QC never trains

@@ -432,9 +432,10 @@ def test_qc_best_of_n_takes_the_candidate_the_critics_value_most():
     state = qc_state("qc", num_samples="4", hidden_dims="8", critic_layer_norm="false")
     state = state.replace(bc_flow=state.bc_flow.replace(params=constant(state.bc_flow.params, 0.3)))
     critic = jax.tree.map(jnp.zeros_like, state.critic.params)
-    critic["VmapCritic_0"]["MLP_0"]["Dense_0"]["kernel"] = critic["VmapCritic_0"]["MLP_0"]["Dense_0"]["kernel"].at[
-        :, 2, :].set(1.0)  # input 2: the chunk's first action (after the 2 state dimensions); GELU grows above -0.75
-    critic["VmapCritic_0"]["MLP_0"]["Dense_1"]["kernel"] = jnp.ones_like(critic["VmapCritic_0"]["MLP_0"]["Dense_1"]["kernel"])
+    layers = critic["VmapCritic_0"]["MLP_0"]
+    # input 2: the chunk's first action (after the 2 state dimensions); GELU grows above -0.75
+    layers["Dense_0"]["kernel"] = layers["Dense_0"]["kernel"].at[:, 2, :].set(1.0)
+    layers["Dense_1"]["kernel"] = jnp.ones_like(layers["Dense_1"]["kernel"])
     state = state.replace(critic=state.critic.replace(params=critic))
     noise = jnp.array([[[-0.5, 0, 0], [0.4, 0, 0], [0.1, 0, 0], [-0.9, 0, 0]]])
     chunk = qc.chunk_actions(state, jnp.zeros((1, 2)), noise)

@@ -88,8 +88,8 @@ def test_fql_clearly_beats_bc(report, dataset, tmp_path):
 
 @pytest.mark.slow  # 50 s; Q-chunking's update, windows, open-loop acting and contract stay in the default suite
 def test_qc_fql_clearly_beats_bc(report, dataset, tmp_path):
-    # Chunks of 2 actions (measured 66.7, seeds 73.8 and 59.6, after 10k updates with FQL's test settings, alpha 0.3 on the
-    # normalized Q term). With the paper's 5 the chunks run open-loop for a quarter of a second of Pendulum's swing-up,
+    # Chunks of 2 actions (measured 66.7, seeds 73.8 and 59.6, after 10k updates with FQL's test settings, alpha 0.3
+    # on the normalized Q term). With the paper's 5 the chunks run open-loop for a quarter of a second of Pendulum's swing-up,
     # and the behaviour flow's own chunks play at 11 (best-of-32 under Q: 27; QC-FQL at alpha 0.1 to 100: -19 to 24)
     assert train("qc-fql", dataset, tmp_path / "qc-fql", 10_000, horizon="2", alpha="0.3",
                  normalize_q_loss="true") >= score(report, "bc") + 30

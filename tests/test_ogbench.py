@@ -237,7 +237,8 @@ def test_a_tasks_sparse_variant_is_q_chunkings_reward_in_the_data_and_online(gen
     folder, _ = generated
     sparse_task = "cube-single-singletask-task2-sparse-v0"
     dense, _ = load_for_env(str(folder / "cube-single-play-v0.npz"), TASK)
-    sparse, env_id = load_for_env(str(folder / "cube-single-play-v0.npz"), "cube-single-play-singletask-task2-sparse-v0")
+    sparse, env_id = load_for_env(str(folder / "cube-single-play-v0.npz"),
+                                  "cube-single-play-singletask-task2-sparse-v0")
     assert env_id == sparse_task and "sparse" in sparse.metadata["rewards"]
     np.testing.assert_array_equal(sparse.rewards, names.sparse_rewards(dense.rewards))
     np.testing.assert_array_equal(sparse.bootstrap, dense.bootstrap)

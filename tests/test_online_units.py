@@ -141,21 +141,22 @@ def test_a_checkpointed_buffer_weighs_its_transitions_and_refills_to_the_same_bu
 def test_union_windows_run_through_the_offline_data_into_the_buffer_as_one_sequence():
     """Windows of 3 over 10 offline steps then 5 online ones: every window is 3 consecutive steps of that sequence, the
     first steps drawn from all 13 places a window fits, those crossing from the offline data into the buffer too."""
-    from o2o.train.online_step import sample_batch
+    from o2o.train.online_step import replay_batch
     offline_data = {"observations": jnp.zeros((10, 1)), "actions": jnp.zeros((10, 1)),
                     "rewards": jnp.arange(10, dtype=jnp.float32), "next_observations": jnp.zeros((10, 1)),
                     "dones": jnp.zeros(10)}
     buffer = replay.create(8, 1, 1)
     for i in range(5):
-        buffer = replay.add(buffer, {"observations": jnp.zeros(1), "actions": jnp.zeros(1), "rewards": jnp.float32(100 + i),
-                                     "next_observations": jnp.ones(1), "dones": jnp.float32(0)})
+        buffer = replay.add(buffer, {"observations": jnp.zeros(1), "actions": jnp.zeros(1),
+                                     "rewards": jnp.float32(100 + i), "next_observations": jnp.ones(1),
+                                     "dones": jnp.float32(0)})
     sequence = np.concatenate([np.arange(10), 100 + np.arange(5)])
-    batch = sample_batch(buffer, offline_data, jax.random.PRNGKey(0), 2000, "union", window=3)
+    batch = replay_batch(buffer, offline_data, jax.random.PRNGKey(0), 2000, "union", window=3)
     rewards = np.asarray(batch["rewards"])
     first = np.searchsorted(sequence, rewards[:, 0])
     np.testing.assert_array_equal(rewards, sequence[first[:, None] + np.arange(3)])
     assert set(first.tolist()) == set(range(13))
-    symmetric = sample_batch(buffer, offline_data, jax.random.PRNGKey(1), 200, "symmetric", window=3)
+    symmetric = replay_batch(buffer, offline_data, jax.random.PRNGKey(1), 200, "symmetric", window=3)
     offline_half, online_half = np.asarray(symmetric["rewards"][:100]), np.asarray(symmetric["rewards"][100:])
     assert offline_half.max() <= 9 and online_half.min() >= 100  # each half keeps to its own data
     np.testing.assert_array_equal(np.diff(symmetric["rewards"], axis=1), 1.0)

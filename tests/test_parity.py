@@ -356,7 +356,8 @@ def flow_times_reversed():
 
 def qc_windows_unmasked():
     """Q-chunking without its mask of the steps past an episode's end: every window counted whole."""
-    return mock.patch.object(qc, "window_validity", lambda steps_to_end, horizon: jnp.ones((len(steps_to_end), horizon)))
+    return mock.patch.object(qc, "window_validity",
+                             lambda steps_to_end, horizon: jnp.ones((len(steps_to_end), horizon)))
 
 
 # Per algorithm: a changed discount, a dropped term, a swapped min/mean or weight (config fields the update reads: the

@@ -43,7 +43,8 @@ def main() -> None:
             tree, venv = REFERENCES[algo]
             subprocess.run([sys.executable, ROOT / "benchmarks/parity/inputs.py", algo, "--out", tmp / "inputs.npz"],
                            check=True, capture_output=True)
-            subprocess.run([REFS / venv / "bin/python", ROOT / f"benchmarks/parity/{algo.split('-')[0]}.py", "--reference",
+            adapter = ROOT / f"benchmarks/parity/{algo.split('-')[0]}.py"  # qc-fql: qc.py
+            subprocess.run([REFS / venv / "bin/python", adapter, "--reference",
                             REFS / tree, "--inputs", tmp / "inputs.npz", "--float64", "--out", tmp / f"{algo}.npz"],
                            check=True, capture_output=True)
             parity.FIXTURES, parity.RECORDS[algo] = tmp, json.loads((tmp / f"{algo}.json").read_text())

@@ -9,11 +9,11 @@ step; valid_i says that no episode ended before step i of the window (windows ma
     L_flow = mean_{b,i,k} valid_i (v(s_t, x_t, t) - (a - x_0))^2_{ik}       (flow matching on the valid steps)
 QC (`policy = "best-of-n"`) acts with argmax_n mean_j Q_j(s, mu(s, z_n)) over `num_samples` chunks of the behaviour
 flow mu (the critics of this update, not the targets, rank them; agg ranks with `q_aggregation`); QC-FQL
-(`policy = "distill"`) with FQL's one-step policy pi(s, z), trained on alpha E||pi - mu||^2 - E Q(s, clip(pi)). Both
-losses take one step each update; the target critic then moves towards the critic BEFORE this step (the authors' code;
-o2o's FQL moves it towards the critic after). Acting executes a chunk open-loop: a new chunk at t = 0, h, 2h, ... of an
-episode, the policy's noise always drawn (the paper evaluates that way). Fine-tuning keeps the objective, with the
-offline data in the replay buffer.
+(`policy = "distill"`) with FQL's one-step policy pi(s, z), trained on alpha E||pi - mu||^2 - E Q(s, clip(pi)). Each
+network takes one Adam step per update on its own terms; the target critic then moves towards the critic BEFORE this
+step (the authors' code; o2o's FQL moves it towards the critic after). Acting executes a chunk open-loop: a new chunk
+at t = 0, h, 2h, ... of an episode, the policy's noise always drawn (the paper evaluates that way). Fine-tuning keeps
+the objective, with the offline data in the replay buffer.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     valid = window_validity(batch["steps_to_episode_end"][:, 0], horizon)
     target_key, x0_key, t_key, z_key = jax.random.split(key, 4)
 
-    next_chunks = chunk_actions(state, next_obs, next_policy_noise_draw(target_key, policy_noise_shape(config, *chunk_shape)))
+    next_noise = next_policy_noise_draw(target_key, policy_noise_shape(config, *chunk_shape))
+    next_chunks = chunk_actions(state, next_obs, next_noise)
     next_qs = state.critic(next_obs, next_chunks, params=state.target_critic_params)
     next_q = next_qs.min(axis=0) if config.q_aggregation == "min" else next_qs.mean(axis=0)
     discounts = config.discount ** jnp.arange(horizon)

@@ -33,6 +33,7 @@ from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, score
 from o2o.train.online_settings import NO_UPDATE, OnlineSettings, settings_for  # noqa: F401
 from o2o.train.online_step import empty_memory, first_action, make_env_step
 
+
 @dataclasses.dataclass
 class Prepared:
     settings: OnlineSettings

@@ -50,13 +50,13 @@ class OnlineSettings:
 
     def warn_if_no_update(self) -> None:
         if self.warmup_steps >= self.steps:
-            warnings.warn(f"{NO_UPDATE}: the warm-up ({self.warmup_steps:,} env steps) covers all {self.steps:,} online "
-                          "steps; lower --warmup-steps or raise the online steps", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"{NO_UPDATE}: the warm-up ({self.warmup_steps:,} env steps) covers all {self.steps:,} "
+                          "online steps; lower --warmup-steps or raise the online steps", RuntimeWarning, stacklevel=3)
 
     def check_windows(self, window: int) -> None:
-        """Batch rows of `window` consecutive steps need a buffer that never overwrites (a window would join the newest
-        steps to the oldest) and, where some of a batch comes from the buffer alone (sampling none or symmetric), `window`
-        steps in it before the first update."""
+        """Batch rows of `window` consecutive steps need a buffer that never overwrites (a window would join the
+        newest steps to the oldest) and, where some of a batch comes from the buffer alone (sampling none or
+        symmetric), `window` steps in it before the first update."""
         if window == 1:
             return
         if self.buffer_capacity is not None and self.buffer_capacity < self.steps:

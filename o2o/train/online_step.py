@@ -19,9 +19,10 @@ from o2o.train import lockstep
 SAMPLING = ("none", "union", "symmetric")
 
 
-def sample_batch(buffer: replay.ReplayBuffer, offline_data: dict, key: jax.Array, batch_size: int, sampling: str,
+def replay_batch(buffer: replay.ReplayBuffer, offline_data: dict, key: jax.Array, batch_size: int, sampling: str,
                  window: int = 1) -> dict:
-    """One batch as `sampling` mixes the offline data in; rows of `window` consecutive steps where window > 1."""
+    """One batch of the replay buffer with the offline data mixed in as `sampling` says; rows of `window` consecutive
+    steps where window > 1."""
 
     def rows(first):
         """The rows of each batch row's window: (batch,) first rows, or (batch, window) consecutive ones."""
@@ -65,7 +66,8 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
         if learn:
             sample_keys, update_keys = jnp.moveaxis(jax.vmap(jax.random.split)(jax.random.split(update_key, utd)), 1, 0)
             # all batches are gathered before the scan, so the buffer never enters the loop's state
-            batches = jax.vmap(lambda k: sample_batch(buffer, offline_data, k, batch_size, sampling, window))(sample_keys)
+            batches = jax.vmap(lambda k: replay_batch(buffer, offline_data, k, batch_size, sampling, window))(
+                sample_keys)
             state, metrics = jax.lax.scan(lambda state, xs: agent.update(state, *xs), state, (batches, update_keys))
             metrics = jax.tree.map(jnp.nanmean, metrics)
         return state, (*_next_action(agent, state, next_obs, act_key, random_actions, memory, t, last_reward), metrics)
