@@ -374,7 +374,8 @@ def test_famo2o_weights_each_sample_by_the_batch_mean_over_coefficients_or_by_it
 
 
 def qc_state(algo="qc-fql", **changes):
-    _, config = get_algorithm(algo, {"hidden_dims": "8,8", "horizon": "3", **changes})
+    # two Euler steps of a constant velocity move as far as ten: the flows below are constant
+    _, config = get_algorithm(algo, {"hidden_dims": "8,8", "horizon": "3", "flow_steps": "2", **changes})
     return qc.init(jax.random.PRNGKey(0), Spec.unnormalized(2, 1), config)
 
 
@@ -393,11 +394,12 @@ def test_qc_critic_target_sums_the_window_discounted_and_drops_windows_past_an_e
              "dones": jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),
              "steps_to_episode_end": jnp.array([[7.0, 6.0, 5.0], [1.0, 0.0, 9.0]])}
     np.testing.assert_array_equal(qc.window_validity(batch["steps_to_episode_end"][:, 0], 3), [[1, 1, 1], [1, 1, 0]])
-    _, metrics = qc.update(state, batch, jax.random.PRNGKey(1))
+    update = jax.jit(qc.update)  # compiled once: op by op, every primitive compiles on its own
+    _, metrics = update(state, batch, jax.random.PRNGKey(1))
     assert metrics["q"] == pytest.approx(0.5)
     assert metrics["critic_loss"] == pytest.approx(2 * (0.5 - 5.23) ** 2 / 4, rel=1e-5)
     batch["steps_to_episode_end"] = jnp.full((2, 3), 9.0)  # both windows inside their episodes
-    _, metrics = qc.update(state, batch, jax.random.PRNGKey(1))
+    _, metrics = update(state, batch, jax.random.PRNGKey(1))
     assert metrics["critic_loss"] == pytest.approx((2 * (0.5 - 5.23) ** 2 + 2 * (0.5 - 2.268) ** 2) / 4, rel=1e-5)
 
 
@@ -406,7 +408,7 @@ def test_qc_target_critic_moves_towards_the_critic_before_its_step():
     batch = {"observations": jnp.ones((4, 3, 2)), "actions": jnp.zeros((4, 3, 1)), "rewards": jnp.ones((4, 3)),
              "next_observations": jnp.ones((4, 3, 2)), "dones": jnp.zeros((4, 3)),
              "steps_to_episode_end": jnp.full((4, 3), 9.0)}
-    new, _ = qc.update(state, batch, jax.random.PRNGKey(1))
+    new, _ = qc.update(state, batch, jax.random.PRNGKey(1))  # eager: bit for bit what soft_update computes
     expected = soft_update(state.target_critic_params, state.critic.params, state.config.tau)
     for x, y in zip(jax.tree.leaves(new.target_critic_params), jax.tree.leaves(expected)):
         np.testing.assert_array_equal(x, y)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from o2o.agents import Spec, get_algorithm
+from o2o.agents import Spec, get_algorithm, read_fields
 from o2o.algorithms import REGISTRY, fine_tunes, names
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
@@ -21,10 +21,9 @@ SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float3
 
 
 def small(name):
-    module, _ = get_algorithm(name)
-    fields = {f for f in module.Config.__dataclass_fields__}
-    tiny = {"hidden_dims": "16,16", "batch_size": str(BATCH), "embedding_dim": "16", "num_layers": "1", "context_length": "4"}
-    return get_algorithm(name, {k: v for k, v in tiny.items() if k in fields})
+    tiny = {"hidden_dims": "16,16", "batch_size": str(BATCH), "embedding_dim": "16", "num_layers": "1",
+            "context_length": "4", "flow_steps": "2", "num_samples": "4"}
+    return get_algorithm(name, {k: v for k, v in tiny.items() if k in read_fields(name)})
 
 
 N = 40  # steps of the data batches are drawn from: episodes of 10 steps
@@ -62,7 +61,12 @@ def leaves_equal(a, b):
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("name", names())
+# variants of another algorithm's module (its functions with other config values) run with -m slow
+CONTRACT_VARIANTS = ("bc10", "calql", "sacn", "lbsac", "td3", "rlpd", "wsrl")
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in CONTRACT_VARIANTS else name
+                                  for name in names()])
 def test_agent_contract(name, tmp_path):
     agent, config = small(name)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
@@ -102,16 +106,16 @@ def pendulum(tmp_path_factory):
     return str(write_o2o(collect_pendulum(episodes=3, seed=0), tmp_path_factory.mktemp("data") / "pendulum"))
 
 
-# One offline algorithm per batch and acting path runs from the command line in the default suite (transitions, DT's
-# windows and rolling context, Q-chunking's windows and open-loop chunks); each of the others costs about 10 s of
-# compilation and evaluation, so they run with -m slow.
-COMMAND_LINE_PATHS = ("iql", "dt", "qc")
+# The default suite runs from the command line what other tests do not: DT's windows and rolling context, Q-chunking's
+# windows and open-loop chunks, Cal-QL then WSRL, RLPD online with its offline data; each of the others costs about
+# 10 s of compilation and evaluation, so they run with -m slow.
+COMMAND_LINE_PATHS = (("dt", "qc"), ("rlpd",))
 
 
-@pytest.mark.parametrize("offline_algos", [COMMAND_LINE_PATHS, pytest.param(
-    tuple(name for name in names("offline") if name not in COMMAND_LINE_PATHS), marks=pytest.mark.slow)],
-    ids=["paths", "the-rest"])
-def test_every_algorithm_runs_from_the_command_line(offline_algos, pendulum, tmp_path, capsys):
+@pytest.mark.parametrize("offline_algos, online_algos", [COMMAND_LINE_PATHS, pytest.param(
+    tuple(name for name in names("offline") if name not in COMMAND_LINE_PATHS[0]), ("sac", "td3"),
+    marks=pytest.mark.slow)], ids=["paths", "the-rest"])
+def test_every_algorithm_runs_from_the_command_line(offline_algos, online_algos, pendulum, tmp_path, capsys):
     tiny = ["--set", "hidden_dims=16,16", "--set", "batch_size=16", "--eval-episodes", "1", "--quiet", "--json"]
     tiny_transformer = ["--set", "embedding_dim=16", "--set", "num_layers=1", *tiny[2:]]
     for name in dict.fromkeys((*offline_algos, "calql")):  # calql: wsrl's start below
@@ -120,7 +124,7 @@ def test_every_algorithm_runs_from_the_command_line(offline_algos, pendulum, tmp
         assert code == 0, (name, err)
         assert json.loads(out.strip().splitlines()[-1])["algo"] == name
     online_args = {"sac": [], "td3": [], "rlpd": ["--dataset", pendulum]}
-    for name, extra in online_args.items():
+    for name, extra in ((name, online_args[name]) for name in online_algos):
         code, out, err = run_cli(["online", name, "--env", "Pendulum-v1", "--steps", "6", "--warmup-steps", "3",
                                   "--eval-every", "6", "--out", str(tmp_path / name), *extra, *tiny], capsys)
         assert code == 0, (name, err)
@@ -132,17 +136,20 @@ def test_every_algorithm_runs_from_the_command_line(offline_algos, pendulum, tmp
 
 
 # one algorithm per fine-tuning path: symmetric batches with next actions and recipe changes (ReBRAC), with Monte-Carlo
-# returns (Cal-QL), union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), a
-# universal policy whose training coefficients come from its balance model once online (FamO2O); the CLI test above
-# covers the rest
-FINE_TUNING_PATHS = ("rebrac", "calql", "iql", "edac", "fql", "famo2o")
+# returns (Cal-QL), a universal policy whose training coefficients come from its balance model once online (FamO2O);
+# with -m slow: union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL). The CLI test
+# above covers the rest; QC's fine-tuning runs in test_online_engine.
+FINE_TUNING_PATHS = ("rebrac", "calql", "famo2o")
+MORE_FINE_TUNING_PATHS = ("iql", "edac", "fql")
 
 
-def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(pendulum, tmp_path, capsys):
+@pytest.mark.parametrize("paths", [FINE_TUNING_PATHS, pytest.param(MORE_FINE_TUNING_PATHS, marks=pytest.mark.slow)],
+                         ids=["paths", "more"])
+def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(paths, pendulum, tmp_path, capsys):
     tiny = ["--set", "hidden_dims=16,16", "--set", "batch_size=16", "--eval-episodes", "1", "--quiet", "--json"]
     online = ["--online-steps", "6", "--eval-every", "6", "--eval-episodes", "1", "--quiet", "--json"]
-    assert all(fine_tunes(name) for name in FINE_TUNING_PATHS)
-    for name in FINE_TUNING_PATHS:
+    assert all(fine_tunes(name) for name in paths)
+    for name in paths:
         offline_dir, online_dir = tmp_path / name, tmp_path / f"{name}-online"
         code, _, err = run_cli(["train", name, "--dataset", pendulum, "--steps", "4", "--eval-every", "4",
                                 "--out", str(offline_dir), *tiny], capsys)
@@ -150,6 +157,8 @@ def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(pendulum, tmp_pa
         code, out, err = run_cli(["finetune", str(offline_dir), "--out", str(online_dir), *online], capsys)
         assert code == 0, (name, err)
         assert json.loads(out.strip().splitlines()[-1])["algo"] == name
+    if paths != FINE_TUNING_PATHS:
+        return
     # ReBRAC's recipe is resolved into the online run's config; evaluation and resume read that file alone
     recorded = json.loads((tmp_path / "rebrac-online" / "config.json").read_text())
     assert recorded["agent_config"]["critic_bc_coef"] == 0.0 and recorded["agent_config"]["actor_bc_decay_steps"] == 6

@@ -175,7 +175,8 @@ def test_qc_finetuning_killed_mid_chunk_resumes_exactly(pendulum, tmp_path, monk
     """Q-chunking acts on chunks of 5 actions: a run killed with a chunk half executed resumes with its rest."""
     run = tmp_path / "qc"
     offline.train(offline.OfflineSettings(algo="qc-fql", dataset=pendulum, steps=50, eval_every=50, eval_episodes=1,
-                                          chunk=50, out=str(run), agent_overrides=dict(SMALL)), progress=False)
+                                          chunk=50, out=str(run), agent_overrides={**SMALL, "flow_steps": "2"}),
+                  progress=False)
 
     def train(out):
         phases.finetune(run, 306, eval_every=153, eval_episodes=1, out=str(out), progress=False, warmup_steps=100)
