@@ -161,6 +161,34 @@ class LossRecorder:
         return values
 
 
+def call_with_draws(order: tuple[tuple[str, str], ...], draws: dict, call):
+    """`call()` with `jax.random.normal` / `uniform` returning `draws[name]` for the (name, function) pairs of `order`,
+    in that order (each checked for the shape the reference asks); a draw made after those is the function's own (FQL's
+    logged mse). Every injected draw must be made. For JAX references whose draws come from `jax.random` calls."""
+    import jax
+    from unittest import mock
+
+    queues = {"normal": [], "uniform": []}
+    for name, function in order:
+        queues[function].append((name, draws[name]))
+    originals = {name: getattr(jax.random, name) for name in queues}
+
+    def injected(function):
+        def draw(key, shape=(), *rest, **kwargs):
+            if not queues[function]:
+                return originals[function](key, shape, *rest, **kwargs)
+            name, value = queues[function].pop(0)
+            assert tuple(shape) == value.shape, f"the reference draws {tuple(shape)} for {name}, not {value.shape}"
+            return value
+        return draw
+
+    with mock.patch.object(jax.random, "normal", injected("normal")), \
+            mock.patch.object(jax.random, "uniform", injected("uniform")):
+        result = call()
+    assert not queues["normal"] and not queues["uniform"], "a draw was not made"
+    return result
+
+
 def stub_training_imports(*names: str) -> None:
     """Stand-in modules for imports a reference's file makes for its training script only: any attribute is a
     placeholder class (annotations such as `gym.Env`), and `pyrallis.wrap()` (a decorator on that script's entry point)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import sys
-from unittest import mock
 
 import fixture
 import numpy as np
@@ -112,26 +111,8 @@ def main() -> None:
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-6)
 
     @jax.jit
-    def update(agent, draws):
-        queues = {"normal": [], "uniform": []}
-        for name, function in DRAWS:
-            queues[function].append((name, draws[name]))
-        originals = {name: getattr(jax.random, name) for name in queues}
-
-        def injected(function):
-            def draw(key, shape=(), *rest, **kwargs):
-                if not queues[function]:  # sample_actions for the logged mse: the reference's own draw
-                    return originals[function](key, shape, *rest, **kwargs)
-                name, value = queues[function].pop(0)
-                assert tuple(shape) == value.shape, f"the reference draws {tuple(shape)} for {name}, not {value.shape}"
-                return value
-            return draw
-
-        with mock.patch.object(jax.random, "normal", injected("normal")), \
-                mock.patch.object(jax.random, "uniform", injected("uniform")):
-            agent, info = agent.update(batch)
-        assert not queues["normal"] and not queues["uniform"], "a draw was not made"
-        return agent, info
+    def update(agent, draws):  # a fifth draw, sample_actions for the logged mse, is the reference's own
+        return fixture.call_with_draws(DRAWS, draws, lambda: agent.update(batch))
 
     draws = {name: jnp.asarray(inputs.draws(name), dtype) for name, _ in DRAWS}
     losses, after_1 = {name: [] for name in [*METRICS, "actor_loss"]}, None

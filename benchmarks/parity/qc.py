@@ -94,22 +94,7 @@ def main() -> None:
 
     @jax.jit
     def update(agent, draws):
-        queues = {"normal": [], "uniform": []}
-        for name, function in draws_in_order:
-            queues[function].append((name, draws[name]))
-
-        def injected(function):
-            def draw(key, shape=(), *rest, **kwargs):
-                name, value = queues[function].pop(0)
-                assert tuple(shape) == value.shape, f"the reference draws {tuple(shape)} for {name}, not {value.shape}"
-                return value
-            return draw
-
-        with mock.patch.object(jax.random, "normal", injected("normal")), \
-                mock.patch.object(jax.random, "uniform", injected("uniform")):
-            agent, info = agent.update(batch)
-        assert not queues["normal"] and not queues["uniform"], "a draw was not made"
-        return agent, info
+        return fixture.call_with_draws(draws_in_order, draws, lambda: agent.update(batch))
 
     draws = {name: jnp.asarray(inputs.draws(name), dtype) for name, _ in draws_in_order}
     metrics = {**METRICS, **(DISTILL_METRICS if distill else {})}
