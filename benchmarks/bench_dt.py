@@ -28,7 +28,7 @@ def dataset(seed: int = 0) -> dict[str, np.ndarray]:
             "rewards": rng.normal(size=DATA).astype(np.float32),
             "returns_to_go": rng.uniform(0, 3000, size=DATA).astype(np.float32),
             "timesteps": (steps % EPISODE).astype(np.int32),
-            "episode_last_steps": (steps // EPISODE * EPISODE + EPISODE - 1).astype(np.int32)}
+            "steps_to_episode_end": (EPISODE - 1 - steps % EPISODE).astype(np.float32)}
 
 
 def jax_updates_per_second(chunk: int) -> tuple[float, float, object]:
@@ -87,7 +87,7 @@ def torch_updates_per_second(config, updates: int) -> float:
     def step():
         first = torch.randint(0, DATA, (batch,))
         steps = first[:, None] + torch.arange(k)
-        valid = steps <= data["episode_last_steps"][first][:, None]
+        valid = torch.arange(k) <= data["steps_to_episode_end"][first][:, None]
         steps = steps.clamp(max=DATA - 1)
         obs, act = data["observations"][steps] * valid[..., None], data["actions"][steps] * valid[..., None]
         rtg, timesteps = data["returns_to_go"][steps] * valid * config.return_scale, data["timesteps"][steps] * valid

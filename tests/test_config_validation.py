@@ -134,7 +134,6 @@ def device_data():
               "mc_returns": rng.normal(size=STEPS).astype(np.float32),
               "next_actions": np.where(last[:, None], np.nan, np.roll(DATASET.actions, -1, axis=0)).astype(np.float32),
               "returns_to_go": rng.normal(size=STEPS).astype(np.float32), "timesteps": np.arange(STEPS) % 10,
-              "episode_last_steps": np.arange(STEPS) // 10 * 10 + 9,
               "steps_to_episode_end": (9 - np.arange(STEPS) % 10).astype(np.float32)}
     return {name: jnp.asarray(values) for name, values in arrays.items()}
 

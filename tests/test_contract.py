@@ -42,7 +42,6 @@ def data(seed=0):
             "next_actions": jnp.asarray(np.where(last[:, None], np.nan, rng.uniform(-1, 1, size=(N, ACT))), jnp.float32),
             "returns_to_go": jnp.asarray(rng.normal(size=N), jnp.float32),
             "timesteps": jnp.asarray(np.arange(N) % 10, jnp.int32),
-            "episode_last_steps": jnp.asarray(np.arange(N) // 10 * 10 + 9, jnp.int32),
             "steps_to_episode_end": jnp.asarray(9 - np.arange(N) % 10, jnp.float32)}
 
 

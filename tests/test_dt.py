@@ -24,7 +24,8 @@ def two_episodes() -> Dataset:
 def device(dataset: Dataset) -> dict:
     return {"observations": jnp.asarray(dataset.observations), "actions": jnp.asarray(dataset.actions),
             "returns_to_go": jnp.asarray(dataset.returns_to_go(1.0)), "timesteps": jnp.asarray(dataset.timesteps()),
-            "episode_last_steps": jnp.asarray(dataset.episode_last_steps()), "rewards": jnp.asarray(dataset.rewards)}
+            "steps_to_episode_end": jnp.asarray(dataset.episode_last_steps() - np.arange(len(dataset)), jnp.float32),
+            "rewards": jnp.asarray(dataset.rewards)}
 
 
 # (first step) -> (observation column 0, mask, returns-to-go, timesteps) of a window of 4 steps, by hand

@@ -169,7 +169,7 @@ def make_windows(rng: np.random.RandomState, mean: np.ndarray, std: np.ndarray) 
             "actions": np.tanh(1.5 * rng.standard_normal((steps, ACTION_DIM))).astype(np.float32),
             "returns_to_go": returns_to_go.astype(np.float32),
             "timesteps": np.concatenate([np.arange(n) for n in lengths]).astype(np.int32),
-            "episode_last_steps": np.repeat(starts + lengths - 1, lengths).astype(np.int32)}
+            "steps_to_episode_end": np.concatenate([np.arange(n - 1, -1, -1) for n in lengths]).astype(np.float32)}
     config = dt.Config(context_length=DT_CONTEXT, batch_size=DT_WINDOWS)
     return jax.device_get(dt.sample_batch(config, data, jax.random.PRNGKey(SEED)))
 

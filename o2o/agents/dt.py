@@ -58,7 +58,7 @@ class Config:
 
 
 def transition_fields(config: Config) -> tuple[str, ...]:
-    return ("returns_to_go", "timesteps", "episode_last_steps")
+    return ("returns_to_go", "timesteps", "steps_to_episode_end")
 
 
 class Block(nn.Module):
@@ -132,7 +132,7 @@ def sample_batch(config: Config, data: dict, key: jax.Array) -> dict:
     n, k = data["observations"].shape[0], config.context_length
     first = jax.random.randint(key, (config.batch_size,), 0, n)
     steps = first[:, None] + jnp.arange(k)
-    valid = steps <= data["episode_last_steps"][first][:, None]
+    valid = jnp.arange(k) <= data["steps_to_episode_end"][first][:, None]
     steps = jnp.minimum(steps, n - 1)
     window = {name: data[name][steps] for name in ("observations", "actions", "returns_to_go", "timesteps")}
     window = {name: jnp.where(valid.reshape(valid.shape + (1,) * (x.ndim - 2)), x, 0) for name, x in window.items()}

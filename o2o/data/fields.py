@@ -49,12 +49,9 @@ FIELDS: dict[str, TransitionField] = {
         "the step's index within its episode (Decision Transformer)",
         lambda dataset, actions, config: dataset.timesteps()),
     "steps_to_episode_end": TransitionField(
-        "how many steps of its episode follow the step, 0 at its last (Q-chunking's windows)",
+        "how many steps of its episode follow the step, 0 at its last (windows: DT's, Q-chunking's)",
         lambda dataset, actions, config: dataset.episode_last_steps() - np.arange(len(dataset)),
         unknown=np.inf, at_episode_end=lambda rewards, config: np.arange(len(rewards) - 1, -1, -1.0)),
-    "episode_last_steps": TransitionField(
-        "the index of the last step of the step's episode (Decision Transformer's windows)",
-        lambda dataset, actions, config: dataset.episode_last_steps()),
 }
 
 

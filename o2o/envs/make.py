@@ -128,10 +128,11 @@ def relabel_for_task(dataset: Dataset, env_id: str, source: str) -> Dataset:
             f"{source}: no {' or '.join(missing)} per step; relabelling rewards for the single task {env_id} needs "
             f"the simulator state OGBench datasets record (fields {', '.join(needed)})"
         )
-    env = make_env(ogbench.registered_id(env_id))
+    dense_task = ogbench.registered_id(env_id)  # OGBench relabels the dense task; its sparse variant follows below
+    env = make_env(dense_task)
     try:
         labels = {k: np.asarray(dataset.extras[k]) for k in needed}
-        relabel_dataset(ogbench.registered_id(env_id), env, labels)
+        relabel_dataset(dense_task, env, labels)
     finally:
         env.close()
     rewards, how = labels["rewards"], "ogbench.relabel_utils.relabel_dataset"
