@@ -197,6 +197,14 @@ RECORDS = (
               "offline", variant={"batch_size": LBSAC_BATCH, "actor_lr": LBSAC_LR, "critic_lr": LBSAC_LR,
                                   "temperature_lr": LBSAC_LR},
               online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS),
+    # RO2O's fine-tuning code: a new replay buffer of online steps only, 2,500 steps by the pre-trained policy before
+    # the first update, one update per step, the offline terms dropped (ro2o.online_overrides).
+    Algorithm("ro2o", "ro2o", "SAC-N with Q and policy smoothness under state perturbations and a pessimism term on "
+              "perturbed states",
+              "Wen et al., Towards Robust Offline-to-Online RL via Uncertainty and Smoothness, 2023", "offline",
+              variant={"edac_init": True},
+              online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 2_500},
+              unread=("eta",)),  # EDAC's diversity term, which RO2O's code does not add
     Algorithm("sac", "sac", "soft actor-critic with automatic temperature", "Haarnoja et al., 2018", "online",
               online={"warmup_steps": 5_000}),
     # TD3 paper: 25k random steps (start_timesteps).

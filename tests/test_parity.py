@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 
-from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, sac, td3_bc
+from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, ro2o, sac, td3_bc
 from o2o.agents.common import (
     Network,
     ObservationNormalizer,
@@ -55,7 +55,11 @@ DRAW_SITES = {"target_noise": (td3_bc, "target_noise_draw"),
               "balance_noise": (famo2o, "balance_noise_draw"),
               "balance_action_noise": (famo2o, "balance_action_noise_draw"),
               "coefficients": (famo2o, "coefficient_draw"), "coefficient_noise": (famo2o, "coefficient_noise_draw"),
-              "next_policy_noise": (qc, "next_policy_noise_draw")}
+              "next_policy_noise": (qc, "next_policy_noise_draw"),
+              "q_smooth_perturbation": (ro2o, "q_smooth_perturbation_draw"),
+              "ood_perturbation": (ro2o, "ood_perturbation_draw"),
+              "policy_smooth_perturbation": (ro2o, "policy_smooth_perturbation_draw"),
+              "ood_action_noise": (ro2o, "ood_action_noise_draw")}
 
 
 @dataclasses.dataclass
@@ -429,6 +433,10 @@ PERTURBATIONS = {
     "famo2o-finetuning": {"each sample weighted by its own beta (the paper's equation)": {"batch_mean_weights": False},
                           "coefficients drawn uniformly, not from the balance model": {
                               "coefficient_source": "uniform"}},
+    "ro2o": {"Q-smoothness symmetric (tau 0.5, not 0.2)": {"q_smooth_tau": 0.5},
+             "pessimism weight 5, not 10": {"ood_weight": 5.0}, "lambda not decayed": {"ood_uncertainty_decay": 0.0},
+             "policy-smoothness weight 0.5, not 1": {"policy_smooth_weight": 0.5},
+             "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True}},
     "lbsac": {"discount 0.98": {"discount": 0.98},
               "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True},
               "no entropy term in the target": {"backup_entropy": False}},

@@ -33,6 +33,8 @@ QC_BATCH, QC_SAMPLES, QC_FQL_BATCH, QC_CHUNK = 16, 4, 32, 5 * 6
 CQL_BATCH, CQL_ACTIONS = 64, 2  # CQL's five draws per update, three of them N per state: a small batch, N = 2
 ONLINE_BATCH, ENSEMBLE_BATCH = 128, 64  # sac; rlpd, wsrl (4 LayerNorm critics): two (steps, batch, action_dim) draws
 RLPD_UTD = 4  # critic steps per call of RLPD's update (its utd_ratio), the last followed by the actor's
+RO2O_PERTURBATIONS = 4  # perturbed copies per state: the pessimism term draws (batch * 4, action_dim) normals per update
+RO2O_PERTURBATION_DRAWS = ("q_smooth_perturbation", "ood_perturbation", "policy_smooth_perturbation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,17 @@ CASES = {
                  {"next_action_noise": (BATCH_SIZE, ACTION_DIM), "actor_action_noise": (BATCH_SIZE, ACTION_DIM)}),
     "lbsac": Case({"hidden_dims": (24, 24, 24), "num_critics": 4, "batch_size": BATCH_SIZE, "edac_init": True},
                   {"next_action_noise": (BATCH_SIZE, ACTION_DIM), "actor_action_noise": (BATCH_SIZE, ACTION_DIM)}),
+    # RO2O (the authors' CORL-style file): 4 critics of three 24-wide layers (its modules hard-code three), batch 64, 4
+    # perturbations per state; offsets of 0.3 and the three weights 1 (the paper's 0.01 and eta_1 = 1e-4 would leave
+    # the fixture blind to the Q-smoothness term); lambda decays from 1 to its floor 0.5 over the first 50 updates
+    "ro2o": Case({"hidden_dims": (24, 24, 24), "num_critics": 4, "batch_size": ENSEMBLE_BATCH,
+                  "num_perturbations": RO2O_PERTURBATIONS, "q_smooth_weight": 1.0, "ood_weight": 10.0,
+                  "policy_smooth_weight": 1.0, "q_smooth_eps": 0.3, "ood_smooth_eps": 0.3, "policy_smooth_eps": 0.3,
+                  "ood_uncertainty": 1.0, "ood_uncertainty_min": 0.5, "ood_uncertainty_decay": 0.01},
+                 {"next_action_noise": (ENSEMBLE_BATCH, ACTION_DIM), "actor_action_noise": (ENSEMBLE_BATCH, ACTION_DIM),
+                  **dict.fromkeys(RO2O_PERTURBATION_DRAWS, (RO2O_PERTURBATIONS, OBSERVATION_DIM)),
+                  "ood_action_noise": (ENSEMBLE_BATCH * RO2O_PERTURBATIONS, ACTION_DIM)},
+                 uniform=RO2O_PERTURBATION_DRAWS, batch_size=ENSEMBLE_BATCH),
     # FQL draws four arrays per update: a batch of 64 keeps them (and the three networks) under 1 MB
     "fql": Case({"hidden_dims": (64, 64), "batch_size": FQL_BATCH},
                 {"next_one_step_noise": (FQL_BATCH, ACTION_DIM), "flow_noise": (FQL_BATCH, ACTION_DIM),

@@ -52,48 +52,51 @@ def tensor(x) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def actor_to_torch(mlp: dict, action_dim: int) -> dict[str, torch.Tensor]:
+def actor_to_torch(mlp: dict, action_dim: int, trunk: list[str] = TRUNK) -> dict[str, torch.Tensor]:
+    """o2o's tanh-Gaussian actor (one output layer, mean then log-std) as CORL-style `trunk` Linear layers and separate
+    `mu` and `log_sigma` layers (LB-SAC's Actor; RO2O's)."""
     out = {}
-    for i, name in enumerate(TRUNK):
+    for i, name in enumerate(trunk):
         out[f"{name}.weight"] = tensor(mlp[f"Dense_{i}"]["kernel"].T)
         out[f"{name}.bias"] = tensor(mlp[f"Dense_{i}"]["bias"])
-    kernel, bias = mlp[f"Dense_{len(TRUNK)}"]["kernel"], mlp[f"Dense_{len(TRUNK)}"]["bias"]
+    kernel, bias = mlp[f"Dense_{len(trunk)}"]["kernel"], mlp[f"Dense_{len(trunk)}"]["bias"]
     out["mu.weight"], out["mu.bias"] = tensor(kernel[:, :action_dim].T), tensor(bias[:action_dim])
     out["log_sigma.weight"], out["log_sigma.bias"] = tensor(kernel[:, action_dim:].T), tensor(bias[action_dim:])
     return out
 
 
-def actor_from_torch(actor: torch.nn.Module) -> dict:
+def actor_from_torch(actor: torch.nn.Module, trunk: list[str] = TRUNK) -> dict:
     state = {k: v.numpy() for k, v in actor.state_dict().items()}
     mlp = {f"Dense_{i}": {"kernel": state[f"{name}.weight"].T.copy(), "bias": state[f"{name}.bias"].copy()}
-           for i, name in enumerate(TRUNK)}
-    mlp[f"Dense_{len(TRUNK)}"] = {
+           for i, name in enumerate(trunk)}
+    mlp[f"Dense_{len(trunk)}"] = {
         "kernel": np.concatenate([state["mu.weight"].T, state["log_sigma.weight"].T], axis=1),
         "bias": np.concatenate([state["mu.bias"], state["log_sigma.bias"]])}
     return {"MLP_0": mlp}
 
 
-def critics_to_torch(mlp: dict) -> dict[str, torch.Tensor]:
+def critics_to_torch(mlp: dict, layers: list[str] = CRITIC) -> dict[str, torch.Tensor]:
     """o2o's vmapped critics (kernel (N, in, out), bias (N, out)) as VectorizedLinear weight (N, in, out) and bias
-    (N, 1, out)."""
+    (N, 1, out), the layers named `layers`."""
     out = {}
-    for i, name in enumerate(CRITIC):
+    for i, name in enumerate(layers):
         out[f"{name}.weight"] = tensor(mlp[f"Dense_{i}"]["kernel"])
         out[f"{name}.bias"] = tensor(mlp[f"Dense_{i}"]["bias"][:, None, :])
     return out
 
 
-def critics_from_torch(module: torch.nn.Module) -> dict:
+def critics_from_torch(module: torch.nn.Module, layers: list[str] = CRITIC) -> dict:
     state = module.state_dict()
     return {"VmapCritic_0": {"MLP_0": {f"Dense_{i}": {"kernel": state[f"{name}.weight"].numpy().copy(),
                                                       "bias": state[f"{name}.bias"].numpy()[:, 0, :].copy()}
-                                       for i, name in enumerate(CRITIC)}}}
+                                       for i, name in enumerate(layers)}}}
 
 
-def parameters(agent) -> dict:
-    return {"actor": actor_from_torch(agent.actor), "critic": critics_from_torch(agent.critic),
+def parameters(agent, trunk: list[str] = TRUNK, layers: list[str] = CRITIC) -> dict:
+    """o2o's SAC state fields from a CORL-style agent's actor, critic, target critic and log alpha."""
+    return {"actor": actor_from_torch(agent.actor, trunk), "critic": critics_from_torch(agent.critic, layers),
             "log_temperature": {"log_temperature": agent.log_alpha.detach().numpy()[0].copy()},
-            "target_critic_params": critics_from_torch(agent.target_critic)}
+            "target_critic_params": critics_from_torch(agent.target_critic, layers)}
 
 
 def step(optimizer, loss) -> None:

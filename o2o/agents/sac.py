@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -30,6 +31,8 @@ from o2o.agents.common import (
     value_and_grad,
 )
 from o2o.nets import MLP, CriticEnsemble, GaussianPolicy, gaussian_log_prob, output_scales
+
+ActorPenalty = Callable[[dict], tuple[jax.Array, dict]]  # actor params -> (a term of the actor loss, its metrics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +173,10 @@ def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> ja
     return td_target(batch, config.discount, next_v)
 
 
-def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple[State, dict]:
+def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array,
+                                 actor_penalty: ActorPenalty | None = None) -> tuple[State, dict]:
+    """SAC's actor step, plus `actor_penalty(params)` -> (loss, metrics) where an algorithm adds a term to the actor
+    loss (RO2O's policy smoothness), then the temperature step."""
     config = state.config
     alpha = jnp.exp(state.log_temperature.params["log_temperature"])
 
@@ -178,7 +184,11 @@ def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array) -> tuple
         actions, log_prob = policy_sample(state, obs, key, params, draw=actor_action_noise_draw)
         q = state.critic(obs, actions)
         q = q.mean(axis=0) if config.actor_uses_mean_q else q.min(axis=0)
-        return (alpha * log_prob - q).mean(), {"entropy": -log_prob.mean()}
+        loss, info = (alpha * log_prob - q).mean(), {"entropy": -log_prob.mean()}
+        if actor_penalty is None:
+            return loss, info
+        penalty, penalty_info = actor_penalty(params)
+        return loss + penalty, {**info, **penalty_info}
 
     actor_loss, info, grads = value_and_grad(actor_loss_fn, state.actor.params)
     actor = state.actor.apply_gradients(grads)
@@ -205,25 +215,28 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     return critic_then_actor(state, critic_loss_fn, obs, actor_key)
 
 
-def critic_then_actor(state, critic_loss_fn, obs: jax.Array, actor_key: jax.Array) -> tuple[State, dict]:
-    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor and temperature steps if the
-    update counter is a multiple of `actor_every` (the update of SAC and of every algorithm that only changes SAC's
-    critic loss)."""
+def critic_then_actor(state, critic_loss_fn, obs: jax.Array, actor_key: jax.Array,
+                      actor_penalty: ActorPenalty | None = None) -> tuple[State, dict]:
+    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor (with `actor_penalty` added
+    to its loss, if any) and temperature steps if the update counter is a multiple of `actor_every` (the update of SAC
+    and of every algorithm that only adds terms to SAC's losses)."""
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, state.config.tau))
+    actor_step = functools.partial(update_actor_and_temperature, actor_penalty=actor_penalty)
     if state.config.actor_every == 1:
-        state, actor_info = update_actor_and_temperature(state, obs, actor_key)
+        state, actor_info = actor_step(state, obs, actor_key)
     else:
-        state, actor_info = jax.lax.cond(state.step % state.config.actor_every == 0, update_actor_and_temperature,
-                                         skip_actor_and_temperature, state, obs, actor_key)
+        skip = functools.partial(skip_actor_and_temperature, actor_step)
+        state, actor_info = jax.lax.cond(state.step % state.config.actor_every == 0, actor_step, skip, state, obs,
+                                         actor_key)
     return state, {"critic_loss": critic_loss, **critic_info, **actor_info}
 
 
-def skip_actor_and_temperature(state, obs: jax.Array, actor_key: jax.Array) -> tuple[State, dict]:
-    """No actor or temperature step: the state as it is, NaN metrics (skipped by the logs)."""
-    _, info = jax.eval_shape(update_actor_and_temperature, state, obs, actor_key)
+def skip_actor_and_temperature(actor_step, state, obs: jax.Array, actor_key: jax.Array) -> tuple[State, dict]:
+    """No actor or temperature step: the state as it is, NaN metrics (skipped by the logs) shaped as `actor_step`'s."""
+    _, info = jax.eval_shape(actor_step, state, obs, actor_key)
     return state, {k: jnp.full(v.shape, jnp.nan, v.dtype) for k, v in info.items()}
 
 

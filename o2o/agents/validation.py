@@ -132,6 +132,13 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
     # EDAC's term averages over pairs of critics, dividing by N - 1
     "edac": {"num_critics": lambda config: Rule("the integers >= 2 where eta > 0", integers(2).allows)
              if config.eta > 0 else integers(1)},
+    # the pessimism term's target reads the ensemble's standard deviation (N - 1 in its denominator)
+    "ro2o": {"num_critics": lambda config: Rule("the integers >= 2 where ood_weight > 0", integers(2).allows)
+             if config.ood_weight > 0 else integers(1),
+             "q_smooth_tau": FRACTION_CLOSED, "num_perturbations": integers(1),
+             **dict.fromkeys(("q_smooth_weight", "ood_weight", "policy_smooth_weight", "q_smooth_eps", "ood_smooth_eps",
+                              "policy_smooth_eps", "ood_uncertainty", "ood_uncertainty_min", "ood_uncertainty_decay"),
+                             NON_NEGATIVE)},
 }
 
 
