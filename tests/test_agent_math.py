@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BATCH, SPEC, constant
 
-from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, td3_bc
+from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, ro2o, sung, td3_bc
 from o2o.agents.common import soft_update
 from o2o.data import Dataset
 from o2o.errors import O2OError
@@ -442,3 +442,86 @@ def test_qc_best_of_n_takes_the_candidate_the_critics_value_most():
     noise = jnp.array([[[-0.5, 0, 0], [0.4, 0, 0], [0.1, 0, 0], [-0.9, 0, 0]]])
     chunk = qc.chunk_actions(state, jnp.zeros((1, 2)), noise)
     np.testing.assert_allclose(chunk, [[0.7, 0.3, 0.3]], rtol=1e-5)
+
+
+def test_ro2o_gaussian_kl_on_hand_computed_cases():
+    # KL(N(0, 1) || N(1, 2^2)) = log 2 + (1 + 1) / (2 * 4) - 1/2; KL(N(1, 2^2) || N(0, 1)) = -log 2 + (4 + 1) / 2 - 1/2
+    kl = ro2o.gaussian_kl(jnp.array(0.0), jnp.array(0.0), jnp.array(1.0), jnp.log(2.0))
+    back = ro2o.gaussian_kl(jnp.array(1.0), jnp.log(2.0), jnp.array(0.0), jnp.array(0.0))
+    np.testing.assert_allclose([kl, back], [np.log(2) - 0.25, 2.0 - np.log(2)], rtol=1e-6)
+    # nearly coincident Gaussians: d^2 + z^2 / 2 to first order, which the expm1 form keeps in float32
+    d = 1e-4
+    near = ro2o.gaussian_kl(jnp.array(0.0), jnp.array(d, jnp.float32), jnp.array(0.0), jnp.array(0.0))
+    np.testing.assert_allclose(near, d**2, rtol=1e-3)
+
+
+def test_ro2o_perturbs_each_state_by_offsets_shared_across_the_batch():
+    obs = jnp.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0]])
+    uniform = jnp.array([[0.0, 1.0], [0.5, 0.75]])  # offsets 2 eps (u - 0.5): (-eps, eps) and (0, eps / 2)
+    noisy = ro2o.perturbed(obs, 0.1, 2, jax.random.PRNGKey(0), lambda key, shape: uniform)
+    np.testing.assert_allclose(noisy.reshape(3, 2, 2), obs[:, None, :] + jnp.array([[-0.1, 0.1], [0.0, 0.05]]),
+                               atol=1e-6)
+
+
+def test_ro2o_q_smoothness_takes_each_state_worst_offset_weighting_drops_by_tau(monkeypatch):
+    class TwoCritics:  # Q_1(s, a) = s_0, Q_2(s, a) = 2 s_0
+        @staticmethod
+        def apply(variables, obs, actions):
+            return jnp.stack([obs[:, 0], 2.0 * obs[:, 0]])
+
+    config = ro2o.Config(num_critics=2, num_perturbations=2, q_smooth_tau=0.2, q_smooth_eps=1.0)
+    state = ro2o.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(critic=state.critic.replace(module=TwoCritics()))
+    # offsets 2 eps (u - 0.5): s_0 + 0.5 (u = 0.75) and s_0 - 0.75 (u = 0.125)
+    monkeypatch.setattr(ro2o, "q_smooth_perturbation_draw", lambda key, shape: jnp.array([[0.75, 0.5], [0.125, 0.5]]))
+    obs, actions = jnp.zeros((3, 2)), jnp.zeros((3, 1))
+    value = ro2o.q_smoothness(state, None, obs, actions, state.critic(obs, actions), jax.random.PRNGKey(0))
+    # up by (0.5, 1): 0.8 * (0.25 + 1) / 2 = 0.5; down by (0.75, 1.5): 0.2 * (0.5625 + 2.25) / 2 = 0.28125; the worst
+    # offset counts (tau swapped: 1.125; the mean over offsets: 0.390625)
+    np.testing.assert_allclose(value, 0.5, rtol=1e-6)
+
+
+def test_ro2o_pessimism_weight_decays_linearly_to_its_floor_and_fine_tuning_drops_the_three_terms():
+    config = ro2o.Config(ood_uncertainty=1.0, ood_uncertainty_min=0.5, ood_uncertainty_decay=0.01)
+    np.testing.assert_allclose([ro2o.ood_uncertainty(config, jnp.array(t)) for t in (0, 10, 50, 80)],
+                               [1.0, 0.9, 0.5, 0.5], rtol=1e-6)
+    _, online = get_algorithm("ro2o", online_updates=1_000)
+    assert (online.q_smooth_weight, online.ood_weight, online.policy_smooth_weight) == (0.0, 0.0, 0.0)
+    _, kept = get_algorithm("ro2o", {"ood_weight": "0.1"}, online_updates=1_000)
+    assert kept.ood_weight == 0.1
+    with pytest.raises(O2OError, match="num_critics"):
+        get_algorithm("ro2o", {"num_critics": "1"})
+
+
+def test_sung_explores_with_the_rarest_of_the_best_candidates_by_q(monkeypatch):
+    class Zero:  # pi(s) = 0
+        apply = staticmethod(lambda variables, obs: jnp.zeros(obs.shape[:-1] + (1,)))
+
+    class QIsTheAction:  # Q_1(s, a) = Q_2(s, a) = a
+        apply = staticmethod(lambda variables, obs, actions: jnp.stack([actions[:, 0], actions[:, 0]]))
+
+    config = sung.Config(num_candidates=4, top_q=2, exploration_noise=1.0, normalize_observations=False)
+    state = sung.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(actor=state.actor.replace(module=Zero()), critic=state.critic.replace(module=QIsTheAction()))
+    monkeypatch.setattr(sung, "candidate_noise_draw", lambda key, shape: jnp.array([[0.3], [0.9], [-0.5], [2.0]]))
+    obs = jnp.zeros((3, 2))
+    # the best two by Q are 2.0 and 0.9; the rarer (larger u) is drawn with probability softmax(u)
+    monkeypatch.setattr(sung, "uncertainty", lambda state, params, obs, actions, noise: 50.0 * (actions[:, 0] < 1.0))
+    np.testing.assert_allclose(sung.act(state, obs, jax.random.PRNGKey(1), False), 0.9, rtol=1e-6)
+    monkeypatch.setattr(sung, "uncertainty", lambda state, params, obs, actions, noise: 50.0 * (actions[:, 0] > 1.0))
+    np.testing.assert_allclose(sung.act(state, obs, jax.random.PRNGKey(1), False), 1.0)  # 2.0, clipped
+    np.testing.assert_allclose(sung.act(state, obs, jax.random.PRNGKey(1), True), 0.0)  # evaluation: pi(s)
+
+
+def test_sung_uncertainty_is_the_per_dimension_negative_elbo_and_fine_tuning_narrows_the_bc_term():
+    class Echo:  # reconstruction 0.5 everywhere, latent mean 1 and log std 0
+        apply = staticmethod(lambda variables, x, noise: (jnp.full(x.shape, 0.5), jnp.ones(noise.shape),
+                                                          jnp.zeros(noise.shape)))
+
+    state = sung.init(jax.random.PRNGKey(0), SPEC, sung.Config())
+    state = state.replace(vae=state.vae.replace(module=Echo()))
+    u = sung.uncertainty(state, None, jnp.array([[0.5, 1.5]]), jnp.array([[-0.5]]), jnp.zeros((1, 2)))
+    # reconstruction: mean(0, 1, 1) = 2/3; KL per latent dimension -0.5 (1 + 0 - 1 - 1) = 0.5, weighted 0.5
+    np.testing.assert_allclose(u, [2.0 / 3.0 + 0.25], rtol=1e-6)
+    _, online = get_algorithm("sung", online_updates=1_000)
+    assert (online.bc_weight, online.uncertain_fraction) == (0.05, 0.05)

@@ -22,7 +22,8 @@ SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float3
 
 def small(name):
     tiny = {"hidden_dims": "16,16", "batch_size": str(BATCH), "embedding_dim": "16", "num_layers": "1",
-            "context_length": "4", "flow_steps": "2", "num_samples": "4"}
+            "context_length": "4", "flow_steps": "2", "num_samples": "4", "vae_hidden_dims": "16,16",
+            "num_candidates": "4", "top_q": "2", "num_perturbations": "2"}
     return get_algorithm(name, {k: v for k, v in tiny.items() if k in read_fields(name)})
 
 
@@ -136,10 +137,11 @@ def test_every_algorithm_runs_from_the_command_line(offline_algos, online_algos,
 
 # one algorithm per fine-tuning path: symmetric batches with next actions and recipe changes (ReBRAC), with Monte-Carlo
 # returns (Cal-QL), a universal policy whose training coefficients come from its balance model once online (FamO2O);
-# with -m slow: union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL). The CLI test
-# above covers the rest; QC's fine-tuning runs in test_online_engine.
+# with -m slow: union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), terms dropped
+# and no offline data kept (RO2O, its 2,500-step warm-up cut to 3). The CLI test above covers the rest; QC's fine-tuning
+# runs in test_online_engine.
 FINE_TUNING_PATHS = ("rebrac", "calql", "famo2o")
-MORE_FINE_TUNING_PATHS = ("iql", "edac", "fql")
+MORE_FINE_TUNING_PATHS = ("iql", "edac", "fql", "ro2o")
 
 
 @pytest.mark.parametrize("paths", [FINE_TUNING_PATHS, pytest.param(MORE_FINE_TUNING_PATHS, marks=pytest.mark.slow)],
@@ -153,7 +155,8 @@ def test_fine_tuning_paths_and_the_online_run_stands_on_its_own(paths, pendulum,
         code, _, err = run_cli(["train", name, "--dataset", pendulum, "--steps", "4", "--eval-every", "4",
                                 "--out", str(offline_dir), *tiny], capsys)
         assert code == 0, (name, err)
-        code, out, err = run_cli(["finetune", str(offline_dir), "--out", str(online_dir), *online], capsys)
+        warmup = ["--warmup-steps", "3"] if name == "ro2o" else []
+        code, out, err = run_cli(["finetune", str(offline_dir), "--out", str(online_dir), *online, *warmup], capsys)
         assert code == 0, (name, err)
         assert json.loads(out.strip().splitlines()[-1])["algo"] == name
     if paths != FINE_TUNING_PATHS:

@@ -162,6 +162,35 @@ def test_union_windows_run_through_the_offline_data_into_the_buffer_as_one_seque
     np.testing.assert_array_equal(np.diff(symmetric["rewards"], axis=1), 1.0)
 
 
+def test_recent_sampling_draws_the_newest_online_steps_and_offline_plus_all_online_for_the_rest():
+    """SUNG's replay: of 20 rows, the last int(0.75 * 20) = 15 (once the buffer holds 15) from the newest 3 online steps
+    of a ring that has wrapped, the first from the offline data and every online step the ring still holds."""
+    from o2o.train.online_step import replay_batch
+    offline_data = {"observations": jnp.zeros((10, 1)), "actions": jnp.zeros((10, 1)),
+                    "rewards": -1.0 - jnp.arange(10, dtype=jnp.float32), "next_observations": jnp.zeros((10, 1)),
+                    "dones": jnp.zeros(10)}
+
+    def buffer_of(steps):
+        buffer = replay.create(16, 1, 1)
+        for i in range(steps):
+            buffer = replay.add(buffer, {"observations": jnp.zeros(1), "actions": jnp.zeros(1),
+                                         "rewards": jnp.float32(i), "next_observations": jnp.ones(1),
+                                         "dones": jnp.float32(0)})
+        return buffer
+
+    rewards = np.asarray(replay_batch(buffer_of(40), offline_data, jax.random.PRNGKey(0), 20, "recent",
+                                      offline_fraction=0.25, recent_steps=3)["rewards"])
+    assert set(rewards[5:].tolist()) <= {37.0, 38.0, 39.0}  # the ring holds steps 24 to 39
+    assert all(r < 0 or 24 <= r <= 39 for r in rewards[:5])
+    many = np.concatenate([np.asarray(replay_batch(buffer_of(40), offline_data, jax.random.PRNGKey(k), 20, "recent",
+                                                   offline_fraction=0.25, recent_steps=3)["rewards"][:5])
+                           for k in range(40)])
+    assert (many < 0).any() and (many >= 24).any()  # offline and online steps alike
+    early = np.asarray(replay_batch(buffer_of(2), offline_data, jax.random.PRNGKey(1), 20, "recent",
+                                    offline_fraction=0.25, recent_steps=3)["rewards"])
+    assert set(early[18:].tolist()) <= {0.0, 1.0} and all(r < 0 or r in (0.0, 1.0) for r in early[:18])
+
+
 def test_steps_to_episode_end_offline_and_online_agree():
     from o2o.data.fields import FIELDS
     dataset = Dataset(observations=np.zeros((5, 1)), actions=np.zeros((5, 1)), rewards=np.ones(5),

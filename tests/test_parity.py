@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 
-from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, ro2o, sac, td3_bc
+from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, ro2o, sac, sung, td3_bc
 from o2o.agents.common import (
     Network,
     ObservationNormalizer,
@@ -59,7 +59,8 @@ DRAW_SITES = {"target_noise": (td3_bc, "target_noise_draw"),
               "q_smooth_perturbation": (ro2o, "q_smooth_perturbation_draw"),
               "ood_perturbation": (ro2o, "ood_perturbation_draw"),
               "policy_smooth_perturbation": (ro2o, "policy_smooth_perturbation_draw"),
-              "ood_action_noise": (ro2o, "ood_action_noise_draw")}
+              "ood_action_noise": (ro2o, "ood_action_noise_draw"),
+              "vae_noise": (sung, "vae_noise_draw"), "uncertainty_noise": (sung, "uncertainty_noise_draw")}
 
 
 @dataclasses.dataclass
@@ -364,6 +365,12 @@ def qc_windows_unmasked():
                              lambda steps_to_end, horizon: jnp.ones((len(steps_to_end), horizon)))
 
 
+def commonest_actions_ranked():
+    """SUNG's ranking reversed: the BC term on the samples of smallest u(s, pi(s))."""
+    top_k = jax.lax.top_k
+    return mock.patch.object(jax.lax, "top_k", lambda values, k: top_k(-values, k))
+
+
 # Per algorithm: a changed discount, a dropped term, a swapped min/mean or weight (config fields the update reads: the
 # initial state is shared), or code patched while the update is traced. Each must put some error above ten times the
 # tolerance. They and the deviation tests run with -m slow (about 10 minutes on 2 cores); the default suite compares
@@ -437,6 +444,11 @@ PERTURBATIONS = {
              "pessimism weight 5, not 10": {"ood_weight": 5.0}, "lambda not decayed": {"ood_uncertainty_decay": 0.0},
              "policy-smoothness weight 0.5, not 1": {"policy_smooth_weight": 0.5},
              "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True}},
+    "sung": {"VAE's KL weight 1, not 0.5": {"vae_kl_weight": 1.0}, "BC weight 0.5, not 1": {"bc_weight": 0.5},
+             "discount 0.98": {"discount": 0.98}},
+    "sung-finetuning": {"BC on the commonest policy actions, not the rarest": {"patch": commonest_actions_ranked},
+                        "BC on 20% of the batch, not 10%": {"uncertain_fraction": 0.2},
+                        "BC on every sample (TD3+BC)": {"uncertain_fraction": 1.0}},
     "lbsac": {"discount 0.98": {"discount": 0.98},
               "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True},
               "no entropy term in the target": {"backup_entropy": False}},
@@ -608,10 +620,10 @@ def exact_adam_bias_correction():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sacn", "edac", "lbsac", "riql"])
+@pytest.mark.parametrize("name", ["sacn", "edac", "lbsac", "riql", "sung"])
 def test_the_float32_gap_is_optax_adam_bias_correction(name):
     """Where o2o's float32 parameters after 100 updates sit further from the reference than its losses (edac: 1.9e-4,
-    lbsac: 1.1e-2, riql's critic: 1.0e-3; hence those fixtures' after_all tolerances), the cause is optax computing Adam's bias corrections in
+    lbsac: 1.1e-2, riql's critic: 1.0e-3, sung's critic 4.2e-4; hence those fixtures' after_all tolerances), the cause is optax computing Adam's bias corrections in
     float32 (each step ~6.5e-6 shorter than torch's), which LB-SAC's learning rate amplifies (the authors' code with its
     learning rates scaled by 1 - 6.5e-6 moves its own actor by 9e-3). With the corrections exact, o2o matches every
     kind within 1e-4 (sacn and edac within ~1e-6)."""

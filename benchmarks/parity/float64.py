@@ -23,7 +23,8 @@ REFERENCES = {"td3bc": ("TD3_BC", ".venv"), "iql": ("implicit_q_learning", ".ven
               "sacn": ("EDAC", ".venv"), "edac": ("EDAC", ".venv"), "lbsac": ("lb-sac", ".venv"),
               "td3": ("TD3", ".venv"), "sac": ("jaxrl", ".venv-iql"), "rlpd": ("rlpd", ".venv-iql"),
               "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv"), "famo2o": ("FamO2O", ".venv-iql"),
-              "qc": ("qc", ".venv"), "qc-fql": ("qc", ".venv"), "ro2o": ("RO2O", ".venv")}
+              "qc": ("qc", ".venv"), "qc-fql": ("qc", ".venv"), "ro2o": ("RO2O", ".venv"),
+              "sung": ("SUNG", ".venv"), "sung-finetuning": ("SUNG", ".venv")}
 
 
 def main() -> None:

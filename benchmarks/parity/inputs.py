@@ -33,7 +33,9 @@ QC_BATCH, QC_SAMPLES, QC_FQL_BATCH, QC_CHUNK = 16, 4, 32, 5 * 6
 CQL_BATCH, CQL_ACTIONS = 64, 2  # CQL's five draws per update, three of them N per state: a small batch, N = 2
 ONLINE_BATCH, ENSEMBLE_BATCH = 128, 64  # sac; rlpd, wsrl (4 LayerNorm critics): two (steps, batch, action_dim) draws
 RLPD_UTD = 4  # critic steps per call of RLPD's update (its utd_ratio), the last followed by the actor's
-RO2O_PERTURBATIONS = 4  # perturbed copies per state: the pessimism term draws (batch * 4, action_dim) normals per update
+SUNG_BATCH, SUNG_LATENT = 64, 2 * 6  # three (batch, ...) draws per update, two of them the VAE's latent (2 A)
+SUNG_DRAWS = {"target_noise": (SUNG_BATCH, ACTION_DIM), "vae_noise": (SUNG_BATCH, SUNG_LATENT)}
+RO2O_PERTURBATIONS = 4  # copies per state: the pessimism term draws (batch * 4, action_dim) normals per update
 RO2O_PERTURBATION_DRAWS = ("q_smooth_perturbation", "ood_perturbation", "policy_smooth_perturbation")
 
 
@@ -112,6 +114,15 @@ CASES = {
                   **dict.fromkeys(RO2O_PERTURBATION_DRAWS, (RO2O_PERTURBATIONS, OBSERVATION_DIM)),
                   "ood_action_noise": (ENSEMBLE_BATCH * RO2O_PERTURBATIONS, ACTION_DIM)},
                  uniform=RO2O_PERTURBATION_DRAWS, batch_size=ENSEMBLE_BATCH),
+    # SUNG (the authors' TD3_BC/TD3.py): 64-wide actor and critics, a (64, 64) VAE (its 750), batch 64; offline:
+    # TD3+BC's BC term on every sample; fine-tuning: the term on the 10% (6) rarest policy actions by the VAE, at weight 1 (the
+    # authors' 5% and 0.05 would leave the term invisible in 100 updates)
+    "sung": Case({"hidden_dims": (64, 64), "vae_hidden_dims": (64, 64), "batch_size": SUNG_BATCH}, SUNG_DRAWS,
+                 batch_size=SUNG_BATCH),
+    "sung-finetuning": Case({"hidden_dims": (64, 64), "vae_hidden_dims": (64, 64), "batch_size": SUNG_BATCH,
+                             "uncertain_fraction": 0.1},
+                            {**SUNG_DRAWS, "uncertainty_noise": (SUNG_BATCH, SUNG_LATENT)},
+                            batch_size=SUNG_BATCH, algo="sung"),
     # FQL draws four arrays per update: a batch of 64 keeps them (and the three networks) under 1 MB
     "fql": Case({"hidden_dims": (64, 64), "batch_size": FQL_BATCH},
                 {"next_one_step_noise": (FQL_BATCH, ACTION_DIM), "flow_noise": (FQL_BATCH, ACTION_DIM),

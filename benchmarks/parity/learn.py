@@ -625,6 +625,63 @@ def qc(reference: Path, data: dict, seed: int, config: dict):
     return update, act
 
 
+def ro2o(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' RO2O (BattleWen/RO2O, PyTorch; its update parity: benchmarks/parity/ro2o.py), offline, as
+    algorithms/offline/ro2o_mujoco.py's train() runs it (imported by its path, its training script's imports stubbed
+    as in the parity adapter): its TrainConfig defaults but those `--reference-set` gives (hidden_dim=64 num_critics=10
+    gamma=0.95: the settings of o2o's run beside it), its compute_mean_std (eps 1e-3) and normalize_states on the states,
+    its ReplayBuffer.load_d4rl_dataset (terminals as dones) and `sample(batch_size)` (NumPy's global stream), set_seed's
+    seeds (torch, NumPy, random), then per update `trainer.update(batch)` unchanged (its update order and the 1e-6 in
+    log pi, the fixture's two aligned deviations, are not aligned here). Acting as its eval_actor: Actor.act in eval
+    mode (tanh of the mean). Actions are mapped to [-1, 1] by the env's bounds (its actor's max_action is 1)."""
+    import importlib.util
+
+    import gymnasium as gym
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("d4rl", "gym", "pyrallis", "wandb", "h5py")
+    spec = importlib.util.spec_from_file_location("ro2o_mujoco", reference / "algorithms" / "offline" / "ro2o_mujoco.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    defaults = module.TrainConfig(checkpoints_path=None)
+    given = {k: type(getattr(defaults, k))(v) for k, v in (item.split("=", 1) for item in config["reference_set"])}
+    settings = module.TrainConfig(**given, checkpoints_path=None, device="cpu", train_seed=seed)
+    high = gym.make(config["env"]).action_space.high.astype(np.float32)
+    dataset = {"observations": data["observations"], "actions": data["actions"] / high, "rewards": data["rewards"],
+               "next_observations": data["next_observations"], "terminals": data["terminals"]}
+    mean, std = module.compute_mean_std(dataset["observations"], eps=1e-3)
+    for key in ("observations", "next_observations"):
+        dataset[key] = module.normalize_states(dataset[key], mean, std)
+    module.set_seed(seed, None, deterministic_torch=settings.deterministic_torch)
+    dims = dataset["observations"].shape[1], dataset["actions"].shape[1]
+    buffer = module.ReplayBuffer(*dims, buffer_size=len(dataset["rewards"]), device="cpu")
+    buffer.load_d4rl_dataset(dataset)
+    actor = module.Actor(*dims, settings.hidden_dim, settings.max_action)
+    critic = module.VectorizedCritic(*dims, settings.hidden_dim, settings.num_critics)
+    trainer = module.RO2O(
+        actor=actor, actor_optimizer=torch.optim.Adam(actor.parameters(), lr=settings.actor_learning_rate),
+        critic=critic, critic_optimizer=torch.optim.Adam(critic.parameters(), lr=settings.critic_learning_rate),
+        gamma=settings.gamma, tau=settings.tau, beta_policy=settings.beta_policy, beta_ood=settings.beta_ood,
+        q_smooth_eps=settings.q_smooth_eps, policy_smooth_eps=settings.policy_smooth_eps,
+        ood_smooth_eps=settings.ood_smooth_eps, sample_size=settings.sample_size,
+        q_ood_uncertainty_reg=settings.q_ood_uncertainty_reg,
+        q_ood_uncertainty_reg_min=settings.q_ood_uncertainty_reg_min,
+        q_ood_uncertainty_decay=settings.q_ood_uncertainty_decay, alpha_learning_rate=settings.alpha_learning_rate,
+        device="cpu")
+
+    def act(obs):
+        actor.eval()
+        action = actor.act(module.normalize_states(obs, mean, std), "cpu")
+        actor.train()
+        return action * high
+
+    print(f"ro2o: {given}; {buffer._size} transitions, {settings.num_critics} critics of {settings.hidden_dim}, "
+          f"batch {settings.batch_size}, n {settings.sample_size}", flush=True)
+    return (lambda: trainer.update(buffer.sample(settings.batch_size))), act
+
+
 def _gym_as_gymnasium() -> None:
     """rlpd imports gym (< 0.24, its requirements) for spaces, seeding and wrappers: here `gym` is gymnasium 1.x, whose
     spaces, `utils.seeding` and wrappers (ObservationWrapper, RescaleAction, ClipAction, FlattenObservation,
@@ -788,7 +845,7 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
 
 
 ADAPTERS = {"td3bc": td3bc, "iql": iql, "famo2o": famo2o, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql,
-            "rlpd": rlpd, "qc": qc}
+            "rlpd": rlpd, "qc": qc, "ro2o": ro2o}
 ONLINE = {"rlpd"}  # a step is an environment step; the curve starts at step 0
 
 
@@ -827,9 +884,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reference-set", nargs="*", default=[], metavar="FLAG=VALUE",
                         help="calql: more flags for the reference's training script (a diagnostic, e.g. "
-                             "policy_log_std_offset=0.0); qc: its settings (hidden_dims=64,64 horizon=2 ...)")
+                             "policy_log_std_offset=0.0); qc: its settings (hidden_dims=64,64 horizon=2 ...); "
+                             "ro2o: its TrainConfig fields (hidden_dim=64 gamma=0.95 ...)")
     parser.add_argument("--metrics-every", type=int, default=500,
-                        help="per-update adapters that return metrics (iql, calql, fql): write their mean over the last N "
+                        help="per-update adapters that return metrics (iql, calql, fql, ro2o): write their mean over the last N "
                              "updates to OUT's .metrics.jsonl every N updates")
     parser.add_argument("--start-training", type=int, default=5000,
                         help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")

@@ -21,7 +21,7 @@ run() {
   done
 }
 
-for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc ro2o}"; do
+for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc ro2o sung}"; do
   for a in $algo; do
     case $a in
       td3bc) run td3bc "$REFS/TD3_BC" "$REFS/.venv/bin/python" ;;
@@ -46,6 +46,8 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       qc) run qc "$REFS/qc" "$REFS/.venv/bin/python"
           run qc-fql "$REFS/qc" "$REFS/.venv/bin/python" ;;
       ro2o) run ro2o "$REFS/RO2O" "$REFS/.venv/bin/python" ;;
+      sung) run sung "$REFS/SUNG" "$REFS/.venv/bin/python"
+            run sung-finetuning "$REFS/SUNG" "$REFS/.venv/bin/python" ;;
       *) echo "no parity adapter for $a" >&2; exit 2 ;;
     esac
   done

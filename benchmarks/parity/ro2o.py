@@ -152,8 +152,8 @@ def main() -> None:
 
     fixture.write(
         args, inputs, repository="BattleWen/RO2O", versions={"torch": torch.__version__, "numpy": np.__version__},
-        why=("the authors' code (Wen et al.; PyTorch, a CORL single file): its RO2O trainer, Actor and VectorizedCritic "
-             "import with torch 2.13 once its training script's imports (d4rl, gym, pyrallis, wandb, h5py) are "
+        why=("the authors' code (Wen et al.; PyTorch, a CORL single file): its RO2O trainer, Actor and "
+             "VectorizedCritic import with torch 2.13 once its training script's imports (d4rl, gym, pyrallis, wandb, h5py) are "
              "stubbed"),
         losses=losses, after_1=after_1, after_all=parameters(agent, TRUNK, CRITIC),
         tolerance={"losses": 3e-4, "after_1": 1e-4, "after_all": 1e-4, **fixture.TOLERANCE_NOTE},
@@ -188,20 +188,7 @@ def main() -> None:
              "effect": "none while 1 - tanh(u)^2 >> 1e-6 (SAC-N's and EDAC's fixtures: 1e-4 on the actor after 100 "
                        "updates)",
              "fixture": "aligned: the module's torch.log is log(x - 1e-6) while the reference runs "
-                        "(lbsac.ExactTanhCorrection)"},
-            {"name": "Q-smoothness weight",
-             "reference": "eta_1 = 0.0001, a literal in get_qf_loss (the README's beta_Qsmooth)",
-             "o2o": "q_smooth_weight, 1e-4 by default",
-             "effect": "none at the default",
-             "fixture": "the case's weight 1: the adapter multiplies get_qf_loss's value by weight / 0.0001"},
-            {"name": "fine-tuning",
-             "reference": "update_online (algorithms/finetune/ro2o_ft_mujoco.py): SAC-N's losses alone (the three "
-                          "terms computed, not added), a replay buffer of online steps only, updates from 2,500 steps "
-                          "on; the paper describes the online phase as keeping the offline objective",
-             "o2o": "the code's: ro2o.online_overrides sets the three weights to 0; the registry's online recipe "
-                    "(offline sampling none, 2,500 warm-up steps by the pre-trained policy)",
-             "effect": "none (the code's recipe)",
-             "fixture": "not shown: the fixture is the offline update"}],
+                        "(lbsac.ExactTanhCorrection)"}],
         notes=["the three terms' losses are compared unweighted (o2o's metrics): the reference's values divided by "
                "their weights",
                "float32 tolerance of the losses 3e-4: the policy-smoothness term, a KL of Gaussians that nearly "
@@ -213,7 +200,15 @@ def main() -> None:
                "networks within 100 updates",
                f"hidden layers {config['hidden_dims']}, {config['num_critics']} critics, batch {batch_size} and "
                f"{n} perturbations per state (the paper's 3 x 256, 10, 256 and 20) keep the fixture under 1 MB",
-               "one batch for every update, in ReplayBuffer.sample's order (rewards and dones (batch, 1))"],
+               "one batch for every update, in ReplayBuffer.sample's order (rewards and dones (batch, 1))",
+               "eta_1 is a literal in get_qf_loss (0.0001, the README's beta_Qsmooth), o2o's q_smooth_weight with the "
+               "same default; the case's weight 1 multiplies get_qf_loss's value by 1 / 0.0001 here",
+               "fine-tuning is not in the fixture: the authors' update_online (algorithms/finetune/ro2o_ft_mujoco.py) "
+               "computes the three terms and adds none (SAC-N's losses alone), on a replay buffer of online steps "
+               "only, "
+               "updating from 2,500 steps on; o2o follows the code (ro2o.online_overrides sets the three weights to 0; "
+               "the registry's online recipe), though the paper describes the online phase as keeping the offline "
+               "objective"],
     )
 
 

@@ -10,17 +10,18 @@ REFERENCE_WIDTH = 256  # the references' hidden width, hard-coded in their modul
 
 
 class NarrowLayers:
-    """torch.nn as a reference module sees it (its module-level `nn`), but with its hard-coded 256-wide layers built
-    `width` wide: the reference's own constructors run unchanged, on smaller layers (fixtures stay small)."""
+    """torch.nn as a reference module sees it (its module-level `nn`), but with its hard-coded `reference_width`-wide
+    layers (256 in most) built `width` wide: the reference's own constructors run unchanged, on smaller layers
+    (fixtures stay small)."""
 
-    def __init__(self, width: int):
-        self.width = width
+    def __init__(self, width: int, reference_width: int = REFERENCE_WIDTH):
+        self.width, self.reference_width = width, reference_width
 
     def __getattr__(self, name):
         return getattr(torch.nn, name)
 
     def Linear(self, fan_in: int, fan_out: int):
-        narrow = lambda n: self.width if n == REFERENCE_WIDTH else n
+        narrow = lambda n: self.width if n == self.reference_width else n
         return torch.nn.Linear(narrow(fan_in), narrow(fan_out))
 
 

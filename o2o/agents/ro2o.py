@@ -3,8 +3,8 @@
 SAC-N (N critics, their minimum in the target and the actor loss) with three terms on states perturbed by n uniform
 offsets delta_k in [-eps, eps]^obs_dim, drawn per update and shared by the batch (the authors' get_noised_obs):
     L_Q  = sum_i E[(Q_i(s, a) - y)^2]
-         + eta_1 E_s[max_k ((1 - tau) mean_i max(D_ik, 0)^2 + tau mean_i min(D_ik, 0)^2)],
-                                                                  D_ik = Q_i(s + delta_k, a) - Q_i(s, a)   (Q smoothness)
+         + eta_1 E_s[max_k ((1 - tau) mean_i max(D_ik, 0)^2 + tau mean_i min(D_ik, 0)^2)],       (Q smoothness)
+                                                                  D_ik = Q_i(s + delta_k, a) - Q_i(s, a)
          + eta_2 E_{i, s, k}[(Q_i(s', a') - sg(Q_i(s', a') - lambda_t std_j Q_j(s', a')))^2],
                                                            s' = s + delta_k, a' ~ pi(s')    (pessimism off the data)
     L_pi = E[alpha log pi(a|s) - min_i Q_i(s, a)]
@@ -33,7 +33,7 @@ q_values = sac.q_values
 @dataclasses.dataclass(frozen=True)
 class Config(edac.Config):
     normalize_observations: bool = True
-    """Standardize states with the offline data's statistics (the authors' code; the perturbations are in these units)."""
+    """Standardize states with the offline data's statistics (the authors' code; the offsets are in these units)."""
     q_smooth_weight: float = 1e-4
     """eta_1, weight of the Q-smoothness term (0.0001, a literal in the authors' get_qf_loss)."""
     q_smooth_tau: float = 0.2
@@ -49,7 +49,7 @@ class Config(edac.Config):
     policy_smooth_eps: float = 0.01
     """Largest perturbation per state dimension of the policy-smoothness term."""
     num_perturbations: int = 20
-    """n, perturbed copies per state of each term; each term takes its maximum over them where it has one (sample_size)."""
+    """n, perturbed copies per state in each term (sample_size); the smoothness terms take their worst."""
     ood_uncertainty: float = 1.0
     """lambda_0, the ensemble standard deviations the pessimism target lies below Q at the first update."""
     ood_uncertainty_min: float = 0.1

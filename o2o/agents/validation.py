@@ -132,6 +132,10 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
     # EDAC's term averages over pairs of critics, dividing by N - 1
     "edac": {"num_critics": lambda config: Rule("the integers >= 2 where eta > 0", integers(2).allows)
              if config.eta > 0 else integers(1)},
+    "sung": {"bc_weight": NON_NEGATIVE, "uncertain_fraction": interval(0, 1, high_closed=True),
+             "vae_hidden_dims": LAYER_WIDTHS, "vae_latent_per_action_dim": integers(1), "vae_lr": POSITIVE,
+             "vae_kl_weight": NON_NEGATIVE, "num_candidates": integers(1),
+             "top_q": lambda config: integers(1, config.num_candidates)},
     # the pessimism term's target reads the ensemble's standard deviation (N - 1 in its denominator)
     "ro2o": {"num_critics": lambda config: Rule("the integers >= 2 where ood_weight > 0", integers(2).allows)
              if config.ood_weight > 0 else integers(1),

@@ -187,7 +187,8 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
         key = phase(t)
         if key not in step_fns:
             step_fns[key] = make_env_step(agent, p.config.batch_size, s.utd, s.offline_sampling, *key,
-                                          window=agent.window(p.config))
+                                          window=agent.window(p.config), offline_fraction=s.offline_fraction,
+                                          recent_steps=s.recent_steps)
         return step_fns[key]
 
     def run_eval(t: int) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class OnlineSettings:
     buffer_capacity: int | None = None
     offline_dataset: str | None = None
     offline_sampling: str = "none"
+    offline_fraction: float = 0.1  # sampling "recent": the share of every batch drawn from offline + online data
+    recent_steps: int = 20_000  # sampling "recent": the newest online steps the rest of every batch is drawn from
     init_from: str | None = None
     out: str | None = None
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -45,6 +47,9 @@ class OnlineSettings:
                           buffer_capacity=self.buffer_capacity)
         if self.offline_sampling not in SAMPLING:
             raise O2OError(f"offline sampling {self.offline_sampling!r}; choose one of {', '.join(SAMPLING)}")
+        if not 0.0 <= self.offline_fraction <= 1.0 or not (isinstance(self.recent_steps, int) and self.recent_steps >= 1):
+            raise O2OError(f"sampling 'recent' takes an offline fraction in [0, 1] and at least 1 recent step, not "
+                           f"{self.offline_fraction} and {self.recent_steps}")
         if self.warmup_policy not in WARMUP_POLICIES:
             raise O2OError(f"warm-up policy {self.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
 
@@ -59,6 +64,8 @@ class OnlineSettings:
         symmetric), `window` steps in it before the first update."""
         if window == 1:
             return
+        if self.offline_sampling == "recent":
+            raise O2OError(f"{self.algo} samples windows of {window} steps, which sampling 'recent' does not draw")
         if self.buffer_capacity is not None and self.buffer_capacity < self.steps:
             raise O2OError(f"{self.algo} samples windows of {window} steps: --buffer-capacity must hold every online "
                            f"step ({self.steps}), not {self.buffer_capacity}")

@@ -4,7 +4,9 @@ updates on batches that mix offline data in as `offline_sampling` says, and draw
 Offline data enters batches by `offline_sampling`:
 - `none`: online buffer only;
 - `union`: uniform over offline + online transitions, as if the offline data sat in the replay buffer;
-- `symmetric`: half of every batch offline, half online.
+- `symmetric`: half of every batch offline, half online;
+- `recent`: SUNG's replay: 1 - `offline_fraction` of every batch (once the buffer holds that many) from the buffer's
+  newest `recent_steps` steps, the rest uniform over offline + online transitions.
 Which one an algorithm uses is its registry record's (`o2o algos`).
 """
 
@@ -16,13 +18,13 @@ import jax.numpy as jnp
 from o2o.data import replay
 from o2o.train import lockstep
 
-SAMPLING = ("none", "union", "symmetric")
+SAMPLING = ("none", "union", "symmetric", "recent")
 
 
 def replay_batch(buffer: replay.ReplayBuffer, offline_data: dict, key: jax.Array, batch_size: int, sampling: str,
-                 window: int = 1) -> dict:
+                 window: int = 1, offline_fraction: float = 0.1, recent_steps: int = 20_000) -> dict:
     """One batch of the replay buffer with the offline data mixed in as `sampling` says; rows of `window` consecutive
-    steps where window > 1."""
+    steps where window > 1 (not with `recent`). `offline_fraction` and `recent_steps`: `recent`'s mix."""
 
     def rows(first):
         """The rows of each batch row's window: (batch,) first rows, or (batch, window) consecutive ones."""
@@ -43,17 +45,31 @@ def replay_batch(buffer: replay.ReplayBuffer, offline_data: dict, key: jax.Array
         online = online_rows(batch_size - half, k1)
         index = rows(jax.random.randint(k2, (half,), 0, n_offline - window + 1))
         return {k: jnp.concatenate([offline_data[k][index], online[k]]) for k in online}
-    # windows may run from the offline data's last episode into the buffer's first: as one buffer holding both
-    index = rows(jax.random.randint(key, (batch_size,), 0, n_offline + buffer.size - window + 1))
-    from_offline = index < n_offline
-    off = {k: v[jnp.minimum(index, n_offline - 1)] for k, v in offline_data.items()}
-    on = {k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}
-    return {k: jnp.where(from_offline.reshape(index.shape + (1,) * (off[k].ndim - index.ndim)), off[k], on[k])
-            for k in on}
+
+    def union_rows(key):
+        # windows may run from the offline data's last episode into the buffer's first: as one buffer holding both
+        index = rows(jax.random.randint(key, (batch_size,), 0, n_offline + buffer.size - window + 1))
+        from_offline = index < n_offline
+        off = {k: v[jnp.minimum(index, n_offline - 1)] for k, v in offline_data.items()}
+        on = {k: v[jnp.clip(index - n_offline, 0, None)] for k, v in buffer.data.items()}
+        return {k: jnp.where(from_offline.reshape(index.shape + (1,) * (off[k].ndim - index.ndim)), off[k], on[k])
+                for k in on}
+
+    if sampling == "union":
+        return union_rows(key)
+    assert sampling == "recent" and window == 1, (sampling, window)
+    union_key, recent_key = jax.random.split(key)
+    back = jax.random.randint(recent_key, (batch_size,), 0, jnp.maximum(jnp.minimum(buffer.size, recent_steps), 1))
+    newest = {k: v[(buffer.insert_index - 1 - back) % v.shape[0]] for k, v in buffer.data.items()}
+    # the last rows online (as SUNG's OORB lays its batches out), as many as the buffer holds up to their share
+    online = jnp.minimum(int((1.0 - offline_fraction) * batch_size), buffer.size)
+    from_newest = jnp.arange(batch_size) >= batch_size - online
+    return {k: jnp.where(from_newest.reshape((batch_size,) + (1,) * (v.ndim - 1)), newest[k], v)
+            for k, v in union_rows(union_key).items()}
 
 
 def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool,
-                  window: int = 1):
+                  window: int = 1, offline_fraction: float = 0.1, recent_steps: int = 20_000):
     """(state, buffer, transition, next_obs, seed_key, step, offline_data, memory, t, last_reward) -> (state, buffer,
     next_action, memory, metrics), vmapped over seeds; the step's key is fold_in(seed_key, step). Batch rows are windows
     of `window` consecutive steps where the agent's are (`Agent.window`). `memory`, `t` and `last_reward`: what an agent
@@ -66,8 +82,8 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
         if learn:
             sample_keys, update_keys = jnp.moveaxis(jax.vmap(jax.random.split)(jax.random.split(update_key, utd)), 1, 0)
             # all batches are gathered before the scan, so the buffer never enters the loop's state
-            batches = jax.vmap(lambda k: replay_batch(buffer, offline_data, k, batch_size, sampling, window))(
-                sample_keys)
+            batches = jax.vmap(lambda k: replay_batch(buffer, offline_data, k, batch_size, sampling, window,
+                                                      offline_fraction, recent_steps))(sample_keys)
             state, metrics = jax.lax.scan(lambda state, xs: agent.update(state, *xs), state, (batches, update_keys))
             metrics = jax.tree.map(jnp.nanmean, metrics)
         return state, (*_next_action(agent, state, next_obs, act_key, random_actions, memory, t, last_reward), metrics)
