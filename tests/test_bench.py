@@ -153,7 +153,8 @@ def test_bench_cli_exit_status_and_json_line(datasets, tmp_path, capsys):
 
 
 def test_suites_and_bad_grids_fail_clearly(tmp_path):
-    assert {"quick", "zoo"} <= set(bench.shipped_suites())
+    assert set(bench.shipped_suites()) == {"quick", "zoo", "finetuning", "ogbench"}  # as `o2o bench --help` lists them
+    assert len(bench.cells(bench.Grid(**bench.load_suite("finetuning")))) == 18  # every method on every dataset
     zoo = bench.Grid(**bench.load_suite("zoo"))
     assert len(bench.cells(zoo)) == 27 and zoo.steps == 1_000_000
     # seed-major order: a grid stopped after its first nine cells already holds every dataset at seed 0

@@ -19,8 +19,8 @@ def bench_cmd(
     algos: Annotated[Optional[str], typer.Option("--algos", help="Comma-separated algorithms, e.g. bc,td3bc,iql.")] = None,
     datasets: Annotated[Optional[str], typer.Option("--datasets", help="Comma-separated dataset SOURCEs or "
                                                     "collect:ENV_ID:LEVEL[:TRANSITIONS] (collected once).")] = None,
-    suite: Annotated[Optional[str], typer.Option("--suite", help="A suite TOML file, or a shipped suite: "
-                                                 "quick, zoo. Options given on the command line win.")] = None,
+    suite: Annotated[Optional[str], typer.Option("--suite", help="A suite TOML file, or a shipped suite: quick, zoo, "
+                                                 "finetuning, ogbench. Options given on the command line win.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Bench directory (re-running the same grid into it "
                                                "resumes).")] = None,
     env: EnvOption = None,
