@@ -201,7 +201,8 @@ RECORDS = (
     # 10% from the offline data and every online step (its OORB), acting by optimistic exploration (sung.act).
     Algorithm("sung", "sung", "TD3+BC with a VAE's density of (s, a): acts with rare actions among high-Q ones and "
               "keeps the BC term on the rarest policy actions only, online",
-              "Guo et al., A Simple Unified Uncertainty-Guided Framework for Offline-to-Online RL, 2023", "offline",
+              "Guo et al., A Simple Unified Uncertainty-Guided Framework for Offline-to-Online RL, IEEE TNNLS 2025",
+              "offline",
               online={"offline_sampling": "recent", "offline_fraction": 0.1, "recent_steps": 20_000,
                       "warmup_steps": 0},
               unread=("behavior_cloning",)),  # TD3+BC's switch: SUNG's BC term has its weight, bc_weight

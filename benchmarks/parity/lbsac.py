@@ -99,6 +99,20 @@ def parameters(agent, trunk: list[str] = TRUNK, layers: list[str] = CRITIC) -> d
             "target_critic_params": critics_from_torch(agent.target_critic, layers)}
 
 
+def set_log_alpha(agent, value, dtype: torch.dtype, lr: float):
+    """A CORL-style agent's log alpha set to o2o's initial `value` (and alpha with it). Its log alpha is a float32
+    tensor whatever the default dtype: in float64 it is rebuilt as the agent builds it, and its new Adam returned (the
+    caller puts it where the agent keeps it); else None."""
+    optimizer = None
+    if dtype == torch.float64:
+        agent.log_alpha = agent.log_alpha.detach().to(dtype).requires_grad_(True)
+        optimizer = torch.optim.Adam([agent.log_alpha], lr=lr)
+    with torch.no_grad():
+        agent.log_alpha.copy_(torch.as_tensor(value).reshape(1))
+    agent.alpha = agent.log_alpha.exp().detach()
+    return optimizer
+
+
 def step(optimizer, loss) -> None:
     optimizer.zero_grad()
     loss.backward()
@@ -178,12 +192,8 @@ def main() -> None:
                  critic_lr=config["critic_lr"], alpha_lr=config["temperature_lr"],
                  edac_style_critic_loss=not args.as_is)
     assert agent.target_entropy == -action_dim
-    if args.float64:  # its log alpha is a float32 tensor whatever the default dtype: rebuilt as SACN builds it
-        agent.log_alpha = agent.log_alpha.detach().to(dtype).requires_grad_(True)
-        agent.alpha_optim = torch.optim.Adam([agent.log_alpha], lr=config["temperature_lr"])
-    with torch.no_grad():
-        agent.log_alpha.copy_(torch.as_tensor(init["log_temperature"]["log_temperature"]).reshape(1))
-    agent.alpha = agent.log_alpha.exp().detach()
+    agent.alpha_optim = set_log_alpha(agent, init["log_temperature"]["log_temperature"], dtype,
+                                      config["temperature_lr"]) or agent.alpha_optim
 
     raw = inputs.tree("batch")
     as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dtype)

@@ -33,7 +33,8 @@ from unittest import mock
 import fixture
 import numpy as np
 import torch
-from lbsac import ExactTanhCorrection, InjectedRsample, actor_to_torch, critics_to_torch, parameters, step
+from lbsac import (ExactTanhCorrection, InjectedRsample, actor_to_torch, critics_to_torch, parameters,
+                   set_log_alpha, step)
 
 TRUNK = ["trunk.0", "trunk.2", "trunk.4"]  # Linear, ReLU, three times
 CRITIC = ["critic.0", "critic.2", "critic.4", "critic.6"]
@@ -110,12 +111,8 @@ def main() -> None:
         q_ood_uncertainty_decay=config["ood_uncertainty_decay"], alpha_learning_rate=config["temperature_lr"],
         device="cpu")
     assert agent.target_entropy == -action_dim
-    if args.float64:  # its log alpha is a float32 tensor whatever the default dtype: rebuilt as RO2O builds it
-        agent.log_alpha = agent.log_alpha.detach().to(dtype).requires_grad_(True)
-        agent.alpha_optimizer = torch.optim.Adam([agent.log_alpha], lr=config["temperature_lr"])
-    with torch.no_grad():
-        agent.log_alpha.copy_(torch.as_tensor(init["log_temperature"]["log_temperature"]).reshape(1))
-    agent.alpha = agent.log_alpha.exp().detach()
+    agent.alpha_optimizer = set_log_alpha(agent, init["log_temperature"]["log_temperature"], dtype,
+                                          config["temperature_lr"]) or agent.alpha_optimizer
     qf_loss = reference.RO2O.get_qf_loss
     scale = config["q_smooth_weight"] / Q_SMOOTH_LITERAL
 

@@ -1,5 +1,5 @@
 """SUNG — Guo et al., "A Simple Unified Uncertainty-Guided Framework for Offline-to-Online Reinforcement Learning",
-2023 (arXiv 2306.07541), on TD3+BC, as the authors' code computes it (guosyjlu/SUNG, TD3_BC/).
+IEEE TNNLS 2025 (arXiv 2306.07541), on TD3+BC, as the authors' code computes it (guosyjlu/SUNG, TD3_BC/).
 
 Uncertainty: a VAE over x = [s, a] (states standardized), u(s, a) = mean_j (x_j - dec(z)_j)^2 + beta mean_l KL_l(s, a)
 with one draw z = mu(x) + sigma(x) eps (the authors' elbo_loss: a per-dimension negative ELBO, higher = rarer), trained
@@ -24,7 +24,7 @@ import optax
 from flax import struct
 
 from o2o.agents import td3_bc
-from o2o.agents.common import Network, ObservationNormalizer, Spec, ensemble_q_values, td_target, value_and_grad
+from o2o.agents.common import Network, Spec, ensemble_q_values, td_target, value_and_grad
 from o2o.nets import MLP
 
 LOG_STD_MIN, LOG_STD_MAX = -4.0, 15.0  # the authors' VAE clamps its encoder's log std here
@@ -53,16 +53,8 @@ class Config(td3_bc.Config):
 
 
 @struct.dataclass
-class State:
-    actor: Network
-    critic: Network
+class State(td3_bc.State):
     vae: Network
-    target_actor_params: dict
-    target_critic_params: dict
-    normalizer: ObservationNormalizer
-    step: jax.Array
-    config: Config = struct.field(pytree_node=False)
-    spec: Spec = struct.field(pytree_node=False)
 
 
 class VAE(nn.Module):
@@ -92,8 +84,7 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     module = VAE(config.vae_hidden_dims, latent_dim(config, spec), config.network_init)
     vae = Network.create(module, optax.adam(config.vae_lr), vae_key, jnp.concatenate([obs, act], axis=-1),
                          jnp.zeros(obs.shape[:-1] + (latent_dim(config, spec),)))
-    return State(base.actor, base.critic, vae, base.target_actor_params, base.target_critic_params, base.normalizer,
-                 base.step, config, base.spec)
+    return State(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}, vae=vae)
 
 
 def uncertainty(state: State, params, obs: jax.Array, actions: jax.Array, noise: jax.Array) -> jax.Array:
