@@ -136,11 +136,12 @@ def test_every_algorithm_runs_from_the_command_line(offline_algos, online_algos,
 
 
 # one algorithm per fine-tuning path: symmetric batches with next actions and recipe changes (ReBRAC), with Monte-Carlo
-# returns (Cal-QL), a universal policy whose training coefficients come from its balance model once online (FamO2O);
+# returns (Cal-QL), a universal policy whose training coefficients come from its balance model once online (FamO2O),
+# batches mostly of the newest online steps and actions chosen among candidates (SUNG);
 # with -m slow: union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), terms dropped
 # and no offline data kept (RO2O, its 2,500-step warm-up cut to 3). The CLI test above covers the rest; QC's fine-tuning
 # runs in test_online_engine.
-FINE_TUNING_PATHS = ("rebrac", "calql", "famo2o")
+FINE_TUNING_PATHS = ("rebrac", "calql", "famo2o", "sung")
 MORE_FINE_TUNING_PATHS = ("iql", "edac", "fql", "ro2o")
 
 
