@@ -273,7 +273,9 @@ CHECKS = {
                learning="equal at 3 + 3 seeds, 10k updates, HalfCheetah-v5 medium-replay (22.4 vs 23.8)"),
     "sung": Check("guosyjlu/SUNG", commit="88dc872fe4920c098fe6cff0d5cc4dee713929c5"),
     "ro2o": Check("BattleWen/RO2O", commit="d066702273944fa5ec15a3050c05cf30f1ce9e05",
-                  deviations=("update order", "log pi's tanh correction")),
+                  deviations=("update order", "log pi's tanh correction"),
+                  learning="final equal, AUC inconclusive at 3 + 3 seeds, 10k updates, Pendulum-v1 medium-replay "
+                           "(100.9 vs 99.5)"),
     "lbsac": Check("tinkoff-ai/lb-sac", commit="7253267492b144985e765399aa382f0aa7916863",
                deviations=("update order", "critic loss reduction", "log pi's tanh correction",
                            "critic LayerNorm (the hopper-medium preset only)")),
