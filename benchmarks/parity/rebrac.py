@@ -152,7 +152,9 @@ def main() -> None:
                   "numpy": np.__version__},
         why="the authors' code (Tarasov et al., 2023)",
         losses=losses, after_1=after_1, after_all=from_reference(actor, critic),
-        tolerance={"losses": 1e-5, "after_1": 1e-5, "after_all": 1e-5, **fixture.TOLERANCE_NOTE},
+        # the as-is fixture's test reads its tolerances as the scale the documented lag must exceed
+        tolerance={**({"losses": 1e-5, "after_1": 1e-5, "after_all": 1e-5} if args.as_is else
+                      {"losses": 3e-4, "after_1": 1e-5, "after_all": 1e-2}), **fixture.TOLERANCE_NOTE},
         injected=[("target policy smoothing noise: jax.random.normal in update_critic, one (batch, action_dim) draw "
                   "per update")],
         not_injected=["update_actor's jax.random.uniform: a logged metric (bc_mse_random) only"],
@@ -162,8 +164,18 @@ def main() -> None:
                (f"actor_bc_coef {config['actor_bc_coef']}, critic_bc_coef {config['critic_bc_coef']}: the paper's "
                "hopper-medium-replay values (Table 8)"),
                ("one batch for every update; states as given (neither side standardizes them: the reference's gym "
-               "setting)")],
+               "setting)"), *([] if args.as_is else [FLOAT32_NOTE])],
     )
+
+
+# Why the float32 tolerances after many updates are loose: this update carries float32 rounding far (LayerNorm critics,
+# ReLU kinks, Adam): one ulp on the batch's states moves o2o's own actor by 4.6e-4 and its critic by 2.2e-4 after the
+# 100 updates. Run on the CPU the fixture was made on, o2o matched the reference to 2.5e-7 (the same XLA kernels round
+# alike); on another CPU of this project's (roofline 422 against 140 GFLOP/s) the same code is 2.4e-3 (actor) and
+# 1.1e-3 (critic) off after 100 updates and 7.1e-5 on the losses, 4.2e-7 after one update; float64 agrees to 5e-16.
+FLOAT32_NOTE = ("float32 tolerances losses 3e-4, after 100 updates 1e-2 (one update 1e-5): one ulp on the batch's states "
+                "moves o2o's own actor by 4.6e-4 after 100 updates; on the CPU that made the fixture o2o matched to "
+                "2.5e-7, on a CPU with other XLA kernels 2.4e-3 (float64: 5e-16)")
 
 
 if __name__ == "__main__":
