@@ -120,9 +120,8 @@ def main() -> None:
             if t == 0:
                 after_1 = copy.deepcopy(parameters(policy))
 
-    finetuning = config["bc_weight"] != 1.0 or ranked
     fixture.write(
-        args, inputs, name="sung-finetuning" if finetuning else None, repository="guosyjlu/SUNG",
+        args, inputs, name=meta.get("case"), repository="guosyjlu/SUNG",
         versions={"torch": torch.__version__, "numpy": np.__version__},
         why=("the authors' code (Guo et al.; PyTorch, on the TD3+BC authors' TD3_BC.py): its TD3 class and VAE import "
              "with torch 2.13 as they are"),
@@ -146,7 +145,7 @@ def main() -> None:
                "nn.Linear layers narrower, its code unchanged",
                f"batch {batch_size}; BC weight {config['bc_weight']} on the {kept} samples of largest u(s, pi(s))"
                + (" (the authors' fine-tuning: 0.05 on 5%; a weight of 1 and 10% here so that the term moves the "
-                  "fixture)" if finetuning else " (every sample: TD3+BC, the offline phase)"),
+                  "fixture)" if ranked else " (every sample: TD3+BC, the offline phase)"),
                "states standardized by the adapter before the reference sees them (as its OORB does); o2o "
                "standardizes inside its update with the same mean and std",
                "fresh Adam states on both sides (the authors' fine-tuning loads the offline run's actor and critic "
