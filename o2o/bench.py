@@ -14,6 +14,7 @@ names (`o2o.bench_datasets`). A cell's phases are composed by `o2o.train.phases.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from o2o import files, results
-from o2o.agents import get_algorithm, read_fields
+from o2o.agents import get_algorithm, read_fields, reward_bonus
 from o2o.algorithms import canonical_name, fine_tunes
 from o2o.bench_datasets import (COLLECT, cell_env, check_datasets, dataset_label, locked, materialize,
                                 parse_collect)
@@ -57,6 +58,7 @@ class Grid:
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)  # FIELD or ALGO.FIELD -> value
     samplers: list[str] = dataclasses.field(default_factory=lambda: ["uniform"])  # every algorithm runs with each
     sampler_temperature: float = DEFAULT_TEMPERATURE  # alpha of the weighted samplers (o2o.data.samplers)
+    bonuses: list[str] = dataclasses.field(default_factory=lambda: ["none"])  # each fine-tuned cell runs with each
 
     def __post_init__(self) -> None:
         if not self.algos or not self.datasets or not self.samplers:
@@ -84,6 +86,12 @@ class Grid:
             get_algorithm(algo, self.overrides_for(algo))  # bad values fail now, not in a worker
         from o2o.train.offline import check_sampler_fits
 
+        self.bonuses = list(dict.fromkeys(self.bonuses or ["none"]))
+        if self.bonuses != ["none"] and self.online_steps <= 0:
+            raise O2OError("bench: a reward bonus (--bonuses) acts online; give --online-steps")
+        tuned = {self.online_algo or a for a in self.algos if fine_tunes(a)}
+        for bonus, algo in itertools.product(set(self.bonuses) - {"none"}, tuned):  # unknown, or no critic: refused
+            reward_bonus(bonus, get_algorithm(algo)[0], 1)
         for sampler in self.samplers:
             samplers.check(sampler, self.sampler_temperature)
             for algo in self.algos:
@@ -112,6 +120,7 @@ class Cell:
     seeds: tuple[int, ...]
     online_algo: str | None
     sampler: str = "uniform"
+    bonus: str = "none"  # the online phase's reward bonus
 
 
 def cells(grid: Grid) -> list[Cell]:
@@ -128,13 +137,13 @@ def cells(grid: Grid) -> list[Cell]:
             online = None
             if grid.online_steps > 0 and fine_tunes(algo):
                 online = grid.online_algo or algo
-            for sampler in grid.samplers:
+            for sampler, bonus in itertools.product(grid.samplers, grid.bonuses if online else ["none"]):
                 method = samplers.method_name(algo, sampler, grid.sampler_temperature)
                 for dataset, label in zip(grid.datasets, labels):
-                    name = (f"{method}--{label}" + (f"--{online}" if online else "")
+                    name = (f"{method}--{label}" + (f"--{results.online_method(online, bonus)}" if online else "")
                             + (f"--s{group[0]}" if grid.split_seeds else ""))
                     out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online,
-                                    sampler))
+                                    sampler, bonus))
     return out
 
 
@@ -200,7 +209,8 @@ def execute_cell(cell: Cell, grid: Grid, bench_dir: str, logging: loggers.LogSet
                 sampler_temperature=grid.sampler_temperature)
             online_given = {"eval_every": grid.online_eval_every or max(1, grid.online_steps // 10),
                             "eval_episodes": grid.eval_episodes,
-                            "agent_overrides": grid.overrides_for(cell.online_algo) if cell.online_algo else {}}
+                            "agent_overrides": grid.overrides_for(cell.online_algo) if cell.online_algo else {},
+                            "reward_bonus": cell.bonus}
             phases.offline_then_online(settings, cell_dir, grid.online_steps if cell.online_algo else 0, cell.online_algo,
                                        online_given, progress=False, resume=True, logging=logging)
         return {"status": "completed", "wall_seconds": time.perf_counter() - started}
@@ -243,7 +253,7 @@ def prepare_dir(grid: Grid, bench_dir: Path, logging: loggers.LogSettings | None
 def _added_fields() -> dict[str, Any]:
     """The defaults of the Grid fields o2o added after the first bench.json was written: an older bench.json lacks
     them, and its grid is the same as one that gives them."""
-    return {"samplers": ["uniform"], "sampler_temperature": DEFAULT_TEMPERATURE}
+    return {"samplers": ["uniform"], "sampler_temperature": DEFAULT_TEMPERATURE, "bonuses": ["none"]}
 
 
 def saved_grid(bench_dir: Path) -> Grid:
@@ -272,7 +282,8 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
     status = results.cell_status(conn)
     for cell in all_cells:
         if cell.id not in status:
-            results.set_cell(conn, cell.id, algo=cell.algo, dataset=cell.label, online_algo=cell.online_algo,
+            results.set_cell(conn, cell.id, algo=cell.algo, dataset=cell.label,
+                             online_algo=cell.online_algo and results.online_method(cell.online_algo, cell.bonus),
                              seeds=list(cell.seeds), status="pending")
     todo = [c for c in all_cells if status.get(c.id) != "completed"]
     if todo:

@@ -156,6 +156,11 @@ def describe_run_dir(run_dir: str | Path) -> tuple[Path | None, Path | None]:
     raise O2OError(f"{run.path}: config.json kind {run.kind!r} is neither offline nor online")
 
 
+def online_method(algo: str, bonus: str = "none") -> str:
+    """How results name an online phase: its algorithm, with its reward bonus where it had one (`calql+sera`)."""
+    return algo if bonus == "none" else f"{algo}+{bonus}"
+
+
 def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: Path | None, cell: str | None = None,
                status: str | None = None, error: str | None = None, label: str | None = None) -> list[int]:
     """Write one row per seed of a run (its offline and/or online directory) with all its evaluations; returns the ids."""
@@ -180,7 +185,8 @@ def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: P
             "INSERT INTO runs (key, cell, algo, online_algo, dataset, dataset_source, env, level, seed, offline_dir,"
             " online_dir, offline_steps, online_steps, config, status, error, wall_seconds, cumulative_regret, versions)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, cell, algo, online_settings["algo"] if online_settings and offline_dir else None,
+            (key, cell, algo, online_method(online_settings["algo"], online_settings.get("reward_bonus", "none"))
+             if online_settings and offline_dir else None,
              label or (Path(source).name if source else "online"), source, first.get("env_id"),
              metadata.get("level"), seed, str(offline_dir) if offline_dir else None,
              str(online_dir) if online_dir else None,

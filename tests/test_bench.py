@@ -154,7 +154,14 @@ def test_bench_cli_exit_status_and_json_line(datasets, tmp_path, capsys):
 
 def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert set(bench.shipped_suites()) == {"quick", "zoo", "finetuning", "ogbench"}  # as `o2o bench --help` lists them
-    assert len(bench.cells(bench.Grid(**bench.load_suite("finetuning")))) == 18  # every method on every dataset
+    finetuning = bench.cells(bench.Grid(**bench.load_suite("finetuning")))
+    assert len(finetuning) == 42  # every method on every dataset, fine-tuned without and with SERA's bonus
+    assert {c.id for c in finetuning if c.bonus == "sera"} == {c.id + "+sera" for c in finetuning if c.bonus == "none"}
+    for given, refusal in ((dict(bonuses=["sera"]), "give --online-steps"),
+                           (dict(bonuses=["rnd"], online_steps=10), "choose one of"),
+                           (dict(algos=["fql"], bonuses=["sera"], online_steps=10), "has none of")):
+        with pytest.raises(O2OError, match=refusal):
+            bench.Grid(**{"algos": ["calql", "bc"], "datasets": ["collect:Pendulum-v1:medium"], **given})
     zoo = bench.Grid(**bench.load_suite("zoo"))
     assert len(bench.cells(zoo)) == 27 and zoo.steps == 1_000_000
     # seed-major order: a grid stopped after its first nine cells already holds every dataset at seed 0

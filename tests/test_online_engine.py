@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from o2o import results
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import load_dataset, write_o2o
 from o2o.train import offline, online, phases, runs
@@ -184,3 +185,32 @@ def test_qc_finetuning_killed_mid_chunk_resumes_exactly(pendulum, tmp_path, monk
     assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=153)
     acting = runs.load_checkpoint(tmp_path / "killed", {})["episodes_in_progress"]["acting"]
     assert int(acting["episode_steps"][0]) % 5 != 0 and np.asarray(acting["memory"]).shape == (1, 5, 1)
+
+
+def sera_finetune(run, out, **given):
+    phases.finetune(run, 300, out=str(out), eval_every=300, eval_episodes=1, progress=False, **given)
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_finetuning_with_sera_reads_the_bonus_and_a_zero_scale_changes_nothing(calql_run, tmp_path, capsys):
+    plain = sera_finetune(calql_run, tmp_path / "plain")
+    zero = sera_finetune(calql_run, tmp_path / "zero", reward_bonus="sera", bonus_scale=0.0)
+    code, _, err = run_cli(["finetune", str(calql_run), "--online-steps", "300", "--eval-every", "300",
+                            "--eval-episodes", "1", "--out", str(tmp_path / "sera"), "--with", "sera",
+                            "--bonus-neighbours", "8", "--quiet"], capsys)
+    assert code == 0, err
+    with_bonus = [json.loads(line) for line in (tmp_path / "sera" / "metrics.jsonl").read_text().splitlines()]
+    settings = json.loads((tmp_path / "sera" / "config.json").read_text())["settings"]
+    assert settings["reward_bonus"] == "sera" and settings["bonus_neighbours"] == 8
+
+    def losses(rows):
+        return [row["critic_loss"] for row in rows if "critic_loss" in row]
+
+    assert losses(zero) == losses(plain) and losses(zero)
+    assert all(row["sera_bonus"] == 0.0 for row in zero if "sera_bonus" in row)
+    bonuses = [row["sera_bonus"] for row in with_bonus if "sera_bonus" in row]
+    assert bonuses and all(-1.0 <= b <= 1.0 and b != 0.0 for b in bonuses)
+    assert losses(with_bonus) != losses(plain)
+    conn = results.connect(tmp_path / "results.sqlite")  # results and the report name the method with its bonus
+    results.ingest_run(conn, calql_run, tmp_path / "sera")
+    assert {row["online_algo"] for row in conn.execute("SELECT online_algo FROM runs")} == {"calql+sera"}

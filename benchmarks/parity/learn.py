@@ -335,6 +335,79 @@ def ogbench_task_name(dataset: Path, env_id: str) -> str:
     return f"{stem[:-len('-v0')]}-singletask{suffix}"
 
 
+def unit_actions(data: dict, env_id: str) -> tuple[dict, np.ndarray]:
+    """The data with its actions divided by the env's bound (Pendulum's torque of 2 becomes 1; a no-op for MuJoCo's
+    [-1, 1] boxes), as o2o's agents see them; the bound, by which the adapter's `act` multiplies its actions back.
+    The references assume actions in [-1, 1] (tanh policies, their clip to 1 - 1e-5)."""
+    import gymnasium as gym
+    high = gym.make(env_id).action_space.high.astype(np.float32)
+    return {**data, "actions": (data["actions"] / high).astype(np.float32)}, high
+
+
+def reference_settings(defaults, given: list[str]) -> None:
+    """`--reference-set KEY=VALUE` items into a reference's config (an ml_collections ConfigDict), each parsed as its
+    default's type (a tuple of ints from "64,64", a bool from true/false); a key the config lacks is an error."""
+    for item in given:
+        key, text = item.split("=", 1)
+        assert key in defaults, f"{key}: not a setting of the reference's config ({sorted(defaults)})"
+        default = defaults[key]
+        if isinstance(default, bool):
+            assert text.lower() in ("true", "false"), item
+            defaults[key] = text.lower() == "true"
+        elif isinstance(default, tuple):
+            defaults[key] = tuple(type(default[0])(width) for width in text.split(","))
+        else:
+            defaults[key] = type(default)(text)
+
+
+def fql_npz(reference: Path, data: dict, seed: int, config: dict):
+    """The authors' FQL on a D4RL-layout .npz, as its main.py runs a D4RL MuJoCo task offline: the data through its
+    own `envs/d4rl_utils.get_dataset` (d4rl's `qlearning_dataset` replaced by `d4rl_qlearning_dataset` on the .npz,
+    actions first scaled to [-1, 1] by the env's bound: `unit_actions`; a timeout's transition dropped, masks 1 -
+    terminals, episode ends where the next state jumps) and its `make_env_and_datasets`' clip of the actions to
+    1 - 1e-5; `random.seed` / `np.random.seed(seed)`, `train_dataset.sample(1)` as its example batch,
+    `FQLAgent.create(seed, ...)` with agents/fql.py's get_config() and `--reference-set` (its own keys:
+    actor_hidden_dims=64,64 value_hidden_dims=64,64 discount=0.95 alpha=0.1 normalize_q_loss=true ...); then per
+    update its offline body, `agent.update(train_dataset.sample(batch_size))`. Acting as its evaluate(): the one-step
+    policy's `sample_actions(obs, seed=key)` (keys split from PRNGKey(seed)), clipped to [-1, 1], times the bound.
+    ogbench, which env_utils imports at its top, is not used on this path."""
+    import random
+
+    import jax
+    sys.path.insert(0, str(reference))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("distrax", "d4rl")
+    if config.get("two_pass_layer_norm"):  # the diagnostic: flax's LayerNorm variance as E[(x - E[x])^2] (o2o's)
+        import flax.linen
+        flax.linen.LayerNorm = functools.partial(flax.linen.LayerNorm, use_fast_variance=False)
+    scaled, high = unit_actions(data, config["env"])
+    sys.modules["d4rl"].qlearning_dataset = lambda env: d4rl_qlearning_dataset(scaled)
+    from agents.fql import FQLAgent, get_config
+    from envs import d4rl_utils
+    dataset = d4rl_utils.get_dataset(None, config["dataset"])
+    dataset = dataset.copy(add_or_replace=dict(actions=np.clip(dataset["actions"], -1 + 1e-5, 1 - 1e-5)))
+    settings = get_config()
+    reference_settings(settings, config["reference_set"])
+    random.seed(seed)
+    np.random.seed(seed)
+    example = dataset.sample(1)
+    state = {"agent": FQLAgent.create(seed, example["observations"], example["actions"], settings),
+             "rng": jax.random.PRNGKey(seed)}
+
+    def update():
+        state["agent"], info = state["agent"].update(dataset.sample(settings["batch_size"]))
+        return info
+
+    def act(obs):
+        state["rng"], key = jax.random.split(state["rng"])
+        return np.clip(np.asarray(state["agent"].sample_actions(observations=obs, seed=key)), -1, 1) * high
+
+    print(f"fql: {dataset.size} transitions, {int(dataset['terminals'].sum())} episode ends, "
+          f"{int((1 - dataset['masks']).sum())} terminal, settings {dict(settings)}", flush=True)
+    return update, act
+
+
 def fql(reference: Path, data: dict | None, seed: int, config: dict):
     """The authors' FQL (seohongpark/fql, JAX; its update parity: benchmarks/parity/fql.py): its own `main()` (main.py)
     builds everything from its flags, as the README's command for this task does (`python main.py
@@ -358,7 +431,10 @@ def fql(reference: Path, data: dict | None, seed: int, config: dict):
       evaluation is learn.py's (o2o's protocol, see `evaluate_ogbench`), with its own keys. So the dataset's sampling
       stream after update 1 is NumPy's global stream seeded by main(), without the draws those two would take.
     Acting: `agent.sample_actions(observations=obs, seed=key)` (what its evaluate() calls through supply_rng; its
-    `temperature` is unused: the one-step policy always draws its noise), clipped to [-1, 1] as its evaluate() does."""
+    `temperature` is unused: the one-step policy always draws its noise), clipped to [-1, 1] as its evaluate() does.
+    A D4RL-layout .npz (`data` given): `fql_npz`."""
+    if data is not None:
+        return fql_npz(reference, data, seed, config)
     import functools
     import tempfile
 
@@ -477,7 +553,8 @@ def calql(reference: Path, data: dict, seed: int, config: dict):
     takes main()'s locals and ends main(): nothing is trained or evaluated in it). Each update is its loop's offline
     branch: `sac.train(batch_to_jax(subsample_batch(dataset, FLAGS.batch_size)), use_cql, cql_min_q_weight,
     enable_calql)` with main()'s own values (True, 5.0, True). Acting: its SamplerPolicy on the current policy
-    parameters, `deterministic=True` (tanh of the mean), as its evaluation.
+    parameters, `deterministic=True` (tanh of the mean), as its evaluation. Actions in [-1, 1] on its side
+    (`unit_actions`: Pendulum's are divided by its torque bound of 2, and the policy's multiplied by it).
     Replaced, because main() cannot run them here:
     - `get_d4rl_dataset_with_mc_calculation` raises NotImplementedError for any env but AntMaze; its stand-in does what
       it does with the dense-reward setting, `qlearning_dataset_and_calc_mc(..., is_sparse_reward=False)` (the
@@ -496,7 +573,8 @@ def calql(reference: Path, data: dict, seed: int, config: dict):
     stub_training_imports("wandb", "d4rl", "gym", "viskit.logging")
     sys.modules["viskit.logging"].setup_logger = lambda *args, **kwargs: None
     name = config["dataset"]
-    raw = {k: data[k] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
+    scaled, high = unit_actions(data, config["env"])  # its policy is a tanh Gaussian in [-1, 1]
+    raw = {k: scaled[k] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
     env = types.SimpleNamespace(get_dataset=lambda **kwargs: raw,
                                 spec=types.SimpleNamespace(name=name, max_episode_steps=None),
                                 observation_space=types.SimpleNamespace(shape=data["observations"].shape[1:]),
@@ -557,7 +635,7 @@ def calql(reference: Path, data: dict, seed: int, config: dict):
                                                enable_calql=calibrated), "sac")
 
     def act(obs):
-        return policy.update_params(sac.train_params["policy"])(obs.reshape(1, -1), deterministic=True)
+        return policy.update_params(sac.train_params["policy"])(obs.reshape(1, -1), deterministic=True) * high
 
     print(f"calql: {len(dataset['rewards'])} transitions, mean reward {float(dataset['rewards'].mean()):.4f}, "
           f"mean MC return {float(dataset['mc_returns'].mean()):.2f}, done {int(dataset['dones'].sum())}, "
@@ -893,9 +971,9 @@ def main() -> None:
                         help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")
     parser.add_argument("--utd", type=int, default=20, help="online methods: critic updates per env step (RLPD: 20)")
     parser.add_argument("--two-pass-layer-norm", action="store_true",
-                        help="rlpd: flax's LayerNorm with use_fast_variance=False, its variance E[(x - E[x])^2] as "
-                             "o2o's LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the update fixture's "
-                             "shim)")
+                        help="rlpd, fql on a .npz: flax's LayerNorm with use_fast_variance=False, its variance "
+                             "E[(x - E[x])^2] as o2o's LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the "
+                             "update fixture's shim)")
     args = parser.parse_args()
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:

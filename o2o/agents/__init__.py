@@ -146,6 +146,26 @@ def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> A
 
 
 
+# Reward bonuses an online run may add to every batch's rewards (`OnlineSettings.reward_bonus`): name -> module with a
+# `Config` and `augment(batch, q_values, config) -> (batch, metrics)`.
+REWARD_BONUSES = {"sera": "sera"}
+
+
+def reward_bonus(name: str, agent: Agent, window: int, **options: Any) -> Callable[[Any, dict], tuple[dict, dict]]:
+    """(state, batch) -> (batch with the bonus in its rewards, the bonus's metrics): bonus `name` with its Config's
+    `options`, reading `agent`'s critic ensemble at the batch's states and actions."""
+    if name not in REWARD_BONUSES:
+        raise O2OError(f"reward bonus {name!r}; choose one of {', '.join(REWARD_BONUSES)}")
+    if agent.q_values is None:
+        raise O2OError(f"{name} reads a critic's Q values, which {agent.name} has none of")
+    if window != 1:
+        raise O2OError(f"{name} needs batches of single transitions; {agent.name} samples windows of {window} steps")
+    module = importlib.import_module(f"o2o.agents.{REWARD_BONUSES[name]}")
+    config = module.Config(**options)
+    return lambda state, batch: module.augment(batch, agent.q_values(state, batch["observations"], batch["actions"]),
+                                               config)
+
+
 def restore_algorithm(name: str, recorded: dict[str, Any]) -> tuple[Agent, Any]:
     """The agent and the exact config a run recorded (its config.json's agent_config): nothing re-applied, nothing
     refused (fields that o2o added since take their defaults)."""
@@ -157,4 +177,4 @@ def restore_algorithm(name: str, recorded: dict[str, Any]) -> tuple[Agent, Any]:
 
 
 __all__ = ["INHERITED_FIELDS", "TRANSITION_FIELDS", "Agent", "Spec", "canonical_name", "get_algorithm", "read_fields",
-           "restore_algorithm", "uniform_transitions", "uniform_windows"]
+           "restore_algorithm", "reward_bonus", "uniform_transitions", "uniform_windows"]

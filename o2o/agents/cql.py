@@ -23,6 +23,7 @@ from o2o.agents.common import ensemble_squared_error
 State = sac.State
 init = sac.init
 act = sac.act
+q_values = sac.q_values
 
 
 @dataclasses.dataclass(frozen=True)

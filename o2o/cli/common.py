@@ -60,6 +60,13 @@ WarmupOption = Annotated[Optional[int], typer.Option("--warmup-steps", help="Ste
                                                      "(default: the algorithm's).")]
 EvalEpisodesOption = Annotated[Optional[int], typer.Option("--eval-episodes", help="Episodes per seed and evaluation "
                                                           "(0: none; default 10).")]
+BonusOption = Annotated[Optional[str], typer.Option("--with", help="A reward bonus for the online phase: sera (SERA's "
+                                                   "Q-conditioned state-entropy bonus, on any algorithm with a critic; "
+                                                   "default none).")]
+BonusNeighboursOption = Annotated[Optional[int], typer.Option("--bonus-neighbours", help="--with sera: k of its "
+                                                              "nearest-neighbour estimate in each batch (default 10).")]
+BonusScaleOption = Annotated[Optional[float], typer.Option("--bonus-scale", help="--with sera: lambda in r + lambda "
+                                                           "tanh(r_int) (default 1).")]
 LoggerOption = Annotated[Optional[str], typer.Option("--logger", help="Where metrics go besides metrics.jsonl (always "
                                                     "written): tensorboard (the default), wandb, none, or a list such "
                                                     "as tensorboard,wandb. It changes no result; a resumed run keeps "

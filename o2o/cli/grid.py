@@ -45,6 +45,10 @@ def bench_cmd(
                                                     "advantage-weighted (see `o2o train --help`); the report names a "
                                                     "weighted method ALGO+RW-0.1 or ALGO+AW-0.1.")] = None,
     sampler_temperature: SamplerTemperatureOption = None,
+    bonuses: Annotated[Optional[str], typer.Option("--bonuses", help="Comma-separated reward bonuses of the online "
+                                                   "phase, each a cell dimension of the fine-tuned cells: none (the "
+                                                   "default), sera (see `o2o finetune --help`); the report names a "
+                                                   "bonus's method ALGO\u2192ALGO+sera.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="CPUs of the local Ray instance (default: "
                                                    "the cores available).")] = None,
     address: Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster instead of starting "
@@ -73,7 +77,8 @@ def bench_cmd(
              "online_algo": online_algo, "eval_every": eval_every, "online_eval_every": online_eval_every,
              "eval_episodes": eval_episodes, "split_seeds": split_seeds or None,
              "samplers": samplers and [s.strip() for s in samplers.split(",") if s.strip()],
-             "sampler_temperature": sampler_temperature}
+             "sampler_temperature": sampler_temperature,
+             "bonuses": bonuses and [b.strip() for b in bonuses.split(",") if b.strip()]}
     values.update({k: v for k, v in given.items() if v is not None})
     values["overrides"] = {**values.get("overrides", {}), **_parse_overrides(overrides)}
     if not out:

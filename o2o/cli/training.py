@@ -7,9 +7,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from o2o.algorithms import names
-from o2o.cli.common import (EnvOption, EvalEpisodesOption, JsonFlag, LoggerOption, OverridesOption, PresetOption,
-                            QuietFlag, SamplerOption, SamplerTemperatureOption, UtdOption, WandbProjectOption,
-                            WarmupOption, _given, _logging, _parse_overrides, _print_summary, app)
+from o2o.cli.common import (BonusNeighboursOption, BonusOption, BonusScaleOption, EnvOption, EvalEpisodesOption,
+                            JsonFlag, LoggerOption, OverridesOption, PresetOption, QuietFlag, SamplerOption,
+                            SamplerTemperatureOption, UtdOption, WandbProjectOption, WarmupOption, _given, _logging,
+                            _parse_overrides, _print_summary, app)
 from o2o.errors import O2OError
 
 
@@ -88,6 +89,9 @@ def online_cmd(
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the online run in this directory as "
                                                   "recorded (fine-tuning runs too).")] = None,
     overrides: OverridesOption = None,
+    bonus: BonusOption = None,
+    bonus_neighbours: BonusNeighboursOption = None,
+    bonus_scale: BonusScaleOption = None,
     logger: LoggerOption = None,
     wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
@@ -98,7 +102,8 @@ def online_cmd(
 
     logging = _logging(logger, wandb_project)
     options = dict(env=env, offline_dataset=dataset, seeds=seeds, seed=seed, utd=utd, warmup_steps=warmup_steps,
-                   eval_every=eval_every, eval_episodes=eval_episodes, out=out)
+                   eval_every=eval_every, eval_episodes=eval_episodes, out=out, reward_bonus=bonus,
+                   bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)
     if resume:
         _resume_refusals(resume, algo, {**options, "set": overrides})
         _print_summary(online.resume(resume, steps=steps, progress=not quiet, logging=logging), as_json)
@@ -121,6 +126,9 @@ def finetune(
     eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default RUN_DIR-finetune-ALGO).")] = None,
     overrides: OverridesOption = None,
+    bonus: BonusOption = None,
+    bonus_neighbours: BonusNeighboursOption = None,
+    bonus_scale: BonusScaleOption = None,
     logger: LoggerOption = None,
     wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
@@ -133,7 +141,8 @@ def finetune(
     _print_summary(phases.finetune(run_dir, online_steps, algo=algo, out=out, progress=not quiet, logging=logging,
                                    agent_overrides=_parse_overrides(overrides),
                                    **_given(utd=utd, warmup_steps=warmup_steps, eval_every=eval_every,
-                                            eval_episodes=eval_episodes)), as_json)
+                                            eval_episodes=eval_episodes, reward_bonus=bonus,
+                                            bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)), as_json)
 
 
 @app.command("run")
@@ -154,6 +163,9 @@ def run_cmd(
     sampler_temperature: SamplerTemperatureOption = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable), for "
                                                            "both phases where the algorithm reads FIELD.")] = None,
+    bonus: BonusOption = None,
+    bonus_neighbours: BonusNeighboursOption = None,
+    bonus_scale: BonusScaleOption = None,
     logger: LoggerOption = None,
     wandb_project: WandbProjectOption = None,
     quiet: QuietFlag = False,
@@ -172,7 +184,8 @@ def run_cmd(
     summary = phases.offline_then_online(
         settings, out or Path("runs") / f"{algo}-o2o-{Path(dataset).name}", online_steps, online_algo,
         {"eval_every": eval_every, "eval_episodes": eval_episodes,
-         "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed)}, progress=not quiet,
+         "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed),
+         **_given(reward_bonus=bonus, bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)}, progress=not quiet,
         logging=logging)
     _print_summary(summary, as_json)
 

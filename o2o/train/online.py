@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from o2o import files
-from o2o.agents import Spec, get_algorithm, restore_algorithm
+from o2o.agents import Spec, get_algorithm, restore_algorithm, reward_bonus
 from o2o.data import replay
 from o2o.envs import env_spaces, make_env, state as env_state
 from o2o.envs.actions import to_env_actions
@@ -50,6 +50,7 @@ class Prepared:
     start_score: float | None
     offline_data_settings: dict | None  # offline.OfflineSettings of the offline data in batches
     dataset_reference: dict | None  # runs.dataset_reference of that data
+    bonus: Any = None  # (state, batch) -> (batch, metrics): the reward bonus applied to every batch, or None
 
 
 def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
@@ -95,8 +96,15 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
         states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), seeds)
     start_score = recorded.record.get("start_score") if recorded is not None else (start.start_score if start else None)
     settings.check_windows(agent.window(config))
+    bonus = None
+    if settings.reward_bonus != "none":
+        if settings.bonus_neighbours > config.batch_size:
+            raise O2OError(f"{settings.reward_bonus}: {settings.bonus_neighbours} neighbours in batches of "
+                           f"{config.batch_size}; choose at most the batch size")
+        bonus = reward_bonus(settings.reward_bonus, agent, agent.window(config), neighbours=settings.bonus_neighbours,
+                             scale=settings.bonus_scale)
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
-                    start_score, offline_settings, reference)
+                    start_score, offline_settings, reference, bonus)
 
 
 def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | None, env_id: str) -> dict | None:
@@ -188,7 +196,7 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
         if key not in step_fns:
             step_fns[key] = make_env_step(agent, p.config.batch_size, s.utd, s.offline_sampling, *key,
                                           window=agent.window(p.config), offline_fraction=s.offline_fraction,
-                                          recent_steps=s.recent_steps)
+                                          recent_steps=s.recent_steps, bonus=p.bonus)
         return step_fns[key]
 
     def run_eval(t: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 from typing import Any
 
+from o2o.agents import REWARD_BONUSES
 from o2o.algorithms import online_defaults
 from o2o.errors import O2OError
 from o2o.train import runs
@@ -36,6 +37,9 @@ class OnlineSettings:
     offline_sampling: str = "none"
     offline_fraction: float = 0.1  # sampling "recent": the share of every batch drawn from offline + online data
     recent_steps: int = 20_000  # sampling "recent": the newest online steps the rest of every batch is drawn from
+    reward_bonus: str = "none"  # "sera": SERA's Q-conditioned state-entropy bonus added to every batch's rewards
+    bonus_neighbours: int = 10  # reward bonus: k of its k-nearest-neighbour estimate (the point itself counted)
+    bonus_scale: float = 1.0  # reward bonus: lambda in r + lambda tanh(r_int)
     init_from: str | None = None
     out: str | None = None
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -50,6 +54,11 @@ class OnlineSettings:
         if not 0.0 <= self.offline_fraction <= 1.0 or not (isinstance(self.recent_steps, int) and self.recent_steps >= 1):
             raise O2OError(f"sampling 'recent' takes an offline fraction in [0, 1] and at least 1 recent step, not "
                            f"{self.offline_fraction} and {self.recent_steps}")
+        if self.reward_bonus not in ("none", *REWARD_BONUSES):
+            raise O2OError(f"reward bonus {self.reward_bonus!r}; choose one of none, {', '.join(REWARD_BONUSES)}")
+        if not (isinstance(self.bonus_neighbours, int) and self.bonus_neighbours >= 2) or not self.bonus_scale >= 0:
+            raise O2OError(f"a reward bonus takes at least 2 neighbours (the point itself counted) and a scale >= 0, "
+                           f"not {self.bonus_neighbours} and {self.bonus_scale}")
         if self.warmup_policy not in WARMUP_POLICIES:
             raise O2OError(f"warm-up policy {self.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
 

@@ -69,12 +69,21 @@ def replay_batch(buffer: replay.ReplayBuffer, offline_data: dict, key: jax.Array
 
 
 def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, random_actions: bool,
-                  window: int = 1, offline_fraction: float = 0.1, recent_steps: int = 20_000):
+                  window: int = 1, offline_fraction: float = 0.1, recent_steps: int = 20_000, bonus=None):
     """(state, buffer, transition, next_obs, seed_key, step, offline_data, memory, t, last_reward) -> (state, buffer,
     next_action, memory, metrics), vmapped over seeds; the step's key is fold_in(seed_key, step). Batch rows are windows
     of `window` consecutive steps where the agent's are (`Agent.window`). `memory`, `t` and `last_reward`: what an agent
-    that acts on the episode so far (`act_in_episode`) is given for the next action (else an empty memory). Buffer and
-    state are donated (updated in place)."""
+    that acts on the episode so far (`act_in_episode`) is given for the next action (else an empty memory). `bonus`:
+    (state, batch) -> (batch, metrics), a reward bonus applied to every batch before its update
+    (`o2o.agents.reward_bonus`), or None. Buffer and state are donated (updated in place)."""
+
+    def update(state, xs):
+        batch, key = xs
+        bonus_metrics = {}
+        if bonus is not None:  # from the state before this update, as its critic target is
+            batch, bonus_metrics = bonus(state, batch)
+        state, metrics = agent.update(state, batch, key)
+        return state, {**metrics, **bonus_metrics}
 
     def learn_and_act(state, buffer, next_obs, seed_key, step, offline_data, memory, t, last_reward):
         update_key, act_key = step_keys(seed_key, step)
@@ -84,7 +93,7 @@ def make_env_step(agent, batch_size: int, utd: int, sampling: str, learn: bool, 
             # all batches are gathered before the scan, so the buffer never enters the loop's state
             batches = jax.vmap(lambda k: replay_batch(buffer, offline_data, k, batch_size, sampling, window,
                                                       offline_fraction, recent_steps))(sample_keys)
-            state, metrics = jax.lax.scan(lambda state, xs: agent.update(state, *xs), state, (batches, update_keys))
+            state, metrics = jax.lax.scan(update, state, (batches, update_keys))
             metrics = jax.tree.map(jnp.nanmean, metrics)
         return state, (*_next_action(agent, state, next_obs, act_key, random_actions, memory, t, last_reward), metrics)
 
