@@ -91,7 +91,7 @@ class Grid:
             raise O2OError("bench: a reward bonus (--bonuses) acts online; give --online-steps")
         tuned = {self.online_algo or a for a in self.algos if fine_tunes(a)}
         for bonus, algo in itertools.product(set(self.bonuses) - {"none"}, tuned):  # unknown, or no critic: refused
-            reward_bonus(bonus, get_algorithm(algo)[0], 1)
+            reward_bonus(bonus, *get_algorithm(algo, self.overrides_for(algo)))
         for sampler in self.samplers:
             samplers.check(sampler, self.sampler_temperature)
             for algo in self.algos:

@@ -83,6 +83,15 @@ def test_calql_finetuning_improves_a_poor_agent(calql_run, tmp_path):
     assert summary["normalized_score"] >= summary["start_score"] + 15, points
 
 
+@pytest.mark.slow  # SERA's estimator is held to VCSE's code and its plumbing tested in the default suite
+def test_calql_with_sera_improves_a_poor_agent(calql_run, tmp_path):
+    # Cal-QL's recipe with SERA's bonus (k 10, lambda 1) in every batch's rewards; the bar is Cal-QL's own test's
+    summary = phases.finetune(calql_run, 4000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"),
+                              progress=False, reward_bonus="sera")
+    points = curve(summary)
+    assert summary["normalized_score"] >= summary["start_score"] + 15, points
+
+
 @pytest.mark.slow  # 140 s; RLPD's update and its learning curve are held to the authors' (test_parity, parity README)
 def test_rlpd_from_a_poor_offline_actor_improves(calql_run, tmp_path):
     # RLPD keeps the Cal-QL actor, learns fresh LayerNorm critics with 50/50 batches; UTD 2 instead of 20 for time.

@@ -1,6 +1,7 @@
 """SERA's reward bonus: the estimator on a hand-computed case and against VCSE's code (the fixture `sera`), and its
 refusals (the fine-tuning runs it enters: test_online_engine.py)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -58,10 +59,13 @@ def test_fixture_records_its_reference():
 
 def test_bonus_refusals():
     with pytest.raises(O2OError, match="has none of"):
-        reward_bonus("sera", get_algorithm("bc")[0], 1)
+        reward_bonus("sera", *get_algorithm("bc"))
+    chunked, config = get_algorithm("qc", {"horizon": "2"})  # no chunking agent has a critic ensemble yet
     with pytest.raises(O2OError, match="windows of 2"):
-        reward_bonus("sera", get_algorithm("calql")[0], 2)
+        reward_bonus("sera", dataclasses.replace(chunked, q_values=lambda state, obs, actions: obs), config)
     with pytest.raises(O2OError, match="choose one of"):
-        reward_bonus("rnd", get_algorithm("calql")[0], 1)
+        reward_bonus("rnd", *get_algorithm("calql"))
+    with pytest.raises(O2OError, match="at most the batch size"):
+        reward_bonus("sera", *get_algorithm("calql", {"batch_size": "8"}), neighbours=9)
     with pytest.raises(O2OError, match="at least 2 neighbours"):
         online.settings_for("sac", env="Pendulum-v1", reward_bonus="sera", bonus_neighbours=1).check()

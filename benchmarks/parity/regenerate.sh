@@ -21,7 +21,7 @@ run() {
   done
 }
 
-for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc ro2o sung}"; do
+for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc ro2o sung sera}"; do
   for a in $algo; do
     case $a in
       td3bc) run td3bc "$REFS/TD3_BC" "$REFS/.venv/bin/python" ;;
@@ -48,6 +48,7 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       ro2o) run ro2o "$REFS/RO2O" "$REFS/.venv/bin/python" ;;
       sung) run sung "$REFS/SUNG" "$REFS/.venv/bin/python"
             run sung-finetuning "$REFS/SUNG" "$REFS/.venv/bin/python" ;;
+      sera) "$REFS/.venv/bin/python" benchmarks/parity/sera.py --reference "$REFS/VCSE" ;;  # its own inputs
       *) echo "no parity adapter for $a" >&2; exit 2 ;;
     esac
   done

@@ -147,21 +147,26 @@ def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> A
 
 
 # Reward bonuses an online run may add to every batch's rewards (`OnlineSettings.reward_bonus`): name -> module with a
-# `Config` and `augment(batch, q_values, config) -> (batch, metrics)`.
+# `Config(neighbours, scale)` and `augment(batch, q_values, config) -> (batch, metrics)`.
 REWARD_BONUSES = {"sera": "sera"}
 
 
-def reward_bonus(name: str, agent: Agent, window: int, **options: Any) -> Callable[[Any, dict], tuple[dict, dict]]:
-    """(state, batch) -> (batch with the bonus in its rewards, the bonus's metrics): bonus `name` with its Config's
-    `options`, reading `agent`'s critic ensemble at the batch's states and actions."""
+def reward_bonus(name: str, agent: Agent, agent_config: Any, neighbours: int = 10,
+                 scale: float = 1.0) -> Callable[[Any, dict], tuple[dict, dict]]:
+    """(state, batch) -> (batch with the bonus in its rewards, the bonus's metrics): bonus `name` with its k =
+    `neighbours` and lambda = `scale`, reading `agent`'s critic ensemble at the batch's states and actions; refused
+    for an agent without a critic, batches of windows, or more neighbours than a batch holds."""
     if name not in REWARD_BONUSES:
         raise O2OError(f"reward bonus {name!r}; choose one of {', '.join(REWARD_BONUSES)}")
     if agent.q_values is None:
         raise O2OError(f"{name} reads a critic's Q values, which {agent.name} has none of")
-    if window != 1:
+    if (window := agent.window(agent_config)) != 1:
         raise O2OError(f"{name} needs batches of single transitions; {agent.name} samples windows of {window} steps")
+    if neighbours > agent_config.batch_size:
+        raise O2OError(f"{name}: {neighbours} neighbours in batches of {agent_config.batch_size}; choose at most the "
+                       "batch size")
     module = importlib.import_module(f"o2o.agents.{REWARD_BONUSES[name]}")
-    config = module.Config(**options)
+    config = module.Config(neighbours=neighbours, scale=scale)
     return lambda state, batch: module.augment(batch, agent.q_values(state, batch["observations"], batch["actions"]),
                                                config)
 

@@ -98,11 +98,7 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
     settings.check_windows(agent.window(config))
     bonus = None
     if settings.reward_bonus != "none":
-        if settings.bonus_neighbours > config.batch_size:
-            raise O2OError(f"{settings.reward_bonus}: {settings.bonus_neighbours} neighbours in batches of "
-                           f"{config.batch_size}; choose at most the batch size")
-        bonus = reward_bonus(settings.reward_bonus, agent, agent.window(config), neighbours=settings.bonus_neighbours,
-                             scale=settings.bonus_scale)
+        bonus = reward_bonus(settings.reward_bonus, agent, config, settings.bonus_neighbours, settings.bonus_scale)
     return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
                     start_score, offline_settings, reference, bonus)
 

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from o2o.agents import canonical_name, read_fields, restore_algorithm
+from o2o.agents import canonical_name, get_algorithm, read_fields, restore_algorithm, reward_bonus
 from o2o.algorithms import fine_tunes
 from o2o.errors import O2OError
 from o2o.train import handoff, loggers, offline, online, runs
@@ -36,6 +36,8 @@ def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, s
                                    out=out or str(offline_dir.parent / f"{offline_dir.name}-finetune-{canonical_name(algo)}"),
                                    **given)
     settings.check()
+    if settings.reward_bonus != "none":  # refused before any offline phase runs
+        reward_bonus(settings.reward_bonus, *get_algorithm(algo, settings.agent_overrides), settings.bonus_neighbours)
     return settings
 
 
