@@ -385,6 +385,10 @@ def fql_npz(reference: Path, data: dict, seed: int, config: dict):
     sys.modules["d4rl"].qlearning_dataset = lambda env: d4rl_qlearning_dataset(scaled)
     from agents.fql import FQLAgent, get_config
     from envs import d4rl_utils
+    if config.get("target_after_step"):  # the diagnostic: the target's Polyak step towards the stepped critic (o2o's)
+        original_target_update = FQLAgent.target_update
+        FQLAgent.target_update = lambda self, network, name: original_target_update(
+            self.replace(network=network), network, name)
     dataset = d4rl_utils.get_dataset(None, config["dataset"])
     dataset = dataset.copy(add_or_replace=dict(actions=np.clip(dataset["actions"], -1 + 1e-5, 1 - 1e-5)))
     settings = get_config()
@@ -974,6 +978,9 @@ def main() -> None:
                         help="rlpd, fql on a .npz: flax's LayerNorm with use_fast_variance=False, its variance "
                              "E[(x - E[x])^2] as o2o's LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the "
                              "update fixture's shim)")
+    parser.add_argument("--target-after-step", action="store_true",
+                        help="fql on a .npz: the target critic's Polyak step towards the critic after this update's "
+                             "step, as o2o's (the update fixture's alignment; a diagnostic)")
     args = parser.parse_args()
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:
@@ -987,7 +994,8 @@ def main() -> None:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
             "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "dataset_path": args.dataset,
             "env": args.env, "reference_set": args.reference_set, "start_training": args.start_training,
-            "utd": args.utd, "two_pass_layer_norm": args.two_pass_layer_norm})
+            "utd": args.utd, "two_pass_layer_norm": args.two_pass_layer_norm,
+            "target_after_step": args.target_after_step})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
         online = args.algo in ONLINE

@@ -144,8 +144,6 @@ def _coerce(value: Any, field: dataclasses.Field, declared: Any, algo: str) -> A
                        f"{getattr(kind, '__name__', kind)}") from None
 
 
-
-
 # Reward bonuses an online run may add to every batch's rewards (`OnlineSettings.reward_bonus`): name -> module with a
 # `Config(neighbours, scale)` and `augment(batch, q_values, config) -> (batch, metrics)`.
 REWARD_BONUSES = {"sera": "sera"}

@@ -1,7 +1,8 @@
 """SERA — Zhang et al., "SERA: Sample Efficient Reward Augmentation in Offline-to-Online Reinforcement Learning"
 (arXiv 2310.19805; its v4: "Improving Offline-to-Online RL with Q Conditioned State Entropy Exploration"): during online
 fine-tuning every sampled transition's reward gains a bonus for a state that is rare among the batch's states of
-similar value, a k-nearest-neighbour estimate of the state entropy conditioned on the pre-trained critic's Q:
+similar value, a k-nearest-neighbour estimate of the state entropy conditioned on the critic's Q (the pre-trained
+critic, as it is being fine-tuned):
 
     r' = r + scale tanh(r_int),   r_int_i = psi(n_q(i) + 1) / d + log(2 eps_i + 1e-5)
 
