@@ -159,7 +159,7 @@ def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert {c.id for c in finetuning if c.bonus == "sera"} == {c.id + "+sera" for c in finetuning if c.bonus == "none"}
     for given, refusal in ((dict(bonuses=["sera"]), "give --online-steps"),
                            (dict(bonuses=["rnd"], online_steps=10), "choose one of"),
-                           (dict(algos=["fql"], bonuses=["sera"], online_steps=10), "has none of")):
+                           (dict(algos=["qc"], bonuses=["sera"], online_steps=10), "has none of")):
         with pytest.raises(O2OError, match=refusal):
             bench.Grid(**{"algos": ["calql", "bc"], "datasets": ["collect:Pendulum-v1:medium"], **given})
     zoo = bench.Grid(**bench.load_suite("zoo"))

@@ -931,12 +931,13 @@ ADAPTERS = {"td3bc": td3bc, "iql": iql, "famo2o": famo2o, "rebrac": rebrac, "eda
 ONLINE = {"rlpd"}  # a step is an environment step; the curve starts at step 0
 
 
-def evaluate(act, env_id: str, episodes: int, seed: int) -> float:
+def evaluate(act, env_id: str, episodes: int, first_reset_seed: int) -> float:
+    """The mean return of `episodes` episodes, episode e reset with seed first_reset_seed + e."""
     import gymnasium as gym
     env = gym.make(env_id)
     returns = []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=10_000 * (seed + 1) + episode)
+        obs, _ = env.reset(seed=first_reset_seed + episode)
         if hasattr(act, "begin_episode"):  # a policy that executes action chunks: none queued at an episode's start
             act.begin_episode()
         total, done = 0.0, False
@@ -978,6 +979,10 @@ def main() -> None:
                         help="rlpd, fql on a .npz: flax's LayerNorm with use_fast_variance=False, its variance "
                              "E[(x - E[x])^2] as o2o's LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the "
                              "update fixture's shim)")
+    parser.add_argument("--o2o-reset-seeds", action="store_true",
+                        help="reset each evaluation's episodes with o2o's seeds (new initial states at every "
+                             "evaluation: 1_000_003 * (step + 1) + 10_007 * seed + episode) instead of the same "
+                             "10_000 * (seed + 1) + episode every time (a diagnostic)")
     parser.add_argument("--target-after-step", action="store_true",
                         help="fql on a .npz: the target critic's Polyak step towards the critic after this update's "
                              "step, as o2o's (the update fixture's alignment; a diagnostic)")
@@ -1025,7 +1030,8 @@ def main() -> None:
                     ret = score = evaluate_ogbench(act, args.env, args.eval_episodes, seed, step)
                 else:
                     clock = time.perf_counter()
-                    ret = evaluate(act, args.env, args.eval_episodes, seed)
+                    first = 1_000_003 * (step + 1) + 10_007 * seed if args.o2o_reset_seeds else 10_000 * (seed + 1)
+                    ret = evaluate(act, args.env, args.eval_episodes, first)
                     eval_seconds += time.perf_counter() - clock
                     score = 100.0 * (ret - low) / (high - low)
                 rows.append({"method": args.method or f"{args.algo} (reference)", "dataset": name, "seed": seed,

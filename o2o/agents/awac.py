@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import (Network, ObservationNormalizer, Spec, advantage_weighted_nll, ensemble_squared_error,
-                               gaussian_act, soft_update, td_target, value_and_grad)
+from o2o.agents.common import (Network, ObservationNormalizer, Spec, advantage_weighted_nll, ensemble_q_values,
+                               ensemble_squared_error, gaussian_act, soft_update, td_target, value_and_grad)
 from o2o.nets import CriticEnsemble, GaussianPolicy, clipped_gaussian_sample
 
 MAX_ADVANTAGE_WEIGHT = 100.0  # CORL's clip of exp(A / lambda)
@@ -105,3 +105,4 @@ def baseline_action_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Ar
 
 
 act = gaussian_act
+q_values = ensemble_q_values

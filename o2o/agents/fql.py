@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from o2o.agents.common import Network, ObservationNormalizer, Spec, soft_update, td_target, value_and_grad
+from o2o.agents.common import (Network, ObservationNormalizer, Spec, ensemble_q_values, soft_update, td_target,
+                               value_and_grad)
 from o2o.errors import O2OError
 from o2o.nets import ActionField, CriticEnsemble, GeluMLP
 
@@ -166,6 +167,9 @@ def one_step_policy_loss(state: State, params, obs: jax.Array, noise: jax.Array)
     q = state.critic(obs, jnp.clip(raw, -1.0, 1.0)).mean(axis=0)
     lmbda = jax.lax.stop_gradient(1.0 / jnp.abs(q).mean()) if config.normalize_q_loss else 1.0
     return config.alpha * distill - lmbda * q.mean(), {"distill_loss": distill, "policy_q": q.mean()}
+
+
+q_values = ensemble_q_values
 
 
 def act(state: State, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:

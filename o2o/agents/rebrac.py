@@ -24,6 +24,7 @@ from o2o.agents.common import td_target
 State = td3_bc.State
 init = td3_bc.init
 act = td3_bc.act
+q_values = td3_bc.q_values
 
 
 @dataclasses.dataclass(frozen=True)
