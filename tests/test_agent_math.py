@@ -146,6 +146,11 @@ def test_layer_initialisations_are_the_references():
         assert not np.any(layers["flax"][name]["bias"]) and not np.any(layers["orthogonal"][name]["bias"])
     w = np.asarray(layers["orthogonal"]["Dense_0"]["kernel"])  # (64, 256): orthogonal rows
     np.testing.assert_allclose(w @ w.T, 2 * np.eye(64), atol=1e-4)
+    # JaxCQL's (the Cal-QL authors'): the same hidden layers, gain 0.01 on the last
+    small = MLP((256,), 64, initialisation="orthogonal-small-output").init(jax.random.PRNGKey(0), x)["params"]
+    np.testing.assert_array_equal(small["Dense_0"]["kernel"], w)
+    last = np.asarray(small["Dense_1"]["kernel"])  # (256, 64): orthogonal columns
+    np.testing.assert_allclose(last.T @ last, 1e-4 * np.eye(64), atol=1e-8)
 
 
 def test_layer_norm_matches_flax_in_value_and_gradient():

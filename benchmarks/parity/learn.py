@@ -12,8 +12,11 @@ replaced by the .npz), and calls its own update once per step, or, where the ref
 jitted chunks (ReBRAC's epochs), once per chunk (the adapter returns the chunk's size and its metrics, written to
 OUT's .metrics.jsonl; an adapter whose update returns its metrics, as Cal-QL's, has their mean over every
 `--metrics-every` updates written there). Evaluation is o2o's protocol: deterministic actions,
-`--eval-episodes` episodes to termination or the env's time limit, the mean return normalized as 100 * (return -
-RANDOM) / (EXPERT - RANDOM) (o2o's reference returns, passed in by benchmarks/parity/learning.sh).
+`--eval-episodes` episodes to termination or the env's time limit, episode e of seed s after `step` updates reset
+with o2o's seed 1_000_003 * (step + 1) + 10_007 * s + e (new initial states at every evaluation, as o2o's; before
+2026-12-07 this script reset with 10_000 * (s + 1) + e, the same states every time: `--fixed-reset-seeds`), the mean
+return normalized as 100 * (return - RANDOM) / (EXPERT - RANDOM) (o2o's reference returns, passed in by
+benchmarks/parity/learning.sh).
 
 OGBench single-task (`--env` an OGBench task env such as cube-single-singletask-task2-v0; `--dataset` the OGBench-layout
 file DIR/cube-single-play-v0.npz, with DIR/cube-single-play-v0-val.npz beside it, as `o2o collect` writes them): the
@@ -979,10 +982,10 @@ def main() -> None:
                         help="rlpd, fql on a .npz: flax's LayerNorm with use_fast_variance=False, its variance "
                              "E[(x - E[x])^2] as o2o's LayerNorm computes it, not E[x^2] - E[x]^2 (a diagnostic: the "
                              "update fixture's shim)")
-    parser.add_argument("--o2o-reset-seeds", action="store_true",
-                        help="reset each evaluation's episodes with o2o's seeds (new initial states at every "
-                             "evaluation: 1_000_003 * (step + 1) + 10_007 * seed + episode) instead of the same "
-                             "10_000 * (seed + 1) + episode every time (a diagnostic)")
+    parser.add_argument("--fixed-reset-seeds", action="store_true",
+                        help="gymnasium envs: reset episode e of every evaluation of seed s with 10_000 * (s + 1) + e "
+                             "(the same initial states every time, as this script did before 2026-12-07: the "
+                             "learning-parity rows measured before then) instead of o2o's seeds")
     parser.add_argument("--target-after-step", action="store_true",
                         help="fql on a .npz: the target critic's Polyak step towards the critic after this update's "
                              "step, as o2o's (the update fixture's alignment; a diagnostic)")
@@ -1030,7 +1033,7 @@ def main() -> None:
                     ret = score = evaluate_ogbench(act, args.env, args.eval_episodes, seed, step)
                 else:
                     clock = time.perf_counter()
-                    first = 1_000_003 * (step + 1) + 10_007 * seed if args.o2o_reset_seeds else 10_000 * (seed + 1)
+                    first = 10_000 * (seed + 1) if args.fixed_reset_seeds else 1_000_003 * (step + 1) + 10_007 * seed
                     ret = evaluate(act, args.env, args.eval_episodes, first)
                     eval_seconds += time.perf_counter() - clock
                     score = 100.0 * (ret - low) / (high - low)

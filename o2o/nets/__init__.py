@@ -63,18 +63,22 @@ def uniform(scale: float):
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
 
 
-INITIALISATIONS = ("flax", "pytorch", "orthogonal", "xavier")  # what an MLP's `initialisation` may name
+# what an MLP's `initialisation` may name
+INITIALISATIONS = ("flax", "pytorch", "orthogonal", "orthogonal-small-output", "xavier")
 
 
-def layer_init(init: str, fan_in: int) -> dict[str, Any]:
-    """nn.Dense's initialisers for a layer of `fan_in` inputs: "flax" (Flax's: LeCun-normal weights, zero biases),
-    "pytorch" (torch.nn.Linear's: weights and biases U(+-1/sqrt(fan_in))), "orthogonal" (gain sqrt 2, zero biases:
-    jaxrl's and the IQL authors'), "xavier" (Glorot uniform, zero biases: the RLPD authors')."""
+def layer_init(init: str, fan_in: int, output: bool = False) -> dict[str, Any]:
+    """nn.Dense's initialisers for a layer of `fan_in` inputs (`output`: the network's last): "flax" (Flax's:
+    LeCun-normal weights, zero biases), "pytorch" (torch.nn.Linear's: weights and biases U(+-1/sqrt(fan_in))),
+    "orthogonal" (gain sqrt 2, zero biases: jaxrl's and the IQL authors'), "orthogonal-small-output" (the same with
+    gain 0.01 on the last layer: JaxCQL's and the Cal-QL authors'), "xavier" (Glorot uniform, zero biases: the RLPD
+    authors')."""
     if init == "pytorch":
         return {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
                 "bias_init": uniform(1 / fan_in ** 0.5)}
-    if init == "orthogonal":
-        return {"kernel_init": nn.initializers.orthogonal(2 ** 0.5)}
+    if init == "orthogonal" or init == "orthogonal-small-output":
+        small = init == "orthogonal-small-output" and output
+        return {"kernel_init": nn.initializers.orthogonal(0.01 if small else 2 ** 0.5)}
     if init == "xavier":
         return {"kernel_init": nn.initializers.xavier_uniform()}
     assert init == "flax", f"unknown initialisation {init!r}; one of {INITIALISATIONS}"
@@ -98,7 +102,7 @@ class MLP(nn.Module):
 
     def _initialisers(self, fan_in: int, output: bool) -> dict[str, Any]:
         if self.output_scale is None:
-            return layer_init(self.initialisation, fan_in)
+            return layer_init(self.initialisation, fan_in, output)
         if output:
             return {"kernel_init": uniform(self.output_scale), "bias_init": uniform(self.output_scale)}
         return {"kernel_init": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
