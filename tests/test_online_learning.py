@@ -77,7 +77,8 @@ def calql_run(poor_dataset, tmp_path_factory):
 
 
 def test_calql_finetuning_improves_a_poor_agent(calql_run, tmp_path):
-    # measured: -2.3 -> 40.3 in 4000 steps (50/50 offline/online batches)
+    # measured: 0.2 -> 67.0 in 4000 steps (50/50 offline/online batches; JaxCQL's initialisation, o2o's default for
+    # CQL and Cal-QL since 2026-12-07; -2.3 -> 40.3 with Flax's)
     summary = phases.finetune(calql_run, 4000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"), progress=False)
     points = curve(summary)
     assert summary["normalized_score"] >= summary["start_score"] + 15, points
@@ -85,7 +86,8 @@ def test_calql_finetuning_improves_a_poor_agent(calql_run, tmp_path):
 
 @pytest.mark.slow  # SERA's estimator is held to VCSE's code and its plumbing tested in the default suite
 def test_calql_with_sera_improves_a_poor_agent(calql_run, tmp_path):
-    # Cal-QL's recipe with SERA's bonus (k 10, lambda 1) in every batch's rewards; the bar is Cal-QL's own test's
+    # Cal-QL's recipe with SERA's bonus (k 10, lambda 1) in every batch's rewards; the bar is Cal-QL's own test's.
+    # Measured: 0.2 -> 47.6 (the same run without the bonus: 67.0; with Flax's initialisation -3.1 -> 13.4 and 40.5)
     summary = phases.finetune(calql_run, 4000, eval_every=1000, eval_episodes=10, out=str(tmp_path / "ft"),
                               progress=False, reward_bonus="sera")
     points = curve(summary)

@@ -219,7 +219,8 @@ def test_fixtures_name_their_reference_and_stay_small():
     for name, record in RECORDS.items():
         assert record["reference"]["repository"].startswith("https://github.com/")
         assert len(record["reference"]["commit"]) == 40 and record["command"] and record["stages"]
-        assert set(record["tolerance"]) >= {"losses", "after_1", "after_all"}
+        if record["kind"] != "estimator":  # a reward bonus's estimator (sera): no update, tests/test_sera.py
+            assert set(record["tolerance"]) >= {"losses", "after_1", "after_all"}
         assert (FIXTURES / f"{name}.npz").stat().st_size < 1_000_000, f"{name}.npz is over 1 MB"
 
 

@@ -59,7 +59,7 @@ def main() -> None:
     np.savez_compressed(args.out, **arrays)
     commit = subprocess.run(["git", "-C", str(args.reference), "rev-parse", "HEAD"], check=True, capture_output=True,
                             text=True).stdout.strip()
-    record = {"algo": "sera", "kind": "parity",
+    record = {"algo": "sera", "kind": "estimator",  # no update: tests/test_sera.py reads it, not test_parity.py
               "reference": {"repository": "https://github.com/kingdy2002/VCSE", "commit": commit,
                             "why": "SERA has no published code; its bonus is VCSE's estimator on Q(s, a) (VCSE's "
                                    "authors' code, VCSE_SAC/vcse.py VCSE.__call__)"},

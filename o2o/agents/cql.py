@@ -35,6 +35,8 @@ class Config(sac.Config):
     temperature's Adam with policy_lr)."""
     backup_entropy: bool = False
     """No entropy term in the target (CQL's official MuJoCo setting)."""
+    network_init: str = "orthogonal-small-output"
+    """Layer initialisation (o2o.nets.layer_init): JaxCQL's, the Cal-QL authors' (orthogonal, gain 0.01 last)."""
     cql_alpha: float = 5.0
     """Weight alpha of the conservative term (CQL official code for MuJoCo, min_q_weight)."""
     cql_num_actions: int = 10
