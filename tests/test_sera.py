@@ -67,5 +67,9 @@ def test_bonus_refusals():
         reward_bonus("rnd", *get_algorithm("calql"))
     with pytest.raises(O2OError, match="at most the batch size"):
         reward_bonus("sera", *get_algorithm("calql", {"batch_size": "8"}), neighbours=9)
-    with pytest.raises(O2OError, match="at least 2 neighbours"):
-        online.settings_for("sac", env="Pendulum-v1", reward_bonus="sera", bonus_neighbours=1).check()
+    with pytest.raises(O2OError, match=r"neighbours = 1 is outside the integers >= 2"):
+        reward_bonus("sera", *get_algorithm("calql"), neighbours=1)
+    with pytest.raises(O2OError, match=r"scale = -0.5 is outside \[0, inf\)"):
+        reward_bonus("sera", *get_algorithm("calql"), scale=-0.5)
+    with pytest.raises(O2OError, match="choose one of none, sera"):
+        online.settings_for("sac", env="Pendulum-v1", reward_bonus="rnd").check()

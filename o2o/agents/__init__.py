@@ -163,6 +163,9 @@ def reward_bonus(name: str, agent: Agent, agent_config: Any, neighbours: int = 1
     if neighbours > agent_config.batch_size:
         raise O2OError(f"{name}: {neighbours} neighbours in batches of {agent_config.batch_size}; choose at most the "
                        "batch size")
+    for field, value in (("neighbours", neighbours), ("scale", scale)):
+        if not (rule := validation.rule_for(REWARD_BONUSES[name], field)).allows(value):
+            raise O2OError(f"{name}: {field} = {value!r} is outside {rule.description}")
     module = importlib.import_module(f"o2o.agents.{REWARD_BONUSES[name]}")
     config = module.Config(neighbours=neighbours, scale=scale)
     return lambda state, batch: module.augment(batch, agent.q_values(state, batch["observations"], batch["actions"]),

@@ -136,6 +136,8 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
              "vae_hidden_dims": LAYER_WIDTHS, "vae_latent_per_action_dim": integers(1), "vae_lr": POSITIVE,
              "vae_kl_weight": NON_NEGATIVE, "num_candidates": integers(1),
              "top_q": lambda config: integers(1, config.num_candidates)},
+    # k counts the point itself: k = 1 makes eps 0 for every point
+    "sera": {"neighbours": integers(2), "scale": NON_NEGATIVE},
     # the pessimism term's target reads the ensemble's standard deviation (N - 1 in its denominator)
     "ro2o": {"num_critics": lambda config: Rule("the integers >= 2 where ood_weight > 0", integers(2).allows)
              if config.ood_weight > 0 else integers(1),

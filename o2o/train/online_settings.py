@@ -56,9 +56,6 @@ class OnlineSettings:
                            f"{self.offline_fraction} and {self.recent_steps}")
         if self.reward_bonus not in ("none", *REWARD_BONUSES):
             raise O2OError(f"reward bonus {self.reward_bonus!r}; choose one of none, {', '.join(REWARD_BONUSES)}")
-        if not (isinstance(self.bonus_neighbours, int) and self.bonus_neighbours >= 2) or not self.bonus_scale >= 0:
-            raise O2OError(f"a reward bonus takes at least 2 neighbours (the point itself counted) and a scale >= 0, "
-                           f"not {self.bonus_neighbours} and {self.bonus_scale}")
         if self.warmup_policy not in WARMUP_POLICIES:
             raise O2OError(f"warm-up policy {self.warmup_policy!r}; choose one of {', '.join(WARMUP_POLICIES)}")
 

@@ -37,7 +37,8 @@ def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, s
                                    **given)
     settings.check()
     if settings.reward_bonus != "none":  # refused before any offline phase runs
-        reward_bonus(settings.reward_bonus, *get_algorithm(algo, settings.agent_overrides), settings.bonus_neighbours)
+        reward_bonus(settings.reward_bonus, *get_algorithm(algo, settings.agent_overrides), settings.bonus_neighbours,
+                     settings.bonus_scale)
     return settings
 
 
