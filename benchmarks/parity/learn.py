@@ -520,6 +520,12 @@ def is_ogbench_task(env_id: str) -> bool:
     return "-singletask" in env_id
 
 
+def o2o_first_reset_seed(seed: int, step: int) -> int:
+    """The reset seed of episode 0 of training seed `seed`'s evaluation after `step` updates in o2o (its
+    `evaluate`'s round seed 1_000_003 * (step + 1) plus 10_007 * seed); episode e adds e."""
+    return 1_000_003 * (step + 1) + 10_007 * seed
+
+
 def evaluate_ogbench(act, env_id: str, episodes: int, seed: int, step: int) -> float:
     """o2o's evaluation of an OGBench single-task policy (o2o/train/evaluation.py, offline.py's run_eval): episode e of
     training seed `seed` after `step` updates resets with seed 1_000_003 * (step + 1) + 10_007 * seed + e, acts with the
@@ -531,7 +537,7 @@ def evaluate_ogbench(act, env_id: str, episodes: int, seed: int, step: int) -> f
     env = gym.make(env_id)
     successes = []
     for episode in range(episodes):
-        reset_seed = 1_000_003 * (step + 1) + 10_007 * seed + episode
+        reset_seed = o2o_first_reset_seed(seed, step) + episode
         obs, _ = env.reset(seed=reset_seed)
         episode_key = jax.random.PRNGKey(reset_seed % 2**31)
         t, done, info = 0, False, {}
@@ -1033,7 +1039,7 @@ def main() -> None:
                     ret = score = evaluate_ogbench(act, args.env, args.eval_episodes, seed, step)
                 else:
                     clock = time.perf_counter()
-                    first = 10_000 * (seed + 1) if args.fixed_reset_seeds else 1_000_003 * (step + 1) + 10_007 * seed
+                    first = 10_000 * (seed + 1) if args.fixed_reset_seeds else o2o_first_reset_seed(seed, step)
                     ret = evaluate(act, args.env, args.eval_episodes, first)
                     eval_seconds += time.perf_counter() - clock
                     score = 100.0 * (ret - low) / (high - low)
