@@ -14,8 +14,7 @@ import argparse
 import os
 import time
 
-THREADS = int(os.environ.get("O2O_BENCH_THREADS", "2"))
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}"
+from pinning import describe as pinned  # noqa: E402  (before JAX loads)
 
 
 def raw_steps_per_second(env_id: str, steps: int) -> float:
@@ -68,7 +67,7 @@ def main() -> None:
         collect(args.env, "random", transitions=args.transitions, num_envs=num_envs)
         rows.append((num_envs, args.transitions / (time.perf_counter() - start)))
     print(f"{args.env}, random level (SAC actor 256-256 at init, sampling), {args.transitions:,} transitions; "
-          f"XLA threads {THREADS}")
+          f"{pinned()}")
     print(f"raw single env, random actions: {raw:,.0f} steps/s (reference)")
     print(f"{'envs':>5} {'collect steps/s':>16} {'vs raw':>8}")
     for num_envs, rate in rows:

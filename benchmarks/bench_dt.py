@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import THREADS, fused_rate_and_flops, matmul_flops_per_second  # pins the thread counts before JAX loads
+from bench_updates import CORES, fused_rate_and_flops, matmul_flops_per_second, pinned  # pins the cores before JAX loads
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,7 +44,7 @@ def torch_updates_per_second(config, updates: int) -> float:
     import torch
     from torch import nn
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(CORES)
     torch.manual_seed(0)
     d, k, batch = config.embedding_dim, config.context_length, config.batch_size
 
@@ -114,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    print(f"threads: XLA intra-op {THREADS}, torch {THREADS} (torch {torch.__version__}, jax {jax.__version__})")
+    print(f"{pinned()}; torch {torch.__version__}, jax {jax.__version__}")
     roofline = matmul_flops_per_second()
     print(f"matmul roofline (JAX, 256x256 @ 256x256): {roofline / 1e9:.1f} GFLOP/s\n")
     rate, flops, config = jax_updates_per_second(args.chunk)

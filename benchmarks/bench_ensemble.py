@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import THREADS, fused_rate_and_flops, matmul_flops_per_second  # pins the thread counts before JAX loads
+from bench_updates import CORES, fused_rate_and_flops, matmul_flops_per_second, pinned  # pins the cores before JAX loads
 
 import numpy as np  # noqa: E402
 
@@ -40,7 +40,7 @@ def torch_updates_per_second(critics: int, eta: float, updates: int) -> float:
     import torch
     from torch import nn
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(CORES)
     torch.manual_seed(0)
 
     class EnsembleLinear(nn.Module):
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--torch-updates", type=int, default=40)
     args = parser.parse_args()
     roofline = matmul_flops_per_second()
-    print(f"threads {THREADS} (XLA intra-op, OMP, torch); matmul roofline {roofline / 1e9:.1f} GFLOP/s; "
+    print(f"{pinned()}; matmul roofline {roofline / 1e9:.1f} GFLOP/s; "
           f"{LAYERS}x{HIDDEN} MLPs, batch {BATCH}")
     print(f"{'algorithm':9s} {'N':>3s} {'o2o upd/s':>10s} {'torch upd/s':>12s} {'ratio':>6s} {'GFLOP/upd':>10s} {'roofline':>9s}")
     for critics in (int(n) for n in args.critics.split(",")):

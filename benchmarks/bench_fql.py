@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import THREADS, fused_rate_and_flops, matmul_flops_per_second  # pins the thread counts before JAX loads
+from bench_updates import fused_rate_and_flops, matmul_flops_per_second, pinned  # pins the cores before JAX loads
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     from o2o.agents import Spec, fql, get_algorithm
 
-    print(f"threads: XLA intra-op {THREADS} (jax {jax.__version__})")
+    print(f"{pinned()}; jax {jax.__version__}")
     roofline = matmul_flops_per_second()
     print(f"matmul roofline (JAX, 256x256 @ 256x256): {roofline / 1e9:.1f} GFLOP/s\n")
     agent, config = get_algorithm("fql", preset={"alpha": 300.0})

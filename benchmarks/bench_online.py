@@ -15,15 +15,12 @@ Thread counts are pinned (O2O_BENCH_THREADS, default 2) and printed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-THREADS = int(os.environ.get("O2O_BENCH_THREADS", "2"))
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={str(THREADS > 1).lower()} intra_op_parallelism_threads={THREADS}"
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+from pinning import CORES, describe as pinned  # noqa: E402  (before JAX loads)
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
@@ -137,7 +134,7 @@ def torch_sac(steps: int) -> float:
     import torch
     from torch import nn
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(CORES)
     torch.manual_seed(0)
     env = gym.make(ENV)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -210,7 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     import jax
 
-    print(f"threads: XLA intra-op {THREADS}, torch {THREADS} (jax {jax.__version__}); {ENV}, SAC 256-256, batch 256, "
+    print(f"{pinned()}; jax {jax.__version__}; {ENV}, SAC 256-256, batch 256, "
           f"1 seed, learning from the first step")
     rows = []
     for utd, steps in ((1, args.steps), (20, args.steps // 10)):

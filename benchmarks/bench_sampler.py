@@ -71,8 +71,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5, help="timed calls of 1,000 updates per variant")
     parser.add_argument("--algos", default="td3bc,iql")
     args = parser.parse_args()
-    print(f"threads: XLA intra-op {bench_updates.THREADS} (jax {jax.__version__}, {jax.devices()[0].platform}); "
-          f"O2O_BENCH_THREADS sets it")
+    print(f"{bench_updates.pinned()}; jax {jax.__version__}, {jax.devices()[0].platform}")
     dataset = hopper_shaped()
     start = time.perf_counter()
     table = jax.device_put(samplers.weighted_trajectories(dataset, "return-weighted", samplers.DEFAULT_TEMPERATURE))

@@ -264,9 +264,9 @@ def saved_grid(bench_dir: Path) -> Grid:
 
 
 def xla_flags(threads: int) -> str:
-    """XLA's CPU thread pool sized to the CPUs a task reserves (XLA would otherwise take every core of the node)."""
+    """One reserved CPU: XLA single-threaded; XLA:CPU takes no other count, so more CPUs mean every core it sees."""
     own = os.environ.get("XLA_FLAGS", "")
-    return f"{own} --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}".strip()
+    return f"{own} --xla_cpu_multi_thread_eigen=false".strip() if threads == 1 else own
 
 
 def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: str | None = None,

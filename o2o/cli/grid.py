@@ -53,7 +53,8 @@ def bench_cmd(
                                                    "the cores available).")] = None,
     address: Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster instead of starting "
                                                    "a local one (BENCH_DIR must be shared storage).")] = None,
-    cpus_per_cell: Annotated[int, typer.Option("--cpus-per-cell", help="CPUs (and XLA threads) per cell.")] = 1,
+    cpus_per_cell: Annotated[int, typer.Option(
+        "--cpus-per-cell", help="CPUs Ray reserves per cell (1: XLA single-threaded; more: XLA uses every core).")] = 1,
     logger: Annotated[Optional[str], typer.Option("--logger", help="Where each run's metrics go besides metrics.jsonl: "
                                                   "tensorboard (the default), wandb (one W&B group per bench, tags "
                                                   "for algorithm, dataset and seed), none, or a list such as "
