@@ -135,7 +135,7 @@ def test_the_slimmed_wheel_drops_the_folders_and_says_so_in_its_version(tmp_path
 def test_check_cpu_passes_in_a_bare_venv_from_the_wheelhouses_alone(tmp_path):
     """What the GPU machine will do, at --cpu's tiny sizes: a venv holding only the base wheels (the GPU image's
     packages) gets o2o and the carried wheels from W with no index, then every part runs: the matmul rate, every
-    offline algorithm at 1 and 8 seeds, `o2o collect` of cube-single play data and IQL's three evaluations."""
+    registered algorithm at 1 and 8 seeds, `o2o collect` of cube-single play data and IQL's three evaluations."""
     wheels, base = os.environ.get("O2O_GPU_WHEELS"), os.environ.get("O2O_GPU_BASE_WHEELS")
     if not (wheels and base):
         pytest.skip("needs O2O_GPU_WHEELS and O2O_GPU_BASE_WHEELS (benchmarks/gpu/wheels.sh W --python-version "
@@ -157,7 +157,7 @@ def test_check_cpu_passes_in_a_bare_venv_from_the_wheelhouses_alone(tmp_path):
     from o2o.algorithms import names
 
     rows = report["updates"]["rows"]
-    assert {(r["algo"], r["seeds"]) for r in rows} == {(a, s) for a in names("offline") for s in (1, 8)}
+    assert {(r["algo"], r["seeds"]) for r in rows} == {(a, s) for a in names() for s in (1, 8)}
     assert all(r["updates_per_second_per_seed"] > 0 and r["gflop_per_update"] > 0 for r in rows)
     assert report["collect"]["summary"]["episodes"] == check.CPU.collect_episodes
     iql = report["iql"]

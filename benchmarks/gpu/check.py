@@ -6,9 +6,10 @@ Run through check.sh (it installs o2o and the carried wheels offline first):
 It prints and writes (OUT/check.json, OUT/check.md, as each part finishes, so that a check cut short keeps what it has):
 1. the device, and its measured matmul rate (a jitted chain of float32 matmuls, 8192 x 8192 on the GPU, 256 x 256 with
    --cpu; at JAX's default precision, what the updates get, and at the highest);
-2. updates/s of every registered offline algorithm at 1 and 8 seeds vmapped, fused `chunk` updates per call through
-   the offline loop's own `make_train_chunk`, with XLA's FLOPs per update and the share of the matmul rate (the papers'
-   batch sizes and networks, HalfCheetah's shapes; --cpu: small networks), beside JAX-CORL's published 1M-update times;
+2. updates/s of every registered algorithm (the online ones with their UTD schedule) at 1 and 8 seeds vmapped, fused
+   `chunk` updates per call through the offline loop's own `make_train_chunk`, with XLA's FLOPs per update and the
+   share of the matmul rate (the papers' batch sizes and networks, HalfCheetah's shapes; --cpu: small networks),
+   beside JAX-CORL's published 1M-update times;
 3. one run at the published budget: IQL on OGBench cube-single-play task 2, on data that `o2o collect` makes there
    (a worker per core but two, in the background while part 2 compiles), 8 seeds vmapped, 1M updates, evaluated with 50
    episodes at 800k, 900k and 1M (OGBench's protocol: their mean), beside the published 85. If the budget left cannot
@@ -87,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, help="seconds of wall time for the whole check, counted from "
                         "$O2O_CHECK_STARTED (check.sh sets it before installing); default 480, with --cpu 1800")
     parser.add_argument("--algos", help="comma-separated algorithms of the update table (default: every registered "
-                        "offline algorithm)")
+                        "one, the online ones with their UTD schedule)")
     parser.add_argument("--parts", default="matmul,updates,iql", help="comma-separated parts to run")
     parser.add_argument("--workers", type=int, help="`o2o collect` processes (default: cores - 2, with --cpu 1)")
     parser.add_argument("--compile-threads", type=int, help="update-table programs compiled at once while the data "
@@ -336,7 +337,7 @@ def overrides_for(algo: str, wanted: dict[str, str]) -> dict[str, str]:
 
 
 def network_label(config: Any) -> str:
-    if hasattr(config, "embedding_dim"):
+    if hasattr(config, "num_layers"):  # DT (FamO2O's embedding_dim is its coefficient's features)
         return f"{config.num_layers} x {config.embedding_dim} transformer, K {config.context_length}"
     label = " x ".join(str(h) for h in config.hidden_dims) if hasattr(config, "hidden_dims") else ""
     critics = getattr(config, "num_critics", None)
@@ -608,7 +609,7 @@ def update_table(args: argparse.Namespace, work: Path, matmul: float | None, rep
     from o2o.algorithms import names
 
     sizes = args.sizes
-    algos = args.algos.split(",") if args.algos else names("offline")
+    algos = args.algos.split(",") if args.algos else names()
     dataset = str(synthetic_dataset(work / "table-data", sizes.table_transitions, sizes.table_episode))
 
     def failed(algo: str, error: Exception) -> list[Cell]:  # one algorithm's failure is rows of the table
