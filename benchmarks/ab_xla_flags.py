@@ -101,8 +101,8 @@ def main() -> None:
         for algo in args.algos.split(","):
             lengths[algo] = ask(sides[0], f"prepare {algo} 0")["length"]
             ask(sides[1], f"prepare {algo} {lengths[algo]}")
-        print("| algorithm | updates per call | A: updates/s | B: updates/s | B / A: median [range] of rounds | rounds |\n"
-              "|---|---|---|---|---|---|")
+        print("| algorithm | updates per call | A: updates/s | B: updates/s | B / A: median [range] of rounds "
+              "| rounds |\n|---|---|---|---|---|---|")
         for algo in lengths:
             a, b = [], []
             for _ in range(args.rounds):

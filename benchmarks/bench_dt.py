@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import CORES, fused_rate_and_flops, matmul_flops_per_second, pinned  # pins the cores before JAX loads
+from bench_updates import CORES, fused_rate_and_flops, pinned  # pins the cores before JAX loads
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -31,8 +31,8 @@ def dataset(seed: int = 0) -> dict[str, np.ndarray]:
             "steps_to_episode_end": (EPISODE - 1 - steps % EPISODE).astype(np.float32)}
 
 
-def jax_updates_per_second(chunk: int) -> tuple[float, float, object]:
-    """(updates/s, FLOPs per update, config) of one seed, `chunk` updates per call."""
+def jax_updates_per_second(chunk: int) -> tuple[float, float, float, object]:
+    """(updates/s, FLOPs per update, the matmul rate beside the calls, config) of one seed, `chunk` updates per call."""
     from o2o.agents import Spec, get_algorithm
 
     agent, config = get_algorithm("dt", {"target_return": "3600"})
@@ -115,9 +115,8 @@ def main() -> None:
     import torch
 
     print(f"{pinned()}; torch {torch.__version__}, jax {jax.__version__}")
-    roofline = matmul_flops_per_second()
-    print(f"matmul roofline (JAX, 256x256 @ 256x256): {roofline / 1e9:.1f} GFLOP/s\n")
-    rate, flops, config = jax_updates_per_second(args.chunk)
+    rate, flops, roofline, config = jax_updates_per_second(args.chunk)
+    print(f"matmul rate beside the timed calls (JAX, 256x256 @ 256x256): {roofline / 1e9:.1f} GFLOP/s\n")
     twin = torch_updates_per_second(config, args.torch_updates)
     print("| model | o2o upd/s | PyTorch-eager twin | ratio | GFLOP/update (XLA) | of roofline |")
     print("|---|---|---|---|---|---|")

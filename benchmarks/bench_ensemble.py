@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_updates import CORES, fused_rate_and_flops, matmul_flops_per_second, pinned  # pins the cores before JAX loads
+from bench_updates import CORES, fused_rate_and_flops, pinned  # pins the cores before JAX loads
 
 import numpy as np  # noqa: E402
 
@@ -27,8 +27,8 @@ def dataset(seed: int = 0) -> dict[str, np.ndarray]:
             "dones": (rng.uniform(size=DATA) < 0.01).astype(np.float32)}
 
 
-def jax_updates_per_second(algo: str, critics: int, chunk: int) -> tuple[float, float]:
-    """(updates/s, FLOPs per update) of one seed, `chunk` updates per call."""
+def jax_updates_per_second(algo: str, critics: int, chunk: int) -> tuple[float, float, float]:
+    """(updates/s, FLOPs per update, the matmul rate beside the calls) of one seed, `chunk` updates per call."""
     from o2o.agents import Spec, get_algorithm
 
     agent, config = get_algorithm(algo, {"num_critics": str(critics)})
@@ -128,13 +128,12 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=100, help="updates fused per JAX call")
     parser.add_argument("--torch-updates", type=int, default=40)
     args = parser.parse_args()
-    roofline = matmul_flops_per_second()
-    print(f"{pinned()}; matmul roofline {roofline / 1e9:.1f} GFLOP/s; "
-          f"{LAYERS}x{HIDDEN} MLPs, batch {BATCH}")
+    print(f"{pinned()}; {LAYERS}x{HIDDEN} MLPs, batch {BATCH}; roofline: the matmul rate (256x256 @ 256x256) beside "
+          "each row's timed calls")
     print(f"{'algorithm':9s} {'N':>3s} {'o2o upd/s':>10s} {'torch upd/s':>12s} {'ratio':>6s} {'GFLOP/upd':>10s} {'roofline':>9s}")
     for critics in (int(n) for n in args.critics.split(",")):
         for algo, eta in (("sacn", 0.0), ("edac", 1.0)):
-            rate, flops = jax_updates_per_second(algo, critics, args.chunk)
+            rate, flops, roofline = jax_updates_per_second(algo, critics, args.chunk)
             twin = torch_updates_per_second(critics, eta, args.torch_updates)
             print(f"{algo:9s} {critics:3d} {rate:10.1f} {twin:12.1f} {rate / twin:6.2f} {flops / 1e9:10.3f} "
                   f"{rate * flops / roofline:9.0%}", flush=True)

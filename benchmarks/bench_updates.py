@@ -58,9 +58,10 @@ def matmul_flops_per_second(iterations: int = 2000, calls: int = 5) -> float:
     return best
 
 
-def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int = 3) -> tuple[float, float]:
-    """(updates/s, FLOPs per update as XLA counts them) of one seed training on `data` (NumPy arrays) through the offline
-    loop's fused chunk of `chunk` updates: the best of `calls` timed calls after a warm-up call."""
+def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int = 5) -> tuple[float, float, float]:
+    """(updates/s, FLOPs per update as XLA counts them, the matmul rate measured beside the timed calls) of one seed
+    training on `data` (NumPy arrays) through the offline loop's fused chunk of `chunk` updates: medians over the
+    calls `paired_rates` keeps of `calls` (nan where it keeps none)."""
     from o2o.train.offline import make_train_chunk
 
     states = jax.vmap(lambda k: agent.init(k, spec, config))(jax.random.split(jax.random.PRNGKey(0), 1))
@@ -70,20 +71,8 @@ def fused_rate_and_flops(agent, config, spec, data: dict, chunk: int, calls: int
     keys = jax.random.split(jax.random.PRNGKey(1), 1)
     cost = train.lower(states, keys, 0, data).compile().cost_analysis()
     flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))  # XLA counts a loop body once
-    return best_rate(train, states, keys, data, chunk, calls), flops
-
-
-def best_rate(train, states, keys, data, chunk: int, calls: int = 3) -> float:
-    """Updates/s of a fused `train` chunk (per seed): the best of `calls` timed calls after a warm-up call."""
-    states, _ = train(states, keys, 0, data)
-    jax.block_until_ready(states)
-    best = 0.0
-    for c in range(1, calls + 1):
-        t = time.perf_counter()
-        states, _ = train(states, keys, c, data)
-        jax.block_until_ready(states)
-        best = max(best, chunk / (time.perf_counter() - t))
-    return best
+    pairs = np.array(paired_rates(train, states, keys, data, chunk, calls) or [(np.nan, np.nan)])
+    return float(np.median(pairs[:, 0])), flops, float(np.median(pairs[:, 1]))
 
 
 def _eval_unrolled(jaxpr, consts, args, taken: list[int]):
@@ -146,31 +135,18 @@ def unrolled_flops(fn, *args) -> float:
     return (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
 
 
-def jax_updates_per_second(algo: str, repeats: int = 3) -> float:
+def jax_updates_per_second(algo: str) -> tuple[float, float]:
+    """(updates/s, the matmul rate beside the timed calls) of o2o's `algo`, 1 seed, 1000 updates fused per call."""
     from o2o.agents import Spec, get_algorithm
-    from o2o.train.offline import make_train_chunk
 
     agent, config = get_algorithm(algo, {"batch_size": BATCH})
-    spec = Spec.unnormalized(OBS, ACT)
     rng = np.random.default_rng(0)
-    data = {"observations": jnp.asarray(rng.normal(size=(N, OBS)), jnp.float32),
-            "actions": jnp.asarray(rng.uniform(-1, 1, (N, ACT)), jnp.float32),
-            "rewards": jnp.asarray(rng.normal(size=N), jnp.float32),
-            "next_observations": jnp.asarray(rng.normal(size=(N, OBS)), jnp.float32),
-            "dones": jnp.zeros(N, jnp.float32)}
-    states = jax.tree.map(jnp.copy, jax.vmap(lambda k: agent.init(k, spec, config))(jax.random.PRNGKey(0)[None]))
-    keys = jax.random.PRNGKey(1)[None]
-    chunk = 1000
-    train_chunk = make_train_chunk(agent, config, chunk)
-    states, m = train_chunk(states, keys, 0, data)
-    jax.block_until_ready(m)
-    best = 0.0
-    for i in range(repeats):
-        t = time.perf_counter()
-        states, m = train_chunk(states, keys, i + 1, data)
-        jax.block_until_ready(m)
-        best = max(best, chunk / (time.perf_counter() - t))
-    return best
+    data = {"observations": rng.normal(size=(N, OBS)).astype(np.float32),
+            "actions": rng.uniform(-1, 1, (N, ACT)).astype(np.float32),
+            "rewards": rng.normal(size=N).astype(np.float32),
+            "next_observations": rng.normal(size=(N, OBS)).astype(np.float32), "dones": np.zeros(N, np.float32)}
+    rate, _, matmul = fused_rate_and_flops(agent, config, Spec.unnormalized(OBS, ACT), data, 1000)
+    return rate, matmul
 
 
 def torch_updates_per_second(algo: str, updates: int = 300) -> float:
@@ -412,16 +388,16 @@ def main() -> None:
     import torch
 
     print(f"{pinned()}; torch {torch.__version__}, jax {jax.__version__}")
-    roofline = matmul_flops_per_second()
-    print(f"matmul roofline (JAX, 256x256 @ 256x256): {roofline / 1e9:.1f} GFLOP/s\n")
-    header = f"{'update':10} {'o2o (JAX) upd/s':>16} {'PyTorch eager upd/s':>20} {'ratio':>7} {'GFLOP/update':>13} {'% roofline':>11}"
+    print("roofline: the matmul rate (JAX, 256x256 @ 256x256) measured beside the timed calls\n")
+    header = (f"{'update':10} {'o2o (JAX) upd/s':>16} {'PyTorch eager upd/s':>20} {'ratio':>7} {'GFLOP/update':>13} "
+              f"{'GFLOP/s matmul':>15} {'% roofline':>11}")
     print(header)
     print("-" * len(header))
     for algo in ("iql", "td3bc"):
-        ours, theirs = jax_updates_per_second(algo), torch_updates_per_second(algo)
+        (ours, roofline), theirs = jax_updates_per_second(algo), torch_updates_per_second(algo)
         flops = update_flops(algo)
         print(f"{algo:10} {ours:16,.0f} {theirs:20,.0f} {ours / theirs:6.2f}x {flops / 1e9:13.3f} "
-              f"{100 * ours * flops / roofline:10.0f}%")
+              f"{roofline / 1e9:15.0f} {100 * ours * flops / roofline:10.0f}%")
     summary = outside_updates_share(args.run_steps)
     print(f"\nreal `o2o train` run (td3bc, {args.run_steps} updates, 2 evaluations x 5 HalfCheetah-v5 episodes): "
           f"wall {summary['wall_seconds']:.1f} s, in fused updates {summary['update_seconds']:.1f} s (incl. compile), "
