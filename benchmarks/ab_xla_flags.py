@@ -28,11 +28,9 @@ def worker(seeds: int, seconds: float, dataset_dir: str) -> None:
     """Answer the driver on stdin: "prepare ALGO LENGTH" compiles ALGO's chunk of LENGTH updates (0: sized to about
     `seconds` from a timed call of 4 updates) and replies the length; "time ALGO" replies one timed call's updates/s
     per seed."""
-    import bench_updates  # noqa: F401  (pins the cores before JAX loads)
+    import bench_updates  # pins the cores before JAX loads
     import jax
-    import jax.numpy as jnp
 
-    from o2o.algorithms import online_schedule
     from o2o.data import write_o2o
     from o2o.train import offline
 
@@ -46,7 +44,7 @@ def worker(seeds: int, seconds: float, dataset_dir: str) -> None:
         chunks[algo] = [train, states, keys, data, length, call + 1]
         return length / (time.perf_counter() - start)
 
-    def compiled(algo: str, length: int, states, keys, data) -> None:
+    def compiled(algo: str, p, length: int, states, keys, data) -> None:
         train = offline.make_train_chunk(p.agent, p.config, length)
         states, _ = jax.block_until_ready(train(states, keys, 0, data))
         chunks[algo] = [train, states, keys, data, length, 1]
@@ -54,15 +52,13 @@ def worker(seeds: int, seconds: float, dataset_dir: str) -> None:
     for line in sys.stdin:
         command, algo, *rest = line.split()
         if command == "prepare":
-            p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=path, seeds=seeds, eval_episodes=0,
-                                                        agent_overrides=online_schedule(algo)))
-            states, keys = offline.init_states(p), jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])
+            p, data, states, keys = bench_updates.prepared(algo, path, seeds)
             length = int(rest[0])
             if not length:
-                compiled(algo, 4, states, keys, offline.device_data(p))
+                compiled(algo, p, 4, states, keys, data)
                 length = max(4, int(seconds * timed(algo)))
                 states = chunks[algo][1]  # the calibration's calls took (donated) the initial states
-            compiled(algo, length, states, keys, offline.device_data(p))
+            compiled(algo, p, length, states, keys, data)
             print(json.dumps({"length": length}), flush=True)
         else:
             print(json.dumps({"rate": timed(algo)}), flush=True)

@@ -302,27 +302,39 @@ def paired_rates(train, states, keys, data, chunk: int, calls: int = 7) -> list[
     return pairs
 
 
-def algorithm_speed(algo: str, dataset_path: str, roofline: float, seed_counts=(1, 4), seconds: float = 0.5) -> dict:
-    """One algorithm's row: FLOPs of one update (sampling included) and, at each seed count, updates/s through the
-    offline loop's fused chunk (a chunk sized to about `seconds`) and its share of the matmul rate measured beside it:
-    the medians over the timed calls `paired_rates` keeps (`calls_kept` of 7; none kept: no share)."""
+def prepared(algo: str, dataset_path: str, seeds: int, overrides: dict | None = None):
+    """`algo` as the offline loop runs it (RLPD and WSRL with their online actor schedule) on `seeds` seeds: (the
+    prepared run, its data on the device, the initial states, the seeds' keys)."""
     from o2o.algorithms import online_schedule
+    from o2o.train import offline
+
+    p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0,
+                                                agent_overrides={**online_schedule(algo), **(overrides or {})}))
+    return p, offline.device_data(p), offline.init_states(p), jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])
+
+
+def flops_per_update(p, states, keys, data) -> float:
+    """XLA's FLOPs of one seed's update (sampling included), averaged over a cycle of TD3's delayed actor steps or
+    RLPD's critic steps."""
+    cycle = getattr(p.config, "policy_frequency", getattr(p.config, "actor_every", 1))
+    return unrolled_flops(partial(consecutive_updates, p.agent, p.config, cycle),
+                          jax.tree.map(lambda x: x[0], states), keys[0], data) / cycle
+
+
+def algorithm_speed(algo: str, dataset_path: str, roofline: float, seed_counts=(1, 4), seconds: float = 0.5) -> dict:
+    """One algorithm's row: FLOPs of one update and, at each seed count, updates/s through the offline loop's fused
+    chunk (a chunk sized to about `seconds`) and its share of the matmul rate measured beside it: the medians over the
+    timed calls `paired_rates` keeps (`calls_kept` of 7; none kept: no share)."""
     from o2o.train import offline
 
     row = {"algo": algo}
     for seeds in seed_counts:
-        p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0,
-                                                    agent_overrides=online_schedule(algo)))
-        agent, config = p.agent, p.config
-        data, states = offline.device_data(p), offline.init_states(p)
-        keys = jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])
-        if "flops" not in row:  # per update, over a whole cycle of TD3's delayed actor steps or RLPD's critic steps
-            cycle = getattr(config, "policy_frequency", getattr(config, "actor_every", 1))
-            flops = unrolled_flops(partial(consecutive_updates, agent, config, cycle),
-                                   jax.tree.map(lambda x: x[0], states), keys[0], data)
-            row.update(batch=config.batch_size, network=network(config), flops=flops / cycle)
+        p, data, states, keys = prepared(algo, dataset_path, seeds)
+        if "flops" not in row:
+            row.update(batch=p.config.batch_size, network=network(p.config),
+                       flops=flops_per_update(p, states, keys, data))
         chunk = int(np.clip(seconds * roofline / (row["flops"] * seeds), 4, 2000))
-        pairs = paired_rates(offline.make_train_chunk(agent, config, chunk), states, keys, data, chunk)
+        pairs = paired_rates(offline.make_train_chunk(p.agent, p.config, chunk), states, keys, data, chunk)
         rates = [rate for rate, _ in pairs]
         shares = [rate * seeds * row["flops"] / matmul for rate, matmul in pairs]
         row[f"seeds_{seeds}"] = {"chunk": chunk, "calls_kept": len(pairs),

@@ -22,10 +22,9 @@ import re
 import tempfile
 import time
 
-from bench_updates import consecutive_updates, matmul_flops_per_second, pinned, synthetic_dataset, unrolled_flops
+from bench_updates import flops_per_update, matmul_flops_per_second, pinned, prepared, synthetic_dataset
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 MATMUL_OPS = ("ynn_fusion", "dot", "xnn_fusion", "custom-call")
@@ -59,16 +58,10 @@ def covered(intervals: list[tuple[int, int]]) -> int:
 
 
 def profile(algo: str, seeds: int, seconds: float, overrides: dict, dataset_path: str) -> dict:
-    from o2o.algorithms import online_schedule
     from o2o.train import offline
 
-    p = offline.prepare(offline.OfflineSettings(algo=algo, dataset=dataset_path, seeds=seeds, eval_episodes=0,
-                                                agent_overrides={**online_schedule(algo), **overrides}))
-    data, states = offline.device_data(p), offline.init_states(p)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in p.seeds])
-    cycle = getattr(p.config, "policy_frequency", getattr(p.config, "actor_every", 1))
-    flops = unrolled_flops(lambda s, k, d: consecutive_updates(p.agent, p.config, cycle, s, k, d),
-                           jax.tree.map(lambda x: x[0], states), keys[0], data) / cycle * seeds
+    p, data, states, keys = prepared(algo, dataset_path, seeds, overrides)
+    flops = flops_per_update(p, states, keys, data) * seeds
     roofline = matmul_flops_per_second(iterations=500, calls=3)
     chunk = int(np.clip(seconds * roofline / flops, 4, 2000))
     train = offline.make_train_chunk(p.agent, p.config, chunk)
