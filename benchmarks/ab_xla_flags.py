@@ -91,7 +91,10 @@ def main() -> None:
         def ask(side, message: str) -> dict:
             side.stdin.write(message + "\n")
             side.stdin.flush()
-            return json.loads(side.stdout.readline())
+            reply = side.stdout.readline()
+            if not reply:  # e.g. XLA refuses an unknown flag and exits
+                raise SystemExit(f"error: side {'AB'[sides.index(side)]}'s process exited (its error above)")
+            return json.loads(reply)
 
         lengths = {}
         for algo in args.algos.split(","):
