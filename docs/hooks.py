@@ -39,7 +39,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 PARITY = ROOT / "tests" / "fixtures" / "parity"
 FAMILY_TITLES = {"bc": "Behaviour cloning", "td3_bc": "TD3+BC and TD3", "iql": "IQL", "awac": "AWAC",
                  "riql": "RIQL", "cql": "CQL and Cal-QL", "rebrac": "ReBRAC", "fql": "Flow Q-learning", "dt": "Decision Transformer",
-                 "edac": "Q-ensembles: SAC-N, EDAC, LB-SAC", "sac": "SAC, RLPD and WSRL"}
+                 "edac": "Q-ensembles: SAC-N, EDAC, LB-SAC", "sac": "SAC, RLPD and WSRL", "famo2o": "FamO2O",
+                 "qc": "Q-chunking: QC and QC-FQL", "ro2o": "RO2O", "sung": "SUNG on TD3+BC", "sung_cql": "SUNG on CQL"}
 LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
 OPTION = re.compile(r"(?<![\w-])(--[a-z][\w-]*)")
 log = logging.getLogger("mkdocs.hooks.o2o")  # a warning fails `mkdocs build --strict`

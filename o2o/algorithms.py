@@ -128,6 +128,9 @@ RIQL_PRESETS = _per_dataset(("huber_sigma", "quantile", "num_critics"), {
 DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah": (6000.0,), "walker2d": (5000.0,)})
 # Q-chunking's main.py: start_training 5,000 online steps (acting by the policy), uniform offline + online replay
 QC_ONLINE = {"offline_sampling": "union", "warmup_steps": 5_000, "warmup_policy": "pretrained"}
+# SUNG's code (both bases): one update per env step from the first, 90% of every batch from the newest 20,000 online
+# steps and 10% from the offline data and every online step (its OORB), acting by optimistic exploration.
+SUNG_ONLINE = {"offline_sampling": "recent", "offline_fraction": 0.1, "recent_steps": 20_000, "warmup_steps": 0}
 
 
 RECORDS = (
@@ -197,15 +200,17 @@ RECORDS = (
               "offline", variant={"batch_size": LBSAC_BATCH, "actor_lr": LBSAC_LR, "critic_lr": LBSAC_LR,
                                   "temperature_lr": LBSAC_LR},
               online={"offline_sampling": "union", "warmup_steps": 0}, aliases=("lb-sac",), presets=LBSAC_PRESETS),
-    # SUNG's code: one update per env step from the first, 90% of every batch from the newest 20,000 online steps and
-    # 10% from the offline data and every online step (its OORB), acting by optimistic exploration (sung.act).
     Algorithm("sung", "sung", "TD3+BC with a VAE's density of (s, a): acts with rare actions among high-Q ones and "
               "keeps the BC term on the rarest policy actions only, online",
               "Guo et al., A Simple Unified Uncertainty-Guided Framework for Offline-to-Online RL, IEEE TNNLS 2025",
               "offline",
-              online={"offline_sampling": "recent", "offline_fraction": 0.1, "recent_steps": 20_000,
-                      "warmup_steps": 0},
+              online=SUNG_ONLINE,
               unread=("behavior_cloning",)),  # TD3+BC's switch: SUNG's BC term has its weight, bc_weight
+    Algorithm("sung-cql", "sung_cql", "CQL with a VAE's density of (s, a): acts with the highest-Q of the rarest "
+              "candidates and keeps the conservative term on rare transitions only, online",
+              "Guo et al., A Simple Unified Uncertainty-Guided Framework for Offline-to-Online RL, IEEE TNNLS 2025",
+              "offline", online=SUNG_ONLINE,
+              unread=("calibrated", "sparse_failure_reward")),  # Cal-QL's bound, which SUNG's CQL never applies
     # RO2O's fine-tuning code: a new replay buffer of online steps only, 2,500 steps by the pre-trained policy before
     # the first update, one update per step, the offline terms dropped (ro2o.online_overrides).
     Algorithm("ro2o", "ro2o", "SAC-N with Q and policy smoothness under state perturbations and a pessimism term on "
@@ -274,6 +279,8 @@ CHECKS = {
                deviations=("which critics the actor loss reads", "log pi's tanh correction"),
                learning="equal at 3 + 3 seeds, 10k updates, HalfCheetah-v5 medium-replay (22.4 vs 23.8)"),
     "sung": Check("guosyjlu/SUNG", commit="88dc872fe4920c098fe6cff0d5cc4dee713929c5"),
+    "sung-cql": Check("guosyjlu/SUNG", commit="88dc872fe4920c098fe6cff0d5cc4dee713929c5",
+                      deviations=("update order", "log-std scalars")),
     "ro2o": Check("BattleWen/RO2O", commit="d066702273944fa5ec15a3050c05cf30f1ce9e05",
                   deviations=("update order", "log pi's tanh correction"),
                   learning="final equal, AUC inconclusive at 3 + 3 seeds, 10k updates, Pendulum-v1 medium-replay "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BATCH, SPEC, constant
 
-from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, ro2o, sung, td3_bc
+from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, ro2o, sung, sung_cql, td3_bc
 from o2o.agents.common import soft_update
 from o2o.data import Dataset
 from o2o.errors import O2OError
@@ -516,6 +516,46 @@ def test_sung_explores_with_the_rarest_of_the_best_candidates_by_q(monkeypatch):
     monkeypatch.setattr(sung, "uncertainty", lambda state, params, obs, actions, noise: 50.0 * (actions[:, 0] > 1.0))
     np.testing.assert_allclose(sung.act(state, obs, jax.random.PRNGKey(1), False), 1.0)  # 2.0, clipped
     np.testing.assert_allclose(sung.act(state, obs, jax.random.PRNGKey(1), True), 0.0)  # evaluation: pi(s)
+
+
+def test_sung_cql_explores_with_the_best_by_q_of_the_rarest_candidates(monkeypatch):
+    class Unit:  # pi(.|s) = N(0, 1) before the tanh
+        apply = staticmethod(lambda variables, obs: 2 * (jnp.zeros(obs.shape[:-1] + (1,)),))
+
+    class QIsTheAction:  # Q_1(s, a) = Q_2(s, a) = 50 a
+        apply = staticmethod(lambda variables, obs, actions: 50.0 * jnp.stack([actions[:, 0], actions[:, 0]]))
+
+    config = sung_cql.Config(num_candidates=4, top_uncertain=2, hidden_dims=(4,), vae_hidden_dims=(4,))
+    state = sung_cql.init(jax.random.PRNGKey(0), SPEC, config)
+    state = state.replace(actor=state.actor.replace(module=Unit()), critic=state.critic.replace(module=QIsTheAction()))
+    monkeypatch.setattr(sung_cql, "candidate_noise_draw", lambda key, shape: jnp.array([[0.3], [0.9], [-0.5], [2.0]]))
+    obs = jnp.zeros((3, 2))
+    # u = -a: the rarest two are tanh(-0.5) and tanh(0.3); softmax(50 a) draws the larger, tanh(0.3)
+    monkeypatch.setattr(sung, "uncertainty", lambda state, params, obs, actions, noise: -actions[:, 0])
+    np.testing.assert_allclose(sung_cql.act(state, obs, jax.random.PRNGKey(1), False), np.tanh(0.3), rtol=1e-6)
+    # u = a: the rarest two are tanh(2) and tanh(0.9); the larger by Q, tanh(2)
+    monkeypatch.setattr(sung, "uncertainty", lambda state, params, obs, actions, noise: actions[:, 0])
+    np.testing.assert_allclose(sung_cql.act(state, obs, jax.random.PRNGKey(1), False), np.tanh(2.0), rtol=1e-6)
+    np.testing.assert_allclose(sung_cql.act(state, obs, jax.random.PRNGKey(1), True), 0.0)  # evaluation: tanh(mean)
+
+
+def test_sung_cql_draws_its_conservative_samples_by_softmax_u_once_fine_tuning(monkeypatch):
+    drawn = []
+    draw = sung_cql.uncertain_samples_draw
+    monkeypatch.setattr(sung_cql, "uncertain_samples_draw", lambda *args: drawn.append(draw(*args)) or drawn[-1])
+    batch = {**BATCH, **{k: jnp.concatenate([v] * 10) for k, v in BATCH.items()}}  # 20 transitions
+    # u = 50 on transition 3, 0 elsewhere: softmax puts all but e^-50 of the mass there
+    monkeypatch.setattr(sung, "uncertainty", lambda state, params, obs, actions, noise: 50.0 * (jnp.arange(20) == 3))
+    offline = sung_cql.Config(hidden_dims=(4,), vae_hidden_dims=(4,), cql_num_actions=2)
+    sung_cql.update(sung_cql.init(jax.random.PRNGKey(0), SPEC, offline), batch, jax.random.PRNGKey(1))
+    assert not drawn  # offline: every sample once (CQL)
+    _, online = get_algorithm("sung-cql", {"hidden_dims": "4", "vae_hidden_dims": "4", "cql_num_actions": "2"},
+                              online_updates=1_000)
+    assert (online.conservative_weight, online.uncertain_fraction) == (0.1, 0.1)
+    state = sung_cql.init(jax.random.PRNGKey(0), SPEC, online)
+    _, metrics = sung_cql.update(state, batch, jax.random.PRNGKey(1))
+    assert drawn[0].tolist() == [3, 3]  # int(0.1 * 20) samples, with replacement
+    assert np.isfinite(metrics["conservative_loss"]) and np.isfinite(metrics["vae_loss"])
 
 
 def test_sung_uncertainty_is_the_per_dimension_negative_elbo_and_fine_tuning_narrows_the_bc_term():

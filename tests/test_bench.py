@@ -155,7 +155,7 @@ def test_bench_cli_exit_status_and_json_line(datasets, tmp_path, capsys):
 def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert set(bench.shipped_suites()) == {"quick", "zoo", "finetuning", "ogbench"}  # as `o2o bench --help` lists them
     finetuning = bench.cells(bench.Grid(**bench.load_suite("finetuning")))
-    assert len(finetuning) == 42  # every method on every dataset, fine-tuned without and with SERA's bonus
+    assert len(finetuning) == 54  # every method on every dataset, fine-tuned without and with SERA's bonus
     assert {c.id for c in finetuning if c.bonus == "sera"} == {c.id + "+sera" for c in finetuning if c.bonus == "none"}
     for given, refusal in ((dict(bonuses=["sera"]), "give --online-steps"),
                            (dict(bonuses=["rnd"], online_steps=10), "choose one of"),

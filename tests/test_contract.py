@@ -139,10 +139,10 @@ def test_every_algorithm_runs_from_the_command_line(offline_algos, online_algos,
 # returns (Cal-QL), a universal policy whose training coefficients come from its balance model once online (FamO2O),
 # batches mostly of the newest online steps and actions chosen among candidates (SUNG);
 # with -m slow: union batches of reward-scaled data (IQL), an ensemble (EDAC), a flow carried over (FQL), terms dropped
-# and no offline data kept (RO2O, its 2,500-step warm-up cut to 3). The CLI test above covers the rest; QC's fine-tuning
-# runs in test_online_engine.
+# and no offline data kept (RO2O, its 2,500-step warm-up cut to 3), SUNG's density model carried over to CQL
+# (sung-cql). The CLI test above covers the rest; QC's fine-tuning runs in test_online_engine.
 FINE_TUNING_PATHS = ("rebrac", "calql", "famo2o", "sung")
-MORE_FINE_TUNING_PATHS = ("iql", "edac", "fql", "ro2o")
+MORE_FINE_TUNING_PATHS = ("iql", "edac", "fql", "ro2o", "sung-cql")
 
 
 @pytest.mark.parametrize("paths", [FINE_TUNING_PATHS, pytest.param(MORE_FINE_TUNING_PATHS, marks=pytest.mark.slow)],

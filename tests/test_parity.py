@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import pytest
 
-from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, ro2o, sac, sung, td3_bc
+from o2o.agents import Spec, awac, cql, dt, famo2o, fql, get_algorithm, qc, ro2o, sac, sung, sung_cql, td3_bc
 from o2o.agents.common import (
     Network,
     ObservationNormalizer,
@@ -60,7 +60,8 @@ DRAW_SITES = {"target_noise": (td3_bc, "target_noise_draw"),
               "ood_perturbation": (ro2o, "ood_perturbation_draw"),
               "policy_smooth_perturbation": (ro2o, "policy_smooth_perturbation_draw"),
               "ood_action_noise": (ro2o, "ood_action_noise_draw"),
-              "vae_noise": (sung, "vae_noise_draw"), "uncertainty_noise": (sung, "uncertainty_noise_draw")}
+              "vae_noise": (sung, "vae_noise_draw"), "uncertainty_noise": (sung, "uncertainty_noise_draw"),
+              "uncertain_samples": (sung_cql, "uncertain_samples_draw")}
 
 
 @dataclasses.dataclass
@@ -372,6 +373,13 @@ def commonest_actions_ranked():
     return mock.patch.object(jax.lax, "top_k", lambda values, k: top_k(-values, k))
 
 
+def first_samples_kept():
+    """SUNG-on-CQL's conservative term on samples 0 .. K - 1 of the batch instead of the K drawn (injected) ones."""
+    original = injected
+    return mock.patch(f"{__name__}.injected", lambda name, value: original(
+        name, jnp.arange(value.shape[0]) if name == "uncertain_samples" else value))
+
+
 # Per algorithm: a changed discount, a dropped term, a swapped min/mean or weight (config fields the update reads: the
 # initial state is shared), or code patched while the update is traced. Each must put some error above ten times the
 # tolerance. They and the deviation tests run with -m slow (about 10 minutes on 2 cores); the default suite compares
@@ -450,6 +458,11 @@ PERTURBATIONS = {
     "sung-finetuning": {"BC on the commonest policy actions, not the rarest": {"patch": commonest_actions_ranked},
                         "BC on 20% of the batch, not 10%": {"uncertain_fraction": 0.2},
                         "BC on every sample (TD3+BC)": {"uncertain_fraction": 1.0}},
+    "sung-cql": {"conservative term dropped (SAC's critic)": {"cql_alpha": 0.0},
+                 "VAE's KL weight 1, not 0.5": {"vae_kl_weight": 1.0},
+                 "log-sum-exp temperature 2.0": {"cql_temperature": 2.0}},
+    "sung-cql-finetuning": {"lambda 0.2, not 0.1": {"conservative_weight": 0.2},
+                            "the term on the batch's first samples, not the drawn ones": {"patch": first_samples_kept}},
     "lbsac": {"discount 0.98": {"discount": 0.98},
               "actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True},
               "no entropy term in the target": {"backup_entropy": False}},
@@ -621,11 +634,11 @@ def exact_adam_bias_correction():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sacn", "edac", "lbsac", "riql", "sung"])
+@pytest.mark.parametrize("name", ["sacn", "edac", "lbsac", "riql", "sung", "sung-cql"])
 def test_the_float32_gap_is_optax_adam_bias_correction(name):
     """Where o2o's float32 parameters after 100 updates sit further from the reference than its losses (edac: 1.9e-4,
-    lbsac: 1.1e-2, riql's critic: 1.0e-3, sung's critic 4.2e-4; hence those fixtures' after_all tolerances), the cause is optax computing Adam's bias corrections in
-    float32 (each step ~6.5e-6 shorter than torch's), which LB-SAC's learning rate amplifies (the authors' code with its
+    lbsac: 1.1e-2, riql's critic: 1.0e-3, sung's critic 4.2e-4, sung-cql's 9.4e-4; hence those fixtures' after_all
+    tolerances), the cause is optax computing Adam's bias corrections in float32 (each step ~6.5e-6 shorter than torch's), which LB-SAC's learning rate amplifies (the authors' code with its
     learning rates scaled by 1 - 6.5e-6 moves its own actor by 9e-3). With the corrections exact, o2o matches every
     kind within 1e-4 (sacn and edac within ~1e-6)."""
     fixture, _ = initial(name)

@@ -24,7 +24,15 @@ REFERENCES = {"td3bc": ("TD3_BC", ".venv"), "iql": ("implicit_q_learning", ".ven
               "td3": ("TD3", ".venv"), "sac": ("jaxrl", ".venv-iql"), "rlpd": ("rlpd", ".venv-iql"),
               "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv"), "famo2o": ("FamO2O", ".venv-iql"),
               "qc": ("qc", ".venv"), "qc-fql": ("qc", ".venv"), "ro2o": ("RO2O", ".venv"),
-              "sung": ("SUNG", ".venv"), "sung-finetuning": ("SUNG", ".venv")}
+              "sung": ("SUNG", ".venv"), "sung-finetuning": ("SUNG", ".venv"), "sung-cql": ("SUNG", ".venv"),
+              "sung-cql-finetuning": ("SUNG", ".venv")}
+
+
+def adapter(case: str) -> Path:
+    """A case's adapter, as regenerate.sh finds it: an algorithm named with a hyphen has its own (sung-cql ->
+    sung_cql.py, its -finetuning case too), a variant case its algorithm's (qc-fql -> qc.py)."""
+    own = ROOT / f"benchmarks/parity/{case.removesuffix('-finetuning').replace('-', '_')}.py"
+    return own if own.exists() else ROOT / f"benchmarks/parity/{case.split('-')[0]}.py"
 
 
 def main() -> None:
@@ -44,8 +52,7 @@ def main() -> None:
             tree, venv = REFERENCES[algo]
             subprocess.run([sys.executable, ROOT / "benchmarks/parity/inputs.py", algo, "--out", tmp / "inputs.npz"],
                            check=True, capture_output=True)
-            adapter = ROOT / f"benchmarks/parity/{algo.split('-')[0]}.py"  # qc-fql: qc.py
-            subprocess.run([REFS / venv / "bin/python", adapter, "--reference",
+            subprocess.run([REFS / venv / "bin/python", adapter(algo), "--reference",
                             REFS / tree, "--inputs", tmp / "inputs.npz", "--float64", "--out", tmp / f"{algo}.npz"],
                            check=True, capture_output=True)
             parity.FIXTURES, parity.RECORDS[algo] = tmp, json.loads((tmp / f"{algo}.json").read_text())

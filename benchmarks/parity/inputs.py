@@ -35,6 +35,7 @@ ONLINE_BATCH, ENSEMBLE_BATCH = 128, 64  # sac; rlpd, wsrl (4 LayerNorm critics):
 RLPD_UTD = 4  # critic steps per call of RLPD's update (its utd_ratio), the last followed by the actor's
 SUNG_BATCH, SUNG_LATENT = 64, 2 * 6  # three (batch, ...) draws per update, two of them the VAE's latent (2 A)
 SUNG_DRAWS = {"target_noise": (SUNG_BATCH, ACTION_DIM), "vae_noise": (SUNG_BATCH, SUNG_LATENT)}
+SUNG_CQL_KEPT = int(0.1 * CQL_BATCH)  # fine-tuning's conservative term: int(batch * prob) samples
 RO2O_PERTURBATIONS = 4  # copies per state: the pessimism term draws (batch * 4, action_dim) normals per update
 RO2O_PERTURBATION_DRAWS = ("q_smooth_perturbation", "ood_perturbation", "policy_smooth_perturbation")
 
@@ -123,6 +124,21 @@ CASES = {
                              "uncertain_fraction": 0.1},
                             {**SUNG_DRAWS, "uncertainty_noise": (SUNG_BATCH, SUNG_LATENT)},
                             batch_size=SUNG_BATCH, algo="sung"),
+    # SUNG on CQL (the authors' CQL/conservative_sac.py): 32-wide networks, a (32, 32) VAE (its 750), batch 64, N = 2;
+    # offline: CQL's term on every sample; fine-tuning: the authors' lambda 0.1 on a tenth (6) of the batch drawn by u
+    **{case: Case({"hidden_dims": (32, 32), "vae_hidden_dims": (32, 32), "batch_size": CQL_BATCH,
+                   "cql_num_actions": CQL_ACTIONS, **changes},
+                  {"next_action_noise": (CQL_BATCH, ACTION_DIM), "actor_action_noise": (CQL_BATCH, ACTION_DIM),
+                   "random_actions": (kept * CQL_ACTIONS, ACTION_DIM),
+                   "policy_actions_noise": (kept * CQL_ACTIONS, ACTION_DIM),
+                   "next_policy_actions_noise": (kept * CQL_ACTIONS, ACTION_DIM),
+                   "vae_noise": (CQL_BATCH, SUNG_LATENT), **extra},
+                  uniform=("random_actions",), batch_size=CQL_BATCH, algo="sung-cql",
+                  subsets={"uncertain_samples": (CQL_BATCH, kept)} if kept < CQL_BATCH else {})
+       for case, changes, kept, extra in (
+           ("sung-cql", {}, CQL_BATCH, {}),
+           ("sung-cql-finetuning", {"conservative_weight": 0.1, "uncertain_fraction": 0.1}, SUNG_CQL_KEPT,
+            {"uncertainty_noise": (CQL_BATCH, SUNG_LATENT)}))},
     # FQL draws four arrays per update: a batch of 64 keeps them (and the three networks) under 1 MB
     "fql": Case({"hidden_dims": (64, 64), "batch_size": FQL_BATCH},
                 {"next_one_step_noise": (FQL_BATCH, ACTION_DIM), "flow_noise": (FQL_BATCH, ACTION_DIM),

@@ -9,19 +9,23 @@ REFS=${REFS:-/work/refs}
 INPUTS=$(mktemp -d)
 trap 'rm -rf "$INPUTS"' EXIT
 
-# inputs case (an algorithm, or ALGO-VARIANT: the adapter ALGO.py on that case's inputs) -> reference work tree, the
-# environment that runs it, extra adapter runs
+# inputs case (an algorithm, or ALGO-VARIANT: the adapter ALGO.py on that case's inputs; an algorithm named with a
+# hyphen has its adapter with an underscore, sung-cql -> sung_cql.py) -> reference work tree, the environment that
+# runs it, extra adapter runs
 run() {
   local algo=$1 reference=$2 python=$3
   shift 3
+  local adapter=${algo%-finetuning}
+  adapter=benchmarks/parity/${adapter//-/_}.py
+  [ -f "$adapter" ] || adapter=benchmarks/parity/${algo%%-*}.py
   "$O2O_PYTHON" benchmarks/parity/inputs.py "$algo" --out "$INPUTS/$algo.npz"
-  "$python" benchmarks/parity/"${algo%%-*}".py --reference "$reference" --inputs "$INPUTS/$algo.npz"
+  "$python" "$adapter" --reference "$reference" --inputs "$INPUTS/$algo.npz"
   for flag in "$@"; do
-    "$python" benchmarks/parity/"${algo%%-*}".py --reference "$reference" --inputs "$INPUTS/$algo.npz" "$flag"
+    "$python" "$adapter" --reference "$reference" --inputs "$INPUTS/$algo.npz" "$flag"
   done
 }
 
-for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc ro2o sung sera}"; do
+for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 sac rlpd wsrl riql famo2o qc ro2o sung sung-cql sera}"; do
   for a in $algo; do
     case $a in
       td3bc) run td3bc "$REFS/TD3_BC" "$REFS/.venv/bin/python" ;;
@@ -48,6 +52,8 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       ro2o) run ro2o "$REFS/RO2O" "$REFS/.venv/bin/python" ;;
       sung) run sung "$REFS/SUNG" "$REFS/.venv/bin/python"
             run sung-finetuning "$REFS/SUNG" "$REFS/.venv/bin/python" ;;
+      sung-cql) run sung-cql "$REFS/SUNG" "$REFS/.venv/bin/python"
+                run sung-cql-finetuning "$REFS/SUNG" "$REFS/.venv/bin/python" ;;
       sera) "$REFS/.venv/bin/python" benchmarks/parity/sera.py --reference "$REFS/VCSE" ;;  # its own inputs
       *) echo "no parity adapter for $a" >&2; exit 2 ;;
     esac

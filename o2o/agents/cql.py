@@ -58,37 +58,55 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     target_key, random_key, pi_key, next_pi_key, actor_key = jax.random.split(key, 5)
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
     target = sac.critic_target(state, batch, next_obs, target_key)
+    proposals = proposal_actions(state, obs, next_obs, random_key, pi_key, next_pi_key)
+    bound = batch["mc_returns"] if config.calibrated else None
 
-    batch_size, action_dim, n = obs.shape[0], state.spec.action_dim, config.cql_num_actions
-    repeated_obs = jnp.repeat(obs, n, axis=0)  # (batch * n, obs_dim)
+    def critic_loss_fn(params):
+        pushed_down = soft_maximum(state, params, proposals, bound)
+        q_data = state.critic(obs, batch["actions"], params=params)  # (num_critics, batch)
+        td = ensemble_squared_error(q_data, target)
+        conservative = (pushed_down - q_data).mean(axis=1).sum()
+        info = {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
+        return td + config.cql_alpha * conservative, info
+
+    return sac.critic_then_actor(state, critic_loss_fn, obs, actor_key)
+
+
+def proposal_actions(state, obs: jax.Array, next_obs: jax.Array, random_key: jax.Array, pi_key: jax.Array,
+                     next_pi_key: jax.Array) -> tuple[jax.Array, ...]:
+    """The N proposals per state of R(s), no gradient: (states repeated N times, uniform actions, pi(.|s) actions and
+    their log-densities, pi(.|s') actions and theirs), each (batch * N, ...)."""
+    batch_size, action_dim, n = obs.shape[0], state.spec.action_dim, state.config.cql_num_actions
+    repeated_obs = jnp.repeat(obs, n, axis=0)
     random_actions = 2.0 * random_actions_draw(random_key, (batch_size * n, action_dim)) - 1.0  # U(-1, 1)
     pi_actions, pi_log_prob = sac.policy_sample(state, repeated_obs, pi_key, draw=policy_actions_noise_draw)
     next_pi_actions, next_pi_log_prob = sac.policy_sample(state, jnp.repeat(next_obs, n, axis=0), next_pi_key,
                                                           draw=next_policy_actions_noise_draw)
-    pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob = jax.lax.stop_gradient(
-        (pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob))
-    log_uniform_density = -action_dim * jnp.log(2.0)
+    return repeated_obs, *jax.lax.stop_gradient((random_actions, pi_actions, pi_log_prob, next_pi_actions,
+                                                 next_pi_log_prob))
 
-    def critic_loss_fn(params):
-        def q_at(actions):  # (num_critics, batch, n)
-            return state.critic(repeated_obs, actions, params=params).reshape(-1, batch_size, n)
 
-        q_pi, q_next_pi = q_at(pi_actions), q_at(next_pi_actions)
-        if config.calibrated:
-            bound = batch["mc_returns"][None, :, None]
-            q_pi, q_next_pi = jnp.maximum(q_pi, bound), jnp.maximum(q_next_pi, bound)
-        proposals = jnp.concatenate([
-            q_at(random_actions) - log_uniform_density,
-            q_pi - pi_log_prob.reshape(1, batch_size, n),
-            q_next_pi - next_pi_log_prob.reshape(1, batch_size, n),
-        ], axis=-1)
-        pushed_down = config.cql_temperature * jax.scipy.special.logsumexp(proposals / config.cql_temperature, axis=-1)
-        q_data = state.critic(obs, batch["actions"], params=params)  # (num_critics, batch)
-        td = ensemble_squared_error(q_data, target)
-        conservative = (pushed_down - q_data).mean(axis=1).sum()
-        return td + config.cql_alpha * conservative, {"td_loss": td, "conservative_loss": conservative, "q": q_data.mean()}
+def soft_maximum(state, params, proposals: tuple[jax.Array, ...], bound: jax.Array | None = None) -> jax.Array:
+    """R(s) of each critic, (num_critics, batch), over the states and actions of `proposals` (`proposal_actions`); with
+    `bound` (Cal-QL's returns-to-go, (batch,)) the policy actions' values bounded below by it."""
+    config = state.config
+    repeated_obs, random_actions, pi_actions, pi_log_prob, next_pi_actions, next_pi_log_prob = proposals
+    n = config.cql_num_actions
+    batch_size = repeated_obs.shape[0] // n
 
-    return sac.critic_then_actor(state, critic_loss_fn, obs, actor_key)
+    def q_at(actions):  # (num_critics, batch, n)
+        return state.critic(repeated_obs, actions, params=params).reshape(-1, batch_size, n)
+
+    q_pi, q_next_pi = q_at(pi_actions), q_at(next_pi_actions)
+    if bound is not None:
+        q_pi, q_next_pi = jnp.maximum(q_pi, bound[None, :, None]), jnp.maximum(q_next_pi, bound[None, :, None])
+    log_uniform_density = -state.spec.action_dim * jnp.log(2.0)
+    proposals_q = jnp.concatenate([
+        q_at(random_actions) - log_uniform_density,
+        q_pi - pi_log_prob.reshape(1, batch_size, n),
+        q_next_pi - next_pi_log_prob.reshape(1, batch_size, n),
+    ], axis=-1)
+    return config.cql_temperature * jax.scipy.special.logsumexp(proposals_q / config.cql_temperature, axis=-1)
 
 
 # The update's own draws (SAC's target and actor draw the others, sac.next_action_noise_draw and

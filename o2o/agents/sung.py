@@ -1,5 +1,6 @@
 """SUNG — Guo et al., "A Simple Unified Uncertainty-Guided Framework for Offline-to-Online Reinforcement Learning",
-IEEE TNNLS 2025 (arXiv 2306.07541), on TD3+BC, as the authors' code computes it (guosyjlu/SUNG, TD3_BC/).
+IEEE TNNLS 2025 (arXiv 2306.07541), on TD3+BC, as the authors' code computes it (guosyjlu/SUNG, TD3_BC/); its density
+model is shared with SUNG on CQL (o2o.agents.sung_cql).
 
 Uncertainty: a VAE over x = [s, a] (states standardized), u(s, a) = mean_j (x_j - dec(z)_j)^2 + beta mean_l KL_l(s, a)
 with one draw z = mu(x) + sigma(x) eps (the authors' elbo_loss: a per-dimension negative ELBO, higher = rarer), trained
@@ -31,11 +32,9 @@ LOG_STD_MIN, LOG_STD_MAX = -4.0, 15.0  # the authors' VAE clamps its encoder's l
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(td3_bc.Config):
-    bc_weight: float = 1.0
-    """w, weight of the BC term: 1 offline (TD3+BC); fine-tuning 0.05 (the authors' lamda)."""
-    uncertain_fraction: float = 1.0
-    """Share of the batch (largest u(s, pi(s)) first) the BC term reads: 1 offline; fine-tuning 0.05 (filter_prob)."""
+class DensityConfig:
+    """SUNG's density model and candidate actions, on either base algorithm (sung: TD3+BC; sung_cql: CQL)."""
+
     vae_hidden_dims: tuple[int, ...] = (750, 750)
     """Hidden layer widths of the VAE's encoder and decoder (the authors' vae.py)."""
     vae_latent_per_action_dim: int = 2
@@ -45,7 +44,15 @@ class Config(td3_bc.Config):
     vae_kl_weight: float = 0.5
     """beta, weight of the KL term in u and in the VAE's loss."""
     num_candidates: int = 100
-    """Actions pi(s) + N(0, exploration_noise^2) drawn per state when acting online."""
+    """Candidate actions drawn per state when acting online."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(td3_bc.Config, DensityConfig):
+    bc_weight: float = 1.0
+    """w, weight of the BC term: 1 offline (TD3+BC); fine-tuning 0.05 (the authors' lamda)."""
+    uncertain_fraction: float = 1.0
+    """Share of the batch (largest u(s, pi(s)) first) the BC term reads: 1 offline; fine-tuning 0.05 (filter_prob)."""
     top_q: int = 10
     """Candidates kept by Q_1 before one is drawn by softmax(u)."""
     exploration_noise: float = 0.1
@@ -77,14 +84,20 @@ def latent_dim(config: Config, spec: Spec) -> int:
     return config.vae_latent_per_action_dim * spec.action_dim
 
 
+def vae_network(key: jax.Array, spec: Spec, config) -> Network:
+    """The VAE over [s, a] with its Adam optimiser, its layers initialised as torch.nn.Linear's (the authors' vae.py, in
+    both of their variants, whatever the base algorithm's networks use)."""
+    obs, act = spec.dummy_inputs()
+    module = VAE(config.vae_hidden_dims, latent_dim(config, spec), "pytorch")
+    return Network.create(module, optax.adam(config.vae_lr), key, jnp.concatenate([obs, act], axis=-1),
+                          jnp.zeros(obs.shape[:-1] + (latent_dim(config, spec),)))
+
+
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     td3_key, vae_key = jax.random.split(key)
     base = td3_bc.init(td3_key, spec, config)
-    obs, act = spec.dummy_inputs()
-    module = VAE(config.vae_hidden_dims, latent_dim(config, spec), config.network_init)
-    vae = Network.create(module, optax.adam(config.vae_lr), vae_key, jnp.concatenate([obs, act], axis=-1),
-                         jnp.zeros(obs.shape[:-1] + (latent_dim(config, spec),)))
-    return State(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}, vae=vae)
+    return State(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                 vae=vae_network(vae_key, spec, config))
 
 
 def uncertainty(state: State, params, obs: jax.Array, actions: jax.Array, noise: jax.Array) -> jax.Array:
@@ -101,7 +114,7 @@ def vae_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 def uncertainty_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """eps of u(s, pi(s)) in the actor loss."""
+    """eps of the u that chooses the samples of the conservative term (sung: u(s, pi(s)); sung_cql: u(s, a))."""
     return jax.random.normal(key, shape)
 
 
@@ -114,10 +127,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
                           params=state.target_critic_params).min(axis=0)
     critic, critic_loss, critic_info = td3_bc.critic_step(state, obs, actions,
                                                           td_target(batch, config.discount, next_q))
-    vae_noise = vae_noise_draw(vae_key, (obs.shape[0], latent_dim(config, state.spec)))
-    vae_loss, _, grads = value_and_grad(lambda p: (uncertainty(state, p, obs, actions, vae_noise).mean(), {}),
-                                        state.vae.params)
-    vae = state.vae.apply_gradients(grads)
+    vae, vae_loss = train_vae(state, obs, actions, vae_key)
     kept = max(1, int(config.uncertain_fraction * obs.shape[0]))
 
     def actor_loss_fn(params):
@@ -125,7 +135,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         q = critic(obs, pi)[0]
         squared = (pi - actions) ** 2
         if kept < obs.shape[0]:  # the BC term on the rarest policy actions only
-            noise = uncertainty_noise_draw(actor_key, vae_noise.shape)
+            noise = uncertainty_noise_draw(actor_key, (obs.shape[0], latent_dim(config, state.spec)))
             rarest = jax.lax.top_k(jax.lax.stop_gradient(uncertainty(state, vae.params, obs, pi, noise)), kept)[1]
             squared = squared[rarest]
         bc = squared.mean()
@@ -135,6 +145,13 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     state = state.replace(critic=critic, vae=vae, step=state.step + 1)
     state, actor_info = td3_bc.delayed_actor_step(state, actor_loss_fn)
     return state, {"critic_loss": critic_loss, "vae_loss": vae_loss, **critic_info, **actor_info}
+
+
+def train_vae(state, obs: jax.Array, actions: jax.Array, key: jax.Array) -> tuple[Network, jax.Array]:
+    """One Adam step of the VAE on E[u(s, a)] over the batch (standardized states); returns it and its loss."""
+    noise = vae_noise_draw(key, (obs.shape[0], latent_dim(state.config, state.spec)))
+    loss, _, grads = value_and_grad(lambda p: (uncertainty(state, p, obs, actions, noise).mean(), {}), state.vae.params)
+    return state.vae.apply_gradients(grads), loss
 
 
 def online_overrides(updates: int) -> dict:

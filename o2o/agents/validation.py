@@ -113,6 +113,11 @@ FIELD_RULES: dict[str, RuleEntry] = {
                      "calibrated", "normalize_q_loss", "actor_layer_norm"), TRUE_OR_FALSE),
 }
 
+# SUNG's density model and the share of each batch its conservative term reads (sung, sung_cql)
+SUNG_DENSITY = {"uncertain_fraction": interval(0, 1, high_closed=True), "vae_hidden_dims": LAYER_WIDTHS,
+                "vae_latent_per_action_dim": integers(1), "vae_lr": POSITIVE, "vae_kl_weight": NON_NEGATIVE,
+                "num_candidates": integers(1)}
+
 MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
     "iql": {"temperature": NON_NEGATIVE},  # beta multiplies the advantage: 0 weighs every action alike (BC)
     "riql": {"temperature": NON_NEGATIVE, "quantile": FRACTION_CLOSED, "huber_sigma": POSITIVE,
@@ -132,10 +137,9 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
     # EDAC's term averages over pairs of critics, dividing by N - 1
     "edac": {"num_critics": lambda config: Rule("the integers >= 2 where eta > 0", integers(2).allows)
              if config.eta > 0 else integers(1)},
-    "sung": {"bc_weight": NON_NEGATIVE, "uncertain_fraction": interval(0, 1, high_closed=True),
-             "vae_hidden_dims": LAYER_WIDTHS, "vae_latent_per_action_dim": integers(1), "vae_lr": POSITIVE,
-             "vae_kl_weight": NON_NEGATIVE, "num_candidates": integers(1),
-             "top_q": lambda config: integers(1, config.num_candidates)},
+    "sung": {"bc_weight": NON_NEGATIVE, **SUNG_DENSITY, "top_q": lambda config: integers(1, config.num_candidates)},
+    "sung_cql": {"conservative_weight": NON_NEGATIVE, **SUNG_DENSITY,
+                 "top_uncertain": lambda config: integers(1, config.num_candidates)},
     # k counts the point itself: k = 1 makes eps 0 for every point
     "sera": {"neighbours": integers(2), "scale": NON_NEGATIVE},
     # the pessimism term's target reads the ensemble's standard deviation (N - 1 in its denominator)
