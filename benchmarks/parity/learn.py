@@ -972,7 +972,9 @@ def main() -> None:
                         help="required but for an OGBench task (scored by its success rate)")
     parser.add_argument("--method", default=None, help="the method's name in the CSV (default: ALGO (reference))")
     parser.add_argument("--dataset-name", default=None, help="the dataset's name in the CSV (default: the file's stem)")
-    parser.add_argument("--source", default="", help="the reference's repository and commit, recorded per row")
+    parser.add_argument("--source", default=None,
+                        help="the reference's repository and commit, recorded per row (default: OWNER/NAME@COMMIT read "
+                             "from the work tree's origin and HEAD)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reference-set", nargs="*", default=[], metavar="FLAG=VALUE",
                         help="calql: more flags for the reference's training script (a diagnostic, e.g. "
@@ -996,6 +998,8 @@ def main() -> None:
                         help="fql on a .npz: the target critic's Polyak step towards the critic after this update's "
                              "step, as o2o's (the update fixture's alignment; a diagnostic)")
     args = parser.parse_args()
+    if args.source is None:
+        args.source = source_of(args.reference)
     ogbench_task = is_ogbench_task(args.env)
     if not ogbench_task and args.score_range is None:
         parser.error("--score-range is required")
@@ -1055,6 +1059,22 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(rows)
     partial.replace(args.out)
+
+
+def source_of(work_tree: Path) -> str:
+    """OWNER/NAME@COMMIT of a reference's work tree: its HEAD, and its origin read as a GitHub address
+    (https://github.com/OWNER/NAME[.git]) or as a snapshot's folder (.../OWNER+NAME/...); the folder's own name when
+    neither is there."""
+    import subprocess
+
+    git = lambda *command: subprocess.run(["git", "-C", str(work_tree), *command], capture_output=True,  # noqa: E731
+                                          text=True).stdout.strip()
+    origin, name = git("remote", "get-url", "origin"), work_tree.resolve().name
+    if "github.com" in origin:
+        name = origin.split("github.com", 1)[1].strip(":/").removesuffix(".git")
+    else:
+        name = next((part.replace("+", "/", 1) for part in origin.split("/") if "+" in part), name)
+    return f"{name}@{git('rev-parse', 'HEAD')}"
 
 
 if __name__ == "__main__":

@@ -43,10 +43,9 @@ for algo in $ALGOS; do
     *) echo "no learning adapter for $algo" >&2; exit 2 ;;
   esac
   csv=$OUT/$algo-reference.csv
-  commit=$(git -C "$tree" rev-parse HEAD 2>/dev/null || echo unknown)
   [ -e "$csv" ] || "$python" benchmarks/parity/learn.py "$algo" --reference "$tree" --dataset "$OUT/$NAME.npz" \
     --dataset-name "$NAME" --env "$ENV" --steps "$STEPS" --eval-every "$EVAL_EVERY" --eval-episodes "$EVAL_EPISODES" \
-    --seeds $(seq 0 $((SEEDS - 1))) --score-range $RANGE --source "$(basename "$tree")@$commit" --out "$csv"
+    --seeds $(seq 0 $((SEEDS - 1))) --score-range $RANGE --out "$csv"
   references+=("$algo=$csv")
 done
 "$O2O_PYTHON" benchmarks/parity/verdict.py --bench "$OUT/bench" --reference "${references[@]}" --out "$OUT/verdict.md"
