@@ -35,6 +35,7 @@ Online methods (`rlpd`): a step is an environment step of the reference's online
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import functools
 import importlib
@@ -935,9 +936,163 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
     return env_step, (lambda obs: state["agent"].eval_actions(obs))
 
 
+def o2o_start(run: Path, seed: int) -> tuple[dict, dict]:
+    """Seed `seed` of o2o's offline run `run` (a fine-tuning reference starts from it, as `o2o finetune` does): its
+    latest checkpoint's networks, each parameter array that seed's slice (flax's msgpack, no o2o import), and its
+    resolved agent config."""
+    from flax import serialization
+    recorded = json.loads((run / "config.json").read_text())
+    member = seed - recorded["settings"]["seed"]
+    assert 0 <= member < recorded["settings"]["seeds"], f"seed {seed} is not one of {run}'s seeds"
+    restored = serialization.msgpack_restore((run / "checkpoints" / "latest.msgpack").read_bytes())["states"]
+    params = lambda tree: {k: params(v) if isinstance(v, dict) else np.asarray(v)[member]  # noqa: E731
+                           for k, v in tree.items()}
+    print(f"{run}: seed {seed} is its member {member}", flush=True)
+    return {name: params(network["params"]) for name, network in restored.items()
+            if isinstance(network, dict) and "params" in network}, recorded["agent_config"]
+
+
+def sung_online_loop(env_id: str, seed: int, explore, add, train, high: np.ndarray):
+    """SUNG's main.py loop in gymnasium (both variants): `explore(observation)` in [-1, 1], the env step on it times
+    the bound, `add(s, a, s', r, done)` with done only at a termination (its `done_bool`: a time-limit end is not done),
+    then one `train()`; `reset(seed=seed)` at the first reset (gym's env.seed)."""
+    import gymnasium as gym
+    env = gym.make(env_id)
+    state = {"observation": env.reset(seed=seed)[0], "returns": [], "return": 0.0, "info": {}}
+
+    def env_step():
+        action = np.clip(explore(np.asarray(state["observation"])), -1.0, 1.0)
+        next_observation, reward, terminated, truncated, _ = env.step(action * high)
+        add(state["observation"], action, next_observation, reward, float(terminated))
+        state["return"] += float(reward)
+        state["observation"], state["info"] = next_observation, train()
+        if terminated or truncated:
+            state["returns"].append(state["return"])
+            state["observation"], state["return"] = env.reset()[0], 0.0
+
+    def metrics() -> dict:
+        out = {k: float(v) for k, v in state["info"].items() if isinstance(v, (int, float))}
+        if state["returns"]:
+            out["train_episode_return"] = float(np.mean(state["returns"][-10:]))
+        return out
+
+    env_step.metrics = metrics
+    return env_step
+
+
+def sung(reference: Path, data: dict, seed: int, config: dict):
+    """The SUNG authors' fine-tuning on TD3+BC (guosyjlu/SUNG, TD3_BC/main.py's loop and TD3.py, PyTorch; its update
+    parity: benchmarks/parity/sung.py), from o2o's offline run `--start`: its main.py defaults (`--strategy prob
+    --candidate_num 100 --topk 10 --order qu --constrained greedy --filter_prob 0.05 --lamda 0.05`, TD3's noise,
+    delay and alpha 2.5, batch 256, one update per env step from the first, states standardized by its OORB);
+    `TD3.TD3(**kwargs)` with the run's widths (its 256), then what its `load` and `vae.load_state_dict` restore, from
+    the o2o checkpoint: actor, critics, the targets as their copies, the VAE (its `load` also restores both Adam states;
+    here they start afresh: o2o's continue). Each step as `sung_online_loop`, its `select_exploration_action` on the
+    standardized state and `policy.train(replay_buffer, 256)`. Replaced: gym, d4rl, wandb as in `sung_cql`."""
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("wandb", "d4rl", "gym")
+    sys.path.insert(0, str(reference / "TD3_BC"))
+    import TD3
+    import utils
+    from sung import vae_to_torch
+    from td3bc import ACTOR, Q1, Q2
+    from torch_helpers import NarrowLayers, mlp_to_torch
+
+    networks, agent_config = o2o_start(Path(config["start"]), seed)
+    widths = set(agent_config["hidden_dims"])
+    assert len(agent_config["hidden_dims"]) == 2 and len(widths) == 1, "its networks have two layers of one width"
+    TD3.nn = NarrowLayers(widths.pop())
+    scaled, high = unit_actions(data, config["env"])
+    dataset = {k: scaled[k] for k in ("observations", "actions", "next_observations", "rewards", "terminals")}
+    obs_dim, action_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    policy = TD3.TD3(state_dim=obs_dim, action_dim=action_dim, max_action=1.0, discount=0.99, tau=0.005,
+                     policy_noise=0.2, noise_clip=0.5, policy_freq=2, expl_noise=0.1, strategy="prob",
+                     candidate_num=100, topk=10, order="qu", constrained="greedy", filter_prob=0.05, lamda=0.05)
+    actor = mlp_to_torch(networks["actor"]["MLP_0"], ACTOR)
+    critic = networks["critic"]["VmapCritic_0"]["MLP_0"]
+    critic = {**mlp_to_torch(critic, Q1, member=0), **mlp_to_torch(critic, Q2, member=1)}
+    for module, weights in ((policy.actor, actor), (policy.actor_target, actor), (policy.critic, critic),
+                            (policy.critic_target, critic)):
+        module.load_state_dict(weights)
+    policy.vae.load_state_dict(vae_to_torch(networks["vae"], 2 * action_dim))
+    buffer = utils.OORB(obs_dim, action_dim, len(dataset["rewards"]) + config["steps"], 20_000, 0.1)
+    buffer.convert_D4RL(dataset)
+    mean, std = buffer.state_mean, buffer.state_std
+    print(f"sung: {len(dataset['rewards'])} offline transitions, networks {agent_config['hidden_dims']}, torch "
+          f"{torch.__version__}", flush=True)
+    step = sung_online_loop(config["env"], seed, lambda obs: policy.select_exploration_action((obs - mean) / std),
+                            buffer.add, lambda: policy.train(buffer, 256), high)
+    return step, lambda obs: policy.select_action((obs - mean) / std) * high
+
+
+def sung_cql(reference: Path, data: dict, seed: int, config: dict):
+    """The SUNG authors' fine-tuning on CQL (guosyjlu/SUNG, CQL/main.py's loop and conservative_sac.py, PyTorch; its
+    update parity: benchmarks/parity/sung_cql.py), from o2o's offline run `--start`: its main.py defaults
+    (`--exploration prob --order uq --candidate_num 100 --topk 20 --constrained prob --lamda 0.1 --prob 0.1`, batch
+    256, one update per env step from the first):
+    - the agent as main.py builds it: TanhGaussianPolicy and two FullyConnectedQFunctions of the run's widths,
+      `ConservativeSAC({"target_entropy": -action_dim, "use_cql": True}, ...)` (CQL's defaults: alpha 5, 10 proposals,
+      importance sampling), then what its `load` and `vae.load_state_dict` restore, taken from the o2o checkpoint: the
+      policy (log_std = m raw + c with m = 1, c = 0: o2o's policy has no scalars; the reference trains them from
+      there), both critics (and, as its `load`, targets that are copies of them: o2o keeps its target critics), the
+      VAE. Like its `load`, nothing else: alpha starts at 1 and every Adam state afresh (o2o continues its own);
+    - its OORB (offline buffer of the .npz's transitions, actions divided by the env's bound, `unit_actions`, then
+      clipped to +-0.99 by its clip_action; online buffer of 20,000; 10% of each batch offline), its states' mean and
+      std for the VAE;
+    - each step as `sung_online_loop`: `select_exploration_action(state, "prob", "uq", 100, 20, mean, std)`, then
+      `sac.train(replay_buffer, 256, "prob", 0.1, 0.1)`.
+    Replaced: gym's 4-tuple API by gymnasium's, d4rl and wandb (its data is the .npz; its logging); its evaluation is
+    o2o's protocol (`evaluate`, `select_action`: tanh of the mean)."""
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixture import stub_training_imports
+    stub_training_imports("wandb", "d4rl", "gym")
+    sys.path.insert(0, str(reference / "CQL"))
+    import conservative_sac
+    import model
+    import utils
+    from sung import vae_to_torch
+    from sung_cql import NETWORK
+    from torch_helpers import mlp_to_torch
+
+    networks, agent_config = o2o_start(Path(config["start"]), seed)
+    arch = "-".join(str(w) for w in agent_config["hidden_dims"])
+    scaled, high = unit_actions(data, config["env"])
+    dataset = {k: scaled[k] for k in ("observations", "actions", "next_observations", "rewards", "terminals")}
+    dataset["actions"] = np.clip(dataset["actions"], -0.99, 0.99)  # main.py's clip_action
+    obs_dim, action_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
+    utils.set_random_seed(seed)
+    policy = model.TanhGaussianPolicy(obs_dim, action_dim, arch=arch, log_std_offset=0.0)
+    qf1, qf2 = (model.FullyConnectedQFunction(obs_dim, action_dim, arch=arch) for _ in range(2))
+    sac = conservative_sac.ConservativeSAC({"target_entropy": -float(action_dim), "use_cql": True}, policy, qf1, qf2,
+                                           copy.deepcopy(qf1), copy.deepcopy(qf2), obs_dim, action_dim, max_action=1.0)
+    policy.base_network.load_state_dict(mlp_to_torch(networks["actor"]["MLP_0"], NETWORK))
+    critic = networks["critic"]["VmapCritic_0"]["MLP_0"]
+    for q, target, i in ((sac.qf1, sac.target_qf1, 0), (sac.qf2, sac.target_qf2, 1)):
+        q.network.load_state_dict(mlp_to_torch(critic, NETWORK, member=i))
+        target.network.load_state_dict(mlp_to_torch(critic, NETWORK, member=i))  # its load: deep copies
+    sac.vae.load_state_dict(vae_to_torch(networks["vae"], 2 * action_dim))
+    buffer = utils.OORB(obs_dim, action_dim, len(dataset["rewards"]) + config["steps"], 20_000, 0.1)
+    buffer.convert_D4RL(dataset)
+    mean, std = buffer.mean, buffer.std
+    print(f"sung-cql: {len(dataset['rewards'])} offline transitions, networks {arch}, torch {torch.__version__}",
+          flush=True)
+    step = sung_online_loop(
+        config["env"], seed,
+        lambda obs: sac.select_exploration_action(obs.reshape(1, -1), "prob", "uq", 100, 20, mean, std),
+        buffer.add, lambda: sac.train(buffer, 256, "prob", 0.1, 0.1, bc=False), high)
+    return step, lambda obs: sac.select_action(obs) * high
+
+
 ADAPTERS = {"td3bc": td3bc, "iql": iql, "famo2o": famo2o, "rebrac": rebrac, "edac": edac, "calql": calql, "fql": fql,
-            "rlpd": rlpd, "qc": qc, "ro2o": ro2o}
-ONLINE = {"rlpd"}  # a step is an environment step; the curve starts at step 0
+            "rlpd": rlpd, "qc": qc, "ro2o": ro2o, "sung": sung, "sung-cql": sung_cql}
+ONLINE = {"rlpd", "sung", "sung-cql"}  # a step is an environment step; the curve starts at step 0
 
 
 def evaluate(act, env_id: str, episodes: int, first_reset_seed: int) -> float:
@@ -985,6 +1140,8 @@ def main() -> None:
                              "updates to OUT's .metrics.jsonl every N updates")
     parser.add_argument("--start-training", type=int, default=5000,
                         help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")
+    parser.add_argument("--start", type=Path, default=None,
+                        help="fine-tuning methods (sung, sung-cql): the o2o offline run whose checkpoint seed s starts from")
     parser.add_argument("--utd", type=int, default=20, help="online methods: critic updates per env step (RLPD: 20)")
     parser.add_argument("--two-pass-layer-norm", action="store_true",
                         help="rlpd, fql on a .npz: flax's LayerNorm with use_fast_variance=False, its variance "
@@ -1012,7 +1169,7 @@ def main() -> None:
         update, act, *chunked = ADAPTERS[args.algo](args.reference, data, seed, {
             "dataset": name, "steps": args.steps, "eval_every": args.eval_every, "dataset_path": args.dataset,
             "env": args.env, "reference_set": args.reference_set, "start_training": args.start_training,
-            "utd": args.utd, "two_pass_layer_norm": args.two_pass_layer_norm,
+            "utd": args.utd, "two_pass_layer_norm": args.two_pass_layer_norm, "start": args.start,
             "target_after_step": args.target_after_step})
         chunk = chunked[0] if chunked else 1  # updates per update() call
         assert args.eval_every % chunk == 0 and args.steps % chunk == 0, (chunk, args.eval_every, args.steps)
