@@ -1141,7 +1141,8 @@ def main() -> None:
     parser.add_argument("--start-training", type=int, default=5000,
                         help="online methods: env steps of random actions before the first update (RLPD's README: 5000)")
     parser.add_argument("--start", type=Path, default=None,
-                        help="fine-tuning methods (sung, sung-cql): the o2o offline run whose checkpoint seed s starts from")
+                        help="fine-tuning methods (sung, sung-cql): the o2o offline run whose seed s each seed starts "
+                             "from")
     parser.add_argument("--utd", type=int, default=20, help="online methods: critic updates per env step (RLPD: 20)")
     parser.add_argument("--two-pass-layer-norm", action="store_true",
                         help="rlpd, fql on a .npz: flax's LayerNorm with use_fast_variance=False, its variance "

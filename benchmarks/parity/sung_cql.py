@@ -74,7 +74,7 @@ class Injected:
     def take(self, queue: list, shape: tuple) -> torch.Tensor:
         assert queue, "the reference drew more often than the update was given draws for"
         draw = np.asarray(queue.pop(0))
-        assert tuple(draw.shape) == tuple(shape), f"the reference draws {tuple(shape)}, the injected one is {draw.shape}"
+        assert tuple(draw.shape) == tuple(shape), f"the reference draws {tuple(shape)}, the injected {draw.shape}"
         return torch.from_numpy(draw)
 
     def rsample(self, distribution, sample_shape=torch.Size()):
