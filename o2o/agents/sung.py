@@ -114,7 +114,7 @@ def vae_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 def uncertainty_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """eps of the u that chooses the samples of the conservative term (sung: u(s, pi(s)); sung_cql: u(s, a))."""
+    """eps of the u that picks the samples SUNG constrains (sung's BC term: u(s, pi(s)); sung_cql's CQL term: u(s, a))."""
     return jax.random.normal(key, shape)
 
 

@@ -102,12 +102,12 @@ def explore(state: State, obs: jax.Array, density_obs: jax.Array, key: jax.Array
     rarest of `num_candidates` policy samples, one of them drawn by softmax(min Q)."""
     config = state.config
     noise_key, vae_key, pick_key = jax.random.split(key, 3)
-    repeated = jnp.broadcast_to(obs, (config.num_candidates, obs.shape[-1]))
+    n = config.num_candidates
+    repeated = jnp.broadcast_to(obs, (n, obs.shape[-1]))
     candidates, _ = sac.policy_sample(state, repeated, noise_key, draw=candidate_noise_draw)
-    rarity = sung.uncertainty(state, state.vae.params, jnp.broadcast_to(density_obs, (config.num_candidates,
-                                                                                      density_obs.shape[-1])),
-                              candidates, jax.random.normal(vae_key, (config.num_candidates,
-                                                                      sung.latent_dim(config, state.spec))))
+    vae_noise = jax.random.normal(vae_key, (n, sung.latent_dim(config, state.spec)))
+    rarity = sung.uncertainty(state, state.vae.params, jnp.broadcast_to(density_obs, (n, density_obs.shape[-1])),
+                              candidates, vae_noise)
     rarest = jax.lax.top_k(rarity, config.top_uncertain)[1]
     q = state.critic(repeated[rarest], candidates[rarest]).min(axis=0)
     return candidates[rarest][jax.random.categorical(pick_key, q)]
