@@ -203,8 +203,7 @@ RECORDS = (
     Algorithm("sung", "sung", "TD3+BC with a VAE's density of (s, a): acts with rare actions among high-Q ones and "
               "keeps the BC term on the rarest policy actions only, online",
               "Guo et al., A Simple Unified Uncertainty-Guided Framework for Offline-to-Online RL, IEEE TNNLS 2025",
-              "offline",
-              online=SUNG_ONLINE,
+              "offline", online=SUNG_ONLINE,
               unread=("behavior_cloning",)),  # TD3+BC's switch: SUNG's BC term has its weight, bc_weight
     Algorithm("sung-cql", "sung_cql", "CQL with a VAE's density of (s, a): acts with the highest-Q of the rarest "
               "candidates and keeps the conservative term on rare transitions only, online",

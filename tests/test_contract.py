@@ -23,7 +23,7 @@ SPEC = Spec(OBS, ACT, np.full(OBS, 0.5, np.float32), np.full(OBS, 2.0, np.float3
 def small(name):
     tiny = {"hidden_dims": "16,16", "batch_size": str(BATCH), "embedding_dim": "16", "num_layers": "1",
             "context_length": "4", "flow_steps": "2", "num_samples": "4", "vae_hidden_dims": "16,16",
-            "num_candidates": "4", "top_q": "2", "num_perturbations": "2"}
+            "num_candidates": "4", "top_q": "2", "top_uncertain": "2", "num_perturbations": "2"}
     return get_algorithm(name, {k: v for k, v in tiny.items() if k in read_fields(name)})
 
 
