@@ -70,7 +70,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         u = sung.uncertainty(state, state.vae.params, density_obs, actions, noise)
         chosen = uncertain_samples_draw(choice_key, (kept,), u)
     else:
-        chosen = jnp.arange(batch_size)
+        chosen = slice(None)  # every sample once (CQL), without a gather of the batch
     proposals = cql.proposal_actions(state, obs[chosen], next_obs[chosen], random_key, pi_key, next_pi_key)
 
     def critic_loss_fn(params):
