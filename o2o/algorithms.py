@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from o2o.errors import O2OError
+from o2o.presets import (DT_PRESETS, EDAC_PRESETS, FQL_OGBENCH, IQL_OGBENCH, LBSAC_BATCH, LBSAC_LR, LBSAC_PRESETS,
+                         OGBENCH_PRESET, REBRAC_OGBENCH, REBRAC_PRESETS, RIQL_PRESETS, RO2O_PRESETS, SACN_PRESETS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,71 +63,6 @@ class Algorithm:
         return CHECKS.get(self.name)
 
 
-def _per_dataset(fields: tuple[str, ...], table: dict[str, tuple]) -> dict[str, dict[str, Any]]:
-    return {dataset: dict(zip(fields, values)) for dataset, values in table.items()}
-
-
-# ReBRAC paper, Table 8 (the authors' configs): (actor_bc_coef, critic_bc_coef)
-REBRAC_PRESETS = _per_dataset(("actor_bc_coef", "critic_bc_coef"), {
-    "halfcheetah-medium": (0.001, 0.01), "halfcheetah-medium-replay": (0.01, 0.001), "halfcheetah-medium-expert": (0.01, 0.1),
-    "hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.5), "hopper-medium-expert": (0.1, 0.01),
-    "walker2d-medium": (0.05, 0.1), "walker2d-medium-replay": (0.05, 0.01), "walker2d-medium-expert": (0.01, 0.01)})
-# EDAC paper, Table 5, as CORL's configs: (num_critics, eta)
-EDAC_PRESETS = _per_dataset(("num_critics", "eta"), {
-    "halfcheetah-medium": (10, 1.0), "halfcheetah-medium-replay": (10, 1.0), "halfcheetah-medium-expert": (10, 5.0),
-    "hopper-medium": (50, 1.0), "hopper-medium-replay": (50, 1.0), "hopper-medium-expert": (50, 1.0),
-    "walker2d-medium": (10, 1.0), "walker2d-medium-replay": (10, 1.0), "walker2d-medium-expert": (10, 5.0)})
-# EDAC paper, Table 5 (SAC-N column), as CORL's configs: num_critics
-SACN_PRESETS = _per_dataset(("num_critics",), {
-    "halfcheetah": (10,), "hopper-medium": (500,), "hopper-medium-replay": (200,), "hopper-medium-expert": (200,),
-    "walker2d": (20,)})
-# LB-SAC's configs (Nikulin et al.'s code): num_critics; LayerNorm for hopper-medium
-LBSAC_PRESETS = _per_dataset(("num_critics",), {
-    "halfcheetah-medium": (4,), "halfcheetah-medium-replay": (10,), "halfcheetah-medium-expert": (8,),
-    "hopper-medium": (25,), "hopper-medium-replay": (20,), "hopper-medium-expert": (40,),
-    "walker2d-medium": (10,), "walker2d-medium-replay": (10,), "walker2d-medium-expert": (10,)})
-LBSAC_PRESETS["hopper-medium"]["critic_layer_norm"] = True
-# LB-SAC: batch 10,000 and every learning rate scaled by sqrt(10000 / 256) from 3e-4 (the authors' configs: 0.0018)
-LBSAC_BATCH, LBSAC_LR = 10_000, 0.0018
-
-# OGBench singletask, the FQL paper's settings (Park, Li & Levine, ICML 2025, Table 6 and Appendix): discount 0.99,
-# batch 256, 4 hidden layers (IQL 4 x 256 on the state-based manipulation tasks, the others 4 x 512), rewards as
-# relabelled (no scaling), states as observed. Keys "ogbench-ENV".
-_OGBENCH_ENVS = ("cube-single", "cube-double", "scene", "puzzle-3x3", "puzzle-4x4", "antmaze-large", "humanoidmaze-medium")
-IQL_OGBENCH = _per_dataset(("temperature",), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
-    (1.0,), (0.3,), (10.0,), (10.0,), (3.0,), (10.0,), (10.0,)))))
-for _env, _values in IQL_OGBENCH.items():
-    _values.update(expectile=0.9, scale_rewards_by_return_range=False, batch_size=256, discount=0.99,
-                   hidden_dims=(256,) * 4 if _env.startswith(("ogbench-cube", "ogbench-scene", "ogbench-puzzle"))
-                   else (512,) * 4)
-REBRAC_OGBENCH = _per_dataset(("actor_bc_coef", "critic_bc_coef"), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
-    (1.0, 0.0), (0.1, 0.0), (0.1, 0.01), (0.3, 0.01), (0.3, 0.01), (0.003, 0.01), (0.01, 0.01)))))
-for _values in REBRAC_OGBENCH.values():
-    _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99)
-# FQL: alpha per env (Table 6; the paper's commands), the mean of the critics but for antmaze (min)
-FQL_OGBENCH = _per_dataset(("alpha",), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
-    (300.0,), (300.0,), (300.0,), (1000.0,), (1000.0,), (10.0,), (30.0,)))))
-FQL_OGBENCH["ogbench-antmaze-large"]["q_aggregation"] = "min"
-for _values in FQL_OGBENCH.values():
-    _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99)
-for _presets in (IQL_OGBENCH, REBRAC_OGBENCH, FQL_OGBENCH):  # the paper's longer horizon for humanoidmaze
-    _presets["ogbench-humanoidmaze-medium"]["discount"] = 0.995
-OGBENCH_PRESET = "ogbench"
-# RIQL's configs (YangRui2015/RIQL, RIQL_config.py; paper, Table 6): (huber_sigma, quantile, num_critics) per env and
-# corruption, keys "ENV-MODE-TARGET" (`o2o data corrupt` records the corruption; clean data keeps the defaults 1, 0.25, 5)
-RIQL_PRESETS = _per_dataset(("huber_sigma", "quantile", "num_critics"), {
-    f"{env}-{mode}-{target}": values for (mode, target), per_env in {
-        ("random", "states"): ((0.1, 0.1, 5), (0.1, 0.25, 5), (0.1, 0.25, 3)),
-        ("random", "actions"): ((0.5, 0.25, 3), (0.5, 0.1, 5), (0.1, 0.25, 5)),
-        ("random", "rewards"): ((3.0, 0.25, 5), (3.0, 0.1, 5), (1.0, 0.25, 3)),
-        ("random", "dynamics"): ((3.0, 0.25, 5), (1.0, 0.25, 3), (1.0, 0.5, 5)),
-        ("adversarial", "states"): ((0.1, 0.1, 5), (1.0, 0.25, 5), (1.0, 0.25, 5)),
-        ("adversarial", "actions"): ((1.0, 0.1, 5), (1.0, 0.1, 5), (1.0, 0.25, 5)),
-        ("adversarial", "rewards"): ((1.0, 0.1, 5), (3.0, 0.1, 5), (0.1, 0.25, 5)),
-        ("adversarial", "dynamics"): ((1.0, 0.1, 5), (1.0, 0.25, 5), (1.0, 0.5, 5)),
-    }.items() for env, values in zip(("halfcheetah", "walker2d", "hopper"), per_env)})
-# Decision Transformer paper, Appendix (gym): the return evaluation is conditioned on
-DT_PRESETS = _per_dataset(("target_return",), {"hopper": (3600.0,), "halfcheetah": (6000.0,), "walker2d": (5000.0,)})
 # Q-chunking's main.py: start_training 5,000 online steps (acting by the policy), uniform offline + online replay
 QC_ONLINE = {"offline_sampling": "union", "warmup_steps": 5_000, "warmup_policy": "pretrained"}
 # SUNG's code (both bases): one update per env step from the first, 90% of every batch from the newest 20,000 online
@@ -217,7 +154,7 @@ RECORDS = (
               "Wen et al., Towards Robust Offline-to-Online RL via Uncertainty and Smoothness, 2023", "offline",
               variant={"edac_init": True},
               online={"offline_sampling": "none", "warmup_policy": "pretrained", "warmup_steps": 2_500},
-              unread=("eta",)),  # EDAC's diversity term, which RO2O's code does not add
+              presets=RO2O_PRESETS, unread=("eta",)),  # EDAC's diversity term, which RO2O's code does not add
     Algorithm("sac", "sac", "soft actor-critic with automatic temperature", "Haarnoja et al., 2018", "online",
               online={"warmup_steps": 5_000}),
     # TD3 paper: 25k random steps (start_timesteps).

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BATCH, SPEC, constant
 
-from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, ro2o, sung, sung_cql, td3_bc
+from o2o.agents import Spec, bc, famo2o, fql, get_algorithm, iql, qc, ro2o, sac, sung, sung_cql, td3_bc
 from o2o.agents.common import soft_update
 from o2o.data import Dataset
 from o2o.errors import O2OError
@@ -496,6 +496,53 @@ def test_ro2o_pessimism_weight_decays_linearly_to_its_floor_and_fine_tuning_drop
     assert kept.ood_weight == 0.1
     with pytest.raises(O2OError, match="num_critics"):
         get_algorithm("ro2o", {"num_critics": "1"})
+
+
+def test_ro2o_antmaze_recipes_offline_and_fine_tuning():
+    """The authors' AntMaze scripts: the LCB one trains offline on raw rewards with beta_bc 5 and fine-tunes on
+    4 (r - 0.5) with beta_bc 1; the min one uses 4 (r - 0.5) throughout and fine-tunes with beta_bc 10. The preset
+    carries its fine-tuning script, a user's value at fine-tuning stays theirs, and MuJoCo's recipe is untouched."""
+    from o2o.algorithms import preset
+    lcb, minimum = (preset("ro2o", name)[1] for name in ("antmaze-lcb", "antmaze-min"))
+    _, offline = get_algorithm("ro2o", preset=lcb)
+    assert (offline.per_critic_targets, offline.actor_std_weight, offline.bc_weight) == (True, -4.0, 5.0)
+    assert (offline.reward_scale, offline.reward_bias, offline.ood_weight, offline.q_smooth_eps) == (1.0, 0.0, 0.3, 0.0)
+    inherited = dataclasses.asdict(offline)
+    _, online = get_algorithm("ro2o", inherited=inherited, online_updates=10)
+    assert (online.bc_weight, online.reward_scale, online.reward_bias, online.ood_weight) == (1.0, 4.0, -2.0, 0.0)
+    assert online.per_critic_targets and online.actor_std_weight == -4.0
+    _, mine = get_algorithm("ro2o", {"bc_weight": "3"}, inherited=inherited, online_updates=10)
+    assert mine.bc_weight == 3.0
+    _, offline = get_algorithm("ro2o", preset=minimum)
+    assert (offline.actor_std_weight, offline.bc_weight, offline.reward_scale, offline.reward_bias) == (None, 1.0, 4.0, -2.0)
+    _, online = get_algorithm("ro2o", inherited=dataclasses.asdict(offline), online_updates=10)
+    assert (online.bc_weight, online.reward_scale, online.reward_bias) == (10.0, 4.0, -2.0)
+    _, mujoco = get_algorithm("ro2o", online_updates=10)
+    assert (mujoco.per_critic_targets, mujoco.bc_weight, mujoco.reward_scale, mujoco.reward_bias) == (False, 0.0, 1.0, 0.0)
+    with pytest.raises(O2OError, match="finetuning"):
+        get_algorithm("ro2o", {"finetuning": "kitchen"})
+
+
+def test_ro2o_per_critic_targets_are_each_critics_own_and_their_minimum_is_sac_ns_target():
+    """y_i = r + gamma (1 - d) (Q_targ_i(s', a') - alpha log pi): the critics' targets differ, their minimum is SAC-N's
+    one target (the same a' and log pi), a done transition's targets are all r; and the update trained with
+    reward_scale 4, reward_bias -2 is the update on 4 r - 2."""
+    config = ro2o.Config(num_critics=3, hidden_dims=(8, 8), per_critic_targets=True)
+    state = ro2o.init(jax.random.PRNGKey(0), SPEC, config)
+    batch = {"observations": jnp.ones((4, SPEC.observation_dim)), "rewards": jnp.array([1.0, 0.0, 1.0, 0.5]),
+             "dones": jnp.array([0.0, 0.0, 1.0, 0.0])}
+    per_critic = sac.critic_target(state, batch, batch["observations"], jax.random.PRNGKey(1), per_critic=True)
+    shared = sac.critic_target(state, batch, batch["observations"], jax.random.PRNGKey(1))
+    assert per_critic.shape == (3, 4) and shared.shape == (4,)
+    np.testing.assert_allclose(per_critic.min(axis=0), shared, rtol=1e-6)
+    assert float(jnp.ptp(per_critic[:, 0])) > 1e-4
+    np.testing.assert_allclose(per_critic[:, 2], 1.0, rtol=1e-6)
+    scaled = ro2o.init(jax.random.PRNGKey(0), SPEC, dataclasses.replace(config, reward_scale=4.0, reward_bias=-2.0))
+    given = {**BATCH, "rewards": 4.0 * BATCH["rewards"] - 2.0}
+    after_scaled, _ = ro2o.update(scaled, BATCH, jax.random.PRNGKey(2))
+    after_given, _ = ro2o.update(state, given, jax.random.PRNGKey(2))
+    for a, b in zip(jax.tree.leaves(after_scaled.critic.params), jax.tree.leaves(after_given.critic.params)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sung_explores_with_the_rarest_of_the_best_candidates_by_q(monkeypatch):

@@ -24,6 +24,7 @@ REFERENCES = {"td3bc": ("TD3_BC", ".venv"), "iql": ("implicit_q_learning", ".ven
               "td3": ("TD3", ".venv"), "sac": ("jaxrl", ".venv-iql"), "rlpd": ("rlpd", ".venv-iql"),
               "wsrl": ("wsrl", ".venv-wsrl"), "riql": ("RIQL", ".venv"), "famo2o": ("FamO2O", ".venv-iql"),
               "qc": ("qc", ".venv"), "qc-fql": ("qc", ".venv"), "ro2o": ("RO2O", ".venv"),
+              "ro2o-antmaze": ("RO2O", ".venv"), "ro2o-antmaze-finetuning": ("RO2O", ".venv"),
               "sung": ("SUNG", ".venv"), "sung-finetuning": ("SUNG", ".venv"), "sung-cql": ("SUNG", ".venv"),
               "sung-cql-finetuning": ("SUNG", ".venv")}
 

@@ -38,6 +38,12 @@ SUNG_DRAWS = {"target_noise": (SUNG_BATCH, ACTION_DIM), "vae_noise": (SUNG_BATCH
 SUNG_CQL_KEPT = int(0.1 * CQL_BATCH)  # fine-tuning's conservative term: int(batch * prob) samples
 RO2O_PERTURBATIONS = 4  # copies per state: the pessimism term draws (batch * 4, action_dim) normals per update
 RO2O_PERTURBATION_DRAWS = ("q_smooth_perturbation", "ood_perturbation", "policy_smooth_perturbation")
+RO2O_TERMS = {"num_perturbations": RO2O_PERTURBATIONS, "q_smooth_weight": 1.0, "ood_weight": 10.0,
+              "policy_smooth_weight": 1.0, "q_smooth_eps": 0.3, "ood_smooth_eps": 0.3, "policy_smooth_eps": 0.3,
+              "ood_uncertainty": 1.0, "ood_uncertainty_min": 0.5, "ood_uncertainty_decay": 0.01}
+RO2O_TERM_DRAWS = {**dict.fromkeys(RO2O_PERTURBATION_DRAWS, (RO2O_PERTURBATIONS, OBSERVATION_DIM)),
+                   "ood_action_noise": (ENSEMBLE_BATCH * RO2O_PERTURBATIONS, ACTION_DIM)}
+RO2O_ANTMAZE = {"per_critic_targets": True, "actor_std_weight": -4.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,15 +112,17 @@ CASES = {
                   {"next_action_noise": (BATCH_SIZE, ACTION_DIM), "actor_action_noise": (BATCH_SIZE, ACTION_DIM)}),
     # RO2O (the authors' CORL-style file): 4 critics of three 24-wide layers (its modules hard-code three), batch 64, 4
     # perturbations per state; offsets of 0.3 and the three weights 1 (the paper's 0.01 and eta_1 = 1e-4 would leave
-    # the fixture blind to the Q-smoothness term); lambda decays from 1 to its floor 0.5 over the first 50 updates
-    "ro2o": Case({"hidden_dims": (24, 24, 24), "num_critics": 4, "batch_size": ENSEMBLE_BATCH,
-                  "num_perturbations": RO2O_PERTURBATIONS, "q_smooth_weight": 1.0, "ood_weight": 10.0,
-                  "policy_smooth_weight": 1.0, "q_smooth_eps": 0.3, "ood_smooth_eps": 0.3, "policy_smooth_eps": 0.3,
-                  "ood_uncertainty": 1.0, "ood_uncertainty_min": 0.5, "ood_uncertainty_decay": 0.01},
-                 {"next_action_noise": (ENSEMBLE_BATCH, ACTION_DIM), "actor_action_noise": (ENSEMBLE_BATCH, ACTION_DIM),
-                  **dict.fromkeys(RO2O_PERTURBATION_DRAWS, (RO2O_PERTURBATIONS, OBSERVATION_DIM)),
-                  "ood_action_noise": (ENSEMBLE_BATCH * RO2O_PERTURBATIONS, ACTION_DIM)},
-                 uniform=RO2O_PERTURBATION_DRAWS, batch_size=ENSEMBLE_BATCH),
+    # the fixture blind to the Q-smoothness term); lambda decays from 1 to its floor 0.5 over the first 50 updates.
+    # AntMaze (its LCB scripts): offline the same plus the LCB actor (beta -4), per-critic targets and beta_bc 5 (the
+    # umaze command); fine-tuning: no terms, beta_bc 1, rewards 4 (r - 0.5)
+    **{case: Case({"hidden_dims": (24, 24, 24), "num_critics": 4, "batch_size": ENSEMBLE_BATCH, **changes},
+                  {"next_action_noise": (ENSEMBLE_BATCH, ACTION_DIM), "actor_action_noise": (ENSEMBLE_BATCH, ACTION_DIM),
+                   **terms}, uniform=RO2O_PERTURBATION_DRAWS, batch_size=ENSEMBLE_BATCH, algo="ro2o")
+       for case, changes, terms in (
+           ("ro2o", RO2O_TERMS, RO2O_TERM_DRAWS),
+           ("ro2o-antmaze", {**RO2O_TERMS, **RO2O_ANTMAZE, "bc_weight": 5.0}, RO2O_TERM_DRAWS),
+           ("ro2o-antmaze-finetuning", {**RO2O_ANTMAZE, "bc_weight": 1.0, "reward_scale": 4.0, "reward_bias": -2.0,
+                                        "q_smooth_weight": 0.0, "ood_weight": 0.0, "policy_smooth_weight": 0.0}, {}))},
     # SUNG (the authors' TD3_BC/TD3.py): 64-wide actor and critics, a (64, 64) VAE (its 750), batch 64; offline:
     # TD3+BC's BC term on every sample; fine-tuning: the term on the 10% (6) rarest policy actions by the VAE, at weight 1 (the
     # authors' 5% and 0.05 would leave the term invisible in 100 updates)

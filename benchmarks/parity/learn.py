@@ -936,20 +936,36 @@ def rlpd(reference: Path, data: dict, seed: int, config: dict):
     return env_step, (lambda obs: state["agent"].eval_actions(obs))
 
 
-def o2o_start(run: Path, seed: int) -> tuple[dict, dict]:
+def o2o_start(run: Path, seed: int) -> tuple[dict, dict, dict]:
     """Seed `seed` of o2o's offline run `run` (a fine-tuning reference starts from it, as `o2o finetune` does): its
-    latest checkpoint's networks, each parameter array that seed's slice (flax's msgpack, no o2o import), and its
-    resolved agent config."""
+    latest checkpoint's networks, each parameter array that seed's slice (flax's msgpack, no o2o import), its resolved
+    agent config, and each network's Adam state (optax's (count, mu, nu), mu and nu shaped as the parameters)."""
     from flax import serialization
     recorded = json.loads((run / "config.json").read_text())
     member = seed - recorded["settings"]["seed"]
     assert 0 <= member < recorded["settings"]["seeds"], f"seed {seed} is not one of {run}'s seeds"
     restored = serialization.msgpack_restore((run / "checkpoints" / "latest.msgpack").read_bytes())["states"]
-    params = lambda tree: {k: params(v) if isinstance(v, dict) else np.asarray(v)[member]  # noqa: E731
+    sliced = lambda tree: {k: sliced(v) if isinstance(v, dict) else np.asarray(v)[member]  # noqa: E731
                            for k, v in tree.items()}
+    networks = {name: network for name, network in restored.items() if isinstance(network, dict) and "params" in network}
     print(f"{run}: seed {seed} is its member {member}", flush=True)
-    return {name: params(network["params"]) for name, network in restored.items()
-            if isinstance(network, dict) and "params" in network}, recorded["agent_config"]
+    return ({name: sliced(network["params"]) for name, network in networks.items()}, recorded["agent_config"],
+            {name: sliced(network["opt_state"]["0"]) for name, network in networks.items()
+             if set(network["opt_state"].get("0", {})) == {"count", "mu", "nu"}})
+
+
+def restore_adam(optimizer, module, adam: dict, to_torch) -> None:
+    """torch Adam `optimizer` of `module` continuing from o2o's optax Adam state `adam` (count, mu, nu): each parameter's
+    step, exp_avg and exp_avg_sq, the moments mapped to torch's layout by `to_torch` (parameters -> state dict), what the
+    reference's `optimizer.load_state_dict` of its own saved optimizer would set. Same update rule: both correct the
+    moments' bias by 1 - beta^step and add eps to the corrected root."""
+    import torch
+    mu, nu = to_torch(adam["mu"]), to_torch(adam["nu"])
+    parameters = dict(module.named_parameters())
+    assert set(mu) == set(parameters), f"moments {sorted(mu)} are not the parameters {sorted(parameters)}"
+    for name, parameter in parameters.items():
+        optimizer.state[parameter] = {"step": torch.tensor(float(adam["count"])), "exp_avg": mu[name].clone(),
+                                      "exp_avg_sq": nu[name].clone()}
 
 
 def sung_online_loop(env_id: str, seed: int, explore, add, train, high: np.ndarray):
@@ -986,8 +1002,9 @@ def sung(reference: Path, data: dict, seed: int, config: dict):
     --candidate_num 100 --topk 10 --order qu --constrained greedy --filter_prob 0.05 --lamda 0.05`, TD3's noise,
     delay and alpha 2.5, batch 256, one update per env step from the first, states standardized by its OORB);
     `TD3.TD3(**kwargs)` with the run's widths (its 256), then what its `load` and `vae.load_state_dict` restore, from
-    the o2o checkpoint: actor, critics, the targets as their copies, the VAE (its `load` also restores both Adam states;
-    here they start afresh: o2o's continue). Each step as `sung_online_loop`, its `select_exploration_action` on the
+    the o2o checkpoint: actor, critics, the targets as their copies, the actor's and critic's Adam states (its `load`
+    restores its saved optimizers: `restore_adam`), the VAE (its Adam starts afresh, as the authors' `vae.load_state_dict`
+    leaves it; o2o's continues). Each step as `sung_online_loop`, its `select_exploration_action` on the
     standardized state and `policy.train(replay_buffer, 256)`. Replaced: gym, d4rl, wandb as in `sung_cql`."""
     import torch
     torch.set_num_threads(1)
@@ -1001,7 +1018,7 @@ def sung(reference: Path, data: dict, seed: int, config: dict):
     from td3bc import ACTOR, Q1, Q2
     from torch_helpers import NarrowLayers, mlp_to_torch
 
-    networks, agent_config = o2o_start(Path(config["start"]), seed)
+    networks, agent_config, adam = o2o_start(Path(config["start"]), seed)
     widths = set(agent_config["hidden_dims"])
     assert len(agent_config["hidden_dims"]) == 2 and len(widths) == 1, "its networks have two layers of one width"
     TD3.nn = NarrowLayers(widths.pop())
@@ -1013,12 +1030,15 @@ def sung(reference: Path, data: dict, seed: int, config: dict):
     policy = TD3.TD3(state_dim=obs_dim, action_dim=action_dim, max_action=1.0, discount=0.99, tau=0.005,
                      policy_noise=0.2, noise_clip=0.5, policy_freq=2, expl_noise=0.1, strategy="prob",
                      candidate_num=100, topk=10, order="qu", constrained="greedy", filter_prob=0.05, lamda=0.05)
-    actor = mlp_to_torch(networks["actor"]["MLP_0"], ACTOR)
-    critic = networks["critic"]["VmapCritic_0"]["MLP_0"]
-    critic = {**mlp_to_torch(critic, Q1, member=0), **mlp_to_torch(critic, Q2, member=1)}
-    for module, weights in ((policy.actor, actor), (policy.actor_target, actor), (policy.critic, critic),
-                            (policy.critic_target, critic)):
+    actor = lambda tree: mlp_to_torch(tree["MLP_0"], ACTOR)  # noqa: E731
+    critic = lambda tree: {**mlp_to_torch(tree["VmapCritic_0"]["MLP_0"], Q1, member=0),  # noqa: E731
+                           **mlp_to_torch(tree["VmapCritic_0"]["MLP_0"], Q2, member=1)}
+    for module, weights in ((policy.actor, actor(networks["actor"])), (policy.actor_target, actor(networks["actor"])),
+                            (policy.critic, critic(networks["critic"])),
+                            (policy.critic_target, critic(networks["critic"]))):
         module.load_state_dict(weights)
+    restore_adam(policy.actor_optimizer, policy.actor, adam["actor"], actor)
+    restore_adam(policy.critic_optimizer, policy.critic, adam["critic"], critic)
     policy.vae.load_state_dict(vae_to_torch(networks["vae"], 2 * action_dim))
     buffer = utils.OORB(obs_dim, action_dim, len(dataset["rewards"]) + config["steps"], 20_000, 0.1)
     buffer.convert_D4RL(dataset)
@@ -1061,7 +1081,7 @@ def sung_cql(reference: Path, data: dict, seed: int, config: dict):
     from sung_cql import NETWORK
     from torch_helpers import mlp_to_torch
 
-    networks, agent_config = o2o_start(Path(config["start"]), seed)
+    networks, agent_config, _ = o2o_start(Path(config["start"]), seed)
     arch = "-".join(str(w) for w in agent_config["hidden_dims"])
     scaled, high = unit_actions(data, config["env"])
     dataset = {k: scaled[k] for k in ("observations", "actions", "next_observations", "rewards", "terminals")}

@@ -49,7 +49,9 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
               run famo2o-finetuning "$REFS/FamO2O" "$REFS/.venv-iql/bin/python" ;;
       qc) run qc "$REFS/qc" "$REFS/.venv/bin/python"
           run qc-fql "$REFS/qc" "$REFS/.venv/bin/python" ;;
-      ro2o) run ro2o "$REFS/RO2O" "$REFS/.venv/bin/python" ;;
+      ro2o) run ro2o "$REFS/RO2O" "$REFS/.venv/bin/python"
+            run ro2o-antmaze "$REFS/RO2O" "$REFS/.venv/bin/python"
+            run ro2o-antmaze-finetuning "$REFS/RO2O" "$REFS/.venv/bin/python" ;;
       sung) run sung "$REFS/SUNG" "$REFS/.venv/bin/python"
             run sung-finetuning "$REFS/SUNG" "$REFS/.venv/bin/python" ;;
       sung-cql) run sung-cql "$REFS/SUNG" "$REFS/.venv/bin/python"

@@ -37,7 +37,8 @@ class Agent:
     act: Callable[[Any, jax.Array, jax.Array, bool], jax.Array]  # (state, observations, key, deterministic) -> actions
     prepare_dataset: Callable[[Dataset, Any], Dataset]  # (dataset, config) -> the dataset its paper trains on
     transition_fields: Callable[[Any], tuple[str, ...]]  # config -> names in TRANSITION_FIELDS its update reads
-    online_overrides: Callable[[int], dict[str, Any]]  # online updates -> config changes its fine-tuning recipe makes
+    # (online updates, the config it starts from) -> config changes its fine-tuning recipe makes
+    online_overrides: Callable[[int, Any], dict[str, Any]]
     sample_batch: Callable[[Any, dict, jax.Array], dict]  # (config, device data, key) -> a batch for `update`
     # config -> consecutive steps per batch row (1: single transitions); rows of w > 1 hold w steps of every field
     window: Callable[[Any], int]
@@ -55,7 +56,7 @@ class Agent:
         return cls(name, module.Config, module.init, module.update, module.act,
                    getattr(module, "prepare_dataset", lambda dataset, config: dataset),
                    getattr(module, "transition_fields", lambda config: ()),
-                   getattr(module, "online_overrides", lambda updates: {}),
+                   getattr(module, "online_overrides", lambda updates, config: {}),
                    getattr(module, "sample_batch", uniform_transitions), getattr(module, "window", lambda config: 1),
                    getattr(module, "begin_episode", None), getattr(module, "act_in_episode", None),
                    getattr(module, "q_values", None))
@@ -95,15 +96,16 @@ def get_algorithm(
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in (inherited or {}).items() if k in fields}
     values.update(variant)
     values.update(preset or {})
-    if online_updates is not None:
-        values.update(agent.online_overrides(online_updates))
-    if utd is not None and algorithm.actor_step_per_env_step:
-        values["actor_every"] = utd
+    given = {}
     for field_name, value in (overrides or {}).items():
         if field_name not in fields:
             raise O2OError(f"{key} has no config field {field_name!r}; fields: {', '.join(fields)}")
-        values[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
-    config = module.Config(**values)
+        given[field_name] = _coerce(value, fields[field_name], declared[field_name], key)
+    if online_updates is not None:  # the recipe reads the config the user asked for; the user's values stay theirs
+        values.update(agent.online_overrides(online_updates, module.Config(**{**values, **given})))
+    if utd is not None and algorithm.actor_step_per_env_step:
+        values["actor_every"] = utd
+    config = module.Config(**{**values, **given})
     validation.check(algorithm, config, overridden=overrides or {})
     every = getattr(config, "actor_every", 1)
     if utd is not None and utd % every and every % utd:

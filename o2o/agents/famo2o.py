@@ -107,10 +107,10 @@ class State:
     spec: Spec = struct.field(pytree_node=False)
 
 
-def online_overrides(updates: int) -> dict:
+def online_overrides(updates: int, config: Config) -> dict:
     """Fine-tuning trains the universal actor on the balance model's coefficients (the authors' online phase), at a
     constant learning rate (IQL's recipe)."""
-    return {**iql.online_overrides(updates), "coefficient_source": "balance"}
+    return {**iql.online_overrides(updates, config), "coefficient_source": "balance"}
 
 
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:

@@ -89,7 +89,7 @@ def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
                                metadata={**dataset.metadata, "reward_scale": scale})
 
 
-def online_overrides(updates: int) -> dict:
+def online_overrides(updates: int, config: Config) -> dict:
     """Fine-tuning keeps the actor's learning rate constant, as the authors' fine-tuning configs do: the offline decay
     carries over with the optimiser state and would leave a fully trained actor at a learning rate of zero."""
     return {"actor_decay_steps": 0}

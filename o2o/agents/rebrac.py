@@ -63,7 +63,7 @@ def transition_fields(config: Config) -> tuple[str, ...]:
     return ("next_actions",)
 
 
-def online_overrides(updates: int) -> dict:
+def online_overrides(updates: int, config: Config) -> dict:
     """Config changes for fine-tuning with `updates` online updates (the authors' fine-tuning code)."""
     return {"critic_bc_coef": 0.0, "actor_bc_decay_steps": updates}
 

@@ -12,6 +12,11 @@ offsets delta_k in [-eps, eps]^obs_dim, drawn per update and shared by the batch
     lambda_t = max(lambda_0 - decay t, lambda_min) after t updates;  temperature: SAC's.
 Fine-tuning, as the authors' code (algorithms/finetune/ro2o_ft_mujoco.py): the three terms off, SAC-N on the online
 replay alone (`online_overrides`; the registry's recipe).
+AntMaze, as the authors' two AntMaze scripts (presets "antmaze-lcb" and "antmaze-min", their README's commands): each
+critic regresses to its own target, y_i = r' + gamma (1 - d) (Q_targ_i(s', a') - alpha log pi(a'|s')), on rewards
+r' = scale r + bias; the actor loss adds beta_bc E[(a - a_data)^2], a ~ pi(s), and the LCB script's actor maximises
+mean_i Q_i + beta std_i Q_i (beta = -4) instead of min_i Q_i. Their fine-tuning (ro2o_ft_ant_LCB.py, _min.py): the
+three terms off, rewards 4 (r - 0.5), beta_bc 1 (LCB) or 10 (min).
 """
 
 from __future__ import annotations
@@ -56,11 +61,28 @@ class Config(edac.Config):
     """lambda_min, where lambda's linear decay stops."""
     ood_uncertainty_decay: float = 5e-7
     """Decrease of lambda per update."""
+    per_critic_targets: bool = False
+    """Each critic regresses to its own target critic's value, not the ensemble's minimum (the AntMaze scripts)."""
+    actor_std_weight: float | None = None
+    """beta: the actor maximises mean_i Q_i + beta std_i Q_i (the AntMaze LCB script: -4); None: min_i Q_i (SAC-N)."""
+    bc_weight: float = 0.0
+    """beta_bc, weight of E[(a - a_data)^2] in the actor loss, a ~ pi(s) (the AntMaze scripts)."""
+    reward_scale: float = 1.0
+    """The update trains on reward_scale r + reward_bias (the AntMaze scripts' 4 (r - 0.5): 4 and -2)."""
+    reward_bias: float = 0.0
+    """Added to the scaled rewards the update trains on (see reward_scale)."""
+    finetuning: str = "mujoco"
+    """The authors' fine-tuning script `online_overrides` follows: "mujoco", "antmaze-lcb" or "antmaze-min"."""
 
 
-def online_overrides(updates: int) -> dict:
-    """The authors' fine-tuning (update_online): the three terms dropped, SAC-N's losses alone."""
-    return {"q_smooth_weight": 0.0, "ood_weight": 0.0, "policy_smooth_weight": 0.0}
+FINETUNING = {"mujoco": {}, "antmaze-lcb": {"reward_scale": 4.0, "reward_bias": -2.0, "bc_weight": 1.0},
+              "antmaze-min": {"reward_scale": 4.0, "reward_bias": -2.0, "bc_weight": 10.0}}
+
+
+def online_overrides(updates: int, config: Config) -> dict:
+    """The authors' fine-tuning (update_online): the three terms dropped, SAC-N's losses alone; their AntMaze scripts
+    also train on 4 (r - 0.5) of the online rewards (their offline LCB script on the raw ones) and change beta_bc."""
+    return {"q_smooth_weight": 0.0, "ood_weight": 0.0, "policy_smooth_weight": 0.0, **FINETUNING[config.finetuning]}
 
 
 def q_smooth_perturbation_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -140,7 +162,9 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     config = state.config
     target_key, smooth_key, ood_key, actor_key, policy_key = jax.random.split(key, 5)
     obs, next_obs = state.normalizer(batch["observations"]), state.normalizer(batch["next_observations"])
-    target = sac.critic_target(state, batch, next_obs, target_key)
+    if config.reward_scale != 1.0 or config.reward_bias != 0.0:
+        batch = {**batch, "rewards": config.reward_scale * batch["rewards"] + config.reward_bias}
+    target = sac.critic_target(state, batch, next_obs, target_key, per_critic=config.per_critic_targets)
 
     def critic_loss_fn(params):
         q = state.critic(obs, batch["actions"], params=params)  # (N, batch)
@@ -153,9 +177,18 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
             loss += config.ood_weight * info["ood_penalty"]
         return loss, info
 
-    def policy_penalty(params):
-        smoothness = policy_smoothness(state, params, obs, policy_key)
-        return config.policy_smooth_weight * smoothness, {"policy_smoothness": smoothness}
+    def actor_terms(params, actions):
+        loss, info = 0.0, {}
+        if config.policy_smooth_weight > 0:
+            info["policy_smoothness"] = policy_smoothness(state, params, obs, policy_key)
+            loss += config.policy_smooth_weight * info["policy_smoothness"]
+        if config.bc_weight > 0:
+            info["bc_loss"] = ((actions - batch["actions"]) ** 2).mean()
+            loss += config.bc_weight * info["bc_loss"]
+        return loss, info
 
+    lower_bound = None if config.actor_std_weight is None else (  # torch's std: unbiased
+        lambda q: q.mean(axis=0) + config.actor_std_weight * q.std(axis=0, ddof=1))
     return sac.critic_then_actor(state, critic_loss_fn, obs, actor_key,
-                                 policy_penalty if config.policy_smooth_weight > 0 else None)
+                                 actor_terms if config.policy_smooth_weight > 0 or config.bc_weight > 0 else None,
+                                 lower_bound)

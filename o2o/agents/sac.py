@@ -32,7 +32,9 @@ from o2o.agents.common import (
 )
 from o2o.nets import MLP, CriticEnsemble, GaussianPolicy, gaussian_log_prob, output_scales
 
-ActorPenalty = Callable[[dict], tuple[jax.Array, dict]]  # actor params -> (a term of the actor loss, its metrics)
+# (actor params, its sampled actions a ~ pi(s)) -> (a term of the actor loss, its metrics)
+ActorPenalty = Callable[[dict, jax.Array], tuple[jax.Array, dict]]
+ActorValue = Callable[[jax.Array], jax.Array]  # the critics' (num_critics, batch) Q(s, a) -> what the actor maximises
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,13 +159,16 @@ def critic_subset_draw(key: jax.Array, shape: tuple[int, ...], num_critics: int)
     return jax.random.choice(key, num_critics, shape, replace=False)
 
 
-def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> jax.Array:
-    """r + gamma (1 - d) (min over a random critic subset of Q_targ(s', a') - alpha log pi(a'|s'))."""
+def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array, per_critic: bool = False) -> jax.Array:
+    """r + gamma (1 - d) (min over a random critic subset of Q_targ(s', a') - alpha log pi(a'|s')), (batch,); with
+    `per_critic`, each critic's own Q_targ_i(s', a') in place of the minimum, (num_critics, batch)."""
     config = state.config
     action_key, subset_key = jax.random.split(key)
     next_actions, next_log_prob = policy_sample(state, next_obs, action_key, draw=next_action_noise_draw)
     next_q = state.critic(next_obs, next_actions, params=state.target_critic_params)  # (num_critics, batch)
-    if config.critic_subset is None:
+    if per_critic:
+        next_v = next_q
+    elif config.critic_subset is None:
         next_v = next_q.min(axis=0)
     else:
         subset = critic_subset_draw(subset_key, (config.critic_subset,), config.num_critics)
@@ -173,21 +178,25 @@ def critic_target(state, batch: dict, next_obs: jax.Array, key: jax.Array) -> ja
     return td_target(batch, config.discount, next_v)
 
 
-def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array,
-                                 actor_penalty: ActorPenalty | None = None) -> tuple[State, dict]:
-    """SAC's actor step, plus `actor_penalty(params)` -> (loss, metrics) where an algorithm adds a term to the actor
-    loss (RO2O's policy smoothness), then the temperature step."""
+def update_actor_and_temperature(state, obs: jax.Array, key: jax.Array, actor_penalty: ActorPenalty | None = None,
+                                 actor_value: ActorValue | None = None) -> tuple[State, dict]:
+    """SAC's actor step, plus `actor_penalty(params, actions)` -> (loss, metrics) where an algorithm adds a term to the
+    actor loss (RO2O's policy smoothness and behaviour cloning), maximising `actor_value(Q)` where an algorithm
+    replaces SAC's reduction of the critics (RO2O's lower confidence bound), then the temperature step."""
     config = state.config
     alpha = jnp.exp(state.log_temperature.params["log_temperature"])
 
     def actor_loss_fn(params):
         actions, log_prob = policy_sample(state, obs, key, params, draw=actor_action_noise_draw)
         q = state.critic(obs, actions)
-        q = q.mean(axis=0) if config.actor_uses_mean_q else q.min(axis=0)
+        if actor_value is not None:
+            q = actor_value(q)
+        else:
+            q = q.mean(axis=0) if config.actor_uses_mean_q else q.min(axis=0)
         loss, info = (alpha * log_prob - q).mean(), {"entropy": -log_prob.mean()}
         if actor_penalty is None:
             return loss, info
-        penalty, penalty_info = actor_penalty(params)
+        penalty, penalty_info = actor_penalty(params, actions)
         return loss + penalty, {**info, **penalty_info}
 
     actor_loss, info, grads = value_and_grad(actor_loss_fn, state.actor.params)
@@ -216,15 +225,17 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
 
 
 def critic_then_actor(state, critic_loss_fn, obs: jax.Array, actor_key: jax.Array,
-                      actor_penalty: ActorPenalty | None = None) -> tuple[State, dict]:
-    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor (with `actor_penalty` added
-    to its loss, if any) and temperature steps if the update counter is a multiple of `actor_every` (the update of SAC
-    and of every algorithm that only adds terms to SAC's losses)."""
+                      actor_penalty: ActorPenalty | None = None,
+                      actor_value: ActorValue | None = None) -> tuple[State, dict]:
+    """One critic step on `critic_loss_fn`, the target critics' Polyak step, then the actor (with `actor_penalty` and
+    `actor_value`, if any: `update_actor_and_temperature`) and temperature steps if the update counter is a multiple of
+    `actor_every` (the update of SAC and of every algorithm that only adds terms to SAC's losses)."""
     critic_loss, critic_info, grads = value_and_grad(critic_loss_fn, state.critic.params)
     critic = state.critic.apply_gradients(grads)
     state = state.replace(critic=critic, step=state.step + 1,
                           target_critic_params=soft_update(state.target_critic_params, critic.params, state.config.tau))
-    actor_step = functools.partial(update_actor_and_temperature, actor_penalty=actor_penalty)
+    actor_step = functools.partial(update_actor_and_temperature, actor_penalty=actor_penalty,
+                                   actor_value=actor_value)
     if state.config.actor_every == 1:
         state, actor_info = actor_step(state, obs, actor_key)
     else:

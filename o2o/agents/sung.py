@@ -154,7 +154,7 @@ def train_vae(state, obs: jax.Array, actions: jax.Array, key: jax.Array) -> tupl
     return state.vae.apply_gradients(grads), loss
 
 
-def online_overrides(updates: int) -> dict:
+def online_overrides(updates: int, config: Config) -> dict:
     """The authors' fine-tuning: the BC term at weight 0.05 on the 5% of each batch whose policy actions are rarest."""
     return {"bc_weight": 0.05, "uncertain_fraction": 0.05}
 

@@ -86,7 +86,7 @@ def update(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
     return state.replace(vae=vae), {**info, "vae_loss": vae_loss}
 
 
-def online_overrides(updates: int) -> dict:
+def online_overrides(updates: int, config: Config) -> dict:
     """The authors' fine-tuning: the conservative term at lambda 0.1 on a tenth of each batch, drawn towards rare
     transitions."""
     return {"conservative_weight": 0.1, "uncertain_fraction": 0.1}

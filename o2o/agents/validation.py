@@ -143,12 +143,16 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
     # k counts the point itself: k = 1 makes eps 0 for every point
     "sera": {"neighbours": integers(2), "scale": NON_NEGATIVE},
     # the pessimism term's target reads the ensemble's standard deviation (N - 1 in its denominator)
-    "ro2o": {"num_critics": lambda config: Rule("the integers >= 2 where ood_weight > 0", integers(2).allows)
-             if config.ood_weight > 0 else integers(1),
+    # and so does the LCB actor's
+    "ro2o": {"num_critics": lambda config: Rule("the integers >= 2 where ood_weight > 0 or actor_std_weight is set",
+                                                integers(2).allows)
+             if config.ood_weight > 0 or config.actor_std_weight is not None else integers(1),
              "q_smooth_tau": FRACTION_CLOSED, "num_perturbations": integers(1),
              **dict.fromkeys(("q_smooth_weight", "ood_weight", "policy_smooth_weight", "q_smooth_eps", "ood_smooth_eps",
-                              "policy_smooth_eps", "ood_uncertainty", "ood_uncertainty_min", "ood_uncertainty_decay"),
-                             NON_NEGATIVE)},
+                              "policy_smooth_eps", "ood_uncertainty", "ood_uncertainty_min", "ood_uncertainty_decay",
+                              "bc_weight"), NON_NEGATIVE),
+             "per_critic_targets": TRUE_OR_FALSE, "actor_std_weight": optional(FINITE), "reward_scale": POSITIVE,
+             "reward_bias": FINITE, "finetuning": one_of("mujoco", "antmaze-lcb", "antmaze-min")},
 }
 
 
