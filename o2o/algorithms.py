@@ -200,7 +200,9 @@ CHECKS = {
                learning="equal at 5 + 5 seeds, 10k updates, Hopper-v5 medium (9.5 vs 7.4)"),
     "fql": Check("seohongpark/fql", commit="719d04417cb0b206deddbc7d761b3e710c3d750c",
                deviations=("target critic", "one optimiser or three"),
-               learning="equal at 50 + 50 seeds, 10k updates, Pendulum-v1 mixed data (77.1 vs 80.7)"),
+               learning="equal at 50 + 50 seeds, 10k updates, Pendulum-v1 mixed data (77.1 vs 80.7); OGBench "
+                        "cube-single task 2 (o2o-made): AUC equal, final inconclusive at 3 + 3, 20k updates (30.7 vs "
+                        "36.0)"),
     "qc": Check("ColinQiyangLi/qc", commit="48283b4f662bd1c127ec9fa80647b49759f10653",
                 deviations=("one optimiser or three", "two discounts"),
                 learning="equal at 30 + 30 seeds, 10k updates, Pendulum-v1 mixed data, chunks of 2 (33.2 vs 32.5)"),
@@ -214,8 +216,8 @@ CHECKS = {
                deviations=("which critics the actor loss reads", "log pi's tanh correction"),
                learning="equal at 3 + 3 seeds, 10k updates, HalfCheetah-v5 medium-replay (22.4 vs 23.8)"),
     "sung": Check("guosyjlu/SUNG", commit="88dc872fe4920c098fe6cff0d5cc4dee713929c5",
-                  learning="fine-tuning inconclusive at 5 + 4 seeds, 6k env steps from a poor Pendulum-v1 agent "
-                           "(94.0 vs 78.8)"),
+                  learning="fine-tuning final equal, AUC inconclusive at 5 + 5 seeds, 6k env steps from a poor "
+                           "Pendulum-v1 agent (94.0 vs 93.4)"),
     "sung-cql": Check("guosyjlu/SUNG", commit="88dc872fe4920c098fe6cff0d5cc4dee713929c5",
                       deviations=("update order", "log-std scalars"),
                       learning="fine-tuning inconclusive at 5 + 5 seeds, 6k env steps from a poor Pendulum-v1 agent "
