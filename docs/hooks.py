@@ -216,8 +216,9 @@ def algorithm_pages() -> dict[str, str]:
                  config_table(module.Config, names)]
         if any(r.presets for r in records):
             parts.append("## Presets\n\nThe papers' per-dataset settings: `--preset auto` (the default) applies the "
-                         "row of the dataset's env and level, else of its env; `--preset none` applies none; `--set` "
-                         "wins over a preset.")
+                         "row of the dataset's env and level, else of its env; a row named for no dataset (RO2O's "
+                         "`antmaze-lcb`) applies by `--preset NAME` only; `--preset none` applies none; `--set` wins "
+                         "over a preset.")
         parts += [f"### `{r.name}`\n\n{presets_table(r)}" for r in records if r.presets]
         pages[f"algorithms/{module_name}.md"] = "\n\n".join(parts) + "\n"
     return pages
