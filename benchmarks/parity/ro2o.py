@@ -142,10 +142,7 @@ def main() -> None:
     normal, uniform = InjectedRsample(dtype), InjectedRand(dtype)
     unread = [np.zeros((batch_size * n, action_dim), np.float32), np.zeros((batch_size, action_dim), np.float32)]
     first_action = np.zeros((batch_size, action_dim), np.float32)  # its fine-tuning critic loss samples, never reads
-    terms = {"ro2o": ("q_smoothness", "ood_penalty", "policy_smoothness"),
-             "ro2o-antmaze": ("q_smoothness", "ood_penalty", "bc_loss", "policy_smoothness"),
-             "ro2o-antmaze-finetuning": ("bc_loss",)}[case]
-    losses = {name: [] for name in ("critic_loss", "actor_loss", "temperature_loss", *terms)}
+    losses = {}  # by name: the three losses, then the terms update_in_o2o_order returns for the case
     after_1 = None
     with fixture.LossRecorder(torch) as recorder, mock.patch.object(reference, "torch", ExactTanhCorrection()), \
             mock.patch.object(torch, "rand", uniform), \
@@ -170,7 +167,7 @@ def main() -> None:
             critic_value, actor_value, alpha = recorder.take()
             for name, value in {"critic_loss": critic_value, "actor_loss": actor_value, "temperature_loss": alpha,
                                 **values}.items():
-                losses[name].append(value)
+                losses.setdefault(name, []).append(value)
             if t == 0:
                 after_1 = copy.deepcopy(parameters(agent, TRUNK, CRITIC))
 
