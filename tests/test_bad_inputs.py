@@ -158,7 +158,7 @@ def discrete_space():
 
 def dict_space():
     import gymnasium as gym
-    return gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,), np.float32)})
+    return gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,), np.float32), "b": gym.spaces.Discrete(3)})
 
 
 CASES = {
@@ -198,7 +198,7 @@ CASES = {
     "o2o truncated npy": (o2o_truncated_npy, [], ["observations.npy: cannot be memory-mapped"]),
     "o2o hand-edited NaN": (o2o_edited_without_revalidation, [], ["rewards[42] is NaN"]),
     "minari T+1 observations": (minari_with(obs_extra=1), [], ["episode 0 has 7 observations for 5 steps", "T+1"]),
-    "minari dict observations": (minari_with(observation_space=dict_space()), [], ["Dict space", "only flat Box observations"]),
+    "minari dict observations": (minari_with(observation_space=dict_space()), [], ["'b' is a Discrete space", "flattens only Dicts of Box spaces"]),
     "minari discrete actions": (minari_with(action_space=discrete_space()), [], ["Discrete space", "only continuous Box actions"]),
     "env mismatch": (lambda tmp: write_o2o(make_dataset(n=100, env_id="Hopper-v5"), tmp / "ds"), ["--env", "Walker2d-v5"], ["recorded on Hopper-v5", "--env Walker2d-v5"]),
     "unknown env": (bad_hdf5(d4rl_arrays), ["--env", "Hoppr-v5"], ["'Hoppr-v5' is not registered"]),

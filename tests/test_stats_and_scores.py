@@ -21,8 +21,18 @@ def test_normalized_score_uses_d4rl_references_for_v5_locomotion():
     assert normalized_score("HalfCheetah-v5", 5927.4105235) == pytest.approx(50.0)
     np.testing.assert_allclose(normalized_score("Walker2d-v5", [1.629008, 4592.3]), [0.0, 100.0])
     assert normalized_score("Ant-v5", 3879.7) == pytest.approx(100.0)
-    assert normalized_score("AntMaze_Medium-v4", 0.5) == pytest.approx(50.0)
     assert normalized_score("AdroitHandPen-v1", 3076.8331017826877) == pytest.approx(100.0)
+
+
+def test_maze_references_follow_the_reward_and_antmaze_has_none_from_d4rl():
+    # PointMaze's dense variants pay exp(-distance) every step, like D4RL's maze2d-*-dense-v1; the sparse ones pay 1 at
+    # the goal. Their returns differ several-fold, so each takes its own D4RL references.
+    assert reference_returns("PointMaze_UMazeDense-v3") == (68.537689, 193.66285642381482)
+    assert reference_returns("PointMaze_UMaze-v3") == (23.85, 161.86)
+    assert reference_returns("PointMaze_LargeDense-v3") == (30.569041, 303.4857382709002)
+    # D4RL's AntMaze (0, 1) holds for episodes that end at the goal; gymnasium-robotics' go on and pay every step there
+    assert reference_returns("AntMaze_UMaze-v5") is None
+    assert reference_returns("AntMaze_UMaze-v5", {"ref_min_score": 0.0, "ref_max_score": 400.0}) == (0.0, 400.0)
 
 
 def test_normalized_score_falls_back_to_dataset_metadata_then_o2o_references():

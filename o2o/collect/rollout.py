@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from o2o.data import Dataset
-from o2o.envs import make_env
+from o2o.envs import make_env, observation_layout
 from o2o.envs.actions import to_env_actions
 
 Policy = Callable[[jax.Array, jax.Array], jax.Array]  # (observations (n, obs_dim), key) -> actions in [-1, 1]
@@ -27,6 +27,7 @@ def rollout(policy: Policy, env_id: str, transitions: int, seed: int = 0, num_en
     # a plain list of envs: gymnasium's vector wrapper merges info dicts every step, which costs more than the policy
     envs = [make_env(env_id) for _ in range(num_envs)]
     space, max_episode_steps = envs[0].action_space, envs[0].spec.max_episode_steps
+    layout = observation_layout(envs[0])
     low, high = space.low, space.high
     obs_dim, act_dim = envs[0].observation_space.shape[0], space.shape[0]
     observations = np.empty((steps, num_envs, obs_dim), np.float32)
@@ -65,7 +66,8 @@ def rollout(policy: Policy, env_id: str, transitions: int, seed: int = 0, num_en
     timeouts[-1] = not terminals[-1]
     return Dataset(per_env(observations)[keep], per_env(actions)[keep], per_env(rewards)[keep],
                    per_env(next_observations)[keep], terminals, timeouts,
-                   dict(metadata or {}, env_id=env_id, max_episode_steps=max_episode_steps))
+                   dict(metadata or {}, env_id=env_id, max_episode_steps=max_episode_steps,
+                        **({"observation_layout": layout} if layout else {})))
 
 
 def _reset_seed(seed: int, env_index: int, episode: int) -> int:

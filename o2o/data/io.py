@@ -19,6 +19,7 @@ import numpy as np
 
 from o2o.data.dataset import FIELDS, MASKS, Dataset
 from o2o.data.hdf5_npz import read_d4rl_hdf5, read_npz
+from o2o.data.observations import dict_layout, flatten_dict_observations
 from o2o.data.validate import dataset_from_arrays
 from o2o.errors import DatasetError
 from o2o.files import jsonable
@@ -166,18 +167,23 @@ def _convert_minari(data_dir: Path) -> Dataset:
         storage = MinariStorage.read(data_dir)
     except Exception as e:  # minari raises many types for a broken directory
         raise DatasetError(f"{source}: cannot be read as a Minari dataset: {e}") from e
-    for role, space in (("observation", storage.observation_space), ("action", storage.action_space)):
-        if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
-            raise DatasetError(f"{source}: {role}s are a {type(space).__name__} space; o2o supports only flat Box {role}s for now")
-        if not isinstance(space, gym.spaces.Box):
-            raise DatasetError(f"{source}: {role}s are a {type(space).__name__} space; o2o supports only continuous Box {role}s for now")
+    observation_space, action_space = storage.observation_space, storage.action_space
+    layout = dict_layout(observation_space, source) if isinstance(observation_space, gym.spaces.Dict) else None
+    if not layout and not isinstance(observation_space, gym.spaces.Box):
+        raise DatasetError(f"{source}: observations are a {type(observation_space).__name__} space; o2o supports Box "
+                           "observations and Dicts of Box observations")
+    if not isinstance(action_space, gym.spaces.Box):
+        raise DatasetError(
+            f"{source}: actions are a {type(action_space).__name__} space; o2o supports only continuous Box actions")
     parts: dict[str, list[np.ndarray]] = {name: [] for name in FIELDS}
     try:
         episodes = list(storage.get_episodes(range(storage.total_episodes)))
     except Exception as e:
         raise DatasetError(f"{source}: episodes cannot be read (truncated or corrupt?): {e}") from e
     for episode in episodes:
-        obs, steps = np.asarray(episode["observations"]), len(episode["rewards"])
+        steps = len(episode["rewards"])
+        obs = episode["observations"]
+        obs = flatten_dict_observations(obs, observation_space, source) if layout else np.asarray(obs)
         if len(obs) != steps + 1:
             raise DatasetError(
                 f"{source}: episode {episode['id']} has {len(obs)} observations for {steps} steps; "
@@ -196,6 +202,8 @@ def _convert_minari(data_dir: Path) -> Dataset:
     arrays = {name: np.concatenate(value) if value else np.zeros((0,)) for name, value in parts.items()}
     meta = storage.metadata
     metadata: dict[str, Any] = {"source": source, "source_format": "minari", "minari_dataset_id": meta.get("dataset_id")}
+    if layout:
+        metadata["observation_layout"] = layout
     env_spec = meta.get("env_spec")
     if env_spec:
         metadata["env_id"] = json.loads(env_spec)["id"]

@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from o2o.data import Dataset, check_spaces, load_dataset
+from o2o.data.observations import dict_layout
 from o2o.data.validate import Spaces
 from o2o.envs import ogbench
 from o2o.errors import DatasetError, O2OError
@@ -49,7 +50,8 @@ def _route_mujoco_warnings() -> None:
 
 
 def make_env(env_id: str, **kwargs):
-    """`gymnasium.make(env_id)`, with gymnasium-robotics registered and a clear error for an unknown id."""
+    """`gymnasium.make(env_id)`, with gymnasium-robotics registered, a clear error for an unknown id, and Dict
+    observations flattened in gymnasium's layout (o2o.data.observations)."""
     import gymnasium as gym
 
     requested, env_id = env_id, ogbench.registered_id(env_id)
@@ -67,14 +69,28 @@ def make_env(env_id: str, **kwargs):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*DISPLAY.*")  # OGBench's envs import glfw, which looks for X
         env = gym.make(env_id, **kwargs)
+    if isinstance(env.observation_space, gym.spaces.Dict):  # goal-conditioned envs: AntMaze, PointMaze, Fetch, ...
+        dict_layout(env.observation_space, f"environment {env_id}")
+        env = gym.wrappers.FlattenObservation(env)
     if ogbench.is_sparse(requested):  # Q-chunking's sparse variant of the task (o2o.envs.ogbench)
         env = gym.wrappers.TransformReward(env, lambda reward: float(ogbench.sparse_rewards(np.float64(reward))))
     return env
 
 
+def observation_layout(env) -> dict[str, list[int]] | None:
+    """Where each key of a flattened Dict observation lies in the vector o2o sees (None for a Box env)."""
+    import gymnasium as gym
+
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.FlattenObservation):
+            return dict_layout(env.env.observation_space, str(env.spec.id if env.spec else env))
+        env = env.env
+    return None
+
+
 @lru_cache(maxsize=None)
 def env_spaces(env_id: str) -> Spaces:
-    """Observation and action spaces of an environment; only flat Box spaces are supported."""
+    """Observation and action spaces of an environment: Box spaces (a Dict observation arrives flattened)."""
     import gymnasium as gym
 
     env = make_env(env_id)

@@ -1,0 +1,138 @@
+"""Goal-conditioned envs with Dict observations (gymnasium-robotics' PointMaze and AntMaze) and Minari datasets of them:
+both sides flatten in gymnasium's own layout, so a dataset recorded by minari's DataCollector trains an agent that then
+acts and fine-tunes in the env."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from o2o.data import load_dataset
+from o2o.envs import env_spaces, make_env, normalized_score, observation_layout
+
+ENV = "PointMaze_UMaze-v3"
+LAYOUT = {"achieved_goal": [0, 2], "desired_goal": [2, 4], "observation": [4, 8]}
+
+
+def test_env_observations_are_gymnasiums_flattening_of_the_dict():
+    import gymnasium as gym
+
+    env = make_env(ENV)  # registers gymnasium-robotics' envs
+    raw = gym.make(ENV)
+    try:
+        raw_obs, _ = raw.reset(seed=3)
+        flat, _ = env.reset(seed=3)
+        np.testing.assert_array_equal(flat, gym.spaces.flatten(raw.observation_space, raw_obs))
+        assert observation_layout(env) == LAYOUT
+        for key, (start, stop) in LAYOUT.items():
+            np.testing.assert_array_equal(flat[start:stop], raw_obs[key])
+        action = env.action_space.sample()
+        raw_next, raw_reward, *_ = raw.step(action)
+        flat_next, reward, *_ = env.step(action)
+        np.testing.assert_array_equal(flat_next[2:4], raw_next["desired_goal"])
+        assert reward == raw_reward
+    finally:
+        raw.close()
+        env.close()
+    assert env_spaces(ENV).observation_shape == (8,)
+    assert observation_layout(make_env("Pendulum-v1")) is None
+
+
+def minari_pointmaze(dataset_id="o2o-test/pointmaze/random-v0", episodes=3, steps=40):
+    """A Minari dataset recorded by minari's own DataCollector on gymnasium-robotics' PointMaze (Dict observations)."""
+    import gymnasium as gym
+    import minari
+
+    make_env(ENV)  # registers gymnasium-robotics' envs
+    env = minari.DataCollector(gym.make(ENV, max_episode_steps=steps))
+    env.action_space.seed(0)
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+    return env.create_dataset(dataset_id=dataset_id, algorithm_name="random", author="o2o tests",
+                              author_email="tests@o2o", code_permalink="none", description="test")
+
+
+def test_minari_dict_dataset_reads_in_the_envs_layout(tmp_path):
+    import gymnasium as gym
+
+    recorded = minari_pointmaze()
+    data = load_dataset("o2o-test/pointmaze/random-v0")
+    assert data.observations.shape == (120, 8) and data.env_id == ENV
+    assert data.metadata["observation_layout"] == LAYOUT
+    episode = next(recorded.iterate_episodes())
+    space = recorded.observation_space
+    for t in (0, 17, 39):
+        step = {key: value[t] for key, value in episode.observations.items()}
+        np.testing.assert_allclose(data.observations[t], gym.spaces.flatten(space, step), rtol=1e-6)
+    np.testing.assert_allclose(data.next_observations[39, :2], episode.observations["achieved_goal"][40], rtol=1e-6)
+    assert data.timeouts[39] and not data.terminals.any()
+
+
+def test_collect_on_a_dict_env_records_the_layout(tmp_path, capsys):
+    code, out, err = run_cli(["collect", ENV, "--level", "random", "--transitions", "600",
+                              "--out", str(tmp_path / "pm")], capsys)
+    assert code == 0, err
+    data = load_dataset(tmp_path / "pm")
+    assert data.observations.shape == (600, 8) and data.metadata["observation_layout"] == LAYOUT
+    # the goal is part of what the policy sees: it varies between episodes and stays put within one
+    goals = data.observations[:, 2:4]
+    assert len(np.unique(goals[data.episode_starts], axis=0)) > 1
+    first = slice(data.episode_starts[0], data.episode_ends[0] + 1)
+    assert np.ptp(goals[first], axis=0).max() == 0.0
+
+
+def test_offline_to_online_from_a_minari_dict_dataset(tmp_path, capsys):
+    minari_pointmaze(episodes=4, steps=60)
+    code, out, err = run_cli(["run", "iql", "--dataset", "o2o-test/pointmaze/random-v0", "--offline-steps", "20",
+                              "--online-steps", "300", "--eval-every", "300", "--eval-episodes", "2",
+                              "--set", "hidden_dims=32,32", "--out", str(tmp_path / "o2o"), "--quiet", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["env"] == ENV
+    # PointMaze's sparse reward takes D4RL's maze2d-umaze references
+    returns = json.loads((tmp_path / "o2o" / "online" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert returns["normalized_score"] == pytest.approx(float(normalized_score(ENV, returns["return_mean"])))
+
+
+def test_a_dict_of_non_box_spaces_is_refused_in_one_line():
+    import gymnasium as gym
+
+    from o2o.data.observations import dict_layout
+    from o2o.errors import DatasetError
+
+    space = gym.spaces.Dict({"goal": gym.spaces.Discrete(3), "observation": gym.spaces.Box(-1, 1, (2,))})
+    with pytest.raises(DatasetError, match="'goal' is a Discrete space; o2o flattens only Dicts of Box spaces"):
+        dict_layout(space, "x")
+
+
+def test_bc_on_a_goal_reaching_controllers_minari_data_reaches_goals_it_must_read(tmp_path, capsys):
+    """Behaviour cloning can only reach the goals of the open maze if the policy reads the goal and the position from
+    the slots where the dataset put them: a dataset and an env that flattened their Dicts differently would fail."""
+    import gymnasium as gym
+    import minari
+
+    env_id = "PointMaze_Open-v3"
+    make_env(env_id)
+    rng = np.random.default_rng(0)
+    env = minari.DataCollector(gym.make(env_id))
+    for episode in range(24):  # a PD controller toward the goal, with exploration noise
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            push = 5.0 * (obs["desired_goal"] - obs["achieved_goal"]) - 0.5 * obs["observation"][2:4]
+            action = np.clip(push + rng.normal(0.0, 0.3, 2), -1.0, 1.0)
+            obs, _, terminated, truncated, _ = env.step(action.astype(np.float32))
+            done = terminated or truncated
+    env.create_dataset(dataset_id="o2o-test/pointmaze-open/controller-v0", algorithm_name="pd", author="o2o tests",
+                       author_email="tests@o2o", code_permalink="none", description="test")
+    code, out, err = run_cli(["train", "bc", "--dataset", "o2o-test/pointmaze-open/controller-v0", "--steps", "3000",
+                              "--eval-every", "3000", "--eval-episodes", "20", "--set", "hidden_dims=64,64",
+                              "--out", str(tmp_path / "bc"), "--quiet", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["success_rate"] >= 80.0, summary  # a uniformly random policy: 0 of 10 episodes
