@@ -3,6 +3,7 @@ both sides flatten in gymnasium's own layout, so a dataset recorded by minari's 
 acts and fine-tunes in the env."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -39,13 +40,13 @@ def test_env_observations_are_gymnasiums_flattening_of_the_dict():
     assert observation_layout(make_env("Pendulum-v1")) is None
 
 
-def minari_pointmaze(dataset_id="o2o-test/pointmaze/random-v0", episodes=3, steps=40):
+def minari_pointmaze(dataset_id="o2o-test/pointmaze/random-v0", episodes=3, steps=40, **env_kwargs):
     """A Minari dataset recorded by minari's own DataCollector on gymnasium-robotics' PointMaze (Dict observations)."""
     import gymnasium as gym
     import minari
 
     make_env(ENV)  # registers gymnasium-robotics' envs
-    env = minari.DataCollector(gym.make(ENV, max_episode_steps=steps))
+    env = minari.DataCollector(gym.make(ENV, max_episode_steps=steps, **env_kwargs))
     env.action_space.seed(0)
     for episode in range(episodes):
         env.reset(seed=episode)
@@ -71,6 +72,20 @@ def test_minari_dict_dataset_reads_in_the_envs_layout(tmp_path):
         np.testing.assert_allclose(data.observations[t], gym.spaces.flatten(space, step), rtol=1e-6)
     np.testing.assert_allclose(data.next_observations[39, :2], episode.observations["achieved_goal"][40], rtol=1e-6)
     assert data.timeouts[39] and not data.terminals.any()
+
+
+def test_data_recorded_in_an_env_made_with_other_arguments_is_said_once(tmp_path):
+    from o2o.envs.make import load_for_env
+    from o2o.errors import DatasetWarning
+
+    minari_pointmaze()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetWarning)
+        load_for_env("o2o-test/pointmaze/random-v0", None)  # the registered arguments: nothing to say
+    minari_pointmaze("o2o-test/pointmaze/ends-at-goal-v0", continuing_task=False)
+    with pytest.warns(DatasetWarning, match=r"other than gymnasium registers \(continuing_task\); o2o evaluates"):
+        data, _ = load_for_env("o2o-test/pointmaze/ends-at-goal-v0", None)
+    assert data.metadata["env_kwargs"]["continuing_task"] is False
 
 
 def test_collect_on_a_dict_env_records_the_layout(tmp_path, capsys):

@@ -206,7 +206,8 @@ def _convert_minari(data_dir: Path) -> Dataset:
         metadata["observation_layout"] = layout
     env_spec = meta.get("env_spec")
     if env_spec:
-        metadata["env_id"] = json.loads(env_spec)["id"]
+        spec = json.loads(env_spec)
+        metadata.update(env_id=spec["id"], env_kwargs=spec.get("kwargs") or {})
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is not None:
             metadata[key] = float(meta[key])

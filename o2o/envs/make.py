@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import warnings
 from functools import lru_cache
 
@@ -14,7 +15,8 @@ from o2o.data import Dataset, check_spaces, load_dataset
 from o2o.data.observations import dict_layout
 from o2o.data.validate import Spaces
 from o2o.envs import ogbench
-from o2o.errors import DatasetError, O2OError
+from o2o.errors import DatasetError, DatasetWarning, O2OError
+from o2o.files import jsonable
 
 
 @lru_cache(maxsize=1)
@@ -185,6 +187,21 @@ def load_for_env(source: str, env: str | None, required: bool = False,
     env_id = resolve_env_id(env, dataset.env_id, source, required=required)
     if env_id:
         check_spaces(dataset, env_spaces(env_id), source)
+        if env_id == dataset.env_id:
+            _warn_about_recorded_kwargs(dataset.metadata.get("env_kwargs"), env_id, source)
         if dataset.env_id != env_id:
             dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, "env_id": env_id})
     return dataset, env_id
+
+
+def _warn_about_recorded_kwargs(recorded: dict | None, env_id: str, source: str) -> None:
+    """Minari records the keyword arguments its env was made with (AntMaze's goal cell, whether a task continues past
+    the goal); o2o makes envs by id alone, so a difference is said once, with the keys that differ."""
+    import gymnasium as gym
+
+    registered = json.loads(json.dumps(gym.spec(env_id).kwargs, default=jsonable))
+    differ = sorted(k for k in set(recorded or {}) | set(registered) if (recorded or {}).get(k) != registered.get(k))
+    if recorded is not None and differ:
+        warnings.warn(f"{source}: the data was recorded in {env_id} made with keyword arguments other than gymnasium "
+                      f"registers ({', '.join(differ)}); o2o evaluates and fine-tunes in {env_id} as registered",
+                      DatasetWarning, stacklevel=2)
