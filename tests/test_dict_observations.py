@@ -3,7 +3,6 @@ both sides flatten in gymnasium's own layout, so a dataset recorded by minari's 
 acts and fine-tunes in the env."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -74,18 +73,22 @@ def test_minari_dict_dataset_reads_in_the_envs_layout(tmp_path):
     assert data.timeouts[39] and not data.terminals.any()
 
 
-def test_data_recorded_in_an_env_made_with_other_arguments_is_said_once(tmp_path):
+def test_the_env_is_made_with_the_arguments_minari_recorded(tmp_path):
+    from o2o.envs import recorded_env_kwargs
     from o2o.envs.make import load_for_env
-    from o2o.errors import DatasetWarning
+    from o2o.train.evaluation import make_eval_envs
 
-    minari_pointmaze()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DatasetWarning)
-        load_for_env("o2o-test/pointmaze/random-v0", None)  # the registered arguments: nothing to say
-    minari_pointmaze("o2o-test/pointmaze/ends-at-goal-v0", continuing_task=False)
-    with pytest.warns(DatasetWarning, match=r"other than gymnasium registers \(continuing_task\); o2o evaluates"):
-        data, _ = load_for_env("o2o-test/pointmaze/ends-at-goal-v0", None)
-    assert data.metadata["env_kwargs"]["continuing_task"] is False
+    minari_pointmaze("o2o-test/pointmaze/ends-at-goal-v0", steps=40, continuing_task=False)
+    data, env_id = load_for_env("o2o-test/pointmaze/ends-at-goal-v0", None)
+    kwargs = recorded_env_kwargs(data.metadata)
+    assert kwargs["continuing_task"] is False and kwargs["max_episode_steps"] == 40
+    envs = make_eval_envs(env_id, 1, 2, kwargs)
+    try:
+        for env in envs.envs:
+            assert env.spec.max_episode_steps == 40 and env.unwrapped.continuing_task is False
+    finally:
+        envs.close()
+    assert make_env(env_id).unwrapped.continuing_task is True  # gymnasium's registered default, which the data left
 
 
 def test_collect_on_a_dict_env_records_the_layout(tmp_path, capsys):
@@ -109,6 +112,8 @@ def test_offline_to_online_from_a_minari_dict_dataset(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["env"] == ENV
+    online_config = json.loads((tmp_path / "o2o" / "online" / "config.json").read_text())
+    assert online_config["dataset_metadata"]["env_kwargs"]["max_episode_steps"] == 60  # the run dir stands alone
     # PointMaze's sparse reward takes D4RL's maze2d-umaze references
     returns = json.loads((tmp_path / "o2o" / "online" / "metrics.jsonl").read_text().splitlines()[-1])
     assert returns["normalized_score"] == pytest.approx(float(normalized_score(ENV, returns["return_mean"])))

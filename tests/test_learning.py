@@ -109,7 +109,7 @@ def test_qc_critic_picks_better_chunks_than_the_flow_draws(dataset, tmp_path):
     run = runs.RunDir.open(tmp_path / "qc")
     agent, config = restore_algorithm("qc", run.agent_config)
     states = runs.load_checkpoint(run.path, {"states": offline.checkpoint_template(agent, config, run.env_id,
-                                                                                   run.seeds)})["states"]
+                                                                                   run.seeds, None)})["states"]
 
     def score_with(samples):
         acting = states.replace(config=dataclasses.replace(config, num_samples=samples))

@@ -97,7 +97,7 @@ def data_corrupt(
 
     from o2o.data import content_hash
     from o2o.data.corrupt import check_parameters, corrupt
-    from o2o.envs import env_spaces, load_for_env
+    from o2o.envs import env_spaces, load_for_env, recorded_env_kwargs
     from o2o.files import check_destination
 
     check_parameters(target, mode, rate, scale)
@@ -107,7 +107,7 @@ def data_corrupt(
     dataset, env_id = load_for_env(source, env, goal_conditioned=True)
     bounds = None
     if env_id:
-        spaces = env_spaces(env_id)
+        spaces = env_spaces(env_id, recorded_env_kwargs(dataset.metadata))
         bounds = (spaces.action_low, spaces.action_high)
     adversary = None
     if mode == "adversarial" and target != "rewards":

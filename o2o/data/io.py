@@ -205,9 +205,11 @@ def _convert_minari(data_dir: Path) -> Dataset:
     if layout:
         metadata["observation_layout"] = layout
     env_spec = meta.get("env_spec")
+    env_spec = meta.get("eval_env_spec") or env_spec  # the env Minari evaluates the data in, when it names one
     if env_spec:
         spec = json.loads(env_spec)
-        metadata.update(env_id=spec["id"], env_kwargs=spec.get("kwargs") or {})
+        limit = {"max_episode_steps": spec["max_episode_steps"]} if spec.get("max_episode_steps") else {}
+        metadata.update(env_id=spec["id"], env_kwargs={**(spec.get("kwargs") or {}), **limit})
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is not None:
             metadata[key] = float(meta[key])

@@ -8,6 +8,7 @@ import io
 import json
 import warnings
 from functools import lru_cache
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -15,8 +16,7 @@ from o2o.data import Dataset, check_spaces, load_dataset
 from o2o.data.observations import dict_layout
 from o2o.data.validate import Spaces
 from o2o.envs import ogbench
-from o2o.errors import DatasetError, DatasetWarning, O2OError
-from o2o.files import jsonable
+from o2o.errors import DatasetError, O2OError
 
 
 @lru_cache(maxsize=1)
@@ -90,12 +90,23 @@ def observation_layout(env) -> dict[str, list[int]] | None:
     return None
 
 
-@lru_cache(maxsize=None)
-def env_spaces(env_id: str) -> Spaces:
+def recorded_env_kwargs(metadata: Mapping | None) -> dict[str, Any]:
+    """The keyword arguments of `gymnasium.make` that a dataset's env was made with, as Minari records them (AntMaze's
+    goal and start cells, whether the task goes on past the goal, the episode limit): o2o evaluates and fine-tunes on
+    that dataset in an env made with them too."""
+    return dict((metadata or {}).get("env_kwargs") or {})
+
+
+def env_spaces(env_id: str, env_kwargs: Mapping | None = None) -> Spaces:
     """Observation and action spaces of an environment: Box spaces (a Dict observation arrives flattened)."""
+    return _env_spaces(env_id, json.dumps(dict(env_kwargs or {}), sort_keys=True))
+
+
+@lru_cache(maxsize=None)
+def _env_spaces(env_id: str, env_kwargs: str) -> Spaces:
     import gymnasium as gym
 
-    env = make_env(env_id)
+    env = make_env(env_id, **json.loads(env_kwargs))
     try:
         for role, space in (("observation", env.observation_space), ("action", env.action_space)):
             if not isinstance(space, gym.spaces.Box):
@@ -186,22 +197,8 @@ def load_for_env(source: str, env: str | None, required: bool = False,
         )
     env_id = resolve_env_id(env, dataset.env_id, source, required=required)
     if env_id:
-        check_spaces(dataset, env_spaces(env_id), source)
-        if env_id == dataset.env_id:
-            _warn_about_recorded_kwargs(dataset.metadata.get("env_kwargs"), env_id, source)
+        check_spaces(dataset, env_spaces(env_id, recorded_env_kwargs(dataset.metadata)), source)
         if dataset.env_id != env_id:
             dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, "env_id": env_id})
     return dataset, env_id
 
-
-def _warn_about_recorded_kwargs(recorded: dict | None, env_id: str, source: str) -> None:
-    """Minari records the keyword arguments its env was made with (AntMaze's goal cell, whether a task continues past
-    the goal); o2o makes envs by id alone, so a difference is said once, with the keys that differ."""
-    import gymnasium as gym
-
-    registered = json.loads(json.dumps(gym.spec(env_id).kwargs, default=jsonable))
-    differ = sorted(k for k in set(recorded or {}) | set(registered) if (recorded or {}).get(k) != registered.get(k))
-    if recorded is not None and differ:
-        warnings.warn(f"{source}: the data was recorded in {env_id} made with keyword arguments other than gymnasium "
-                      f"registers ({', '.join(differ)}); o2o evaluates and fine-tunes in {env_id} as registered",
-                      DatasetWarning, stacklevel=2)

@@ -12,7 +12,7 @@ import numpy as np
 from o2o.agents import restore_algorithm
 from o2o.data import Dataset, content_hash
 from o2o.data.corrupt import Attacker
-from o2o.envs import env_spaces
+from o2o.envs import env_spaces, recorded_env_kwargs
 from o2o.errors import O2OError
 from o2o.train import runs
 from o2o.train.offline import checkpoint_template
@@ -32,9 +32,10 @@ def attacker_from_run(run_dir: str | Path, clean: Dataset) -> Attacker:
     agent, config = restore_algorithm(run.settings["algo"], run.agent_config)
     if agent.q_values is None:
         raise O2OError(f"--attacker {run.path}: {run.settings['algo']} learns no critic ensemble to attack")
-    checkpoint = runs.load_checkpoint(run.path, {"states": checkpoint_template(agent, config, run.env_id, run.seeds)})
+    checkpoint = runs.load_checkpoint(run.path, {"states": checkpoint_template(agent, config, run.env_id, run.seeds,
+                                                                               run.dataset_metadata)})
     state = jax.tree.map(lambda x: x[0], checkpoint["states"])
-    spaces = env_spaces(run.env_id)
+    spaces = env_spaces(run.env_id, recorded_env_kwargs(run.dataset_metadata))
     center = jnp.asarray((spaces.action_high + spaces.action_low) / 2.0, jnp.float32)
     half_width = jnp.asarray((spaces.action_high - spaces.action_low) / 2.0, jnp.float32)
 

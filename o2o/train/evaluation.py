@@ -36,9 +36,11 @@ def wave_width(num_seeds: int, episodes: int) -> int:
     return max(1, min(episodes, max_eval_envs() // num_seeds))
 
 
-def make_eval_envs(env_id: str, num_seeds: int, episodes: int) -> gym.vector.VectorEnv:
-    """The envs that evaluate `num_seeds` seeds x `episodes` episodes: one wave's worth."""
-    return gym.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(num_seeds * wave_width(num_seeds, episodes))])
+def make_eval_envs(env_id: str, num_seeds: int, episodes: int, env_kwargs: dict | None = None) -> gym.vector.VectorEnv:
+    """The envs that evaluate `num_seeds` seeds x `episodes` episodes: one wave's worth (made with the dataset's
+    recorded `env_kwargs`, if any)."""
+    width = num_seeds * wave_width(num_seeds, episodes)
+    return gym.vector.SyncVectorEnv([lambda: make_env(env_id, **(env_kwargs or {})) for _ in range(width)])
 
 
 def batched_policy(agent) -> Callable:

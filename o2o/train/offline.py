@@ -26,7 +26,7 @@ from o2o.algorithms import preset
 from o2o.data import Dataset, content_hash, samplers
 from o2o.data.corrupt import corruption_key
 from o2o.data.fields import FIELDS
-from o2o.envs import env_spaces, load_for_env, ogbench
+from o2o.envs import env_spaces, load_for_env, ogbench, recorded_env_kwargs
 from o2o.envs.actions import to_unit_actions
 from o2o.errors import Interrupted, O2OError
 from o2o.train import lockstep, loggers, runs
@@ -95,7 +95,7 @@ def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> P
         agent, config = restore_algorithm(settings.algo, recorded.agent_config)
         applied = recorded.record.get("preset")
     if env_id:
-        spaces = env_spaces(env_id)
+        spaces = env_spaces(env_id, recorded_env_kwargs(dataset.metadata))
         low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
     else:
         low, high = -np.ones(dataset.action_dim), np.ones(dataset.action_dim)
@@ -162,10 +162,10 @@ def init_seeds(agent, config, spec: Spec, seeds: list[int]):
     return jax.tree.map(jnp.copy, states)  # target networks start as copies; donated buffers must not alias
 
 
-def checkpoint_template(agent, config, env_id: str, seeds: list[int]):
+def checkpoint_template(agent, config, env_id: str, seeds: list[int], dataset_metadata: dict | None):
     """Stacked agent states of the shapes a run's checkpoint is read into (its values replace these): built from the
-    env's spaces, so that no dataset is needed."""
-    spaces = env_spaces(env_id)
+    env's spaces (made as the run's dataset metadata records), so that no dataset is needed."""
+    spaces = env_spaces(env_id, recorded_env_kwargs(dataset_metadata))
     spec = Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]).replace(episode_return_max=0.0)
     return init_seeds(agent, config, spec, seeds)
 
@@ -240,7 +240,8 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
     train_chunk = make_train_chunk(p.agent, p.config, chunk)
     policy = batched_policy(p.agent)
-    envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes) if s.eval_episodes > 0 else None
+    env_kwargs = recorded_env_kwargs(p.dataset.metadata)
+    envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes, env_kwargs) if s.eval_episodes > 0 else None
     log = runs.MetricsLog(run, resume_from_step=start_step if start_step else None)
 
     def run_eval(step: int) -> dict[str, Any]:
@@ -328,7 +329,7 @@ def evaluate_checkpoint(agent, states, env_id: str, seeds: list[int], episodes: 
     """Evaluate stacked per-seed agent states on fresh envs (a fixed round seed, so repeated calls agree)."""
     if episodes < 1:
         raise O2OError(f"--episodes must be at least 1 (got {episodes})")
-    envs = make_eval_envs(env_id, len(seeds), episodes)
+    envs = make_eval_envs(env_id, len(seeds), episodes, recorded_env_kwargs(metadata))
     policy = batched_policy(agent)
     try:
         returns = evaluate(lambda *inputs: policy(states, *inputs), envs, seeds, episodes, round_seed=7_777_777)
@@ -344,7 +345,8 @@ def evaluate_run(run_dir: str | Path, episodes: int, best: bool = False) -> dict
     if not run.env_id:
         raise O2OError(f"{run.path}: trained without an environment (none recorded); nothing to evaluate it in")
     agent, config = restore_algorithm(run.settings["algo"], run.agent_config)
-    checkpoint = runs.load_checkpoint(run.path, {"states": checkpoint_template(agent, config, run.env_id, run.seeds)},
+    template = checkpoint_template(agent, config, run.env_id, run.seeds, run.dataset_metadata)
+    checkpoint = runs.load_checkpoint(run.path, {"states": template},
                                       runs.BEST_CHECKPOINT if best else runs.CHECKPOINT)
     return {"run_dir": str(run.path), "algo": run.settings["algo"], "dataset": run.settings["dataset"],
             "env": run.env_id, "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds,

@@ -24,7 +24,7 @@ import numpy as np
 from o2o import files
 from o2o.agents import Spec, get_algorithm, restore_algorithm, reward_bonus
 from o2o.data import replay
-from o2o.envs import env_spaces, make_env, state as env_state
+from o2o.envs import env_spaces, make_env, recorded_env_kwargs, state as env_state
 from o2o.envs.actions import to_env_actions
 from o2o.errors import Interrupted, O2OError
 from o2o.train import episodes as episode_book, handoff, loggers, offline, runs
@@ -76,9 +76,7 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
         if start and start.base.env_id and env_id != start.base.env_id:
             raise O2OError(f"{settings.init_from}: trained on {start.base.env_id} but --env {env_id} was given; they must match")
         offline_settings = _offline_data_settings(settings, start.base if start else None, env_id)
-    spaces = env_spaces(env_id)
     seeds = [settings.seed + i for i in range(settings.seeds)]
-    low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
 
     offline_data, reward_scale, metadata, reference = None, 1.0, {}, None
     if offline_settings is not None:
@@ -90,8 +88,11 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
     if recorded is not None:
         reward_scale, metadata = float(recorded.record["reward_scale"]), recorded.dataset_metadata or metadata
     if start is not None:
-        reward_scale = float(start.base.dataset.metadata.get("reward_scale", 1.0))
-        metadata, states = start.base.dataset.metadata, start.states
+        reward_scale, metadata = float(start.base.dataset.metadata.get("reward_scale", 1.0)), start.base.dataset.metadata
+    spaces = env_spaces(env_id, recorded_env_kwargs(metadata))  # the env the data was recorded in
+    low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
+    if start is not None:
+        states = start.states
     else:  # a fresh agent (for an existing run: the shapes its checkpoint is read into)
         states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), seeds)
     start_score = recorded.record.get("start_score") if recorded is not None else (start.start_score if start else None)
@@ -156,7 +157,7 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
 
 def _empty_buffers(p: Prepared) -> replay.ReplayBuffer:
     """One replay buffer per seed (stacked), `buffer_capacity` transitions each (default: all online steps)."""
-    obs_dim = env_spaces(p.env_id).observation_shape[0]
+    obs_dim = env_spaces(p.env_id, recorded_env_kwargs(p.metadata)).observation_shape[0]
     capacity = p.settings.buffer_capacity or p.settings.steps
     fields = p.agent.transition_fields(p.config)
     return jax.vmap(lambda _: replay.create(capacity, obs_dim, len(p.action_low), fields))(jnp.arange(len(p.seeds)))
@@ -177,8 +178,9 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
     seed_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 2) for seed in p.seeds])
     offline_data = p.offline_data if p.offline_data is not None else {}
     policy = batched_policy(agent)
-    eval_envs = make_eval_envs(p.env_id, n, s.eval_episodes) if s.eval_episodes > 0 else None
-    envs = [make_env(p.env_id) for _ in p.seeds]
+    env_kwargs = recorded_env_kwargs(p.metadata)
+    eval_envs = make_eval_envs(p.env_id, n, s.eval_episodes, env_kwargs) if s.eval_episodes > 0 else None
+    envs = [make_env(p.env_id, **env_kwargs) for _ in p.seeds]
     log = runs.MetricsLog(run, resume_from_step=step if step else None)
     step_fns: dict[tuple[bool, bool], Any] = {}
 

@@ -111,7 +111,7 @@ def _evaluate_online(run: runs.RunDir, episodes: int) -> dict[str, Any]:
     algo = run.settings["algo"]
     agent, config = restore_algorithm(algo, run.agent_config)
     checkpoint = runs.load_checkpoint(run.path, {"states": offline.checkpoint_template(agent, config, run.env_id,
-                                                                                       run.seeds)})
+                                                                                       run.seeds, run.dataset_metadata)})
     return {"run_dir": str(run.path), "algo": algo,
             "dataset": run.settings.get("offline_dataset") or run.settings.get("init_from"), "env": run.env_id,
             "steps": int(checkpoint["step"]), "seeds": len(run.seeds), "seed_values": run.seeds, "episodes": episodes,
