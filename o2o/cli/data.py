@@ -141,7 +141,7 @@ def collect_cmd(
     env_id: Annotated[str, typer.Argument(help="Gymnasium environment id, e.g. Hopper-v5, or an OGBench manipulation "
                                           "env, e.g. cube-single-v0.")],
     level: Annotated[str, typer.Option("--level", help="random, medium, medium-replay, expert or medium-expert; "
-                                       "OGBench: play or noisy.")],
+                                       "PointMaze: waypoint (D4RL's maze2d protocol); OGBench: play or noisy.")],
     transitions: Annotated[int, typer.Option("--transitions", help="Transitions to collect (D4RL: 1M).")] = 1_000_000,
     episodes: Annotated[int, typer.Option("--episodes", help="OGBench: training episodes (plus 10% for the "
                                           "validation split).")] = 1000,
@@ -190,7 +190,8 @@ def collect_cmd(
     score = summary["normalized_return_mean"]
     print(f"wrote {summary['transitions']} transitions ({summary['episodes']} episodes) of {env_id} {level} to {path}; "
           f"mean return {summary['behaviour_return_mean']:.1f}" + ("" if score is None else f", normalized {score:.1f}")
-          + (f" over its {complete} complete episodes" if complete else
+          + (f" over {complete} episodes in its evaluation env" if summary.get("measured_in") else
+             f" over its {complete} complete episodes" if complete else
              " over all its episodes: none is complete (collect more transitions for a representative score)"))
 
 

@@ -1,9 +1,9 @@
-"""D4RL-protocol datasets: `o2o collect ENV_ID --level random|medium|medium-replay|expert|medium-expert`.
+"""D4RL-protocol datasets: `o2o collect ENV_ID --level random|medium|medium-replay|expert|medium-expert|waypoint`.
 
 random = a randomly initialised SAC policy acting stochastically (D4RL's "random"); medium and expert roll out o2o's
 shipped behaviour policies (`o2o.collect.zoo`) with stochastic actions, medium-replay is the replay buffer of the medium
-policy's training run, and medium-expert the medium and expert datasets end to end. Default sizes follow D4RL (1M
-transitions per policy).
+policy's training run, and medium-expert the medium and expert datasets end to end; waypoint is D4RL's maze2d protocol
+on PointMaze (`o2o.collect.maze`). Default sizes follow D4RL (1M transitions per policy).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 from o2o.agents import Spec, sac
-from o2o.collect import zoo as zoo_policies
+from o2o.collect import maze, zoo as zoo_policies
 from o2o.collect.episodes import complete_episode_returns, time_limit
 from o2o.collect.rollout import rollout
 from o2o.data import Dataset, write_minari, write_o2o
@@ -24,7 +24,7 @@ from o2o.envs import env_spaces, episode_limit, normalized_score, reference_retu
 from o2o.errors import O2OError
 from o2o.files import check_destination
 
-LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert", "waypoint")
 
 
 def random_policy(env_id: str, seed: int):
@@ -48,6 +48,16 @@ def collect(env_id: str, level: str, transitions: int = 1_000_000, seed: int = 0
     references = reference_returns(env_id)
     if references is not None:
         metadata.update(ref_min_score=references[0], ref_max_score=references[1])
+    if level == "waypoint":  # D4RL's maze2d protocol (o2o.collect.maze), scored in its evaluation env
+        data = maze.collect(env_id, transitions, seed)
+        low, high, returns = (maze.eval_returns(env_id, policy, seed, maze.EVAL_EPISODES).mean()
+                              for policy in ("random", "expert", "noisy"))
+        card = {"kind": "waypoint-pd", "p_gain": maze.P_GAIN, "d_gain": maze.D_GAIN, "action_noise": maze.ACTION_NOISE}
+        return Dataset(**data.arrays(), metadata={
+            **data.metadata, **metadata, "policy": card, "max_episode_steps": episode_limit(env_id),
+            "env_kwargs": maze.eval_env_kwargs(env_id), "ref_min_score": float(low), "ref_max_score": float(high),
+            "measured_return_mean": float(returns), "measured_episodes": maze.EVAL_EPISODES,
+            "measured_in": "evaluation env"})
     if level == "medium-replay":
         data = zoo_policies.load_medium_replay(env_id, zoo)
         data = Dataset(**data.arrays(), metadata={**data.metadata, **metadata, "seed": data.metadata.get("seed"),
@@ -84,6 +94,11 @@ def summary(data: Dataset, path: Path) -> dict[str, Any]:
     collection)."""
     references = reference_returns(data.env_id, data.metadata)
     measured = behaviour(data, references, time_limit(data))
+    if data.metadata.get("measured_in") == "evaluation env":  # the stream's episodes end at goals, not time limits
+        mean, low, high = data.metadata["measured_return_mean"], *(references or (None, None))
+        measured = {"return_episodes_complete": data.metadata["measured_episodes"], "behaviour_return_mean": mean,
+                    "behaviour_episodes": data.metadata["measured_episodes"], "measured_in": "evaluation env",
+                    "tq": None if references is None else (mean - low) / (high - low)}
     return {"dataset": str(path), "env": data.env_id, "level": data.metadata["level"], "transitions": len(data),
             "episodes": data.num_episodes, **measured,
             "normalized_return_mean": None if references is None else

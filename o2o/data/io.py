@@ -149,9 +149,14 @@ def read_minari(data_dir: Path, check_values: bool | None = None) -> Dataset:
     return read_o2o(cache, check_values)
 
 
+# Bumped when a conversion's output changes, so that older cached conversions are not read (2: Dict observations
+# flattened, the env's recorded arguments kept)
+_MINARI_CONVERSION = 2
+
+
 def _minari_cache_dir(data_dir: Path) -> Path:
     root = Path(os.environ.get("O2O_CACHE_DIR", Path.home() / ".cache" / "o2o")) / "minari"
-    stamp = [str(data_dir.resolve())]
+    stamp = [f"conversion {_MINARI_CONVERSION}", str(data_dir.resolve())]
     for file in sorted(data_dir.iterdir()):
         st = file.stat()
         stamp.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")
@@ -208,13 +213,15 @@ def _convert_minari(data_dir: Path) -> Dataset:
     env_spec = meta.get("eval_env_spec") or env_spec  # the env Minari evaluates the data in, when it names one
     if env_spec:
         spec = json.loads(env_spec)
-        limit = {"max_episode_steps": spec["max_episode_steps"]} if spec.get("max_episode_steps") else {}
-        metadata.update(env_id=spec["id"], env_kwargs={**(spec.get("kwargs") or {}), **limit})
+        limit = {"max_episode_steps": int(spec["max_episode_steps"])} if spec.get("max_episode_steps") else {}
+        kwargs = {k: v for k, v in (spec.get("kwargs") or {}).items() if k != "render_mode"}  # never open windows
+        metadata.update(env_id=spec["id"], env_kwargs={**kwargs, **limit})
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is not None:
             metadata[key] = float(meta[key])
-    if meta.get("o2o_metadata"):
-        metadata = {**json.loads(meta["o2o_metadata"]), **metadata}
+    if meta.get("o2o_metadata"):  # written by o2o: its recorded env arguments, not the registered spec it wrote, win
+        written = json.loads(meta["o2o_metadata"])
+        metadata = {**written, **metadata, **({"env_kwargs": written["env_kwargs"]} if "env_kwargs" in written else {})}
     return dataset_from_arrays(arrays, source, metadata, check_values=True)
 
 

@@ -36,5 +36,11 @@ def flatten_dict_observations(observations: Mapping[str, np.ndarray], space: Any
     if missing:
         raise DatasetError(f"{source}: Dict observations lack the key(s) {', '.join(missing)} of their space")
     steps = len(observations[next(iter(space.spaces))])
-    parts = [np.asarray(observations[key], np.float32).reshape(steps, -1) for key in space.spaces]
+    parts = []
+    for key, subspace in space.spaces.items():
+        part = np.asarray(observations[key], np.float32)
+        if part.shape != (steps, *subspace.shape):
+            raise DatasetError(f"{source}: Dict observations' {key!r} has shape {part.shape}; its space says "
+                               f"{(steps, *subspace.shape)} for {steps} steps")
+        parts.append(part.reshape(steps, -1))
     return np.concatenate(parts, axis=1)

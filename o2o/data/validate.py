@@ -35,6 +35,7 @@ class Spaces:
     action_low: np.ndarray
     action_high: np.ndarray
     env_id: str = ""
+    observation_layout: dict | None = None  # where each key of a flattened Dict observation lies (o2o.data.observations)
 
 
 def dataset_from_arrays(
@@ -119,6 +120,10 @@ def check_spaces(dataset: Dataset, spaces: Spaces, source: str) -> None:
         got = tuple(getattr(dataset, name).shape[1:])
         if got != tuple(expected):
             raise DatasetError(f"{source}: {name} have shape {got} per step but {env} expects {tuple(expected)}")
+    recorded = dataset.metadata.get("observation_layout")
+    if recorded and spaces.observation_layout and recorded != spaces.observation_layout:
+        raise DatasetError(f"{source}: observations are laid out as {recorded} but {env} flattens its Dict "
+                           f"observations as {spaces.observation_layout}")
     low = np.asarray(spaces.action_low, np.float32) - ACTION_BOUND_TOLERANCE
     high = np.asarray(spaces.action_high, np.float32) + ACTION_BOUND_TOLERANCE
     for start in range(0, len(dataset), _CHUNK_ROWS):

@@ -70,7 +70,10 @@ def make_env(env_id: str, **kwargs):
         _route_mujoco_warnings()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*DISPLAY.*")  # OGBench's envs import glfw, which looks for X
-        env = gym.make(env_id, **kwargs)
+        try:
+            env = gym.make(env_id, **kwargs)
+        except TypeError as e:  # arguments recorded with a dataset that this version of the env does not take
+            raise O2OError(f"environment {env_id} cannot be made with {', '.join(sorted(kwargs))}: {e}") from e
     if isinstance(env.observation_space, gym.spaces.Dict):  # goal-conditioned envs: AntMaze, PointMaze, Fetch, ...
         dict_layout(env.observation_space, f"environment {env_id}")
         env = gym.wrappers.FlattenObservation(env)
@@ -119,6 +122,7 @@ def _env_spaces(env_id: str, env_kwargs: str) -> Spaces:
             action_low=np.asarray(env.action_space.low, np.float32),
             action_high=np.asarray(env.action_space.high, np.float32),
             env_id=env_id,
+            observation_layout=observation_layout(env),
         )
     finally:
         env.close()

@@ -1,12 +1,13 @@
 """D4RL-style normalized scores: 0 = a random policy's return, 100 = an expert's.
 
-Hopper, HalfCheetah, Walker2d, Ant, Adroit (and maze2d, kitchen) use D4RL's published reference returns, so numbers line
-up with published tables. AntMaze does not: D4RL's (0, 1) assumes an episode that ends at the goal, where
-gymnasium-robotics' AntMaze goes on and pays 1 for every step there; it is scored by the dataset's references (Minari
-records them) or else by its success rate. o2o runs the gymnasium MuJoCo v5 versions of these tasks, which are close to
-but not identical with D4RL's v2 ones: compare orderings and magnitudes, not decimals. Any other environment takes its
-references from the dataset's metadata (`ref_min_score` = mean return of a random policy, `ref_max_score` = an
-expert's).
+Hopper, HalfCheetah, Walker2d, Ant, Adroit (and kitchen) use D4RL's published reference returns, so numbers line up with
+published tables. The mazes do not: D4RL's AntMaze (0, 1) assumes an episode that ends at the goal, where
+gymnasium-robotics' AntMaze goes on and pays 1 for every step there, and on D4RL's maze2d scale a noisy waypoint
+controller in gymnasium's PointMaze scores 133 to 214. They take the dataset's references (Minari's datasets and `o2o
+collect --level waypoint` record them), or else the success rate. o2o runs the gymnasium MuJoCo v5 versions of these
+tasks, which are close to but not identical with D4RL's v2 ones: compare orderings and magnitudes, not decimals. Any
+other environment takes its references from the dataset's metadata (`ref_min_score` = mean return of a random policy,
+`ref_max_score` = an expert's).
 """
 
 from __future__ import annotations
@@ -31,12 +32,6 @@ _D4RL_TASKS = [
     (r"^AdroitHandHammer", "hammer"),
     (r"^AdroitHandDoor", "door"),
     (r"^AdroitHandRelocate", "relocate"),
-    (r"^PointMaze_UMazeDense", "maze2d-umaze-dense"),  # dense before sparse: the sparse patterns match both
-    (r"^PointMaze_MediumDense", "maze2d-medium-dense"),
-    (r"^PointMaze_LargeDense", "maze2d-large-dense"),
-    (r"^PointMaze_UMaze", "maze2d-umaze"),
-    (r"^PointMaze_Medium", "maze2d-medium"),
-    (r"^PointMaze_Large", "maze2d-large"),
     (r"^FrankaKitchen", "kitchen"),
 ]
 
