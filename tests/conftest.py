@@ -109,3 +109,19 @@ def ctrl_c_at_chunk(monkeypatch):
         monkeypatch.setattr(offline, "make_train_chunk", interrupted)
         return lambda: monkeypatch.setattr(offline, "make_train_chunk", make)
     return arm
+
+
+def record_minari(env, dataset_id: str, episodes: int):
+    """A Minari dataset recorded by minari's own DataCollector from `episodes` random-action episodes of `env`."""
+    import minari
+
+    env = minari.DataCollector(env)
+    env.action_space.seed(0)
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+    return env.create_dataset(dataset_id=dataset_id, algorithm_name="random", author="o2o tests",
+                              author_email="tests@o2o", code_permalink="none", description="test")

@@ -5,7 +5,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import make_dataset
+from conftest import make_dataset, record_minari
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,18 +141,8 @@ def test_o2o_writer_refuses_to_overwrite(tmp_path):
 def real_minari_dataset(tmp_path, dataset_id="o2o-test/pendulum/random-v0", episodes=3):
     """A Minari dataset recorded by minari's own DataCollector on a real gymnasium environment."""
     import gymnasium as gym
-    import minari
 
-    env = minari.DataCollector(gym.make("Pendulum-v1", max_episode_steps=50))
-    env.action_space.seed(0)
-    for episode in range(episodes):
-        env.reset(seed=episode)
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            done = terminated or truncated
-    return env.create_dataset(dataset_id=dataset_id, algorithm_name="random", author="o2o tests",
-                              author_email="tests@o2o", code_permalink="none", description="test")
+    return record_minari(gym.make("Pendulum-v1", max_episode_steps=50), dataset_id, episodes)
 
 
 def test_reads_real_minari_dataset_by_id_and_directory(tmp_path):

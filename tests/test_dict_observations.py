@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import record_minari, run_cli
 
 from o2o.data import load_dataset
 from o2o.envs import env_spaces, make_env, observation_layout
@@ -42,19 +42,9 @@ def test_env_observations_are_gymnasiums_flattening_of_the_dict():
 def minari_pointmaze(dataset_id="o2o-test/pointmaze/random-v0", episodes=3, steps=40, **env_kwargs):
     """A Minari dataset recorded by minari's own DataCollector on gymnasium-robotics' PointMaze (Dict observations)."""
     import gymnasium as gym
-    import minari
 
     make_env(ENV)  # registers gymnasium-robotics' envs
-    env = minari.DataCollector(gym.make(ENV, max_episode_steps=steps, **env_kwargs))
-    env.action_space.seed(0)
-    for episode in range(episodes):
-        env.reset(seed=episode)
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            done = terminated or truncated
-    return env.create_dataset(dataset_id=dataset_id, algorithm_name="random", author="o2o tests",
-                              author_email="tests@o2o", code_permalink="none", description="test")
+    return record_minari(gym.make(ENV, max_episode_steps=steps, **env_kwargs), dataset_id, episodes)
 
 
 def test_minari_dict_dataset_reads_in_the_envs_layout(tmp_path):
