@@ -209,8 +209,7 @@ def _convert_minari(data_dir: Path) -> Dataset:
     metadata: dict[str, Any] = {"source": source, "source_format": "minari", "minari_dataset_id": meta.get("dataset_id")}
     if layout:
         metadata["observation_layout"] = layout
-    env_spec = meta.get("env_spec")
-    env_spec = meta.get("eval_env_spec") or env_spec  # the env Minari evaluates the data in, when it names one
+    env_spec = meta.get("eval_env_spec") or meta.get("env_spec")  # the env Minari evaluates the data in, if it names one
     if env_spec:
         spec = json.loads(env_spec)
         limit = {"max_episode_steps": int(spec["max_episode_steps"])} if spec.get("max_episode_steps") else {}

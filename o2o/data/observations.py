@@ -1,6 +1,7 @@
 """Dict observations (goal-conditioned envs such as gymnasium-robotics' AntMaze, PointMaze and Fetch, and Minari's
 datasets of them) become flat vectors in gymnasium's own layout, that of `gymnasium.spaces.flatten`: the Dict's keys in
-sorted order (achieved_goal, desired_goal, observation), each Box flattened. Environments get gymnasium's
+the space's order (sorted, as gymnasium sorts a plain dict: achieved_goal, desired_goal, observation), each Box
+flattened. Environments get gymnasium's
 FlattenObservation wrapper (o2o.envs.make_env) and datasets this module, so a dataset and its env agree dimension for
 dimension."""
 

@@ -73,6 +73,8 @@ def make_env(env_id: str, **kwargs):
         try:
             env = gym.make(env_id, **kwargs)
         except TypeError as e:  # arguments recorded with a dataset that this version of the env does not take
+            if not kwargs:
+                raise
             raise O2OError(f"environment {env_id} cannot be made with {', '.join(sorted(kwargs))}: {e}") from e
     if isinstance(env.observation_space, gym.spaces.Dict):  # goal-conditioned envs: AntMaze, PointMaze, Fetch, ...
         dict_layout(env.observation_space, f"environment {env_id}")
@@ -205,4 +207,3 @@ def load_for_env(source: str, env: str | None, required: bool = False,
         if dataset.env_id != env_id:
             dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, "env_id": env_id})
     return dataset, env_id
-
