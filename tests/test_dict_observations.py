@@ -228,3 +228,18 @@ def test_a_layout_other_than_the_envs_and_unmakeable_arguments_are_refused_in_on
         flatten_dict_observations({"a": np.zeros((4, 2)), "b": np.zeros((4, 2))}, space, "d")
     with pytest.raises(O2OError, match="cannot be made with no_such_argument"):
         make_env(ENV, no_such_argument=1)
+
+
+def test_a_run_goes_on_in_the_env_it_started_in(tmp_path, capsys):
+    """Resume and fine-tuning re-read the dataset; the env arguments come from the run directory, not from it."""
+    from o2o.train import offline, runs
+
+    minari_pointmaze("o2o-test/pointmaze/ends-at-goal-v0", steps=40, continuing_task=False)
+    code, _, err = run_cli(["train", "bc", "--dataset", "o2o-test/pointmaze/ends-at-goal-v0", "--steps", "10",
+                            "--eval-every", "10", "--eval-episodes", "1", "--set", "hidden_dims=8",
+                            "--out", str(tmp_path / "bc"), "--quiet"], capsys)
+    assert code == 0, err
+    run = runs.RunDir.open(tmp_path / "bc", "offline")
+    run.record["dataset_metadata"]["env_kwargs"]["max_episode_steps"] = 25  # as if the dataset's record had changed
+    prepared = offline.prepare(offline.OfflineSettings(**run.settings), run)
+    assert prepared.dataset.metadata["env_kwargs"]["max_episode_steps"] == 25

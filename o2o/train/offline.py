@@ -94,6 +94,9 @@ def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> P
     else:
         agent, config = restore_algorithm(settings.algo, recorded.agent_config)
         applied = recorded.record.get("preset")
+        # a run goes on (and is fine-tuned) in the env it started in, whatever the dataset's record has become
+        started_in = {"env_kwargs": recorded_env_kwargs(recorded.dataset_metadata)}
+        dataset = dataclasses.replace(dataset, metadata={**dataset.metadata, **started_in})
     if env_id:
         spaces = env_spaces(env_id, recorded_env_kwargs(dataset.metadata))
         low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
