@@ -165,6 +165,7 @@ def test_waypoint_data_is_goal_to_goal_episodes_of_a_controller_that_reaches_the
     goals, next_goals = data.observations[:, 2:4], data.next_observations[:, 2:4]
     ends, starts = data.episode_ends, data.episode_starts
     assert data.num_episodes > 100 and not data.terminals.any()
+    assert data.episode_lengths.max() < 1_000  # no goal takes long: the longest path in the U is a few hundred steps
     np.testing.assert_array_equal(data.rewards[ends[:-1]], 1.0)  # every episode but the cut-off last ends at its goal
     for start, end in zip(starts[:50], ends[:50]):  # one goal per episode, in its observations and next observations
         assert np.ptp(goals[start:end + 1], axis=0).max() == 0.0
@@ -178,6 +179,19 @@ def test_waypoint_data_is_goal_to_goal_episodes_of_a_controller_that_reaches_the
     # without noise; the data's noisy controller scores near the latter (100.4 measured)
     assert data.metadata["ref_max_score"] > 10 * data.metadata["ref_min_score"] > 0
     assert summary["measured_in"] == "evaluation env" and summary["normalized_return_mean"] > 80.0
+
+
+def test_the_waypoint_controller_follows_a_new_goal_in_the_same_cell():
+    from o2o.collect.maze import WaypointController
+
+    env = make_env("PointMaze_UMaze-v3")
+    controller = WaypointController(env.unwrapped.maze, np.random.default_rng(0), noise=0.0)
+    position, velocity = np.array([0.8, -0.9]), np.zeros(2)
+    controller.action(position, velocity, np.array([0.75, -0.85]))
+    new_goal = np.array([1.2, -1.2])  # the same cell, more than the env's 0.45 success radius away
+    push = controller.action(position, velocity, new_goal)
+    np.testing.assert_array_equal(controller.waypoint, new_goal)
+    assert push[0] > 0 and push[1] < 0  # toward it
 
 
 def test_iql_on_waypoint_data_reaches_the_evaluation_goal(waypoint_data, tmp_path, capsys):

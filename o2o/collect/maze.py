@@ -54,7 +54,7 @@ class WaypointController:
     def __init__(self, maze, rng: np.random.Generator, noise: float = ACTION_NOISE):
         self.maze, self.rng, self.noise = maze, rng, noise
         self.free = {(r, c) for r, row in enumerate(maze.maze_map) for c, cell in enumerate(row) if cell != 1}
-        self.goal_cell, self.next_cell, self.waypoint_cell, self.waypoint = None, {}, None, None
+        self.goal, self.goal_cell, self.next_cell, self.waypoint_cell, self.waypoint = None, None, {}, None, None
 
     def _plan(self, goal_cell: tuple[int, int]) -> None:
         """next_cell[cell]: the neighbour one step closer to the goal's cell, by breadth-first search from it."""
@@ -76,12 +76,12 @@ class WaypointController:
             self.waypoint = centre + self.rng.uniform(-WAYPOINT_JITTER, WAYPOINT_JITTER, 2)
 
     def action(self, position: np.ndarray, velocity: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        here = tuple(int(i) for i in self.maze.cell_xy_to_rowcol(position))
-        goal_cell = tuple(int(i) for i in self.maze.cell_xy_to_rowcol(goal))
-        if goal_cell != self.goal_cell or self.waypoint is None:
-            self._plan(goal_cell)
-            self._aim(self.next_cell.get(here, goal_cell), goal)
-        elif self.waypoint_cell != goal_cell and np.linalg.norm(self.waypoint - position) <= WAYPOINT_RADIUS:
+        if self.goal is None or not np.array_equal(goal, self.goal):  # a new goal, possibly in the same cell
+            here = tuple(int(i) for i in self.maze.cell_xy_to_rowcol(position))
+            self.goal = np.array(goal)
+            self._plan(tuple(int(i) for i in self.maze.cell_xy_to_rowcol(goal)))
+            self._aim(self.next_cell.get(here, self.goal_cell), goal)
+        elif self.waypoint_cell != self.goal_cell and np.linalg.norm(self.waypoint - position) <= WAYPOINT_RADIUS:
             self._aim(self.next_cell[self.waypoint_cell], goal)
         push = P_GAIN * (self.waypoint - position) - D_GAIN * velocity
         return np.clip(push + self.rng.normal(0.0, self.noise, 2), -1.0, 1.0).astype(np.float32)
