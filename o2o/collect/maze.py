@@ -31,8 +31,8 @@ def layout_of(env_id: str) -> str:
     """The maze of a PointMaze id (`PointMaze_UMazeDense-v3` -> `UMaze`); a one-line error for any other env."""
     match = re.fullmatch(r"PointMaze_(Open|UMaze|Medium|Large)(Dense)?-v\d+", env_id)
     if match is None:
-        raise O2OError(f"--level waypoint is D4RL's maze2d protocol for gymnasium-robotics' PointMaze envs "
-                       f"(PointMaze_Open, _UMaze, _Medium, _Large, each also Dense; e.g. PointMaze_UMaze-v3), not {env_id}")
+        raise O2OError(f"--level waypoint is D4RL's maze2d protocol for gymnasium-robotics' PointMaze envs (PointMaze_"
+                       f"Open, _UMaze, _Medium, _Large, each also Dense; e.g. PointMaze_UMaze-v3), not {env_id}")
     return match.group(1)
 
 
@@ -129,7 +129,7 @@ def eval_returns(env_id: str, policy: str, seed: int, episodes: int) -> np.ndarr
     """Returns over `episodes` episodes of the evaluation env of `policy`: "noisy" (the data's controller), "expert"
     (the controller without noise) or "random" (uniform actions). The last two are the dataset's reference returns, as
     Minari measures them: D4RL's maze2d references do not describe gymnasium's PointMaze, where the noisy controller
-    scores 133 (UMaze), 161 (Medium Dense) and 214 (Large) on their scale."""
+    scores 140 (UMaze), 153 (Medium) and 208 (Large) on their scale."""
     env = make_env(env_id, **eval_env_kwargs(env_id))
     position, goal, velocity = _slices(env)
     env.action_space.seed(seed)

@@ -3,7 +3,7 @@
 Hopper, HalfCheetah, Walker2d, Ant, Adroit (and kitchen) use D4RL's published reference returns, so numbers line up with
 published tables. The mazes do not: D4RL's AntMaze (0, 1) assumes an episode that ends at the goal, where
 gymnasium-robotics' AntMaze goes on and pays 1 for every step there, and on D4RL's maze2d scale a noisy waypoint
-controller in gymnasium's PointMaze scores 133 to 214. They take the dataset's references (Minari's datasets and `o2o
+controller in gymnasium's PointMaze scores 140 to 208. They take the dataset's references (Minari's datasets and `o2o
 collect --level waypoint` record them), or else the success rate. o2o runs the gymnasium MuJoCo v5 versions of these
 tasks, which are close to but not identical with D4RL's v2 ones: compare orderings and magnitudes, not decimals. Any
 other environment takes its references from the dataset's metadata (`ref_min_score` = mean return of a random policy,
