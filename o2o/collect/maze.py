@@ -87,8 +87,7 @@ class WaypointController:
         return np.clip(push + self.rng.normal(0.0, self.noise, 2), -1.0, 1.0).astype(np.float32)
 
 
-def _slices(env) -> tuple[slice, slice, slice]:
-    layout = observation_layout(env)
+def _slices(layout: dict[str, list[int]]) -> tuple[slice, slice, slice]:
     position = slice(*layout["achieved_goal"])
     goal = slice(*layout["desired_goal"])
     start = layout["observation"][0]
@@ -99,7 +98,8 @@ def collect(env_id: str, transitions: int, seed: int = 0) -> Dataset:
     """`transitions` steps of the noisy waypoint controller in one stream, cut into episodes at each goal reached."""
     layout_of(env_id)
     env = make_env(env_id, continuing_task=True, reset_target=True, max_episode_steps=transitions + 1)
-    position, goal, velocity = _slices(env)
+    layout = observation_layout(env)
+    position, goal, velocity = _slices(layout)
     controller = WaypointController(env.unwrapped.maze, np.random.default_rng(seed))
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     observations = np.empty((transitions, obs_dim), np.float32)
@@ -122,7 +122,7 @@ def collect(env_id: str, transitions: int, seed: int = 0) -> Dataset:
         env.close()
     timeouts[-1] = True
     return Dataset(observations, actions, rewards, next_observations, np.zeros(transitions, bool), timeouts,
-                   {"env_id": env_id, "observation_layout": observation_layout(env)})
+                   {"env_id": env_id, "observation_layout": layout})
 
 
 def eval_returns(env_id: str, policy: str, seed: int, episodes: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def eval_returns(env_id: str, policy: str, seed: int, episodes: int) -> np.ndarr
     Minari measures them: D4RL's maze2d references do not describe gymnasium's PointMaze, where the noisy controller
     scores 140 (UMaze), 153 (Medium) and 208 (Large) on their scale."""
     env = make_env(env_id, **eval_env_kwargs(env_id))
-    position, goal, velocity = _slices(env)
+    position, goal, velocity = _slices(observation_layout(env))
     env.action_space.seed(seed)
     returns = np.zeros(episodes)
     try:
