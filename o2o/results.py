@@ -287,6 +287,25 @@ def _last_step(points: list[dict[str, Any]] | None) -> int | None:
     return max(e["step"] for e in points) if points else None
 
 
+def copy_stored_run(source: sqlite3.Connection, conn: sqlite3.Connection, offline_dir: str | None,
+                    online_dir: str | None) -> int:
+    """Copy o2o's rows of one run (every seed, with its evaluations) as `source` stores them, replacing rows of the
+    same key: for a run whose directories are gone, the database is the only record left. Returns how many seeds."""
+    stored = source.execute("SELECT * FROM runs WHERE origin = 'o2o' AND offline_dir IS ? AND online_dir IS ?",
+                            (offline_dir, online_dir)).fetchall()
+    for row in stored:
+        columns = [name for name in row.keys() if name != "id"]
+        conn.execute("DELETE FROM runs WHERE key = ?", (row["key"],))
+        cursor = conn.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                              [row[name] for name in columns])
+        for evaluation in source.execute("SELECT * FROM evaluations WHERE run_id = ?", (row["id"],)):
+            names = evaluation.keys()
+            conn.execute(f"INSERT INTO evaluations ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                         [cursor.lastrowid if name == "run_id" else evaluation[name] for name in names])
+    conn.commit()
+    return len(stored)
+
+
 def copy_imported(source: sqlite3.Connection, conn: sqlite3.Connection) -> int:
     """Copy the imported runs of one database into another (they have no run directory to ingest again); returns
     how many."""

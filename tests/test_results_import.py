@@ -261,6 +261,27 @@ def test_report_of_several_databases_copies_their_imported_runs(tmp_path, capsys
     assert {e["method"]: e["seeds"] for e in summary["entries"]} == {"iql→iql": 2, "IQL (authors' code)": 3}
 
 
+def test_a_run_whose_directory_is_gone_is_reported_as_its_database_stores_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for run in ("old-iql", "old-iql-ft"):
+        shutil.copytree(FIXTURES / "run_dirs_c03eb16" / run, run)
+    for bench in ("a", "b"):
+        shutil.copytree(OLD_DATABASE.parent, bench)
+    def scores(summary):
+        return {e["method"]: (e["seeds"], e["final_mean"], e["offline_mean"], e["cumulative_regret"])
+                for e in summary["entries"]}
+
+    before = scores(report.build(["a", "b"], "with-dirs", reps=100))
+    shutil.rmtree("old-iql-ft")  # the fine-tuned run moved away; its offline run is still here
+    with pytest.warns(RuntimeWarning, match="^old-iql-ft: no run directory any more; 2 seed\\(s\\) reported as a"):
+        after = report.build(["a", "b"], "without", reps=100)
+    assert scores(after) == before
+    stored = sqlite3.connect(tmp_path / "without" / "results.sqlite").execute(
+        "SELECT COUNT(*), COUNT(DISTINCT e.phase) FROM runs r JOIN evaluations e ON e.run_id = r.id").fetchone()
+    assert stored == sqlite3.connect(tmp_path / "with-dirs" / "results.sqlite").execute(
+        "SELECT COUNT(*), COUNT(DISTINCT e.phase) FROM runs r JOIN evaluations e ON e.run_id = r.id").fetchone()
+
+
 def test_an_imported_method_never_pools_with_an_o2o_method_of_the_same_name():
     evaluation = {"step": 10, "normalized_score": 50.0, "success_rate": None, "return_mean": None}
     ours = {"algo": "iql", "online_algo": None, "dataset": "d", "seed": 0, "status": "completed", "origin": "o2o",

@@ -38,7 +38,7 @@ def _classify(sources: list[str]) -> tuple[list[Path], list[Path]]:
 
 def _database(databases: list[Path], run_dirs: list[Path], report_dir: Path):
     """A database alone is reported as it is; anything else is gathered into REPORT_DIR/results.sqlite: o2o's runs
-    ingested again from their directories, imported runs copied."""
+    ingested again from their directories (copied as stored where the directories are gone), imported runs copied."""
     if len(databases) == 1 and not run_dirs:
         return results.connect(databases[0]), databases[0]
     path = report_dir / "results.sqlite"
@@ -47,10 +47,16 @@ def _database(databases: list[Path], run_dirs: list[Path], report_dir: Path):
     for database in databases:
         source = results.connect(database)
         for row in source.execute("SELECT DISTINCT cell, dataset, offline_dir, online_dir, status, error FROM runs "
-                                  "WHERE origin = 'o2o'"):
-            results.ingest_run(conn, row["offline_dir"] and Path(row["offline_dir"]),
-                               row["online_dir"] and Path(row["online_dir"]), cell=row["cell"], status=row["status"],
-                               error=row["error"], label=row["dataset"])
+                                  "WHERE origin = 'o2o'").fetchall():
+            gone = [d for d in (row["offline_dir"], row["online_dir"]) if d and not RunDir.exists(Path(d))]
+            if not gone:
+                results.ingest_run(conn, row["offline_dir"] and Path(row["offline_dir"]),
+                                   row["online_dir"] and Path(row["online_dir"]), cell=row["cell"],
+                                   status=row["status"], error=row["error"], label=row["dataset"])
+            else:  # moved or deleted: the database's rows are what is left of the run
+                seeds = results.copy_stored_run(source, conn, row["offline_dir"], row["online_dir"])
+                warnings.warn(f"{' and '.join(gone)}: no run directory any more; {seeds} seed(s) "
+                              f"reported as {database} stores them", RuntimeWarning, stacklevel=2)
         for row in source.execute("SELECT * FROM cells"):
             results.set_cell(conn, row["cell"], **{k: row[k] for k in row.keys() if k not in ("cell", "updated")})
         results.copy_imported(source, conn)
