@@ -146,7 +146,8 @@ RECORDS = (
               "candidates and keeps the conservative term on rare transitions only, online",
               "Guo et al., A Simple Unified Uncertainty-Guided Framework for Offline-to-Online RL, IEEE TNNLS 2025",
               "offline", online=SUNG_ONLINE,
-              unread=("calibrated", "sparse_failure_reward")),  # Cal-QL's bound, which SUNG's CQL never applies
+              # Cal-QL's bound and JaxCQL's options, which SUNG's CQL runs never apply
+              unread=("calibrated", "sparse_failure_reward", "max_target_backup", "cql_target_action_gap")),
     # RO2O's fine-tuning code: a new replay buffer of online steps only, 2,500 steps by the pre-trained policy before
     # the first update, one update per step, the offline terms dropped (ro2o.online_overrides).
     Algorithm("ro2o", "ro2o", "SAC-N with Q and policy smoothness under state perturbations and a pessimism term on "

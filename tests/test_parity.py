@@ -380,6 +380,12 @@ def first_samples_kept():
         name, jnp.arange(value.shape[0]) if name == "uncertain_samples" else value))
 
 
+def first_next_action_backed_up():
+    """Cal-QL's max target backup taking the first of its N next actions instead of the best (jnp.argmax is called by
+    no other part of the update)."""
+    return mock.patch.object(cql.jnp, "argmax", lambda values, axis=None: jnp.zeros(values.shape[0], jnp.int32))
+
+
 # Per algorithm: a changed discount, a dropped term, a swapped min/mean or weight (config fields the update reads: the
 # initial state is shared), or code patched while the update is traced. Each must put some error above ten times the
 # tolerance. They and the deviation tests run with -m slow (about 10 minutes on 2 cores); the default suite compares
@@ -436,6 +442,9 @@ PERTURBATIONS = {
             "actor reads the critics' mean, not their minimum": {"patch": actor_reads_the_critics_mean},
             "log-sum-exp temperature 2.0": {"cql_temperature": 2.0}},
     "calql": {"calibration off (CQL)": {"calibrated": False}, "discount 0.98": {"discount": 0.98}},
+    "calql-antmaze": {"the first of N next actions backed up, not the best": {"patch": first_next_action_backed_up},
+                      "Lagrange tau 0.5, not 0.8": {"cql_target_action_gap": 0.5},
+                      "calibration off (CQL)": {"calibrated": False}},
     "sacn": {"actor reads the critics' mean, not their minimum": {"actor_uses_mean_q": True},
              "discount 0.98": {"discount": 0.98}, "no entropy term in the target": {"backup_entropy": False},
              "target from a random pair of critics, not all": {"critic_subset": 2}},

@@ -5,16 +5,19 @@ parameters, batch and draws.
 
     python benchmarks/parity/cql.py --reference /work/refs/Cal-QL --inputs INPUTS                    # cql.npz
     python benchmarks/parity/cql.py --reference /work/refs/Cal-QL --inputs INPUTS --joint-gradients  # cql-joint-...npz
-    (calql.py: the same adapter, run on calql's inputs)
+    (calql.py: the same adapter, run on calql's inputs and on calql-antmaze's: the options of Cal-QL's AntMaze script,
+    its default cql_max_target_backup=True and cql_lagrange=True with cql_target_action_gap 0.8)
 
 One code for both: Cal-QL's repository is JaxCQL (young-geng/JaxCQL) with the calibration added, and CQL is its
 `enable_calql=False` mode. Its training loop (conservative_sac_main.py: d4rl, wandb, samplers) stays out; the adapter
 calls the jitted update's own function, `_train_step`, once per update, as `train()` does. What the adapter does to
 the reference, and nothing else:
 - its networks built `hidden_dims` wide (its own `arch` argument), its config set from o2o's (discount, lrs, tau, N,
-  temperature, alpha 5, target entropy -action_dim as its main() sets it, no entropy backup, no max-target backup);
+  temperature, alpha 5, target entropy -action_dim as its main() sets it, no entropy backup, the max-target backup and
+  the Lagrange form as o2o's config has them);
 - o2o's initial parameters copied into its policy, its two Q-functions (qf1: o2o's ensemble member 0, qf2: member 1),
-  their targets (copies) and log_alpha; Adam as its constructor builds them (the temperature's with policy_lr);
+  their targets (copies), log_alpha and (Lagrange form) log_alpha_prime; Adam as its constructor builds them (the
+  temperature's with policy_lr, alpha prime's with qf_lr);
 - its policy's two trainable log-std scalars (log_std = m * raw + c, m = 1 and c = -1 in its runs) set to m = 1, c = 0
   and held there (reset after each update): o2o's policy has none (log_std = raw);
 - `jax.random.normal` (the policy's reparameterised noise, inside distrax) and `jax.random.uniform` (the random
@@ -41,7 +44,7 @@ CQL_ALPHA = 5.0  # conservative_sac_main.py's cql_min_q_weight default (its antm
 
 
 def to_reference(init: dict, dtype) -> dict:
-    """o2o's parameters as the reference's train-state parameters (policy, qf1, qf2, log_alpha)."""
+    """o2o's parameters as the reference's train-state parameters (policy, qf1, qf2, log_alpha, log_alpha_prime)."""
     import jax.numpy as jnp
     array = lambda tree: {k: array(v) if isinstance(v, dict) else jnp.asarray(v, dtype) for k, v in tree.items()}
     critic = init["critic"]["VmapCritic_0"]["MLP_0"]
@@ -49,7 +52,9 @@ def to_reference(init: dict, dtype) -> dict:
     return {"policy": {"params": {"base_network": array(init["actor"]["MLP_0"]), **log_std_scalars(dtype)}},
             "qf1": {"params": {"FullyConnectedNetwork_0": array(member(0))}},
             "qf2": {"params": {"FullyConnectedNetwork_0": array(member(1))}},
-            "log_alpha": {"params": {"value": jnp.asarray(init["log_temperature"]["log_temperature"], dtype)}}}
+            "log_alpha": {"params": {"value": jnp.asarray(init["log_temperature"]["log_temperature"], dtype)}},
+            **({"log_alpha_prime": {"params": {"value": jnp.asarray(init["log_multiplier"]["log_multiplier"], dtype)}}}
+               if "log_multiplier" in init else {})}
 
 
 def log_std_scalars(dtype) -> dict:
@@ -68,7 +73,9 @@ def from_reference(states: dict, targets: dict) -> dict:
     return {"actor": {"MLP_0": numpy(states["policy"].params["params"]["base_network"])},
             "critic": critic(states["qf1"].params, states["qf2"].params),
             "target_critic_params": critic(targets["qf1"], targets["qf2"]),
-            "log_temperature": {"log_temperature": np.asarray(states["log_alpha"].params["params"]["value"])}}
+            "log_temperature": {"log_temperature": np.asarray(states["log_alpha"].params["params"]["value"])},
+            **({"log_multiplier": {"log_multiplier": np.asarray(states["log_alpha_prime"].params["params"]["value"])}}
+               if "log_alpha_prime" in states else {})}
 
 
 def main() -> None:
@@ -91,7 +98,7 @@ def main() -> None:
     from JaxCQL.conservative_sac import ConservativeSAC
     from JaxCQL.model import FullyConnectedQFunction, TanhGaussianPolicy
 
-    algo, calibrated = meta["algo"], config["calibrated"]
+    calibrated, lagrange = config["calibrated"], config["cql_target_action_gap"] is not None
     action_dim, observation_dim, n = meta["action_dim"], meta["observation_dim"], config["cql_num_actions"]
     assert config["num_critics"] == config["critic_subset"] == 2 and not config["critic_layer_norm"], "its two critics"
     assert not (config["actor_uses_mean_q"] or config["edac_init"] or config["normalize_observations"])
@@ -108,14 +115,16 @@ def main() -> None:
     sac = ConservativeSAC({
         "discount": config["discount"], "policy_lr": config["actor_lr"], "qf_lr": config["critic_lr"],
         "soft_target_update_rate": config["tau"], "cql_n_actions": n, "cql_temp": config["cql_temperature"],
-        "backup_entropy": config["backup_entropy"], "cql_max_target_backup": False,
+        "backup_entropy": config["backup_entropy"], "cql_max_target_backup": config["max_target_backup"],
+        "cql_lagrange": lagrange, "cql_target_action_gap": config["cql_target_action_gap"] if lagrange else 1.0,
         "target_entropy": float(-action_dim),  # its main(): -prod(action shape) when left at its default 0
     }, policy, qf)
     params = to_reference(inputs.tree("init"), dtype)
     for key, value in sac._train_states.items():
         assert jax.tree_util.tree_structure(value.params) == jax.tree_util.tree_structure(params[key]), key
     learning_rates = {"policy": config["actor_lr"], "qf1": config["critic_lr"], "qf2": config["critic_lr"],
-                      "log_alpha": config["actor_lr"]}  # its constructor: optax.adam(policy_lr) for log_alpha
+                      "log_alpha": config["actor_lr"],  # its constructor: optax.adam(policy_lr) for log_alpha
+                      **({"log_alpha_prime": config["critic_lr"]} if lagrange else {})}  # qf_lr for alpha prime
     states = {key: TrainState.create(params=params[key], tx=optax.adam(lr), apply_fn=None)
               for key, lr in learning_rates.items()}
     targets = {"qf1": params["qf1"], "qf2": params["qf2"]}
@@ -176,25 +185,27 @@ def main() -> None:
                 new_states = {**new_states, "policy": again["policy"], "log_alpha": again["log_alpha"]}
                 metrics = {**metrics, "policy_loss": metrics_again["policy_loss"],
                            "alpha_loss": metrics_again["alpha_loss"]}
-        traces = 4 if args.joint_gradients else 8  # its loss function, traced once per loss per _train_step call
+        losses_per_call = 5 if lagrange else 4  # policy, qf1, qf2, log_alpha (and log_alpha_prime)
+        traces = losses_per_call * (1 if args.joint_gradients else 2)  # its loss function, once per loss per call
         assert calls == {"normal": 4 * traces, "uniform": traces}, f"the reference drew {calls}"
         held = {**new_states["policy"].params["params"], **log_std_scalars(dtype)}  # o2o has no log-std scalars
         new_states["policy"] = new_states["policy"].replace(params={"params": held})
         losses = {"critic_loss": metrics["qf1_loss"] + metrics["qf2_loss"], "actor_loss": metrics["policy_loss"],
-                  "temperature_loss": metrics["alpha_loss"]}
+                  "temperature_loss": metrics["alpha_loss"],
+                  **({"multiplier_loss": metrics["cql/alpha_prime_loss"]} if lagrange else {})}
         return new_states, new_targets, losses
 
     update = jax.jit(update)
     draws = {name: jnp.asarray(inputs.draws(name), dtype) for name in normal_order + ["random_actions"]}
-    losses, after_1 = {"critic_loss": [], "actor_loss": [], "temperature_loss": []}, None
+    losses, after_1 = {}, None
     for i in range(inputs.steps):
         states, targets, values = update(states, targets, {k: v[i] for k, v in draws.items()})
         for name, value in values.items():
-            losses[name].append(float(value))
+            losses.setdefault(name, []).append(float(value))
         if i == 0:
             after_1 = copy.deepcopy(from_reference(states, targets))
 
-    name = f"{algo}-joint-gradients" if args.joint_gradients else None
+    name = f"{meta['case']}-joint-gradients" if args.joint_gradients else meta["case"]
     order = {"name": "update order",
              "reference": "one joint step: the policy, temperature and critic gradients all from the parameters before "
                           "the update (value_and_multi_grad over one loss function), so the policy loss reads the "
@@ -204,6 +215,13 @@ def main() -> None:
              "in_this_fixture": "as the reference" if args.joint_gradients else
                                 "aligned to o2o's: the adapter runs _train_step again on the stepped critics and keeps "
                                 "that run's policy and log_alpha"}
+    target = ({"name": "target",
+               "reference": "Cal-QL's runs use cql_max_target_backup=True (its default): the target is the max over N "
+                            "sampled next actions of min Q_targ",
+               "o2o": "max_target_backup=True does the same (False, o2o's default: one sampled next action, CQL's "
+                      "official MuJoCo setting, max_q_backup=False)",
+               "in_this_fixture": "the reference's default, as o2o's config here" if config["max_target_backup"] else
+                                  "aligned by the reference's own flag: cql_max_target_backup=False"})
     deviations = [
         order,
         {"name": "log-std scalars",
@@ -218,11 +236,7 @@ def main() -> None:
                       "the temperature loss other actions than the policy loss",
          "o2o": "one set of samples per update, shared by the critics' losses and by the actor and temperature losses",
          "in_this_fixture": "the same draws are injected into every trace (the same distribution either way)"},
-        {"name": "target",
-         "reference": "Cal-QL's runs use cql_max_target_backup=True (its default): the target is the max over N "
-                      "sampled next actions of min Q_targ",
-         "o2o": "one sampled next action (CQL's official MuJoCo setting, max_q_backup=False)",
-         "in_this_fixture": "aligned by the reference's own flag: cql_max_target_backup=False"},
+        target,
     ]
     injected_draws = [
         ("a ~ pi(s) of the policy and temperature losses: jax.random.normal inside distrax's sample_and_log_prob, "

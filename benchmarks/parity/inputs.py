@@ -181,6 +181,16 @@ CASES = {
                    "next_policy_actions_noise": (CQL_BATCH * CQL_ACTIONS, ACTION_DIM),
                    "actor_action_noise": (CQL_BATCH, ACTION_DIM)},
                   uniform=("random_actions",), batch_size=CQL_BATCH, mc_returns=True) for algo in ("cql", "calql")},
+    # Cal-QL as its AntMaze script runs it: the target from the best of N next actions (N draws per state) and the
+    # Lagrange form with tau 0.8
+    "calql-antmaze": Case({"hidden_dims": (32, 32), "batch_size": CQL_BATCH, "cql_num_actions": CQL_ACTIONS,
+                           "max_target_backup": True, "cql_target_action_gap": 0.8},
+                          {"next_action_noise": (CQL_BATCH * CQL_ACTIONS, ACTION_DIM),
+                           "random_actions": (CQL_BATCH * CQL_ACTIONS, ACTION_DIM),
+                           "policy_actions_noise": (CQL_BATCH * CQL_ACTIONS, ACTION_DIM),
+                           "next_policy_actions_noise": (CQL_BATCH * CQL_ACTIONS, ACTION_DIM),
+                           "actor_action_noise": (CQL_BATCH, ACTION_DIM)},
+                          uniform=("random_actions",), batch_size=CQL_BATCH, mc_returns=True, algo="calql"),
 }
 
 

@@ -38,7 +38,8 @@ for algo in "${@:-td3bc iql bc rebrac awac cql calql fql dt sacn edac lbsac td3 
       rebrac) run rebrac "$REFS/ReBRAC" "$REFS/.venv/bin/python" --as-is ;;
       awac) run awac "$REFS/CORL" "$REFS/.venv/bin/python" --as-is ;;
       cql) run cql "$REFS/Cal-QL" "$REFS/.venv-calql/bin/python" --joint-gradients ;;
-      calql) run calql "$REFS/Cal-QL" "$REFS/.venv-calql/bin/python" ;;
+      calql) run calql "$REFS/Cal-QL" "$REFS/.venv-calql/bin/python"
+             run calql-antmaze "$REFS/Cal-QL" "$REFS/.venv-calql/bin/python" ;;
       fql) run fql "$REFS/fql" "$REFS/.venv/bin/python" --as-is ;;
       dt) run dt "$REFS/decision-transformer" "$REFS/.venv-dt/bin/python" ;;
       sacn) run sacn "$REFS/EDAC" "$REFS/.venv/bin/python" --as-is ;;

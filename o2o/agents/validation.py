@@ -98,6 +98,7 @@ FIELD_RULES: dict[str, RuleEntry] = {
     "sparse_failure_reward": lambda config: optional(FINITE) if config.discount < 1 else Rule(
         "None where discount = 1 (the returns-to-go of a failed episode would be infinite)",
         lambda value: value is None),
+    "cql_target_action_gap": optional(FINITE),
     "flow_steps": integers(1),
     "q_aggregation": one_of("mean", "min"),
     **dict.fromkeys(("context_length", "embedding_dim", "num_layers", "max_timestep"), integers(1)),
@@ -110,7 +111,7 @@ FIELD_RULES: dict[str, RuleEntry] = {
     "target_return": optional(FINITE),
     **dict.fromkeys(("normalize_observations", "behavior_cloning", "critic_layer_norm", "critic_norm_after_activation",
                      "edac_init", "normalize_q", "scale_rewards_by_return_range", "actor_uses_mean_q", "backup_entropy",
-                     "calibrated", "normalize_q_loss", "actor_layer_norm"), TRUE_OR_FALSE),
+                     "calibrated", "normalize_q_loss", "actor_layer_norm", "max_target_backup"), TRUE_OR_FALSE),
 }
 
 # SUNG's density model and the share of each batch its conservative term reads (sung, sung_cql)
