@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from o2o.errors import O2OError
-from o2o.presets import (DT_PRESETS, EDAC_PRESETS, FQL_OGBENCH, IQL_OGBENCH, LBSAC_BATCH, LBSAC_LR, LBSAC_PRESETS,
-                         OGBENCH_PRESET, REBRAC_OGBENCH, REBRAC_PRESETS, RIQL_PRESETS, RO2O_PRESETS, SACN_PRESETS)
+from o2o.presets import (CALQL_ANTMAZE, CQL_ANTMAZE, DT_PRESETS, EDAC_PRESETS, FQL_OGBENCH, IQL_ANTMAZE, IQL_OGBENCH,
+                         LBSAC_BATCH, LBSAC_LR, LBSAC_PRESETS, OGBENCH_PRESET, REBRAC_ANTMAZE, REBRAC_OGBENCH,
+                         REBRAC_PRESETS, RIQL_PRESETS, RO2O_PRESETS, SACN_PRESETS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ RECORDS = (
     # IQL paper, Sec. 5.3: the offline data stays in the replay buffer.
     Algorithm("iql", "iql", "implicit Q-learning: expectile values, advantage-weighted policy extraction",
               "Kostrikov, Nair & Levine, ICLR 2022", "offline", online={"offline_sampling": "union", "warmup_steps": 0},
-              presets=IQL_OGBENCH),
+              presets={**IQL_OGBENCH, **IQL_ANTMAZE}),
     # FamO2O's code: IQL's fine-tuning (offline data kept in the buffer, no warm-up, one update per env step).
     Algorithm("famo2o", "famo2o",
               "IQL with a universal policy over balance coefficients, a balance model picking one per state",
@@ -97,16 +98,16 @@ RECORDS = (
     Algorithm("awac", "awac", "advantage-weighted actor-critic", "Nair et al., AWAC, 2020", "offline",
               online={"offline_sampling": "union", "warmup_steps": 0}),
     Algorithm("cql", "cql", "conservative Q-learning on SAC", "Kumar et al., NeurIPS 2020", "offline",
-              online={"offline_sampling": "union", "warmup_steps": 0},
+              online={"offline_sampling": "union", "warmup_steps": 0}, presets=CQL_ANTMAZE,
               unread=("sparse_failure_reward",)),  # Cal-QL's returns-to-go, which CQL never computes
     # Cal-QL paper: mixing ratio 0.5 offline/online.
     Algorithm("calql", "cql", "CQL with Q-values bounded below by Monte-Carlo returns", "Nakamoto et al., NeurIPS 2023",
               "offline", variant={"calibrated": True}, online={"offline_sampling": "symmetric", "warmup_steps": 0},
-              aliases=("cal-ql",)),
+              presets=CALQL_ANTMAZE, aliases=("cal-ql",)),
     # ReBRAC's fine-tuning code: half of every batch offline, critic penalty dropped, actor penalty decayed.
     Algorithm("rebrac", "rebrac", "TD3+BC with actor and critic behaviour penalties, LayerNorm critics, batch 1024",
               "Tarasov et al., Revisiting the Minimalist Approach to Offline RL, NeurIPS 2023", "offline",
-              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH},
+              online={"offline_sampling": "symmetric", "warmup_steps": 0}, presets={**REBRAC_PRESETS, **REBRAC_OGBENCH, **REBRAC_ANTMAZE},
               unread=("alpha", "behavior_cloning")),  # its own actor loss replaces TD3+BC's
     # FQL paper: fine-tuning keeps the objective, with the offline data in the replay buffer.
     Algorithm("fql", "fql", "flow-matching behaviour policy distilled into a one-step policy that maximises Q",
@@ -257,9 +258,13 @@ def record(name: str) -> Algorithm:
     return REGISTRY[canonical_name(name)]
 
 
-def dataset_key(env_id: str | None, level: str | None) -> str | None:
+def dataset_key(env_id: str | None, level: str | None, minari_id: str | None = None) -> str | None:
     """The name presets use for a dataset: "hopper-medium-replay" for Hopper-v5's medium-replay data (D4RL's names),
-    "ogbench-cube-single" for any OGBench cube-single task."""
+    "ogbench-cube-single" for any OGBench cube-single task, "antmaze-medium-play" for Minari's D4RL/antmaze/medium-play
+    (D4RL's name again; its env, AntMaze_Medium_Diverse_GR, is shared with medium-diverse)."""
+    if minari_id and minari_id.startswith("D4RL/") and minari_id.count("/") == 2:
+        _, domain, name = minari_id.split("/")
+        return f"{domain}-{name.rsplit('-v', 1)[0]}".lower()
     if not env_id:
         return None
     from o2o.envs.ogbench import (
@@ -274,11 +279,12 @@ def dataset_key(env_id: str | None, level: str | None) -> str | None:
 
 
 def preset(name: str, choice: str | None, env_id: str | None = None, level: str | None = None,
-           corruption: str | None = None) -> tuple[str | None, dict[str, Any]]:
-    """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (for data corrupted as
-    "MODE-TARGET", `o2o.data.corrupt.corruption_key`, "ENV-MODE-TARGET" first; then exact "ENV-LEVEL", then "ENV"; none
-    if the paper has none), "ogbench" the OGBench one of the dataset's env (an error if there is none), "none" or None
-    applies none, anything else names one."""
+           corruption: str | None = None, minari_id: str | None = None) -> tuple[str | None, dict[str, Any]]:
+    """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (`dataset_key`; for data
+    corrupted as "MODE-TARGET", `o2o.data.corrupt.corruption_key`, "ENV-MODE-TARGET" first; then exact "ENV-LEVEL",
+    then "ENV", then the env's family: "antmaze" for AntMaze_UMaze or antmaze-large-play; none if the paper has none),
+    "ogbench" the OGBench one of the dataset's env (an error if there is none), "none" or None applies none, anything
+    else names one."""
     presets = record(name).presets
     if choice in (None, "none"):
         return None, {}
@@ -294,9 +300,9 @@ def preset(name: str, choice: str | None, env_id: str | None = None, level: str 
             known = ", ".join(presets) or "none"
             raise O2OError(f"{canonical_name(name)} has no preset {choice!r}; its presets: {known}")
         return choice, dict(presets[choice])
-    key = dataset_key(env_id, level)
+    key = dataset_key(env_id, level, minari_id)
     corrupted = (f"{key.split('-')[0]}-{corruption}",) if key and corruption else ()
-    for candidate in (*corrupted, key, key.split("-")[0]) if key else ():
+    for candidate in (*corrupted, key, key.split("-")[0], key.split("-")[0].split("_")[0]) if key else ():
         if candidate in presets:
             return candidate, dict(presets[candidate])
     return None, {}

@@ -84,3 +84,24 @@ RO2O_PRESETS = {
     "antmaze-min": {**_RO2O_ANTMAZE, "bc_weight": 1.0, "ood_weight": 0.5, "ood_uncertainty": 2.0,
                     "ood_uncertainty_decay": 1e-6, "reward_scale": 4.0, "reward_bias": -2.0,
                     "finetuning": "antmaze-min"}}
+
+# AntMaze (D4RL's, Minari's D4RL/antmaze, gymnasium's AntMaze_*: the family key "antmaze"), the authors' settings.
+# IQL (ikostrikov/implicit_q_learning, configs/antmaze_config.py; train_offline.py trains on r - 1, as CQL's AntMaze
+# script; fine-tuning subtracts 1 from every batch's rewards too)
+IQL_ANTMAZE = {"antmaze": {"expectile": 0.9, "temperature": 10.0, "scale_rewards_by_return_range": False,
+                           "reward_bias": -1.0}}
+# Cal-QL (nakamotoo/Cal-QL, scripts/run_antmaze.sh): CQL's Lagrange form (weight 5, tau 0.8), the target from the best
+# of N next actions (its default), a 2 x 256 policy and 4 x 256 critics, rewards 10 r - 5, so that a failed episode's
+# returns-to-go are -5 / (1 - gamma); CQL as the same script runs it with enable_calql=False
+CQL_ANTMAZE = {"antmaze": {"cql_alpha": 5.0, "cql_target_action_gap": 0.8, "max_target_backup": True,
+                           "hidden_dims": (256, 256), "critic_hidden_dims": (256,) * 4, "reward_scale": 10.0,
+                           "reward_bias": -5.0}}
+CALQL_ANTMAZE = {"antmaze": {**CQL_ANTMAZE["antmaze"], "sparse_failure_reward": -5.0}}
+# ReBRAC (tinkoff-ai/ReBRAC, configs/rebrac/antmaze/*.yaml): (actor_bc_coef, critic_bc_coef) per dataset, the family
+# key taking umaze's; rewards x 100 ("like in LAPO"), discount 0.999, critic lr 5e-5, actor lr 3e-4, batch 256
+REBRAC_ANTMAZE = per_dataset(("actor_bc_coef", "critic_bc_coef"), {
+    "antmaze": (0.003, 0.002), "antmaze-umaze": (0.003, 0.002), "antmaze-umaze-diverse": (0.003, 0.001),
+    "antmaze-medium-play": (0.001, 0.0005), "antmaze-medium-diverse": (0.001, 0.0),
+    "antmaze-large-play": (0.002, 0.001), "antmaze-large-diverse": (0.002, 0.002)})
+for _values in REBRAC_ANTMAZE.values():
+    _values.update(reward_scale=100.0, discount=0.999, critic_lr=5e-5, actor_lr=3e-4, batch_size=256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -11,6 +12,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from o2o.data import Dataset
 from o2o.nets import clipped_gaussian_sample, gaussian_log_prob
 
 
@@ -123,3 +125,15 @@ def value_and_grad(loss_fn: Callable, params: Any, *args) -> tuple[jax.Array, An
     """(loss, auxiliary metrics, gradient) of a loss function returning (loss, aux)."""
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
     return loss, aux, grads
+
+
+def transform_rewards(dataset: Dataset, scale: float, bias: float) -> Dataset:
+    """The dataset with rewards scale r + bias (an algorithm's reward convention, e.g. AntMaze's r - 1), composed with
+    any transform before it in its metadata (`reward_scale`, `reward_bias`), which online transitions then get too."""
+    if scale == 1.0 and bias == 0.0:
+        return dataset
+    before_scale = float(dataset.metadata.get("reward_scale", 1.0))
+    before_bias = float(dataset.metadata.get("reward_bias", 0.0))
+    rewards = (np.asarray(dataset.rewards, np.float64) * scale + bias).astype(np.float32)
+    return dataclasses.replace(dataset, rewards=rewards, metadata={
+        **dataset.metadata, "reward_scale": before_scale * scale, "reward_bias": before_bias * scale + bias})

@@ -25,7 +25,8 @@ import optax
 from flax import struct
 
 from o2o.agents import sac
-from o2o.agents.common import Network, Spec, ensemble_squared_error, td_target, value_and_grad
+from o2o.agents.common import Network, Spec, ensemble_squared_error, td_target, transform_rewards, value_and_grad
+from o2o.data import Dataset
 
 State = sac.State
 act = sac.act
@@ -59,6 +60,10 @@ class Config(sac.Config):
     """Target from the best of N sampled next actions (JaxCQL's cql_max_target_backup, Cal-QL's runs); else one."""
     cql_target_action_gap: float | None = None
     """tau of the Lagrange form (JaxCQL's cql_target_action_gap; Cal-QL's AntMaze 0.8); None: alpha fixed."""
+    reward_scale: float = 1.0
+    """Rewards are trained on as reward_scale r + reward_bias, online too (Cal-QL's AntMaze script: 10 r - 5)."""
+    reward_bias: float = 0.0
+    """Added to the scaled rewards (see reward_scale)."""
 
 
 class LogMultiplier(nn.Module):
@@ -83,6 +88,12 @@ def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     multiplier = Network.create(LogMultiplier(), optax.adam(config.critic_lr), key)
     return LagrangeState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(state)},
                          log_multiplier=multiplier)
+
+
+def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
+    """Rewards as reward_scale r + reward_bias, before the returns-to-go are computed from them (as the authors'
+    loader does: a failed AntMaze episode's rewards are all -5, its returns-to-go -5 / (1 - gamma))."""
+    return transform_rewards(dataset, config.reward_scale, config.reward_bias)
 
 
 def transition_fields(config: Config) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -29,6 +28,7 @@ from o2o.agents.common import (
     gaussian_act,
     soft_update,
     td_target,
+    transform_rewards,
     value_and_grad,
 )
 from o2o.data import Dataset
@@ -59,6 +59,8 @@ class Config:
     """Inverse temperature beta of the advantage weights; 3.0 for MuJoCo locomotion (paper, Appendix B)."""
     scale_rewards_by_return_range: bool = True
     """Multiply rewards by 1000 / (max - min episode return), as the paper does for locomotion (Appendix B)."""
+    reward_bias: float = 0.0
+    """Added to every reward after any scaling: -1 on AntMaze (the authors' code, as CQL's)."""
     normalize_observations: bool = False
     """Standardize states with the dataset's statistics (the paper does not)."""
     batch_size: int = 256
@@ -80,13 +82,12 @@ class State:
 
 
 def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
-    if not config.scale_rewards_by_return_range:
-        return dataset
-    returns = dataset.episode_returns
-    spread = float(returns.max() - returns.min())
-    scale = 1000.0 / spread if spread > 0 else 1.0
-    return dataclasses.replace(dataset, rewards=(np.asarray(dataset.rewards) * scale).astype(np.float32),
-                               metadata={**dataset.metadata, "reward_scale": scale})
+    scale = 1.0
+    if config.scale_rewards_by_return_range:
+        returns = dataset.episode_returns
+        spread = float(returns.max() - returns.min())
+        scale = 1000.0 / spread if spread > 0 else 1.0
+    return transform_rewards(dataset, scale, config.reward_bias)
 
 
 def online_overrides(updates: int, config: Config) -> dict:

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from o2o.agents import td3_bc
-from o2o.agents.common import td_target
+from o2o.agents.common import td_target, transform_rewards
+from o2o.data import Dataset
 
 State = td3_bc.State
 init = td3_bc.init
@@ -57,6 +58,12 @@ class Config(td3_bc.Config):
     """Updates over which beta_actor decays linearly (set to the online updates when fine-tuning); 0: no decay."""
     actor_bc_min_scale: float = 0.5
     """The fraction of beta_actor the decay stops at (CORL's fine-tuning code)."""
+    reward_scale: float = 1.0
+    """Rewards are trained on multiplied by this, online too (the authors' AntMaze configs: 100, "like in LAPO")."""
+
+
+def prepare_dataset(dataset: Dataset, config: Config) -> Dataset:
+    return transform_rewards(dataset, config.reward_scale, 0.0)
 
 
 def transition_fields(config: Config) -> tuple[str, ...]:

@@ -46,7 +46,9 @@ class Config:
     temperature_lr: float = 3e-4
     """Adam learning rate of log(alpha) (SAC paper, Table 1)."""
     hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of actor and critics (SAC paper, Table 1)."""
+    """Hidden layer widths of the actor, and of the critics unless critic_hidden_dims (SAC paper, Table 1)."""
+    critic_hidden_dims: tuple[int, ...] | None = None
+    """Hidden layer widths of the critics where they differ from the actor's (Cal-QL's AntMaze: 4 x 256)."""
     discount: float = 0.99
     """Discount factor gamma (SAC paper, Table 1)."""
     tau: float = 0.005
@@ -108,7 +110,8 @@ def networks(key: jax.Array, spec: Spec, config) -> tuple[Network, Network, Netw
     mlp = functools.partial(MLP, initialisation=config.network_init)
     actor = GaussianPolicy(config.hidden_dims, spec.action_dim, state_dependent_std=True, output_scale=actor_scale,
                            mlp=mlp)
-    critic = CriticEnsemble(config.hidden_dims, config.num_critics, config.critic_layer_norm, critic_scale, mlp=mlp)
+    critic_dims = config.critic_hidden_dims or config.hidden_dims
+    critic = CriticEnsemble(critic_dims, config.num_critics, config.critic_layer_norm, critic_scale, mlp=mlp)
     return (Network.create(actor, optax.adam(config.actor_lr), k1, obs),
             Network.create(critic, optax.adam(config.critic_lr), k2, obs, act),
             Network.create(LogTemperature(config.initial_temperature), optax.adam(config.temperature_lr), k1))

@@ -43,9 +43,12 @@ class State(sac.State):
     density_normalizer: ObservationNormalizer  # the VAE's standardized states (the critics see them as configured)
 
 
+prepare_dataset = cql.prepare_dataset  # the authors' CQL/main.py: rewards * reward_scale + reward_bias (AntMaze 10, -5)
+
+
 def init(key: jax.Array, spec: Spec, config: Config = Config()) -> State:
     cql_key, vae_key = jax.random.split(key)
-    base = cql.init(cql_key, spec, config)
+    base = sac.init(cql_key, spec, config)  # CQL's networks (its Lagrange multiplier is not SUNG's)
     return State(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
                  vae=sung.vae_network(vae_key, spec, config),
                  density_normalizer=ObservationNormalizer.from_spec(spec, True))

@@ -99,6 +99,9 @@ FIELD_RULES: dict[str, RuleEntry] = {
         "None where discount = 1 (the returns-to-go of a failed episode would be infinite)",
         lambda value: value is None),
     "cql_target_action_gap": optional(FINITE),
+    "critic_hidden_dims": optional(LAYER_WIDTHS),
+    "reward_scale": POSITIVE,  # the rewards trained on: reward_scale r + reward_bias
+    "reward_bias": FINITE,
     "flow_steps": integers(1),
     "q_aggregation": one_of("mean", "min"),
     **dict.fromkeys(("context_length", "embedding_dim", "num_layers", "max_timestep"), integers(1)),
@@ -152,8 +155,8 @@ MODULE_RULES: dict[str, dict[str, RuleEntry]] = {
              **dict.fromkeys(("q_smooth_weight", "ood_weight", "policy_smooth_weight", "q_smooth_eps", "ood_smooth_eps",
                               "policy_smooth_eps", "ood_uncertainty", "ood_uncertainty_min", "ood_uncertainty_decay",
                               "bc_weight"), NON_NEGATIVE),
-             "per_critic_targets": TRUE_OR_FALSE, "actor_std_weight": optional(FINITE), "reward_scale": POSITIVE,
-             "reward_bias": FINITE, "finetuning": one_of("mujoco", "antmaze-lcb", "antmaze-min")},
+             "per_critic_targets": TRUE_OR_FALSE, "actor_std_weight": optional(FINITE),
+             "finetuning": one_of("mujoco", "antmaze-lcb", "antmaze-min")},
 }
 
 

@@ -88,7 +88,8 @@ def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> P
     reference = runs.dataset_reference(settings.dataset, content_hash(dataset), len(dataset))
     if recorded is None:
         preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
-                                            dataset.metadata.get("level"), corruption_key(dataset.metadata))
+                                            dataset.metadata.get("level"), corruption_key(dataset.metadata),
+                                            dataset.metadata.get("minari_dataset_id"))
         agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
         applied = {"name": preset_name, "values": preset_values} if preset_name else None
     else:

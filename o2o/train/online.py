@@ -45,7 +45,7 @@ class Prepared:
     action_high: np.ndarray
     states: Any
     offline_data: dict | None
-    reward_scale: float
+    reward_transform: tuple[float, float]  # (scale, bias): online rewards as the agent's dataset has them (`metadata`)
     metadata: dict
     start_score: float | None
     offline_data_settings: dict | None  # offline.OfflineSettings of the offline data in batches
@@ -78,17 +78,18 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
         offline_settings = _offline_data_settings(settings, start.base if start else None, env_id)
     seeds = [settings.seed + i for i in range(settings.seeds)]
 
-    offline_data, reward_scale, metadata, reference = None, 1.0, {}, None
+    offline_data, metadata, reference = None, {}, None
     if offline_settings is not None:
         offline_prepared = start.base if start else offline.prepare(offline.OfflineSettings(**offline_settings))
         # the online agent's transition fields, from the offline agent's dataset
         offline_data = offline.device_data(dataclasses.replace(offline_prepared, agent=agent, config=config))
-        reward_scale = float(offline_prepared.dataset.metadata.get("reward_scale", 1.0))
         metadata, reference = offline_prepared.dataset.metadata, offline_prepared.dataset_reference
-    if recorded is not None:
-        reward_scale, metadata = float(recorded.record["reward_scale"]), recorded.dataset_metadata or metadata
+    reward_transform = _reward_transform(metadata)
+    if recorded is not None:  # runs before reward_bias existed record their scale only
+        reward_transform = (float(recorded.record["reward_scale"]), float(recorded.record.get("reward_bias", 0.0)))
+        metadata = recorded.dataset_metadata or metadata
     if start is not None:
-        reward_scale, metadata = float(start.base.dataset.metadata.get("reward_scale", 1.0)), start.base.dataset.metadata
+        reward_transform, metadata = _reward_transform(start.base.dataset.metadata), start.base.dataset.metadata
     spaces = env_spaces(env_id, recorded_env_kwargs(metadata))  # the env the data was recorded in
     low, high = spaces.action_low.astype(np.float64), spaces.action_high.astype(np.float64)
     if start is not None:
@@ -100,8 +101,13 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
     bonus = None
     if settings.reward_bonus != "none":
         bonus = reward_bonus(settings.reward_bonus, agent, config, settings.bonus_neighbours, settings.bonus_scale)
-    return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_scale, metadata,
+    return Prepared(settings, agent, config, env_id, seeds, low, high, states, offline_data, reward_transform, metadata,
                     start_score, offline_settings, reference, bonus)
+
+
+def _reward_transform(metadata: dict) -> tuple[float, float]:
+    """(scale, bias) of the rewards an agent's dataset holds (`o2o.agents.common.transform_rewards`)."""
+    return float(metadata.get("reward_scale", 1.0)), float(metadata.get("reward_bias", 0.0))
 
 
 def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | None, env_id: str) -> dict | None:
@@ -129,7 +135,8 @@ def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.Run
     settings.warn_if_no_update()
     run = runs.RunDir.create(
         run_dir, "online", logging, settings=dataclasses.asdict(dataclasses.replace(settings, out=str(run_dir))),
-        agent_config=dataclasses.asdict(p.config), env_id=p.env_id, seeds=p.seeds, reward_scale=p.reward_scale,
+        agent_config=dataclasses.asdict(p.config), env_id=p.env_id, seeds=p.seeds, reward_scale=p.reward_transform[0],
+        reward_bias=p.reward_transform[1],
         offline_data=p.offline_data_settings, dataset=p.dataset_reference, dataset_metadata=p.metadata,
         start_score=p.start_score)
     start = {"states": p.states, "buffers": _empty_buffers(p), "step": 0, "episodes": np.zeros(len(p.seeds), np.int64),
@@ -260,7 +267,9 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
                     o, _ = env.reset(seed=episode_book.episode_seed(p.seeds[i], episodes[i]))
                 next_obs[i] = o
             env_seconds += time.perf_counter() - t0
-            transition = {"observations": obs, "actions": actions, "rewards": rewards * np.float32(p.reward_scale),
+            scale, bias = p.reward_transform
+            transition = {"observations": obs, "actions": actions,
+                          "rewards": rewards * np.float32(scale) + np.float32(bias),
                           "next_observations": final_obs, "dones": terminated}
             t1 = time.perf_counter()
             compiling = phase(step) not in step_fns
