@@ -63,6 +63,16 @@ def test_minari_dict_dataset_reads_in_the_envs_layout(tmp_path):
     assert data.timeouts[39] and not data.terminals.any()
 
 
+def test_episodes_cut_at_the_recorded_limit_count_as_complete():
+    """The data's env had a 40-step limit (its recorded env arguments), not PointMaze's registered 300: its 40-step
+    episodes ran to the limit and measure the policy."""
+    from o2o.collect.episodes import complete_episode_returns, time_limit
+
+    minari_pointmaze("o2o-test/pointmaze/limit-40-v0", episodes=3, steps=40)
+    data = load_dataset("o2o-test/pointmaze/limit-40-v0")
+    assert time_limit(data) == 40 and len(complete_episode_returns(data)) == 3
+
+
 def test_the_env_is_made_with_the_arguments_minari_recorded(tmp_path):
     from o2o.envs import recorded_env_kwargs
     from o2o.envs.make import load_for_env

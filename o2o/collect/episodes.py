@@ -7,14 +7,14 @@ import numpy as np
 
 from o2o.data import Dataset
 from o2o.data.stats import complete_episodes
-from o2o.envs import episode_limit
+from o2o.envs import episode_limit, recorded_env_kwargs
 from o2o.errors import O2OError
 
 
 def time_limit(data: Dataset, env_id: str | None = None) -> int | None:
-    """The env's time limit in steps: the dataset's record of it, else the limit registered for `env_id` or the
-    dataset's env; None when neither is known."""
-    limit = data.metadata.get("max_episode_steps")
+    """The env's time limit in steps: the dataset's record of it (o2o's, or the limit its env was made with, as Minari
+    records it), else the limit registered for `env_id` or the dataset's env; None when none is known."""
+    limit = data.metadata.get("max_episode_steps") or recorded_env_kwargs(data.metadata).get("max_episode_steps")
     env_id = env_id or data.env_id
     if limit is None and env_id:
         try:
