@@ -226,9 +226,19 @@ def test_recorded_env_arguments_survive_a_round_trip_through_minari(tmp_path):
 
     minari_pointmaze("o2o-test/pointmaze/ends-at-goal-v0", steps=40, continuing_task=False)
     data = load_dataset("o2o-test/pointmaze/ends-at-goal-v0")
-    back = load_dataset(write_minari(data, tmp_path / "minari" / "o2o" / "again"))
+    written = write_minari(data, tmp_path / "minari" / "o2o" / "again")
+    back = load_dataset(written)
     assert back.metadata["env_kwargs"] == data.metadata["env_kwargs"]
     assert back.metadata["observation_layout"] == LAYOUT
+    # Minari's own recover_environment() makes the env the data was recorded in, observations flattened as stored
+    import minari
+
+    env = minari.load_dataset("o2o/again").recover_environment()
+    try:
+        assert env.observation_space.shape == (8,) and env.spec.max_episode_steps == 40
+        assert env.unwrapped.continuing_task is False
+    finally:
+        env.close()
 
 
 def test_a_layout_other_than_the_envs_and_unmakeable_arguments_are_refused_in_one_line(tmp_path):

@@ -245,8 +245,12 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
     dataset_id = dataset_id or _default_minari_id(path)
     env_spec, observation_space, action_space = None, None, None
     if dataset.env_id and dataset.env_id in gym.registry:
-        env_spec = gym.spec(dataset.env_id)
-        env = gym.make(env_spec)
+        # the env as the data was recorded in it (its arguments and limit), its Dict observations flattened as the data
+        # holds them: Minari's recover_environment() then makes an env that matches the data
+        env = gym.make(dataset.env_id, **(dataset.metadata.get("env_kwargs") or {}))
+        if isinstance(env.observation_space, gym.spaces.Dict) and dataset.metadata.get("observation_layout"):
+            env = gym.wrappers.FlattenObservation(env)
+        env_spec = env.spec
         if env.observation_space.shape == (dataset.observation_dim,) and env.action_space.shape == (dataset.action_dim,):
             observation_space, action_space = env.observation_space, env.action_space
         env.close()
