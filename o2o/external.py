@@ -21,8 +21,8 @@ whose other keys apply to every record lacking them. d3rlpy's logs are read as w
 or one of its headerless `epoch,step,value` files): `environment.csv` is the offline phase, `evaluation.csv` the
 online one, values are returns unless --metric says otherwise, and --method, --dataset, --seed name them.
 
---method, --dataset, --seed, --env, --metric and --source give their value to every record of a file lacking the
-field, or rename the single value a file holds (several are refused). Errors are one line naming the file, the line or
+--method, --dataset, --seed, --phase, --env, --metric and --source give their value to every record of a file
+lacking the field, or rename the single value a file holds (several are refused). Errors are one line naming the file, the line or
 record and the field; nothing is written unless every file reads cleanly, files are never modified, and the database
 is written in one transaction. An imported run replaces the imported run of the same method, dataset and seed, and a
 file imported again replaces everything imported from it before. CORL's published pickles are not read: they keep a
@@ -47,7 +47,7 @@ COLUMNS = ("method", "dataset", "seed", "step", "score", "phase", "metric", "env
 PHASES = ("offline", "online")
 METRICS = ("normalized", "success", "return")
 FORMATS = ("auto", "csv", "json", "d3rlpy")
-OPTIONS = ("method", "dataset", "seed", "env", "metric", "source")  # fields a command-line option can give
+OPTIONS = ("method", "dataset", "seed", "phase", "env", "metric", "source")  # fields a command-line option can give
 RUN_FIELDS = ("env", "metric", "source")  # one value per run
 D3RLPY_FILES = {"environment.csv": "offline", "evaluation.csv": "online"}
 _KNOWN = ("known columns: " + ", ".join(COLUMNS) + "; `metric` (normalized|success|return) says what score is")
@@ -292,8 +292,9 @@ def _number(value: Any, where: str) -> float:
 def _apply(path: Path, records: list[Record], given: dict[str, Any], format: str) -> None:
     """The command-line options: each names the field where the file lacks it, or renames the one value it holds."""
     for field, value in given.items():
-        if field == "metric" and value not in METRICS:
-            raise O2OError(f"--metric {value!r}; expected {' or '.join(METRICS)}")
+        for name, allowed in (("metric", METRICS), ("phase", PHASES)):
+            if field == name and value not in allowed:
+                raise O2OError(f"--{name} {value!r}; expected {' or '.join(allowed)}")
         held = list(dict.fromkeys(r.values[field] for r in records if field in r.values))
         if len(held) > 1:
             shown = ", ".join(map(str, held[:4])) + (", ..." if len(held) > 4 else "")

@@ -302,6 +302,18 @@ def write_d3rlpy_log(directory: Path, offline: list[tuple[int, int, float]], onl
         (directory / "evaluation.csv").write_text("".join(f"{e},{s},{v}\n" for e, s, v in online))
 
 
+def test_phase_option_names_the_phase_of_a_file_without_one(tmp_path, capsys):
+    path = tmp_path / "online.csv"
+    path.write_text("method,dataset,seed,step,score\nSUNG (authors' code),pendulum-poor,0,0,7.5\n"
+                    "SUNG (authors' code),pendulum-poor,0,1000,60\n")
+    into = str(tmp_path / "bench")
+    code, _, err = run_cli(["results", "import", str(path), "--phase", "later", "--into", into], capsys)
+    assert code == 1 and "--phase 'later'; expected offline or online" in err
+    assert run_cli(["results", "import", str(path), "--phase", "online", "--into", into], capsys)[0] == 0
+    assert [(r[3], r[4], r[6]) for r in rows(tmp_path / "bench" / "results.sqlite")] == [
+        ("online", 0, 7.5), ("online", 1000, 60.0)]
+
+
 def test_d3rlpy_logs_import_with_their_returns_normalized(tmp_path, capsys):
     logs = tmp_path / "d3rlpy_logs"
     write_d3rlpy_log(logs / "CQL_hopper-medium-v2_0_20240101", [(1, 1000, 1200.5), (2, 2000, 2400.0)],

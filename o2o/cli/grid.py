@@ -150,9 +150,9 @@ IMPORT_HELP = (  # the whole format, for `o2o results import --help`; the docstr
     "command). env, metric and source are one per run (method, dataset, seed); a step appears once per run and phase. "
     "JSON: a list of such records, or {\"records\": [...], \"source\": ...} whose other keys apply to every record. "
     "d3rlpy: a d3rlpy_logs/RUN directory (environment.csv: offline, evaluation.csv: online; epoch,step,value lines; "
-    "returns) with --method, --dataset and --seed. --method, --dataset, --seed, --env, --metric and --source fill a "
-    "field a file lacks or rename its one value. Bad input is refused with a one-line error naming the file, line and "
-    "field, before anything is written; the files are never changed; the database is written in one transaction. An "
+    "returns) with --method, --dataset and --seed. --method, --dataset, --seed, --phase, --env, --metric and "
+    "--source fill a field a file lacks or rename its one value. Bad input is refused with a one-line error naming "
+    "the file, line and field, before anything is written; the files are never changed; the database is written in one transaction. An "
     "imported run replaces the one of the same method, dataset and seed, and re-importing a file replaces what it "
     "imported before."
 )
@@ -174,6 +174,8 @@ def results_import(
                                                    "dataset).")] = None,
     seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="The seed of each FILE, in order, for files "
                                                        "without a seed column (d3rlpy logs).")] = None,
+    phase: Annotated[Optional[str], typer.Option("--phase", help="offline or online, for files without a phase "
+                                                 "column (or to rename a file's one phase).")] = None,
     env: Annotated[Optional[str], typer.Option("--env", help="Gymnasium environment id, for files without an env "
                                                "column: with it a return also gets its normalized score.")] = None,
     metric: Annotated[Optional[ScoreMetric], typer.Option("--metric", help="What score is, for files without a metric "
@@ -192,7 +194,7 @@ def results_import(
     from o2o import external
 
     summary = external.import_files(files, into, format=format.value, seeds=seeds, method=method, dataset=dataset,
-                                    env=env, metric=metric and metric.value, source=source)
+                                    phase=phase, env=env, metric=metric and metric.value, source=source)
     if as_json:
         _print_json(summary)
         return
