@@ -302,10 +302,20 @@ def preset(name: str, choice: str | None, env_id: str | None = None, level: str 
         return choice, dict(presets[choice])
     key = dataset_key(env_id, level, minari_id)
     corrupted = (f"{key.split('-')[0]}-{corruption}",) if key and corruption else ()
-    for candidate in (*corrupted, key, key.split("-")[0], key.split("-")[0].split("_")[0]) if key else ():
+    families = (key.split("-")[0], key.split("-")[0].split("_")[0]) if key and not _ogbench(env_id) else ()
+    for candidate in (*corrupted, key, *families) if key else ():
         if candidate in presets:
             return candidate, dict(presets[candidate])
     return None, {}
+
+
+def _ogbench(env_id: str | None) -> bool:
+    """An OGBench task or navigation dataset, whose antmaze is not D4RL's (D4RL's antmaze-medium-play-v2 parses as an
+    OGBench name too, but OGBench's mazes come as navigate, stitch and explore)."""
+    from o2o.envs.ogbench import parse
+
+    name = parse(env_id) if env_id else None
+    return bool(name and (name.singletask or name.kind in ("navigate", "stitch", "explore")))
 
 
 def names(kind: str | None = None) -> list[str]:

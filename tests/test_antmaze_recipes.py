@@ -99,6 +99,7 @@ def test_critics_can_be_deeper_than_the_actor():
     ("AntMaze_UMaze-v5", None, None, "antmaze"),  # o2o's own data on gymnasium's AntMaze
     ("AntMaze_Medium_Diverse_GR-v4", None, "D4RL/antmaze/medium-play-v1", "antmaze-medium-play"),  # Minari's D4RL
     ("antmaze-large-diverse-v2", None, None, "antmaze-large-diverse"),  # D4RL's own files
+    ("antmaze-medium-play-v2", None, None, "antmaze-medium-play"),  # parses as an OGBench name too
 ])
 def test_antmaze_data_gets_the_authors_antmaze_settings_however_it_is_named(env_id, level, minari_id, key):
     assert preset("iql", "auto", env_id, level, None, minari_id)[1]["reward_bias"] == -1.0
@@ -106,6 +107,7 @@ def test_antmaze_data_gets_the_authors_antmaze_settings_however_it_is_named(env_
     found, values = preset("rebrac", "auto", env_id, level, None, minari_id)
     assert found == key and values["reward_scale"] == 100.0 and values["discount"] == 0.999
     assert preset("iql", "auto", "PointMaze_UMaze-v3")[0] is None and preset("iql", "auto", "Hopper-v5", "medium")[0] is None
+    assert preset("calql", "auto", "antmaze-large-navigate-v0")[0] is None  # OGBench's maze: its own presets only
     assert rebrac.prepare_dataset(episodes([[0.0, 1.0]]), rebrac.Config(reward_scale=100.0)).rewards[1] == 100.0
 
 
@@ -123,3 +125,43 @@ def test_online_transitions_get_the_offline_datas_reward_transform(tmp_path):
     theta, speed, torque = np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2], np.clip(2.0 * actions[:, 0], -2.0, 2.0)
     env_rewards = -(theta ** 2 + 0.1 * speed ** 2 + 0.001 * torque ** 2)
     np.testing.assert_allclose(np.asarray(buffer["rewards"])[0, :300], 10 * env_rewards - 5, rtol=1e-4, atol=1e-3)
+
+
+def test_fine_tuning_keeps_the_offline_critics_widths_or_says_they_do_not_fit():
+    """WSRL from a Cal-QL AntMaze run: the online critics inherit its 4 x 256 (else WSRL, which exists to start from
+    Cal-QL's critics, would silently start from new ones); widths set otherwise are refused before any training."""
+    from o2o.errors import O2OError
+    from o2o.train import handoff
+
+    _, offline_config = get_algorithm("calql", {"hidden_dims": (16, 16), "critic_hidden_dims": (16, 16, 16)})
+    recorded = dataclasses.asdict(offline_config)
+    _, online_config = handoff.online_agent("wsrl", "calql", recorded, {})
+    assert online_config.critic_hidden_dims == (16, 16, 16)
+    handoff.check_pairing("calql", recorded, "wsrl", {}, SPEC)
+    with pytest.raises(O2OError, match="calql's critics do not fit wsrl's"):
+        handoff.check_pairing("calql", recorded, "wsrl", {"critic_hidden_dims": "16,16"}, SPEC)
+
+
+def test_an_online_run_from_scratch_prepares_its_offline_data_with_its_own_config(tmp_path):
+    """`o2o online ALGO --dataset D` builds its agent without a preset, so its offline data is prepared without one
+    too: a preset's reward transform would otherwise reach the data and not the agent's other settings."""
+    from o2o.train import online
+
+    settings = online.settings_for("calql", env="Pendulum-v1", offline_dataset=str(tmp_path / "d"), steps=10,
+                                   offline_sampling="symmetric")
+    assert online._offline_data_settings(settings, None, "Pendulum-v1")["preset"] == "none"
+
+
+def test_a_resumed_run_whose_data_would_now_get_other_rewards_is_refused(tmp_path):
+    from o2o.errors import O2OError
+    from o2o.train import online
+
+    data = str(write_o2o(collect_pendulum(episodes=2), tmp_path / "pendulum"))
+    small = {"hidden_dims": (16, 16), "batch_size": 32}
+    offline.train(offline.OfflineSettings(algo="calql", dataset=data, steps=50, eval_every=50, eval_episodes=0,
+                                          out=str(tmp_path / "off"), agent_overrides=small), progress=False)
+    phases.finetune(tmp_path / "off", 200, eval_every=100, eval_episodes=0, out=str(tmp_path / "ft"), progress=False)
+    config = json.loads((tmp_path / "ft" / "config.json").read_text())
+    (tmp_path / "ft" / "config.json").write_text(json.dumps({**config, "reward_bias": -1.0}))  # as if trained on r - 1
+    with pytest.raises(O2OError, match="trained on 1 r \\+ -1 \\(a preset changed since\\)"):
+        online.resume(tmp_path / "ft", steps=300, progress=False)

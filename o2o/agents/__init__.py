@@ -75,8 +75,8 @@ def uniform_windows(data: dict, key: jax.Array, batch_size: int, window: int) ->
 
 
 # Config fields an online run inherits from the offline run it starts from, so that networks line up.
-INHERITED_FIELDS = ("hidden_dims", "num_critics", "critic_layer_norm", "critic_norm_after_activation", "discount",
-                    "normalize_observations")
+INHERITED_FIELDS = ("hidden_dims", "critic_hidden_dims", "num_critics", "critic_layer_norm",
+                    "critic_norm_after_activation", "discount", "normalize_observations")
 
 
 def get_algorithm(

@@ -57,7 +57,8 @@ class Config(sac.Config):
     sparse_failure_reward: float | None = None
     """Goal tasks: the per-step reward of an episode that never succeeds (Cal-QL's return-to-go convention)."""
     max_target_backup: bool = False
-    """Target from the best of N sampled next actions (JaxCQL's cql_max_target_backup, Cal-QL's runs); else one."""
+    """Target from the best of N next actions by the minimum over all critics (JaxCQL's cql_max_target_backup, Cal-QL's
+    runs); else one next action and critic_subset's minimum."""
     cql_target_action_gap: float | None = None
     """tau of the Lagrange form (JaxCQL's cql_target_action_gap; Cal-QL's AntMaze 0.8); None: alpha fixed."""
     reward_scale: float = 1.0

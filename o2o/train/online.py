@@ -86,8 +86,12 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
         metadata, reference = offline_prepared.dataset.metadata, offline_prepared.dataset_reference
     reward_transform = _reward_transform(metadata)
     if recorded is not None:  # runs before reward_bias existed record their scale only
-        reward_transform = (float(recorded.record["reward_scale"]), float(recorded.record.get("reward_bias", 0.0)))
-        metadata = recorded.dataset_metadata or metadata
+        recorded_transform = (float(recorded.record["reward_scale"]), float(recorded.record.get("reward_bias", 0.0)))
+        if offline_settings is not None and not np.allclose(reward_transform, recorded_transform):
+            raise O2OError(f"{recorded.path}: its offline data would now be prepared with rewards {reward_transform[0]:g} "
+                           f"r + {reward_transform[1]:g}, but it trained on {recorded_transform[0]:g} r + "
+                           f"{recorded_transform[1]:g} (a preset changed since); resume it with the o2o that started it")
+        reward_transform, metadata = recorded_transform, recorded.dataset_metadata or metadata
     if start is not None:
         reward_transform, metadata = _reward_transform(start.base.dataset.metadata), start.base.dataset.metadata
     spaces = env_spaces(env_id, recorded_env_kwargs(metadata))  # the env the data was recorded in
@@ -118,8 +122,10 @@ def _offline_data_settings(settings: OnlineSettings, base: offline.Prepared | No
         return {**dataclasses.asdict(base.settings), "eval_episodes": 0, "env": env_id, "out": None}
     if not settings.offline_dataset:
         raise O2OError(f"offline sampling {settings.offline_sampling!r} needs offline data: pass --dataset SOURCE")
+    # prepared with the online agent's own config, which takes no preset: its rewards as the agent expects them
     return dataclasses.asdict(offline.OfflineSettings(algo=settings.algo, dataset=settings.offline_dataset, env=env_id,
-                                                      eval_episodes=0, agent_overrides=settings.agent_overrides))
+                                                      eval_episodes=0, agent_overrides=settings.agent_overrides,
+                                                      preset="none"))
 
 
 def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.RunDir | None = None,
