@@ -127,19 +127,17 @@ def test_online_transitions_get_the_offline_datas_reward_transform(tmp_path):
     np.testing.assert_allclose(np.asarray(buffer["rewards"])[0, :300], 10 * env_rewards - 5, rtol=1e-4, atol=1e-3)
 
 
-def test_fine_tuning_keeps_the_offline_critics_widths_or_says_they_do_not_fit():
-    """WSRL from a Cal-QL AntMaze run: the online critics inherit its 4 x 256 (else WSRL, which exists to start from
-    Cal-QL's critics, would silently start from new ones); widths set otherwise are refused before any training."""
-    from o2o.errors import O2OError
+def test_wsrl_from_a_calql_run_with_deeper_critics_starts_from_those_critics():
+    """WSRL exists to start from Cal-QL's critics: with the AntMaze recipe's deeper critics its own inherit their
+    layers, so they are carried over (they would silently start afresh otherwise)."""
     from o2o.train import handoff
 
-    _, offline_config = get_algorithm("calql", {"hidden_dims": (16, 16), "critic_hidden_dims": (16, 16, 16)})
-    recorded = dataclasses.asdict(offline_config)
-    _, online_config = handoff.online_agent("wsrl", "calql", recorded, {})
+    offline_agent, offline_config = get_algorithm("calql", {"hidden_dims": (16, 16), "critic_hidden_dims": (16,) * 3})
+    online, online_config = handoff.online_agent("wsrl", "calql", dataclasses.asdict(offline_config), {})
     assert online_config.critic_hidden_dims == (16, 16, 16)
-    handoff.check_pairing("calql", recorded, "wsrl", {}, SPEC)
-    with pytest.raises(O2OError, match="calql's critics do not fit wsrl's"):
-        handoff.check_pairing("calql", recorded, "wsrl", {"critic_hidden_dims": "16,16"}, SPEC)
+    key = jax.random.PRNGKey(0)
+    mine, theirs = online.init(key, SPEC, online_config), offline_agent.init(key, SPEC, offline_config)
+    assert "critic" in handoff._carried(mine, theirs)
 
 
 def test_an_online_run_from_scratch_prepares_its_offline_data_with_its_own_config(tmp_path):

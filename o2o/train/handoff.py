@@ -54,14 +54,9 @@ def check_pairing(offline_algo: str, offline_config: dict, algo: str, overrides:
     key = jax.random.PRNGKey(0)
     mine = jax.eval_shape(lambda: agent.init(key, spec, config))
     theirs = jax.eval_shape(lambda: offline_agent.init(key, spec, offline_config_))
-    carried = _carried(mine, theirs)
-    if "actor" not in carried:
+    if "actor" not in _carried(mine, theirs):
         raise O2OError(f"{canonical_name(offline_algo)}'s policy does not fit {canonical_name(algo)}'s policy network; "
                        f"fine-tune it with --algo {canonical_name(offline_algo)} (or another algorithm with the same policy)")
-    if hasattr(mine, "critic") and hasattr(theirs, "critic") and "critic" not in carried:
-        raise O2OError(f"{canonical_name(offline_algo)}'s critics do not fit {canonical_name(algo)}'s (their layers "
-                       "differ); fine-tuning would start from new critics. Give the online run the offline run's "
-                       "critic widths with --set")
 
 
 def start(offline_run: runs.RunDir | str, algo: str, seeds: int, seed: int, overrides: dict,
