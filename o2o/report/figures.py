@@ -17,10 +17,13 @@ def _figure(width: float, height: float):
 
 
 def colors(methods: list[str]) -> dict[str, Any]:
+    """A distinct colour per method: tab10, tab20 beyond ten methods, evenly spaced hues beyond twenty."""
     from matplotlib import colormaps
 
-    palette = colormaps["tab10"].colors
-    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    if len(methods) > 20:
+        return {m: colormaps["hsv"](i / len(methods)) for i, m in enumerate(methods)}
+    palette = colormaps["tab10" if len(methods) <= 10 else "tab20"].colors
+    return {m: palette[i] for i, m in enumerate(methods)}
 
 
 def _save(fig, out: Path, name: str, title: str, caption: str) -> dict[str, str]:
