@@ -134,6 +134,7 @@ def transform_rewards(dataset: Dataset, scale: float, bias: float) -> Dataset:
         return dataset
     before_scale = float(dataset.metadata.get("reward_scale", 1.0))
     before_bias = float(dataset.metadata.get("reward_bias", 0.0))
-    rewards = (np.asarray(dataset.rewards, np.float64) * scale + bias).astype(np.float32)
+    # in the rewards' float32: earlier IQL runs reproduce bit for bit
+    rewards = (np.asarray(dataset.rewards) * scale + bias).astype(np.float32)
     return dataclasses.replace(dataset, rewards=rewards, metadata={
         **dataset.metadata, "reward_scale": before_scale * scale, "reward_bias": before_bias * scale + bias})
