@@ -144,6 +144,39 @@ def test_finetune_carries_the_offline_agent_over(calql_run, tmp_path):
     assert curve[0][0] == 0
 
 
+@pytest.mark.parametrize("algo, restarted", [("sung-cql", ("actor", "critic", "vae")), ("sung", ("vae",))])
+def test_sung_finetuning_starts_as_the_authors_loops_load_their_agents(algo, restarted, pendulum, tmp_path):
+    """SUNG's main.py loops restart what their `load` does not restore: on CQL every Adam state and alpha (1), on
+    TD3+BC the VAE's Adam state; both copy the targets from the networks. restart_as_authors=false carries all on."""
+    from o2o.train import handoff
+
+    run = tmp_path / algo
+    offline.train(offline.OfflineSettings(algo=algo, dataset=pendulum, steps=30, eval_every=30, eval_episodes=0,
+                                          out=str(run), agent_overrides={**SMALL, "vae_hidden_dims": "16,16"}),
+                  progress=False)
+    trained = runs.load_checkpoint(run, {})["states"]
+    counts = lambda tree: {int(c) for x in jax.tree.leaves(tree) if x.dtype == np.int32 for c in np.ravel(x)}  # noqa
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa
+
+    def start(**overrides):
+        return handoff.start(run, algo, 1, 0, overrides, online_updates=100, utd=1).states
+
+    authors, carried_on = start(), start(restart_as_authors="false")
+    for name in ("actor", "critic", "vae"):
+        for states in (authors, carried_on):  # the networks themselves always carry over
+            assert same(getattr(states, name).params, trained[name]["params"]), name
+        steps = counts(trained[name]["opt_state"])  # Adam's step counts: 30 updates (TD3's actor: 15)
+        assert counts(getattr(carried_on, name).opt_state) == steps and 0 not in steps
+        assert counts(getattr(authors, name).opt_state) == ({0} if name in restarted else steps), name
+    targets = [("target_critic_params", "critic")] + [("target_actor_params", "actor")] * (algo == "sung")
+    for target, network in targets:
+        assert same(getattr(authors, target), getattr(authors, network).params)
+        assert not same(getattr(carried_on, target), getattr(carried_on, network).params)
+    if algo == "sung-cql":
+        assert float(authors.log_temperature.params["log_temperature"][0]) == 0.0  # alpha back at 1
+        assert float(carried_on.log_temperature.params["log_temperature"][0]) != 0.0
+
+
 def test_calql_online_buffer_gets_monte_carlo_returns_of_finished_episodes(calql_run, tmp_path):
     from o2o.data.dataset import episode_returns_to_go
 

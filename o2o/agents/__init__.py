@@ -1,6 +1,6 @@
 """Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
 `prepare_dataset` (the data transform of the algorithm's paper), `transition_fields` (what its update reads beyond
-s, a, r, s', done), `sample_batch` (batches other than uniform transitions: DT's windows), `window` (rows of
+s, a, r, s', done), `begin_finetuning` (what its authors' fine-tuning restarts), `sample_batch` (batches other than uniform transitions: DT's windows), `window` (rows of
 consecutive steps, offline and online: an action-chunking agent's), `begin_episode` /
 `act_in_episode` (a policy that acts on the episode so far: DT's context) and `q_values` (its critic ensemble's values,
 what an adversarial data corruption attacks). Which module and variant an algorithm name
@@ -39,6 +39,9 @@ class Agent:
     transition_fields: Callable[[Any], tuple[str, ...]]  # config -> names in TRANSITION_FIELDS its update reads
     # (online updates, the config it starts from) -> config changes its fine-tuning recipe makes
     online_overrides: Callable[[int, Any], dict[str, Any]]
+    # (the offline run's learned parts carried into online states, fresh online states) -> the states fine-tuning
+    # starts from: what its authors' fine-tuning restarts (optimisers, temperature) comes from the fresh ones
+    begin_finetuning: Callable[[Any, Any], Any]
     sample_batch: Callable[[Any, dict, jax.Array], dict]  # (config, device data, key) -> a batch for `update`
     # config -> consecutive steps per batch row (1: single transitions); rows of w > 1 hold w steps of every field
     window: Callable[[Any], int]
@@ -52,11 +55,12 @@ class Agent:
     @classmethod
     def from_module(cls, name: str, module) -> "Agent":
         """The module's functions; a module may leave out the optional ones (no transform, no extra fields, no changes,
-        uniform transitions, no episode memory, no critic ensemble)."""
+        everything carried into fine-tuning, uniform transitions, no episode memory, no critic ensemble)."""
         return cls(name, module.Config, module.init, module.update, module.act,
                    getattr(module, "prepare_dataset", lambda dataset, config: dataset),
                    getattr(module, "transition_fields", lambda config: ()),
                    getattr(module, "online_overrides", lambda updates, config: {}),
+                   getattr(module, "begin_finetuning", lambda carried, fresh: carried),
                    getattr(module, "sample_batch", uniform_transitions), getattr(module, "window", lambda config: 1),
                    getattr(module, "begin_episode", None), getattr(module, "act_in_episode", None),
                    getattr(module, "q_values", None))

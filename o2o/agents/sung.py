@@ -45,6 +45,9 @@ class DensityConfig:
     """beta, weight of the KL term in u and in the VAE's loss."""
     num_candidates: int = 100
     """Candidate actions drawn per state when acting online."""
+    restart_as_authors: bool = True
+    """Fine-tuning starts with what the authors' loops restart (their `load`): the VAE's Adam state and target networks
+    copied from the networks; on CQL also the Adam states, and the temperature at 1. False: all carries on."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +160,15 @@ def train_vae(state, obs: jax.Array, actions: jax.Array, key: jax.Array) -> tupl
 def online_overrides(updates: int, config: Config) -> dict:
     """The authors' fine-tuning: the BC term at weight 0.05 on the 5% of each batch whose policy actions are rarest."""
     return {"bc_weight": 0.05, "uncertain_fraction": 0.05}
+
+
+def begin_finetuning(carried: State, fresh: State) -> State:
+    """The authors' TD3_BC/main.py loads the VAE afresh beside TD3's `load`, which restores the actor, the critics and
+    their Adam states and copies the targets from them."""
+    if not carried.config.restart_as_authors:
+        return carried
+    return carried.replace(vae=carried.vae.replace(opt_state=fresh.vae.opt_state),
+                           target_actor_params=carried.actor.params, target_critic_params=carried.critic.params)
 
 
 def candidate_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:

@@ -95,6 +95,16 @@ def online_overrides(updates: int, config: Config) -> dict:
     return {"conservative_weight": 0.1, "uncertain_fraction": 0.1}
 
 
+def begin_finetuning(carried: State, fresh: State) -> State:
+    """The authors' CQL/main.py: their `load` restores the actor and the critics alone (its optimiser loads are
+    commented out), copies the targets from the critics and keeps alpha's new Scalar(0) (alpha 1); the VAE loads afresh."""
+    if not carried.config.restart_as_authors:
+        return carried
+    restart = lambda name: getattr(carried, name).replace(opt_state=getattr(fresh, name).opt_state)  # noqa: E731
+    return carried.replace(actor=restart("actor"), critic=restart("critic"), vae=restart("vae"),
+                           log_temperature=fresh.log_temperature, target_critic_params=carried.critic.params)
+
+
 def candidate_noise_draw(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """The standard normal noise of the candidates a ~ pi(.|s) when acting online."""
     return jax.random.normal(key, shape)

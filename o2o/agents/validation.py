@@ -114,7 +114,8 @@ FIELD_RULES: dict[str, RuleEntry] = {
     "target_return": optional(FINITE),
     **dict.fromkeys(("normalize_observations", "behavior_cloning", "critic_layer_norm", "critic_norm_after_activation",
                      "edac_init", "normalize_q", "scale_rewards_by_return_range", "actor_uses_mean_q", "backup_entropy",
-                     "calibrated", "normalize_q_loss", "actor_layer_norm", "max_target_backup"), TRUE_OR_FALSE),
+                     "calibrated", "normalize_q_loss", "actor_layer_norm", "max_target_backup", "restart_as_authors"),
+                    TRUE_OR_FALSE),
 }
 
 # SUNG's density model and the share of each batch its conservative term reads (sung, sung_cql)

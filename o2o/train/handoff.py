@@ -74,7 +74,8 @@ def start(offline_run: runs.RunDir | str, algo: str, seeds: int, seed: int, over
     agent, config = online_agent(algo, base.settings.algo, run.agent_config, overrides, online_updates, utd)
     offline_states = runs.load_checkpoint(run.path, {"states": offline.init_states(base)})["states"]
     fresh = offline.init_states(dataclasses.replace(base, agent=agent, config=config))
-    states = jax.tree.map(jnp.asarray, fresh.replace(**_carried(fresh, offline_states)))
+    states = agent.begin_finetuning(fresh.replace(**_carried(fresh, offline_states)), fresh)
+    states = jax.tree.map(jnp.asarray, states)
     return Start(run, base, agent, config, states, (run.summary or {}).get("normalized_score"))
 
 
