@@ -126,6 +126,41 @@ def npz_missing_key(tmp):
     return tmp / "d.npz"
 
 
+def npz_without_timeouts(tmp):
+    """A user's own .npz with terminals but no timeouts: not OGBench's layout (it has rewards and no masks or qpos)."""
+    a = d4rl_arrays()
+    del a["timeouts"]
+    np.savez(tmp / "user.npz", **a)
+    return tmp / "user.npz"
+
+
+def ogbench_layout_with_rewards_without_masks(tmp):
+    a = d4rl_arrays()
+    del a["timeouts"]
+    np.savez(tmp / "ogbench.npz", **a, qpos=np.zeros((200, 4)))
+    return tmp / "ogbench.npz"
+
+
+def empty_npz(tmp):
+    (tmp / "empty.npz").write_bytes(b"")  # what an interrupted download or copy leaves
+    return tmp / "empty.npz"
+
+
+def o2o_empty_npy(tmp):
+    path = write_o2o(make_dataset(n=100), tmp / "ds")
+    (path / "rewards.npy").write_bytes(b"")
+    return path
+
+
+def hdf5_bad_o2o_metadata(text):
+    def make(tmp):
+        path = write_hdf5(tmp / "meta.hdf5", d4rl_arrays())
+        with h5py.File(path, "a") as f:
+            f.attrs["o2o_metadata"] = text
+        return path
+    return make
+
+
 def minari_with(observation_space=None, action_space=None, obs_extra=0):
     def make(tmp):
         import gymnasium as gym
@@ -193,6 +228,14 @@ CASES = {
     "terminals as strings": (bad_hdf5(replaced("terminals", lambda a: np.array([b"no"] * 200))), [], ["terminals has dtype"]),
     "group instead of array": (lambda tmp: _group_file(tmp), [], ["rewards is an HDF5 group"]),
     "npz missing key": (npz_missing_key, [], ["missing key(s) terminals"]),
+    "npz terminals without timeouts": (npz_without_timeouts, [], ["user.npz: missing key(s) timeouts"]),
+    "OGBench layout, rewards without masks": (ogbench_layout_with_rewards_without_masks, [],
+                                              ["ogbench.npz: rewards without masks in OGBench's layout"]),
+    "empty npz": (empty_npz, [], ["empty.npz: cannot be read as .npz"]),
+    "o2o empty npy": (o2o_empty_npy, [], ["rewards.npy: cannot be memory-mapped"]),
+    "hdf5 o2o_metadata not JSON": (hdf5_bad_o2o_metadata("{not json"), [], ["meta.hdf5: its o2o_metadata attribute "
+                                                                              "is not valid JSON"]),
+    "hdf5 o2o_metadata not an object": (hdf5_bad_o2o_metadata("[1, 2]"), [], ["o2o_metadata attribute holds a list"]),
     "o2o missing field file": (o2o_dir_without("actions"), [], ["missing key(s) actions"]),
     "o2o unreadable metadata": (o2o_bad_metadata, [], ["metadata.json: cannot be read as JSON"]),
     "o2o truncated npy": (o2o_truncated_npy, [], ["observations.npy: cannot be memory-mapped"]),

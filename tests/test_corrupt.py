@@ -45,9 +45,11 @@ def test_random_corruption_touches_exactly_the_fraction_with_the_scale(clean, ta
         noise = new / 30.0
     else:  # U(-scale, scale) standard deviations of each dimension
         noise = (new - old) / np.asarray(getattr(clean, field), np.float64).std(axis=0)
-        if target == "actions":  # clipped to [-1, 1] (the default box): compare where no clip happened
-            assert np.abs(new).max() == 1.0
-            noise = noise[(np.abs(new) < 1.0).all(axis=1)]
+        if target == "actions":  # no env: clipped to each dimension's range in the data; compare where none was
+            low, high = np.asarray(clean.actions).min(axis=0), np.asarray(clean.actions).max(axis=0)
+            np.testing.assert_array_equal(new.min(axis=0), low)
+            np.testing.assert_array_equal(new.max(axis=0), high)
+            noise = noise[((new > low) & (new < high)).all(axis=1)]
     assert np.abs(noise).max() <= SCALE + 1e-5
     assert np.abs(noise).max() > 0.95 * SCALE  # uniform over the whole interval ...
     assert abs(np.abs(noise).mean() - SCALE / 2) < 0.05 * SCALE  # ... E|U(-s, s)| = s / 2
@@ -73,6 +75,35 @@ def test_corruptions_stack(clean):
     assert (np.asarray(twice.extras[CORRUPTED]) >= changed).all()
     assert corruption_key(twice.metadata) is None  # no preset fits two corruptions
     assert corruption_key(corrupt(clean, "dynamics", "random").metadata) == "random-dynamics"
+
+
+def test_stacked_corruptions_with_one_seed_pick_their_own_rows(clean):
+    """`--target states` then `--target actions`, both at the default seed, corrupt two independent 30% draws (about
+    51% of the data flagged), as RIQL's moving generator does; the first draw is the seed's alone, as ever, so that
+    corrupted datasets made before reproduce bit for bit."""
+    once = corrupt(clean, "states", rate=RATE, seed=0)
+    first = np.flatnonzero(np.asarray(once.extras[CORRUPTED]))
+    np.testing.assert_array_equal(first, np.sort(np.random.default_rng(0).choice(N, round(RATE * N), replace=False)))
+    twice = corrupt(once, "actions", rate=RATE, seed=0)
+    second = np.flatnonzero((np.asarray(twice.actions) != np.asarray(clean.actions)).any(axis=1))
+    assert second.size == round(RATE * N) and np.intersect1d(first, second).size < 0.5 * second.size
+    assert abs(np.asarray(twice.extras[CORRUPTED]).mean() - (1 - (1 - RATE) ** 2)) < 0.05
+
+
+def test_corrupted_actions_without_an_env_stay_in_the_datas_own_range():
+    """Actions in [-2, 2] and no env to say the box: noise is clipped to what each dimension covers in the data,
+    not collapsed onto [-1, 1], and the record says which bounds were used."""
+    data = make_dataset(n=N, act_dim=2, env_id=None)
+    data = dataclasses.replace(data, actions=(np.asarray(data.actions) * [2.0, 0.5]).astype(np.float32))
+    low, high = np.asarray(data.actions).min(axis=0), np.asarray(data.actions).max(axis=0)
+    corrupted = corrupt(data, "actions", rate=1.0, scale=1.0, seed=0)
+    actions = np.asarray(corrupted.actions)
+    np.testing.assert_array_equal(actions.min(axis=0), low)
+    np.testing.assert_array_equal(actions.max(axis=0), high)
+    assert (np.abs(actions[:, 0]) > 1.0).mean() > 0.3
+    assert corrupted.metadata["corruption"][0]["action_bounds"] == {"low": low.tolist(), "high": high.tolist()}
+    boxed = corrupt(data, "actions", rate=1.0, seed=0, action_bounds=(np.full(2, -3.0), np.full(2, 3.0)))
+    assert boxed.metadata["corruption"][0]["action_bounds"] == {"low": [-3.0, -3.0], "high": [3.0, 3.0]}
 
 
 def test_adversarial_rewards_flip_and_scale(clean):
@@ -155,7 +186,11 @@ def test_corrupted_actions_stay_in_the_envs_box(tmp_path, capsys):
     actions = np.asarray(load_dataset(tmp_path / "noisy").actions)
     assert np.abs(actions).max() == 2.0 and (np.abs(actions) > 1.0).mean() > 0.2
     code, _, err = run_cli(["data", "corrupt", str(source), str(tmp_path / "m"), "--format", "minari"], capsys)
-    assert code != 0 and "cannot hold the per-step field" in err and not (tmp_path / "m").exists()
+    assert code != 0 and "--format minari cannot hold corrupted states" in err and not (tmp_path / "m").exists()
+    code, _, err = run_cli(["data", "corrupt", str(source), str(tmp_path / "m"), "--target", "rewards", "--format",
+                            "minari"], capsys)
+    assert code == 0, err
+    assert int(np.asarray(load_dataset(tmp_path / "m").extras[CORRUPTED]).sum()) == round(0.3 * 400)
 
 
 def test_an_offline_runs_critics_attack_the_data_they_learned(tmp_path, capsys):

@@ -198,3 +198,119 @@ def test_next_actions_stop_at_episode_ends():
     following = data.next_actions()[:, 0]
     np.testing.assert_array_equal(following[[0, 2]], [1.0, 3.0])
     assert np.isnan(following[[1, 3, 4]]).all()  # a terminal, a timeout and the data's last step
+
+
+def test_o2o_writer_checks_every_value_before_marking_the_dataset_validated(tmp_path):
+    """A Dataset built in Python (or by corrupt, take, concatenate) is not checked on the way in; the writer's
+    'validated' mark lets readers skip the scan, so the writer must scan first and write nothing on a bad value."""
+    from o2o.errors import DatasetError
+
+    data = make_dataset(n=50)
+    rewards = np.array(data.rewards)
+    rewards[5] = np.nan
+    with pytest.raises(DatasetError, match=r"ds \(not written\): rewards\[5\] is NaN; every reward value must be"):
+        write_o2o(Dataset(**{**data.arrays(), "rewards": rewards}), tmp_path / "ds")
+    observations = np.array(data.observations)
+    observations[7, 1] = -np.inf
+    with pytest.raises(DatasetError, match=r"observations\[7\] is infinite"):
+        write_o2o(Dataset(**{**data.arrays(), "observations": observations}), tmp_path / "ds")
+    assert not any(tmp_path.iterdir())  # neither the dataset nor a temporary copy
+
+
+def test_d4rl_files_with_qpos_and_qvel_convert_to_minari_and_back(tmp_path, capsys):
+    """Every D4RL file carries infos/qpos and infos/qvel: they travel as Minari per-step infos (one row per
+    observation, as minari's own loader shows them) and come back as the same extras."""
+    import minari
+    from conftest import run_cli
+
+    data = make_dataset(n=120, obs_dim=3, act_dim=1, episode_length=50, env_id="Pendulum-v1", terminal_at=(70,))
+    rng = np.random.default_rng(1)
+    extras = {"qpos": rng.normal(size=(120, 2)), "qvel": rng.normal(size=(120, 2)).astype(np.float32),
+              "corrupted": rng.random(120) < 0.3}
+    write_d4rl_hdf5(Dataset(**data.arrays(), extras=extras, metadata=data.metadata), tmp_path / "d.hdf5")
+    dest = tmp_path / "minari" / "o2o" / "pendulum-qpos-v0"
+    code, _, err = run_cli(["data", "convert", str(tmp_path / "d.hdf5"), str(dest), "--format", "minari"], capsys)
+    assert code == 0, err
+    episodes = list(minari.load_dataset("o2o/pendulum-qpos-v0").iterate_episodes())
+    assert [len(e.rewards) for e in episodes] == [50, 21, 29, 20]
+    first = episodes[1]  # steps 50..70, ended by the terminal at 70
+    assert first.infos["qpos"].shape == (22, 2)  # T + 1 rows: the last repeats the one before
+    np.testing.assert_array_equal(first.infos["qpos"][:21], extras["qpos"][50:71])
+    np.testing.assert_array_equal(first.infos["qpos"][21], extras["qpos"][70])
+    back = load_dataset(dest)
+    assert_same_transitions(data, back)
+    assert set(back.extras) == set(extras)
+    for name, value in extras.items():
+        np.testing.assert_array_equal(back.extras[name], value, err_msg=name)
+        assert back.extras[name].dtype == value.dtype
+
+
+def test_minari_writer_refuses_next_observations_it_would_drop(tmp_path):
+    """A Minari episode stores T+1 observations: a next observation that is not the following step's (corrupted
+    dynamics, say) has no place there, and is refused rather than lost."""
+    from o2o.errors import DatasetError
+
+    data = make_dataset(n=100, obs_dim=3, act_dim=1, episode_length=50, env_id=None)
+    following = np.array(data.next_observations)
+    following[49] += 1.0  # the last step of an episode: not the next episode's first observation, as it should be
+    write_minari(Dataset(**{**data.arrays(), "next_observations": following}), tmp_path / "ok")
+    following[20] += 1.0
+    with pytest.raises(DatasetError, match=r"next_observations\[20\] differs from observations\[21\] within an"):
+        write_minari(Dataset(**{**data.arrays(), "next_observations": following}), tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_minari_conversion_racing_another_process_reads_its_copy_and_never_replaces_it(tmp_path, monkeypatch):
+    """Bench workers open one Minari dataset at once: each converts it, and the one that finishes second finds the
+    cache already there. It must leave that copy alone (another worker may be reading it) and read it."""
+    from o2o.data import io
+
+    real_minari_dataset(tmp_path)
+    data_dir = io.detect_format("o2o-test/pendulum/random-v0")[1]
+    cache = io._minari_cache_dir(data_dir)
+    convert = io._convert_minari
+
+    def convert_while_another_process_finishes_first(directory):
+        theirs = convert(directory)
+        write_o2o(theirs, cache)
+        (cache / "their-copy").write_text("")
+        return theirs
+
+    monkeypatch.setattr(io, "_convert_minari", convert_while_another_process_finishes_first)
+    data = load_dataset("o2o-test/pendulum/random-v0")
+    assert len(data) == 150 and isinstance(data.observations, np.memmap)
+    assert (cache / "their-copy").exists()
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # our own copy discarded
+
+
+def test_overwriting_an_o2o_dataset_keeps_the_old_one_until_the_new_one_is_in_place(tmp_path, monkeypatch):
+    import os
+
+    old, new = make_dataset(n=50, seed=0), make_dataset(n=60, seed=1)
+    path = write_o2o(old, tmp_path / "ds")
+    replace = os.replace
+
+    def fail_to_move_the_new_copy_in(src, dst):
+        if os.fspath(dst) == os.fspath(path) and not os.fspath(src).endswith("-old"):
+            raise OSError(28, "No space left on device")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_to_move_the_new_copy_in)
+    with pytest.raises(OSError, match="No space left"):
+        write_o2o(new, path, overwrite=True)
+    monkeypatch.setattr(os, "replace", replace)
+    assert_same_transitions(old, load_dataset(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no copy left behind
+    write_o2o(new, path, overwrite=True)
+    assert_same_transitions(new, load_dataset(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def test_d4rl_hdf5_writer_takes_numpy_values_in_metadata(tmp_path):
+    from pathlib import Path
+
+    data = make_dataset(n=20)
+    metadata = {"max_episode_steps": np.int64(1000), "ref_max_score": np.float32(3.5), "origin": Path("/data/x")}
+    back = load_dataset(write_d4rl_hdf5(Dataset(**data.arrays(), metadata=metadata), tmp_path / "d.hdf5"))
+    assert (back.metadata["max_episode_steps"], back.metadata["ref_max_score"], back.metadata["origin"]) == (
+        1000, 3.5, "/data/x")

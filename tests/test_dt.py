@@ -97,3 +97,21 @@ def test_the_target_return_defaults_to_the_best_episode_in_the_data():
     assert float(dt.init(jax.random.PRNGKey(0), spec, config).target_return) == pytest.approx(0.25)
     with pytest.raises(Exception, match="target return"):
         dt.init(jax.random.PRNGKey(0), Spec.unnormalized(2, 1), config)
+
+
+def test_returns_to_go_run_to_the_episodes_end_past_a_goal_reached_on_the_way():
+    """OGBench's relabelled data: mask 0 where the goal is reached while the trajectory goes on. DT conditions on the
+    return to the episode's end; Cal-QL's Monte-Carlo returns stop there, with the TD target."""
+    from o2o.data.fields import FIELDS
+
+    episode = Dataset(observations=np.zeros((10, 1), np.float32), actions=np.zeros((10, 1), np.float32),
+                      rewards=np.ones(10, np.float32), next_observations=np.zeros((10, 1), np.float32),
+                      terminals=np.zeros(10, bool), timeouts=np.eye(10, dtype=bool)[-1], masks=np.arange(10) != 3)
+    config = get_algorithm("calql", {"discount": 1.0, "sparse_failure_reward": "none"})[1]
+    dt_field = FIELDS["returns_to_go"].from_dataset
+    np.testing.assert_array_equal(dt_field(episode, episode.actions, config), np.arange(10, 0, -1))
+    np.testing.assert_array_equal(FIELDS["mc_returns"].from_dataset(episode, episode.actions, config),
+                                  [4, 3, 2, 1, 6, 5, 4, 3, 2, 1])
+    plain = two_episodes()  # no masks: the same values as ever
+    np.testing.assert_array_equal(dt_field(plain, plain.actions, config), plain.returns_to_go(1.0))
+    np.testing.assert_array_equal(dt_field(plain, plain.actions, config), [6, 5, 3, 30, 20])

@@ -120,7 +120,7 @@ def test_masks_equal_to_not_terminal_are_not_stored(tmp_path):
 
 
 def test_minari_refuses_what_it_cannot_hold(tmp_path):
-    with pytest.raises(DatasetError, match="no place for bootstrap masks apart from episode ends, qpos"):
+    with pytest.raises(DatasetError, match="no place for bootstrap masks apart from episode ends;"):
         write_minari(goal_dataset(), tmp_path / "m")
 
 

@@ -52,6 +52,29 @@ def test_trajectory_quality_is_normalized_mean_return():
     assert trajectory_quality(d, None) is None
 
 
+def test_episodes_that_ran_to_the_limit_count_as_complete_when_next_observations_were_derived():
+    """Without next_observations each timeout's step is dropped (D4RL's rule), so an episode that ran to the limit L
+    holds L - 1 steps. Two such episodes (return 10 a step) and one that terminated after 3 steps (return 3): all three
+    are complete, not only the failure, so the behaviour return is (40 + 40 + 3) / 3."""
+    from o2o.data import dataset_from_arrays
+    from o2o.data.stats import behaviour
+
+    flags = np.zeros(13, bool)
+    arrays = {"observations": np.arange(13.0)[:, None], "actions": np.zeros((13, 1)),
+              "rewards": np.r_[np.full(10, 10.0), np.ones(3)], "terminals": flags.copy(), "timeouts": flags.copy()}
+    arrays["timeouts"][[4, 9]] = True
+    arrays["terminals"][12] = True
+    with pytest.warns(UserWarning, match="dropped 2 step"):
+        d = dataset_from_arrays(arrays, "d.hdf5")
+    assert d.episode_lengths.tolist() == [4, 4, 3] and d.episode_returns.tolist() == [40.0, 40.0, 3.0]
+    measured = behaviour(d, (0.0, 50.0), time_limit=5)
+    assert measured["return_episodes_complete"] == 3
+    assert measured["behaviour_return_mean"] == pytest.approx(83 / 3)
+    assert measured["tq"] == pytest.approx(83 / 3 / 50)
+    # recorded next observations: a 4-step episode fell short of the limit of 5
+    assert behaviour(Dataset(**d.arrays()), None, time_limit=5)["return_episodes_complete"] == 1
+
+
 def test_saco_counts_occupied_cells_per_transition():
     # four transitions, two of them identical: three occupied cells
     d = tiny([0.0, 0.0, 5.0, -5.0], [0.0, 0.0, 0.0, 0.0], [0, 0, 0, 0], [0, 0, 0, 1])

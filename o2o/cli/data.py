@@ -85,8 +85,9 @@ def data_corrupt(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the rows chosen and the noise.")] = 0,
     attacker: Annotated[Optional[str], typer.Option("--attacker", help="Run directory of an offline sacn/edac run on "
                                                     "SOURCE: the Q-ensemble an adversarial attack lowers.")] = None,
-    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write: o2o, hdf5 or npz (Minari cannot "
-                                                  "hold the per-step field `corrupted`).")] = DatasetFormat.o2o,
+    format: Annotated[DatasetFormat, typer.Option("--format", help="Format to write: o2o, hdf5, npz, or minari for "
+                                                  "corrupted actions or rewards (a Minari episode holds one sequence "
+                                                  "of observations).")] = DatasetFormat.o2o,
     env: EnvOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -101,8 +102,9 @@ def data_corrupt(
     from o2o.files import check_destination
 
     check_parameters(target, mode, rate, scale)
-    if format == DatasetFormat.minari:  # its per-step `corrupted` field is an extra, which Minari cannot hold
-        raise O2OError("--format minari cannot hold the per-step field `corrupted`; write o2o, hdf5 or npz")
+    if format == DatasetFormat.minari and target in ("states", "dynamics"):  # before the work write_minari refuses
+        raise O2OError(f"--format minari cannot hold corrupted {target}: a Minari episode holds one sequence of "
+                       "observations, where each next observation is the following step's; write o2o, hdf5 or npz")
     check_destination(dest, name="DEST")
     dataset, env_id = load_for_env(source, env, goal_conditioned=True)
     bounds = None

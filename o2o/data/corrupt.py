@@ -12,11 +12,13 @@ Where o2o departs from the authors' code, and why:
 - exactly `round(rate N)` transitions are corrupted (the code draws one Bernoulli(rate) per transition): the count a
   user asks for is the count they get;
 - corrupted actions are clipped to the action box (the code leaves them outside): o2o's loader refuses such actions,
-  and a tanh policy cannot produce them;
+  and a tanh policy cannot produce them; without a known env, to the range each dimension covers in the data;
 - the adversarial start is `U(-scale, scale)` standard deviations (the code's is also multiplied by the standard
   deviation, a unit slip), and each step is `sign(gradient)` (the code's fresh Adam per step: g / (|g| + 1e-8), the
   same but where the gradient is below 1e-8, which its mean over a chunk's rows makes chunk-size dependent);
-- the dynamics attack reads the attacker's deterministic action pi(s') (the code's call of a stochastic actor fails).
+- the dynamics attack reads the attacker's deterministic action pi(s') (the code's call of a stochastic actor fails);
+- a corruption stacked on data already corrupted k times draws from `default_rng([seed, k])`, the first one from
+  `default_rng(seed)`: the same --seed then picks other rows (the code's global generator has moved on by then).
 The result records the protocol and its parameters in `metadata["corruption"]` (a list: corruptions stack) and which
 transitions were corrupted in the per-step extra field `corrupted`.
 """
@@ -67,13 +69,16 @@ def corrupt(dataset: Dataset, target: str, mode: str = "random", rate: float = 0
             attacker: Attacker | None = None, action_bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Dataset:
     """A new dataset with `target` corrupted on `round(rate N)` transitions (the module's protocol); `dataset` is not
     modified. `attacker` is required for adversarial states, actions and dynamics; `action_bounds` (low, high) clip
-    corrupted actions (default [-1, 1])."""
+    corrupted actions (default: each dimension's range in the data); the record keeps the bounds used."""
     check_parameters(target, mode, rate, scale)
     if mode == "adversarial" and target != "rewards" and attacker is None:
         raise O2OError(f"adversarial {target} corruption needs an attacker: a Q-ensemble trained on the clean data "
                        "(--attacker RUN_DIR, an o2o run of sacn or edac on this dataset)")
     n = len(dataset)
-    rng = np.random.default_rng(seed)
+    earlier = len(dataset.metadata.get("corruption", []))
+    # the first corruption draws from the seed alone, so that datasets corrupted before stacked draws were told apart
+    # reproduce bit for bit
+    rng = np.random.default_rng([seed, earlier] if earlier else seed)
     rows = np.sort(rng.choice(n, size=round(rate * n), replace=False))
     field = TARGETS[target]
     clean = np.asarray(getattr(dataset, field))
@@ -89,12 +94,15 @@ def corrupt(dataset: Dataset, target: str, mode: str = "random", rate: float = 0
             offsets = _adversarial_offsets(dataset, target, rows, std, scale, rng, attacker)
         corrupted_values[rows] = clean[rows].astype(np.float64) + offsets * std
         if target == "actions":
-            low, high = action_bounds if action_bounds is not None else (-1.0, 1.0)
+            low, high = action_bounds if action_bounds is not None else (clean.min(axis=0), clean.max(axis=0))
             corrupted_values[rows] = np.clip(corrupted_values[rows], low, high)
     flags = np.zeros(n, bool) if CORRUPTED not in dataset.extras else np.asarray(dataset.extras[CORRUPTED]).copy()
     flags[rows] = True
     record = {"protocol": "RIQL (Yang et al., ICLR 2024)", "target": target, "mode": mode, "rate": rate, "scale": scale,
               "seed": seed, "corrupted_transitions": int(rows.size)}
+    if target == "actions":
+        record["action_bounds"] = {"low": np.broadcast_to(low, clean.shape[1:]).tolist(),
+                                   "high": np.broadcast_to(high, clean.shape[1:]).tolist()}
     if attacker is not None and mode == "adversarial" and target != "rewards":
         record["attacker"] = attacker.description
     metadata = {**dataset.metadata, "corruption": [*dataset.metadata.get("corruption", []), record]}

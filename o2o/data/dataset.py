@@ -91,15 +91,18 @@ class Dataset:
             return np.zeros(0)
         return np.add.reduceat(np.asarray(self.rewards, dtype=np.float64), self.episode_starts)
 
-    def returns_to_go(self, discount: float, sparse_failure_reward: float | None = None) -> np.ndarray:
+    def returns_to_go(self, discount: float, sparse_failure_reward: float | None = None,
+                      stop_at_masks: bool = True) -> np.ndarray:
         """Discounted Monte-Carlo return from every step, (N,) float32, consistent with the TD target
         `r + discount * bootstrap * Q(s')`: the sum stops at a step that does not bootstrap (a terminal, or a goal
         reached mid-trajectory) and at the episode's end (see `episode_returns_to_go` for the sparse-reward
-        convention, applied to each such stretch)."""
+        convention, applied to each such stretch). `stop_at_masks=False` sums to the episode's end whatever the
+        masks (terminals end episodes, so without masks it changes nothing)."""
         rewards = np.asarray(self.rewards, dtype=np.float64)
         stops = np.zeros(len(self), dtype=bool)
         stops[self.episode_ends] = True
-        stops |= ~self.bootstrap
+        if stop_at_masks:
+            stops |= ~self.bootstrap
         ends = np.flatnonzero(stops)
         out = np.empty(len(self), dtype=np.float32)
         for start, end in zip(np.concatenate([[0], ends[:-1] + 1]), ends):

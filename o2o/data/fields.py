@@ -43,8 +43,9 @@ FIELDS: dict[str, TransitionField] = {
         lambda dataset, actions, config: dataset.next_actions(actions), per_action_dim=True, unknown=np.nan,
         from_next_step=True),
     "returns_to_go": TransitionField(
-        "undiscounted return from the step to its episode's end (Decision Transformer)",
-        lambda dataset, actions, config: dataset.returns_to_go(1.0)),
+        "undiscounted return from the step to its episode's end, past any goal reached on the way (Decision "
+        "Transformer, which conditions on a whole episode's return)",
+        lambda dataset, actions, config: dataset.returns_to_go(1.0, stop_at_masks=False)),
     "timesteps": TransitionField(
         "the step's index within its episode (Decision Transformer)",
         lambda dataset, actions, config: dataset.timesteps()),

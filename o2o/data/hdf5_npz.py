@@ -46,10 +46,21 @@ def read_d4rl_hdf5(path: Path, check_values: bool = True) -> Dataset:
                       if isinstance(node, h5py.Dataset) and node.shape[:1] == arrays["observations"].shape[:1]}
         metadata = {"source": str(path), "source_format": "d4rl-hdf5"}
         if "o2o_metadata" in file.attrs:
-            metadata.update(json.loads(file.attrs["o2o_metadata"]))
+            metadata.update(_metadata_attribute(file.attrs["o2o_metadata"], path))
         if not arrays and not len(file.keys()):
             raise DatasetError(f"{path}: HDF5 file holds no arrays; expected D4RL keys observations, actions, rewards, terminals, timeouts")
     return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
+
+
+def _metadata_attribute(text: str, path: Path) -> dict:
+    try:
+        metadata = json.loads(text)
+    except ValueError as e:
+        raise DatasetError(f"{path}: its o2o_metadata attribute is not valid JSON ({e})") from e
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{path}: its o2o_metadata attribute holds a {type(metadata).__name__}; expected a JSON "
+                           "object")
+    return metadata
 
 
 def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
@@ -64,7 +75,7 @@ def write_d4rl_hdf5(dataset: Dataset, path: str | os.PathLike) -> Path:
                 f.create_dataset(name, data=np.asarray(value))
             for name, value in dataset.extras.items():
                 f.create_dataset(f"infos/{name}", data=np.asarray(value))  # where D4RL keeps qpos and qvel
-            f.attrs["o2o_metadata"] = json.dumps(dataset.metadata)
+            f.attrs["o2o_metadata"] = json.dumps(dataset.metadata, default=jsonable)
 
     atomic_write(path, write)
     return path
@@ -78,15 +89,24 @@ def read_npz(path: Path, check_values: bool = True) -> Dataset:
     `read_ogbench_npz`)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if "timeouts" not in npz.files and "terminals" in npz.files:  # OGBench has no timeouts
+            if _ogbench_layout(npz.files):
                 return read_ogbench_npz(path, check_values)
             arrays = {name: npz[name] for name in npz.files if name in FIELDS + (MASKS,)}
             extras = {name[len(_EXTRA):]: npz[name] for name in npz.files if name.startswith(_EXTRA)}
             metadata = json.loads(str(npz["metadata_json"])) if "metadata_json" in npz.files else {}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
         raise DatasetError(f"{path}: cannot be read as .npz (truncated or corrupt?): {e}") from e
     metadata.update(source=str(path), source_format="npz")
     return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
+
+
+def _ogbench_layout(names: list[str]) -> bool:
+    """OGBench's files flag trajectory ends as `terminals` and have no `timeouts`. So may a user's own file, which
+    must get the missing-`timeouts` error rather than lose its rewards: only OGBench's signs count, no rewards (its
+    raw files), rewards with masks (a task relabelled them), or its per-step simulator state and `valids`."""
+    if "timeouts" in names or "terminals" not in names:
+        return False
+    return "rewards" not in names or MASKS in names or any(name in names for name in ("qpos", "qvel", "valids"))
 
 
 def write_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
@@ -116,8 +136,8 @@ def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
     which drops each episode's last row, having no next observation), or a dataset OGBench's loader returned and the
     user saved: the regular layout (`next_observations`, `terminals` = last transition of each trajectory) or the
     compact one (`valids` = 0 on each trajectory's last row). Rewards and masks, when saved (a singletask dataset),
-    are kept; without them the data is goal-conditioned until a task relabels it (`o2o.envs.make.relabel_for_task`).
-    qpos, qvel and button states are kept as extras."""
+    are kept (rewards without masks are refused); without them the data is goal-conditioned until a task relabels it
+    (`o2o.envs.make.relabel_for_task`). qpos, qvel and button states are kept as extras."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             rows = {name: npz[name] for name in npz.files}
@@ -125,8 +145,11 @@ def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
             from ogbench.utils import load_dataset as ogbench_load_dataset
 
             rows = ogbench_load_dataset(str(path), compact_dataset=False, add_info=True)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise DatasetError(f"{path}: cannot be read as an OGBench dataset: {e}") from e
+    if "rewards" in rows and "masks" not in rows:  # which steps reach the goal is unknown: do not guess
+        raise DatasetError(f"{path}: rewards without masks in OGBench's layout (terminals, no timeouts); a task's "
+                           "rewards come with its masks, and o2o's layout needs timeouts")
     if "valids" in rows:  # compact: a transition from every valid row to the row after it
         steps = np.flatnonzero(rows["valids"] > 0)
         if steps.size and steps[-1] == len(rows["valids"]) - 1:
@@ -137,7 +160,7 @@ def read_ogbench_npz(path: Path, check_values: bool = True) -> Dataset:
         rows = {**{k: v[steps] for k, v in rows.items() if k != "valids"},
                 "next_observations": rows["observations"][steps + 1], "terminals": ends[steps]}
     n = len(rows["actions"])
-    relabelled = "rewards" in rows and "masks" in rows
+    relabelled = "rewards" in rows  # and masks, checked above
     arrays = {"observations": rows["observations"], "actions": rows["actions"],
               "rewards": rows["rewards"] if relabelled else np.zeros(n, np.float32),
               "next_observations": rows["next_observations"], "terminals": np.zeros(n, bool),

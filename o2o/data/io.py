@@ -7,6 +7,7 @@ dataset larger than RAM works and opening costs no more than reading the JSON. R
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from o2o.data.dataset import FIELDS, MASKS, Dataset
+from o2o.data.dataset import FIELDS, FLOAT_FIELDS, MASKS, Dataset
 from o2o.data.hdf5_npz import read_d4rl_hdf5, read_npz
 from o2o.data.observations import dict_layout, flatten_dict_observations
-from o2o.data.validate import dataset_from_arrays
+from o2o.data.validate import _CHUNK_ROWS, _check_finite, dataset_from_arrays
 from o2o.errors import DatasetError
 from o2o.files import jsonable
 
@@ -84,15 +85,33 @@ _EXTRAS_DIR = "extras"
 def _memory_map(file: Path) -> np.ndarray:
     try:
         return np.load(file, mmap_mode="r")
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
         raise DatasetError(f"{file}: cannot be memory-mapped as .npy (truncated or corrupt?): {e}") from e
 
 
 def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write atomically (a temporary sibling directory renamed into place); records a content hash."""
+    """Check every value, then write atomically (a temporary sibling directory renamed into place); records a content
+    hash and marks the dataset validated, so that opening it checks shapes only. `overwrite` moves the existing
+    directory aside and deletes it only once the new one is in place: a crash leaves the old dataset or the new one."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise DatasetError(f"{path}: already exists; choose another destination or remove it first")
+    tmp = _write_beside(dataset, path)
+    try:
+        if path.exists():
+            _replace_directory(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_beside(dataset: Dataset, path: Path) -> Path:
+    """o2o's format in a new hidden directory beside `path`, its values checked first; the caller renames it."""
+    for name in FLOAT_FIELDS:
+        _check_finite(getattr(dataset, name), name, f"{path} (not written)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -112,13 +131,21 @@ def write_o2o(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False
         }
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1, default=jsonable))
         tmp.chmod(0o755)  # mkdtemp makes directories private
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
+    return tmp
+
+
+def _replace_directory(new: Path, path: Path) -> None:
+    old = new.with_name(f"{new.name}-old")
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)  # the new dataset is in place: a copy left behind costs only disk space
 
 
 def content_hash(dataset: Dataset) -> str:
@@ -142,10 +169,20 @@ def _minari_dir_for_id(dataset_id: str) -> Path | None:
 
 
 def read_minari(data_dir: Path, check_values: bool | None = None) -> Dataset:
-    """Convert once into o2o's format under the cache directory, then memory-map the cached copy."""
+    """Convert once into o2o's format under the cache directory, then memory-map the cached copy. Processes that
+    convert the same dataset at once (a bench's workers) each write a copy and rename it into place: the first one
+    wins, the others discard theirs and read it, so a cached copy that another process may be reading is never
+    replaced."""
     cache = _minari_cache_dir(data_dir)
     if not (cache / "metadata.json").is_file():
-        write_o2o(_convert_minari(data_dir), cache, overwrite=True)
+        tmp = _write_beside(_convert_minari(data_dir), cache)
+        try:
+            os.rename(tmp, cache)
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing is left there once renamed
     return read_o2o(cache, check_values)
 
 
@@ -181,6 +218,8 @@ def _convert_minari(data_dir: Path) -> Dataset:
         raise DatasetError(
             f"{source}: actions are a {type(action_space).__name__} space; o2o supports only continuous Box actions")
     parts: dict[str, list[np.ndarray]] = {name: [] for name in FIELDS}
+    meta = storage.metadata
+    extra_parts: dict[str, list[np.ndarray]] = {name: [] for name in meta.get("o2o_extras") or ()}  # see write_minari
     try:
         episodes = list(storage.get_episodes(range(storage.total_episodes)))
     except Exception as e:
@@ -204,8 +243,14 @@ def _convert_minari(data_dir: Path) -> Dataset:
             timeouts = timeouts.copy()
             timeouts[-1] = True  # a Minari episode ends where its record ends
         parts["timeouts"].append(timeouts)
+        for name, rows in extra_parts.items():
+            info = (episode["infos"] or {}).get(name)
+            if not isinstance(info, np.ndarray) or len(info) != steps + 1:
+                raise DatasetError(f"{source}: episode {episode['id']} has no info {name!r} of {steps + 1} rows; the "
+                                   "dataset's o2o_extras name it as a per-step field, one row per observation")
+            rows.append(info[:steps])
     arrays = {name: np.concatenate(value) if value else np.zeros((0,)) for name, value in parts.items()}
-    meta = storage.metadata
+    extras = {name: np.concatenate(value) if value else np.zeros((0,)) for name, value in extra_parts.items()}
     metadata: dict[str, Any] = {"source": source, "source_format": "minari", "minari_dataset_id": meta.get("dataset_id")}
     if layout:
         metadata["observation_layout"] = layout
@@ -219,16 +264,22 @@ def _convert_minari(data_dir: Path) -> Dataset:
         if meta.get(key) is not None:
             metadata[key] = float(meta[key])
     if meta.get("o2o_metadata"):  # written by o2o: its recorded env arguments, not the registered spec it wrote, win
-        written = json.loads(meta["o2o_metadata"])
+        try:
+            written = json.loads(meta["o2o_metadata"])
+        except ValueError as e:
+            raise DatasetError(f"{source}: its metadata's o2o_metadata is not valid JSON ({e})") from e
         metadata = {**written, **metadata, **({"env_kwargs": written["env_kwargs"]} if "env_kwargs" in written else {})}
-    return dataset_from_arrays(arrays, source, metadata, check_values=True)
+    return dataset_from_arrays(arrays, source, metadata, check_values=True, extras=extras)
 
 
 def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | None = None) -> Path:
     """Write a Minari dataset directory (`path/data/...`) with minari's own storage API.
 
     `minari.load_dataset(dataset_id)` loads it when `path` is `$MINARI_DATASETS_PATH/<dataset_id>`; the default id is
-    the path relative to MINARI_DATASETS_PATH when inside it, else `o2o/<directory name>`.
+    the path relative to MINARI_DATASETS_PATH when inside it, else `o2o/<directory name>`. Per-step extras (D4RL's
+    qpos and qvel, the flag `corrupted`) become per-step infos, which Minari keeps one per observation (T+1 an
+    episode): row i is step i's, as D4RL's infos/qpos[i] is the state of observations[i], and the last row repeats the
+    one before it; the metadata's `o2o_extras` names them, so that o2o reads them back.
     """
     import gymnasium as gym
     from minari import __version__ as minari_version
@@ -236,12 +287,12 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
     from minari.dataset.minari_storage import MinariStorage
 
     path = Path(path).absolute()  # minari resolves its data path against a relative one twice
-    if dataset.masks is not None or dataset.extras:
-        held = ["bootstrap masks apart from episode ends"] * (dataset.masks is not None) + sorted(dataset.extras)
-        raise DatasetError(f"{path}: a Minari dataset has no place for {', '.join(held)}; write the o2o, npz or hdf5 "
-                           "format instead, which keep them")
+    if dataset.masks is not None:
+        raise DatasetError(f"{path}: a Minari dataset has no place for bootstrap masks apart from episode ends; write "
+                           "the o2o, npz or hdf5 format instead, which keep them")
     if path.exists():
         raise DatasetError(f"{path}: already exists; choose another destination or remove it first")
+    _check_one_observation_sequence(dataset, path)
     dataset_id = dataset_id or _default_minari_id(path)
     env_spec, observation_space, action_space = None, None, None
     if dataset.env_id and dataset.env_id in gym.registry:
@@ -268,12 +319,14 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
             "algorithm_name": dataset.metadata.get("algorithm", "o2o"),
             "description": dataset.metadata.get("description", "written by o2o"),
             "o2o_metadata": json.dumps(dataset.metadata, default=jsonable),
+            "o2o_extras": sorted(dataset.extras),
         }
         for key in ("ref_min_score", "ref_max_score"):
             if key in dataset.metadata:
                 metadata[key] = float(dataset.metadata[key])
         storage.update_metadata(metadata)
         observations, next_observations = np.asarray(dataset.observations), np.asarray(dataset.next_observations)
+        extras = {name: np.asarray(value) for name, value in dataset.extras.items()}
         buffers = []
         for index, (start, end) in enumerate(zip(dataset.episode_starts, dataset.episode_ends)):
             buffers.append(
@@ -284,7 +337,8 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
                     rewards=np.asarray(dataset.rewards[start : end + 1]),
                     terminations=np.asarray(dataset.terminals[start : end + 1]),
                     truncations=np.asarray(dataset.timeouts[start : end + 1]),
-                    infos={},
+                    infos={name: np.concatenate([value[start : end + 1], value[end : end + 1]])
+                           for name, value in extras.items()},
                 )
             )
         storage.update_episodes(buffers)
@@ -293,6 +347,23 @@ def write_minari(dataset: Dataset, path: str | os.PathLike, dataset_id: str | No
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _check_one_observation_sequence(dataset: Dataset, path: Path) -> None:
+    """A Minari episode holds T+1 observations, so within an episode each next observation must be the following
+    step's observation (corrupted states or dynamics break that): refuse rather than drop one of them."""
+    n = len(dataset)
+    goes_on = np.ones(n, bool)
+    goes_on[dataset.episode_ends] = False
+    for start in range(0, n - 1, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n - 1)
+        following = np.asarray(dataset.observations[start + 1 : stop + 1])
+        differs = (np.asarray(dataset.next_observations[start:stop]) != following).any(axis=1) & goes_on[start:stop]
+        if differs.any():
+            i = start + int(np.flatnonzero(differs)[0])
+            raise DatasetError(f"{path}: next_observations[{i}] differs from observations[{i + 1}] within an "
+                               "episode; a Minari episode holds one sequence of T+1 observations and cannot keep both: "
+                               "write the o2o, npz or hdf5 format instead")
 
 
 def _default_minari_id(path: Path) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 
 from o2o.data.dataset import Dataset
 from o2o.data.quality import dataset_quality
+from o2o.data.validate import DERIVED_NEXT_OBSERVATIONS
 
 SACO_CELL_WIDTH = 0.5  # in standard deviations per dimension
 _SACO_ROWS = 1 << 18
@@ -29,8 +30,14 @@ _SACO_ROWS = 1 << 18
 def complete_episodes(dataset: Dataset, time_limit: int | None) -> np.ndarray:
     """(num_episodes,) bool: the episodes that terminated or ran to the env's `time_limit` steps (None: unknown, so only
     terminations count). The others were cut short, as each env's stream is where collection stops: their returns
-    misstate the policy (a few steps of Pendulum cost far less than a full episode)."""
-    return dataset.terminals[dataset.episode_ends] | (dataset.episode_lengths == (time_limit or -1))
+    misstate the policy (a few steps of Pendulum cost far less than a full episode). Where the next observations were
+    derived, an episode cut by its timeout lost its last step, which had none on record: `time_limit - 1` steps then
+    ran to the limit."""
+    ends = dataset.episode_ends
+    complete = dataset.terminals[ends] | (dataset.episode_lengths == (time_limit or -1))
+    if time_limit and dataset.metadata.get(DERIVED_NEXT_OBSERVATIONS):
+        complete |= dataset.timeouts[ends] & (dataset.episode_lengths == time_limit - 1)
+    return complete
 
 
 def behaviour(dataset: Dataset, reference_returns: tuple[float, float] | None,

@@ -6,7 +6,8 @@ Policies (documented in README "Datasets"):
 - Without `next_observations`, they are derived within episodes as `observations[i + 1]`. A step that ends an episode by
   timeout (or is the dataset's last) has no next observation on record, so it is dropped and the step before it becomes
   the timeout, as D4RL's `qlearning_dataset` does; a terminal step keeps its own observation as a placeholder, which
-  learning never reads because terminals are not bootstrapped.
+  learning never reads because terminals are not bootstrapped. The metadata then says `derived_next_observations`:
+  an episode that ran to the time limit is one step short of it (`o2o.data.stats.complete_episodes`).
 - The dataset's last step always ends an episode: if it is not terminal it is marked as a timeout.
 """
 
@@ -24,6 +25,7 @@ from o2o.errors import DatasetError, DatasetWarning
 REQUIRED_FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts")
 _CHUNK_ROWS = 1 << 18  # bounded temporaries when scanning memory-mapped arrays larger than RAM
 ACTION_BOUND_TOLERANCE = 1e-5
+DERIVED_NEXT_OBSERVATIONS = "derived_next_observations"  # metadata: each timeout's step was dropped (see above)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,14 +105,16 @@ def dataset_from_arrays(
             raise DatasetError(f"{source}: masks[{bootstrapped_terminal[0]}] = 1 at a terminal step; a terminal step "
                                "cannot bootstrap (expected mask 0)")
 
+    metadata = dict(metadata or {})
     if "next_observations" not in fields:
         keep = _derive_next_observations(fields, source)
         if keep is not None:
+            metadata[DERIVED_NEXT_OBSERVATIONS] = True
             fields = {name: value[keep] for name, value in fields.items()}
             extra_fields = {name: value[keep] for name, value in extra_fields.items()}
         if not len(fields["rewards"]):
             raise DatasetError(f"{source}: no transition is left once steps without a next observation are dropped")
-    return Dataset(**fields, extras=extra_fields, metadata=dict(metadata or {}))
+    return Dataset(**fields, extras=extra_fields, metadata=metadata)
 
 
 def check_spaces(dataset: Dataset, spaces: Spaces, source: str) -> None:
