@@ -23,7 +23,7 @@ import tomllib
 import traceback
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from o2o import files, results
 from o2o.agents import get_algorithm, read_fields, reward_bonus
@@ -80,7 +80,7 @@ class Grid:
             target, _, field = key.rpartition(".")
             if target and canonical_name(target) not in algorithms:
                 raise O2OError(f"--set {key}: {target} is not among the bench's algorithms ({', '.join(algorithms)})")
-            if not target and not any(field in _fields(a) for a in algorithms):
+            if not target and not any(field in read_fields(a) for a in algorithms):
                 raise O2OError(f"--set {key}: no algorithm of the bench reads a config field {field!r}")
         for algo in algorithms:
             get_algorithm(algo, self.overrides_for(algo))  # bad values fail now, not in a worker
@@ -98,17 +98,13 @@ class Grid:
                 check_sampler_fits(algo, get_algorithm(algo)[0], sampler)
 
     def overrides_for(self, algo: str) -> dict[str, str]:
-        """`FIELD=V` applies to every algorithm that reads FIELD; `ALGO.FIELD=V` to ALGO alone (and wins)."""
-        fields = _fields(algo)
+        """`FIELD=V` applies to every algorithm that reads FIELD (`o2o.algorithms.Algorithm.unread`); `ALGO.FIELD=V`
+        to ALGO alone (and wins)."""
+        fields = read_fields(algo)
         chosen = {k: v for k, v in self.overrides.items() if "." not in k and k in fields}
         chosen.update({k.rpartition(".")[2]: v for k, v in self.overrides.items()
                        if "." in k and canonical_name(k.rpartition(".")[0]) == algo})
         return chosen
-
-
-def _fields(algo: str) -> set[str]:
-    """The config fields `algo` reads (`o2o.algorithms.Algorithm.unread`): a bare `--set FIELD=V` skips the others."""
-    return read_fields(algo)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,27 +119,30 @@ class Cell:
     bonus: str = "none"  # the online phase's reward bonus
 
 
-def cells(grid: Grid) -> list[Cell]:
+def cells(grid: Grid, recorded_labels: Collection[str] = ()) -> list[Cell]:
     """The grid's cells in a stable order, each with a stable id: seed-major, then algorithm, sampler and dataset, so
-    that a grid stopped part-way (a budget, a session's end) holds every algorithm and dataset at its first seeds. A
-    cell's id names its algorithm as the report names the method (`td3bc`, `td3bc+RW-0.1`)."""
+    that a grid stopped part-way holds every algorithm and dataset at its first seeds. An id names the method as the
+    report does (`td3bc+RW-0.1`), the dataset as results do (`recorded_labels`: those the bench's database holds)."""
     groups = [[grid.seed + i] for i in range(grid.seeds)] if grid.split_seeds else [[grid.seed + i for i in range(grid.seeds)]]
-    labels = [dataset_label(d) for d in grid.datasets]
-    if len(set(labels)) != len(labels):
-        raise O2OError(f"bench: two datasets share a name ({', '.join(labels)}); give them distinct directory names")
-    out = []
+    # a path or `collect:` spec as `dataset_label` names it; a dataset id (Minari's) in full, `results.dataset_label`,
+    # unless the bench's database records the id's last part (o2o's name for ids before), which its cells keep
+    labels = [short if (short := dataset_label(d)) in recorded_labels or d.startswith(COLLECT) or Path(d).exists()
+              else results.dataset_label(d, is_id=True) for d in grid.datasets]
+    out, named = [], {}
     for group in groups:
         for algo in grid.algos:
-            online = None
-            if grid.online_steps > 0 and fine_tunes(algo):
-                online = grid.online_algo or algo
+            online = (grid.online_algo or algo) if grid.online_steps > 0 and fine_tunes(algo) else None
             for sampler, bonus in itertools.product(grid.samplers, grid.bonuses if online else ["none"]):
                 method = samplers.method_name(algo, sampler, grid.sampler_temperature)
                 for dataset, label in zip(grid.datasets, labels):
                     name = (f"{method}--{label}" + (f"--{results.online_method(online, bonus)}" if online else "")
                             + (f"--s{group[0]}" if grid.split_seeds else ""))
-                    out.append(Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online,
-                                    sampler, bonus))
+                    cell = Cell(re.sub(r"[^A-Za-z0-9_.+-]", "_", name), algo, dataset, label, tuple(group), online,
+                                sampler, bonus)
+                    if named.setdefault(cell.id, cell) is not cell:  # two cells would share one run directory
+                        raise O2OError(f"bench: datasets {named[cell.id].dataset} and {dataset} both make cell "
+                                       f"{cell.id}; give them names that differ in letters, digits or _.+-")
+                    out.append(cell)
     return out
 
 
@@ -275,10 +274,11 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
     {bench_dir, database, cells, completed, failed}."""
     bench_dir = Path(bench_dir).resolve()
     grid = dataclasses.replace(grid, datasets=[files.absolute_source(d) for d in grid.datasets])
-    all_cells = cells(grid)
+    cells(grid)  # a grid whose cells would share a directory is refused before anything is written
     check_datasets(grid.datasets)
     logging = prepare_dir(grid, bench_dir, logging)
     conn = results.connect(bench_dir / DATABASE)
+    all_cells = cells(grid, {row["dataset"] for row in conn.execute("SELECT dataset FROM cells")})
     status = results.cell_status(conn)
     for cell in all_cells:
         if cell.id not in status:

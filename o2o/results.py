@@ -146,14 +146,70 @@ def cell_status(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 def describe_run_dir(run_dir: str | Path) -> tuple[Path | None, Path | None]:
-    """(offline dir, online dir) of any run directory: an online run fine-tuned from an offline one names both."""
+    """(offline dir, online dir) of any run directory, both absolute: an online run fine-tuned from an offline one
+    names both (`offline_run_of`)."""
     run = RunDir.open(run_dir)
     if run.kind == "offline":
-        return run.path, None
+        return run.path.resolve(), None
     if run.kind == "online":
-        init_from = run.settings.get("init_from")
-        return (Path(init_from) if init_from else None), run.path
+        return offline_run_of(run), run.path.resolve()
     raise O2OError(f"{run.path}: config.json kind {run.kind!r} is neither offline nor online")
+
+
+def offline_run_of(online: RunDir) -> Path | None:
+    """The offline run an online run was fine-tuned from (None for a run from scratch). Runs record `init_from` as
+    typed, so a relative one is looked for where it was typed: the directory the recorded `out` was relative to, then
+    the run's parent, then here; the first of those that holds a run must be the one the online run recorded
+    (`check_pairing`), never merely a run of the same name."""
+    init_from = online.settings.get("init_from")
+    if not init_from:
+        return None
+    path, here = Path(init_from), online.path.resolve()
+    bases = [here.parent, Path.cwd()]
+    out = Path(online.settings.get("out") or "")
+    if out.parts and not out.is_absolute() and here.parts[-len(out.parts):] == out.parts:
+        bases.insert(0, here.parents[len(out.parts) - 1])  # the run's path less its typed `out`: where it was typed
+    candidates = [path] if path.is_absolute() else [base / path for base in bases]
+    found = next((c for c in candidates if RunDir.exists(c)), None)
+    if found is None:
+        raise O2OError(f"{online.path}: fine-tuned from {init_from}, which holds no run directory any more (looked in "
+                       f"{', '.join(str(c) for c in dict.fromkeys(candidates))})")
+    check_pairing(RunDir.open(found), online)
+    return found.resolve()
+
+
+PAIRED_SETTINGS = ("algo", "dataset", "steps", "seed", "seeds")  # an online run's `offline_data` records them
+
+
+def check_pairing(offline: RunDir, online: RunDir) -> None:
+    """Refuse an offline run that is not the one `online` was fine-tuned from: seeds, env, the data's content hash and
+    the offline settings the online run recorded must all agree (what a run does not record is not compared)."""
+    recorded = online.record.get("offline_data") or {}
+    hashes = [(run.record.get("dataset") or {}).get("content_hash") for run in (offline, online)]
+    pairs = [("seeds", offline.seeds, online.seeds), ("env", offline.env_id, online.env_id),
+             ("dataset content hash", *hashes),
+             *((key, offline.settings.get(key), recorded.get(key)) for key in PAIRED_SETTINGS)]
+    for name, theirs, ours in pairs:
+        if theirs is not None and ours is not None and theirs != ours:
+            raise O2OError(f"{online.path}: fine-tuned from {online.settings.get('init_from')}, but {offline.path} is "
+                           f"not that run as it was then ({name} {theirs!r} there, {ours!r} recorded by the fine-tuned "
+                           "run); report the fine-tuned run from the directory it was made in")
+
+
+def dataset_label(source: str | None, env: str | None = None, is_id: bool = False) -> str:
+    """How results name a run's data: a file or directory by its name; a dataset id (Minari's
+    `mujoco/hopper/medium-v0`) in full with '/' made '-', since ids of different envs share their last part; and
+    `online:ENV` for an online run without data."""
+    if not source:
+        return f"online:{env}" if env else "online"
+    return source.replace("/", "-") if is_id else Path(source).name
+
+
+def finished(run: RunDir) -> bool:
+    """A phase is finished when its summary is for the steps its settings ask: a run being extended (`--resume --steps
+    N`), or killed while it was, keeps the summary of its earlier budget (summaries without steps: finished)."""
+    summary = run.summary
+    return summary is not None and summary.get("steps", run.settings["steps"]) == run.settings["steps"]
 
 
 def online_method(algo: str, bonus: str = "none") -> str:
@@ -165,16 +221,21 @@ def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: P
                status: str | None = None, error: str | None = None, label: str | None = None) -> list[int]:
     """Write one row per seed of a run (its offline and/or online directory) with all its evaluations; returns the ids."""
     phases = {name: RunDir.open(d) for name, d in (("offline", offline_dir), ("online", online_dir)) if d is not None}
+    if len(phases) == 2:
+        check_pairing(phases["offline"], phases["online"])
     configs = {name: run.record for name, run in phases.items()}
     summaries = {name: run.summary for name, run in phases.items()}
     first = configs.get("offline") or configs["online"]
     settings = first["settings"]
     metadata = (configs.get("offline") or {}).get("dataset_metadata") or {}
     source = settings.get("dataset") or settings.get("offline_dataset")
+    # a Minari dataset named by its id (not a path): the id is its name
+    is_id = (bool(source) and (first.get("dataset_metadata") or {}).get("source_format") == "minari"
+             and not Path(source).is_absolute())
     online_settings = configs["online"]["settings"] if "online" in configs else None
     algo = settings["algo"]
-    if status is None:
-        status = "completed" if all(summaries.values()) else "incomplete"
+    if status != "failed":  # a failure is what the bench saw; whether a run finished, its directories say
+        status = "completed" if all(finished(run) for run in phases.values()) else "incomplete"
     wall = sum((s or {}).get("total_wall_seconds", (s or {}).get("wall_seconds", 0.0)) for s in summaries.values())
     evaluations = {name: run.evaluations() for name, run in phases.items()}
     ids = []
@@ -187,7 +248,7 @@ def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: P
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, cell, algo, online_method(online_settings["algo"], online_settings.get("reward_bonus", "none"))
              if online_settings and offline_dir else None,
-             label or (Path(source).name if source else "online"), source, first.get("env_id"),
+             label or dataset_label(source, first.get("env_id"), is_id), source, first.get("env_id"),
              metadata.get("level"), seed, str(offline_dir) if offline_dir else None,
              str(online_dir) if online_dir else None,
              configs["offline"]["settings"]["steps"] if "offline" in configs else None,
@@ -288,16 +349,17 @@ def _last_step(points: list[dict[str, Any]] | None) -> int | None:
 
 
 def copy_stored_run(source: sqlite3.Connection, conn: sqlite3.Connection, offline_dir: str | None,
-                    online_dir: str | None) -> int:
-    """Copy o2o's rows of one run (every seed, with its evaluations) as `source` stores them, replacing rows of the
-    same key: for a run whose directories are gone, the database is the only record left. Returns how many seeds."""
+                    online_dir: str | None, cell: str | None) -> int:
+    """Copy o2o's rows of one run (every seed, with its evaluations) as `source` stores them, filed under `cell`,
+    replacing rows of the same key: for a run whose directories are gone, the database is the only record left.
+    Returns how many seeds."""
     stored = source.execute("SELECT * FROM runs WHERE origin = 'o2o' AND offline_dir IS ? AND online_dir IS ?",
                             (offline_dir, online_dir)).fetchall()
     for row in stored:
         columns = [name for name in row.keys() if name != "id"]
         conn.execute("DELETE FROM runs WHERE key = ?", (row["key"],))
         cursor = conn.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                              [row[name] for name in columns])
+                              [cell if name == "cell" else row[name] for name in columns])
         for evaluation in source.execute("SELECT * FROM evaluations WHERE run_id = ?", (row["id"],)):
             names = evaluation.keys()
             conn.execute(f"INSERT INTO evaluations ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",

@@ -183,6 +183,24 @@ def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert g.overrides_for("bc") == {} and g.overrides_for("iql") == {"discount": "0.9", "expectile": "0.8"}
 
 
+def test_cells_of_dataset_ids_of_different_envs_and_of_colliding_names(tmp_path):
+    ids = ["mujoco/hopper/medium-v0", "mujoco/walker2d/medium-v0"]  # one last part, two envs
+    made = bench.cells(bench.Grid(algos=["td3bc"], datasets=ids))
+    assert [(c.id, c.label) for c in made] == [("td3bc--mujoco-hopper-medium-v0", "mujoco-hopper-medium-v0"),
+                                               ("td3bc--mujoco-walker2d-medium-v0", "mujoco-walker2d-medium-v0")]
+    # a bench that recorded an id by its last part, as o2o did before, keeps its cells (and resumes them)
+    old = bench.cells(bench.Grid(algos=["td3bc"], datasets=ids[:1]), recorded_labels={"medium-v0"})
+    assert [(c.id, c.label) for c in old] == [("td3bc--medium-v0", "medium-v0")]
+    # names that differ only in what a cell id leaves out would share one run directory
+    for name in ("hopper medium", "hopper_medium"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(O2OError, match="hopper medium and .*hopper_medium both make cell td3bc--hopper_medium"):
+        bench.cells(bench.Grid(algos=["td3bc"], datasets=[str(tmp_path / "hopper medium"),
+                                                          str(tmp_path / "hopper_medium")]))
+    with pytest.raises(O2OError, match="both make cell"):
+        bench.cells(bench.Grid(algos=["td3bc"], datasets=["x", "x"]))
+
+
 def test_killed_driver_resumes_without_rerunning_finished_cells(datasets, tmp_path, capsys):
     """kill -9 the bench driver once its first cell is recorded; `o2o bench --out BENCH_DIR` then finishes the grid."""
     good, _ = datasets

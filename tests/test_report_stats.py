@@ -75,7 +75,10 @@ def test_final_score_protocols_and_o2o_quantities_of_a_run():
 
 def test_success_rate_is_the_score_where_no_normalized_score_exists():
     evaluation = {"step": 1, "normalized_score": None, "success_rate": 62.5, "return_mean": -40.0}
-    assert tables.score(evaluation) == 62.5 and tables.kind_of(evaluation) == "success"
+    run = {"algo": "qc", "online_algo": None, "dataset": "d", "seed": 0, "status": "completed",
+           "evaluations": {"offline": [evaluation]}}
+    scores = tables.run_scores(run)
+    assert (scores.kind, scores.last) == ("success", 62.5)
 
 
 def test_published_scores_cover_d4rl_locomotion_offline_only():

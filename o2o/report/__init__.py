@@ -16,9 +16,6 @@ from o2o.errors import O2OError
 from o2o.train.runs import RunDir
 from o2o.report import figures, render, stats, tables
 
-UNITS = {"normalized": "normalized score", "success": "success rate (%)", "return": "return"}
-
-
 def _classify(sources: list[str]) -> tuple[list[Path], list[Path]]:
     """(results databases, run directories): a bench directory counts as its results.sqlite."""
     databases, run_dirs = [], []
@@ -38,31 +35,54 @@ def _classify(sources: list[str]) -> tuple[list[Path], list[Path]]:
 
 def _database(databases: list[Path], run_dirs: list[Path], report_dir: Path):
     """A database alone is reported as it is; anything else is gathered into REPORT_DIR/results.sqlite: o2o's runs
-    ingested again from their directories (copied as stored where the directories are gone), imported runs copied."""
+    ingested again from their directories (copied as stored where the directories are gone), imported runs copied.
+    It is built beside that file and moved onto it at the end, so the sources are read first (one of them may be
+    REPORT_DIR/results.sqlite itself: an earlier report's, reported again with more)."""
     if len(databases) == 1 and not run_dirs:
         return results.connect(databases[0]), databases[0]
     path = report_dir / "results.sqlite"
-    path.unlink(missing_ok=True)  # rebuilt from the sources every time
-    conn = results.connect(path)
-    for database in databases:
-        source = results.connect(database)
-        for row in source.execute("SELECT DISTINCT cell, dataset, offline_dir, online_dir, status, error FROM runs "
-                                  "WHERE origin = 'o2o'").fetchall():
-            gone = [d for d in (row["offline_dir"], row["online_dir"]) if d and not RunDir.exists(Path(d))]
-            if not gone:
-                results.ingest_run(conn, row["offline_dir"] and Path(row["offline_dir"]),
-                                   row["online_dir"] and Path(row["online_dir"]), cell=row["cell"],
-                                   status=row["status"], error=row["error"], label=row["dataset"])
-            else:  # moved or deleted: the database's rows are what is left of the run
-                seeds = results.copy_stored_run(source, conn, row["offline_dir"], row["online_dir"])
-                warnings.warn(f"{' and '.join(gone)}: no run directory any more; {seeds} seed(s) "
-                              f"reported as {database} stores them", RuntimeWarning, stacklevel=2)
-        for row in source.execute("SELECT * FROM cells"):
-            results.set_cell(conn, row["cell"], **{k: row[k] for k in row.keys() if k not in ("cell", "updated")})
-        results.copy_imported(source, conn)
-        source.close()
-    results.ingest_run_dirs(conn, run_dirs)
-    return conn, path
+
+    def gather(tmp: Path) -> None:
+        conn = results.connect(tmp)
+        try:
+            for database, name in zip(databases, _source_names(databases)):
+                _gather(conn, database, name)
+            results.ingest_run_dirs(conn, run_dirs)
+        finally:
+            conn.close()
+
+    files.atomic_write(path, gather)
+    return results.connect(path), path
+
+
+def _source_names(databases: list[Path]) -> list[str]:
+    """What each database's cells are named after when several are gathered: its bench directory's name (a file's
+    own name), or its path where two share one."""
+    names = [d.parent.name if d.name == "results.sqlite" else d.name for d in databases]
+    return names if len(set(names)) == len(names) else [str(d) for d in databases]
+
+
+def _gather(conn, database: Path, name: str) -> None:
+    """One source database into `conn`; several benches of one grid share cell ids, so each cell is named
+    `SOURCE/CELL` (a cell that failed in one bench stays beside the same cell completed in another)."""
+    source = results.connect(database)
+    for row in source.execute("SELECT DISTINCT cell, dataset, offline_dir, online_dir, status, error FROM runs "
+                              "WHERE origin = 'o2o'").fetchall():
+        cell = row["cell"] and f"{name}/{row['cell']}"
+        gone = [d for d in (row["offline_dir"], row["online_dir"]) if d and not RunDir.exists(Path(d))]
+        if not gone:
+            results.ingest_run(conn, row["offline_dir"] and Path(row["offline_dir"]),
+                               row["online_dir"] and Path(row["online_dir"]), cell=cell,
+                               status=row["status"], error=row["error"], label=row["dataset"])
+        else:  # moved or deleted: the database's rows are what is left of the run
+            seeds = results.copy_stored_run(source, conn, row["offline_dir"], row["online_dir"], cell)
+            warnings.warn(f"{' and '.join(gone)}: no run directory any more; {seeds} seed(s) "
+                          f"reported as {database} stores them", RuntimeWarning, stacklevel=2)
+    for row in source.execute("SELECT * FROM cells"):
+        results.set_cell(conn, f"{name}/{row['cell']}",
+                         **{k: row[k] for k in row.keys() if k not in ("cell", "updated")})
+    results.copy_imported(source, conn)
+    source.close()
 
 
 def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, final: str = "last") -> dict[str, Any]:
@@ -85,7 +105,7 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
     failed_cells = [dict(row) for row in conn.execute("SELECT * FROM cells WHERE status != 'completed' ORDER BY cell")]
     conn.close()
     run_scores = tables.mark_repeated_seeds(tables.distinguish_variants(tables.separate_imported(
-        [tables.run_scores(r) for r in loaded])))
+        tables.distinguish_datasets([tables.run_scores(r) for r in loaded]))))
     entry_list = tables.entries(run_scores, reps, final)
     if not entry_list:
         raise O2OError(f"{', '.join(sources)}: no completed run to report{_why_none(failed_cells, run_scores)}")
@@ -99,7 +119,7 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         warnings.warn(f"--final last3: {len(short)} run(s) have fewer than three evaluations, so their final score "
                       f"averages only those: {named}", RuntimeWarning)
     kinds = {e["kind"] for e in entry_list}
-    unit = UNITS[kinds.pop()] if len(kinds) == 1 else "score (normalized, or success %)"
+    unit = tables.UNITS[kinds.pop()] if len(kinds) == 1 else "score (normalized, or success %)"
     report: dict[str, Any] = {
         "generated": results.now(), "sources": [str(s) for s in sources], "database": str(database), "unit": unit,
         "reps": reps, "protocol": final, "entries": entry_list, "aggregate": tables.aggregate(entry_list, reps),
@@ -109,15 +129,17 @@ def build(sources: list[str], out: str | Path | None = None, reps: int = 2000, f
         + [{"name": _run_name(s), "status": s.status,
             "error": "its seed is counted from an earlier run of the same method and config"
             if s.status == tables.REPEATED_SEED else None}
-           for s in run_scores if s.status not in ("completed", "failed")],
+           for s in run_scores if s.status not in ("completed", "failed")]
+        + [{"name": _run_name(s), "status": "not counted", "error": s.not_counted}
+           for s in run_scores if s.status == "completed" and s.not_counted],
         "last3_short": [{"name": _run_name(s), "evaluations": s.evaluations} for s in short],
-        "runs": [{**{k: r[k] for k in ("dataset", "seed", "offline_dir", "online_dir", "wall_seconds", "cell")},
-                  "method": s.method, "status": s.status, "final": getattr(s, final), "imported": s.imported,
-                  "source": s.source, "file": s.file}
+        "runs": [{**{k: r[k] for k in ("seed", "offline_dir", "online_dir", "wall_seconds", "cell")},
+                  "dataset": s.dataset, "method": s.method, "status": s.status, "final": getattr(s, final),
+                  "imported": s.imported, "source": s.source, "file": s.file}
                  for r, s in zip(loaded, run_scores)],
         "imported": tables.imported_methods(entry_list),
         "versions": _versions(loaded),
-        "datasets": _datasets(loaded),
+        "datasets": _datasets(loaded, run_scores),
     }
     behaviour = {d["dataset"]: d["normalized_score"] for d in report["datasets"]}
     for e in entry_list:
@@ -150,18 +172,19 @@ def _why_none(failed_cells: list[dict[str, Any]], run_scores: list[tables.RunSco
     return " yet"
 
 
-def _datasets(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each dataset the runs trained on, as far as its source can still be read: size, the behaviour's score (mean
-    return of its complete episodes, of all where none is complete; normalized where references exist), and its action
-    variance and transition noise (`o2o.data.quality`: seconds per million transitions)."""
+def _datasets(loaded: list[dict[str, Any]], run_scores: list[tables.RunScores]) -> list[dict[str, Any]]:
+    """Each dataset the runs trained on (by the label the report gives it), as far as its source can still be read:
+    size, the behaviour's score (mean return of its complete episodes, of all where none is complete; normalized where
+    references exist), and its action variance and transition noise (`o2o.data.quality`: seconds per million
+    transitions)."""
     from o2o.collect.episodes import time_limit
     from o2o.data import dataset_quality, load_dataset
     from o2o.data.stats import behaviour
     from o2o.envs import normalized_score, reference_returns
 
     out = {}
-    for run in loaded:
-        label, source = run["dataset"], run.get("dataset_source")
+    for run, scores in zip(loaded, run_scores):
+        label, source = scores.dataset, run.get("dataset_source")
         if label in out or not source:
             continue
         try:
@@ -192,9 +215,14 @@ def _figures(report: dict[str, Any], out: Path, reps: int) -> list[dict[str, str
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    entry_list, unit = report["entries"], report["unit"]
-    if not entry_list:
+    if not report["entries"]:
         return []
+    with matplotlib.rc_context({"text.parse_math": False}):  # a `$` in a method's name is text, not mathtext
+        return _draw(report, out, reps)
+
+
+def _draw(report: dict[str, Any], out: Path, reps: int) -> list[dict[str, str]]:
+    entry_list, unit = report["entries"], report["unit"]
     colors = figures.colors(list(dict.fromkeys(e["method"] for e in entry_list)))
     made = [figures.per_dataset(entry_list, colors, out, unit)]
     if report["aggregate"]:

@@ -78,9 +78,12 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                       _ci(a["optimality_gap"], a["optimality_gap_ci"])] for m, a in report["aggregate"].items()],
         })
     if report["improvement"]:
+        runs = {m: n for p in report["improvement"] for m, n in p["runs"].items()}
         out.append({
             "id": "improvement", "title": "Probability of improvement",
-            "note": f"P(X > Y) over the datasets every method has ({', '.join(report['improvement'][0]['datasets'])}).",
+            "note": f"P(X > Y) over the datasets every method has ({', '.join(report['improvement'][0]['datasets'])}), "
+                    "each method with all its runs on each (runs per dataset: "
+                    + ", ".join(f"{m} {n}" for m, n in runs.items()) + ").",
             "header": ["X", "Y", "P(X > Y) [95% CI]"],
             "rows": [[p["x"], p["y"], _ci(p["probability"], p["ci"], 2)] for p in report["improvement"]],
         })

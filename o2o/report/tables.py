@@ -4,9 +4,11 @@ per (method, dataset), aggregates over datasets, pairwise probabilities of impro
 A method is an algorithm (`ALGO+RW-0.1` where a weighted sampler drew its offline batches, `o2o.data.samplers`), or
 `ALGO→ONLINE_ALGO` for a cell fine-tuned online, or the name runs imported from other code carry (`o2o results
 import`; `(imported)` is added where o2o has a method of that name). Runs of one method that
-differ in budget or algorithm config are never pooled as seeds: each variant is a method of its own, named with what differs
-(`distinguish_variants`), and a seed counts once per entry (`mark_repeated_seeds`). A run's score at an evaluation is
-its normalized score, else its success rate (%), else its return. The final score of a run, on its last phase:
+differ in budget, algorithm config or online settings are never pooled as seeds: each variant is a method of its own,
+named with what differs (`distinguish_variants`); runs in different envs or on different data are on different datasets
+(`distinguish_datasets`); and a seed counts once per entry (`mark_repeated_seeds`). A run's scores are its normalized
+scores, else its success rates (%), else its returns, chosen once per run (`run_kind`). The final score of a run, on
+its last phase (online for a fine-tuned run: without an online evaluation it has none):
 - `last`: the last evaluation (D4RL / CORL);
 - `last3`: the mean of the last three evaluations (OGBench / FQL); of all of them for a run with fewer, which the report
   says (`RunScores.evaluations`);
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -25,6 +28,7 @@ import numpy as np
 
 from o2o.data import samplers
 from o2o.report import stats
+from o2o.train.online_settings import OnlineSettings
 
 
 @dataclasses.dataclass
@@ -53,19 +57,23 @@ class RunScores:
     sampler: str = "uniform"  # what drew the offline batches (`o2o.data.samplers.label`): part of the method's name
     source: str | None = None  # imported: where it comes from
     file: str | None = None  # imported: the file it was read from
+    data_hash: str | None = None  # the content hash of the data it trained on, where the run recorded it
+    not_counted: str | None = None  # why a completed run has no final score (then last, last3 and best are None)
 
 
-def score(evaluation: dict[str, Any]) -> float:
-    for key in ("normalized_score", "success_rate", "return_mean"):
-        if evaluation.get(key) is not None:
-            return float(evaluation[key])
-    raise ValueError("evaluation without a score")
+SCORE_COLUMNS = {"normalized": "normalized_score", "success": "success_rate", "return": "return_mean"}
+UNITS = {"normalized": "normalized score", "success": "success rate (%)", "return": "return"}
 
 
-def kind_of(evaluation: dict[str, Any]) -> str:
-    if evaluation.get("normalized_score") is not None:
-        return "normalized"
-    return "success" if evaluation.get("success_rate") is not None else "return"
+def run_kind(evaluations: dict[str, list[dict[str, Any]]]) -> str:
+    """A run's unit, chosen once from all its evaluations (the first of SCORE_COLUMNS that any of them has): an
+    evaluation missing it (a NaN, which SQLite stores as NULL) is a missing score, never one in another unit."""
+    rows = [e for phase in evaluations.values() for e in phase]
+    return next((kind for kind, key in SCORE_COLUMNS.items() if any(e.get(key) is not None for e in rows)), "return")
+
+
+def _value(evaluation: dict[str, Any], column: str) -> float:
+    return math.nan if evaluation.get(column) is None else float(evaluation[column])
 
 
 def method_name(algo: str, online_algo: str | None) -> str:
@@ -74,9 +82,19 @@ def method_name(algo: str, online_algo: str | None) -> str:
 
 def run_scores(run: dict[str, Any]) -> RunScores:
     evaluations = run["evaluations"]
-    curves = {phase: ([e["step"] for e in rows], [score(e) for e in rows]) for phase, rows in evaluations.items() if rows}
-    final_phase = "online" if "online" in curves else "offline"
+    kind = run_kind(evaluations)
+    column = SCORE_COLUMNS[kind]
+    curves = {phase: ([e["step"] for e in rows], [_value(e, column) for e in rows])
+              for phase, rows in evaluations.items() if rows}
+    # a fine-tuned run is scored after fine-tuning: without an online evaluation it has no final score
+    fine_tuned = run.get("online_dir") or run.get("online_algo")
+    final_phase = "online" if "online" in curves or fine_tuned else "offline"
     steps, values = curves.get(final_phase, ([], []))
+    missing = [t for t, v in zip(steps, values) if math.isnan(v)]
+    not_counted = ("fine-tuned, but no online evaluation to score it by" if fine_tuned and not values else
+                   "no evaluation" if not values else
+                   f"no {UNITS[kind]} at {final_phase} step {missing[0]} (NaN)" if missing else None)
+    counted = not_counted is None
     offline = curves.get("offline")
     start = dip = None
     if "online" in curves and steps and steps[0] == 0:
@@ -84,23 +102,24 @@ def run_scores(run: dict[str, Any]) -> RunScores:
         online_steps = run.get("online_steps") or steps[-1]
         early = [v for t, v in zip(steps, values) if 0 < t <= 0.1 * online_steps]
         dip = min(0.0, min(early) - start) if early else None
-    kind = kind_of(evaluations[final_phase][-1]) if values else "return"
     imported = run.get("origin") == "imported"
     configs = json.loads(run.get("config") or "{}")
     offline_settings = configs.get("offline", {}).get("settings", {})
     sampler = offline_settings.get("sampler", "uniform")
     temperature = offline_settings.get("sampler_temperature", samplers.DEFAULT_TEMPERATURE)
     algo = samplers.method_name(run["algo"], sampler, temperature)
+    data = (configs.get("offline") or configs.get("online") or {}).get("dataset") or {}
     return RunScores(
         method=run["algo"] if imported else method_name(algo, run.get("online_algo")), algo=run["algo"],
         online_algo=run.get("online_algo"),
         dataset=run["dataset"], env=run.get("env"), level=run.get("level"), seed=run["seed"], status=run["status"],
         final_phase=final_phase, kind=kind,
-        last=values[-1] if values else None, last3=float(np.mean(values[-3:])) if values else None,
-        best=max(values) if values else None, offline_last=offline[1][-1] if offline else None,
+        last=values[-1] if counted else None, last3=float(np.mean(values[-3:])) if counted else None,
+        best=max(values) if counted else None, offline_last=offline[1][-1] if offline else None,
         start=start, dip=dip, regret=run.get("cumulative_regret"), curves=curves, evaluations=len(values),
         variant=variant(run), imported=imported, source=run.get("source") if imported else None,
-        file=configs.get("imported", {}).get("file") if imported else None, sampler=samplers.label(sampler, temperature))
+        file=configs.get("imported", {}).get("file") if imported else None,
+        sampler=samplers.label(sampler, temperature), data_hash=data.get("content_hash"), not_counted=not_counted)
 
 
 def separate_imported(scores: list[RunScores]) -> list[RunScores]:
@@ -113,14 +132,49 @@ def separate_imported(scores: list[RunScores]) -> list[RunScores]:
 REPEATED_SEED = "repeated seed"  # the status of a run whose seed its entry already counts
 
 
+ONLINE_FACETS = ("utd", "warmup_steps", "warmup_policy", "offline_sampling", "buffer_capacity")
+RECENT_FACETS = ("offline_fraction", "recent_steps")  # read only by offline sampling "recent"
+BONUS_FACETS = ("bonus_neighbours", "bonus_scale")  # read only with a reward bonus
+
+
 def variant(run: dict[str, Any]) -> dict[str, Any]:
-    """The budget (`steps`, `online steps`) and each algorithm-config field (its value in each phase) of a run, from
-    the configs the results database holds: runs of one method that differ here are different experiments."""
+    """The budget (`steps`, `online steps`), each algorithm-config field (its value in each phase) and the online
+    phase's settings that change the experiment (`online utd`, ...; a setting an older run lacks is its default) of a
+    run, from the configs the results database holds: runs of one method that differ here are different experiments."""
     configs = json.loads(run.get("config") or "{}")
     phases = [configs[phase].get("agent_config") or {} for phase in ("offline", "online") if configs.get(phase)]
     fields = sorted(set().union(*phases))
+    online = {}
+    if configs.get("online"):
+        settings = {**dataclasses.asdict(OnlineSettings(algo="")), **configs["online"].get("settings", {})}
+        names = (ONLINE_FACETS + (RECENT_FACETS if settings["offline_sampling"] == "recent" else ())
+                 + (BONUS_FACETS if settings["reward_bonus"] != "none" else ()))
+        online = {f"online {name}": settings[name] for name in names}
     return {"steps": run.get("offline_steps"), "online steps": run.get("online_steps"),
-            **{field: [config[field] for config in phases if field in config] for field in fields}}
+            **{field: [config[field] for config in phases if field in config] for field in fields}, **online}
+
+
+def distinguish_datasets(scores: list[RunScores]) -> list[RunScores]:
+    """Runs on different data never share a dataset label, so they are never pooled as seeds of one entry: where runs
+    of one label ran in different envs (a database from before Minari ids were named in full), each gets its env,
+    `medium-v0 (Walker2d-v5)`; where they trained on data of different content, the content hash's start,
+    `pendulum-mixed [3fa2c1d0]`. A run that records no env or hash (an imported one) keeps the label it has."""
+    envs: dict[str, set[str]] = {}
+    hashes: dict[tuple[str, str | None], set[str]] = {}
+    for s in scores:
+        if s.env:
+            envs.setdefault(s.dataset, set()).add(s.env)
+        if s.data_hash:
+            hashes.setdefault((s.dataset, s.env), set()).add(s.data_hash)
+    renamed = []
+    for s in scores:
+        label = s.dataset
+        if s.env and len(envs[s.dataset]) > 1:
+            label += f" ({s.env})"
+        if s.data_hash and len(hashes[(s.dataset, s.env)]) > 1:
+            label += f" [{s.data_hash.rpartition(':')[2][:8]}]"
+        renamed.append(dataclasses.replace(s, dataset=label))
+    return renamed
 
 
 def distinguish_variants(scores: list[RunScores]) -> list[RunScores]:
@@ -149,6 +203,8 @@ def _facet_label(facet: str, value: Any) -> str:
         return "online only" if value is None else f"{value} steps"
     if facet == "online steps":
         return "offline only" if value is None else f"{value} online steps"
+    if facet.startswith("online "):
+        return f"{facet}={value}"
     shown = list(dict.fromkeys(",".join(map(str, v)) if isinstance(v, list) else str(v) for v in value))
     return f"{facet}={'→'.join(shown)}"  # offline→online where fine-tuning changed it
 
@@ -291,9 +347,9 @@ def improvement(entry_list: list[dict[str, Any]], reps: int) -> list[dict[str, A
     scores, common = common_matrices(entry_list)
     if len(scores) < 2:
         return []
-    runs = min(m.shape[0] for m in scores.values())
-    result = stats.probability_of_improvement({m: x[:runs] for m, x in scores.items()}, reps=reps)
-    return [{"x": x, "y": y, "probability": p, "ci": ci, "datasets": common} for (x, y), (p, ci) in result.items()]
+    result = stats.probability_of_improvement(scores, reps=reps)  # each method with all its runs (rliable allows it)
+    return [{"x": x, "y": y, "probability": p, "ci": ci, "datasets": common,
+             "runs": {x: int(scores[x].shape[0]), y: int(scores[y].shape[0])}} for (x, y), (p, ci) in result.items()]
 
 
 def curves(scores: list[RunScores], phase: str, reps: int) -> dict[str, dict[str, Any]]:
@@ -301,7 +357,8 @@ def curves(scores: list[RunScores], phase: str, reps: int) -> dict[str, dict[str
     out = {}
     by_method: dict[str, list[RunScores]] = {}
     for s in scores:
-        if s.status == "completed" and phase in s.curves and s.kind in ("normalized", "success"):
+        if (s.status == "completed" and s.last is not None and phase in s.curves and s.kind in ("normalized", "success")
+                and not any(math.isnan(v) for v in s.curves[phase][1])):  # runs that count, with every score
             by_method.setdefault(s.method, []).append(s)
     for method, group in sorted(by_method.items()):
         steps = sorted(set.intersection(*(set(s.curves[phase][0]) for s in group)))
