@@ -89,8 +89,8 @@ def pytest_configure(config):
 
 @pytest.fixture
 def ctrl_c_at_chunk(monkeypatch):
-    """`release = ctrl_c_at_chunk(n)`: the offline loop's n-th fused chunk raises KeyboardInterrupt, as a Ctrl-C mid-run
-    does; `release()` gives the loop its chunks back (for the resume)."""
+    """`release = ctrl_c_at_chunk(n)`: the offline loop's n-th fused chunk raises KeyboardInterrupt before it runs, as a
+    Ctrl-C between two chunks does; `release()` gives the loop its chunks back (for the resume)."""
     from o2o.train import offline
 
     def arm(n: int):
@@ -104,6 +104,37 @@ def ctrl_c_at_chunk(monkeypatch):
                 if len(calls) == n:
                     raise KeyboardInterrupt
                 return train(*inputs)
+            return call
+
+        monkeypatch.setattr(offline, "make_train_chunk", interrupted)
+        return lambda: monkeypatch.setattr(offline, "make_train_chunk", make)
+    return arm
+
+
+@pytest.fixture
+def ctrl_c_while_chunk_runs(monkeypatch):
+    """`release = ctrl_c_while_chunk_runs(n)`: a Ctrl-C while the offline loop waits for its n-th fused chunk, where
+    nearly every real one lands: the chunk runs (its input states donated to it, so deleted), then the wait for its
+    metrics (`jax.device_get`) ends in KeyboardInterrupt. `release()` gives the loop its chunks back."""
+    from o2o.train import offline
+
+    def arm(n: int):
+        make, get, calls = offline.make_train_chunk, jax.device_get, []
+
+        def wait_interrupted(tree):
+            monkeypatch.setattr(jax, "device_get", get)
+            jax.block_until_ready(tree)  # Python raises a Ctrl-C once the wait it came in returns
+            raise KeyboardInterrupt
+
+        def interrupted(*a, **k):
+            train = make(*a, **k)
+
+            def call(*inputs):
+                outputs = train(*inputs)
+                calls.append(1)
+                if len(calls) == n:
+                    monkeypatch.setattr(jax, "device_get", wait_interrupted)
+                return outputs
             return call
 
         monkeypatch.setattr(offline, "make_train_chunk", interrupted)

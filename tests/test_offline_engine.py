@@ -10,7 +10,7 @@ from conftest import run_cli
 
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
-from o2o.errors import O2OError
+from o2o.errors import Interrupted, O2OError
 from o2o.train import offline, runs
 
 
@@ -168,3 +168,46 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_exactly(pendu
     best.write_bytes(b"not a checkpoint")
     code, _, stderr = run_cli(["eval", str(tmp_path / "killed"), "--best", "--episodes", "1"], capsys)
     assert code == 1 and stderr.startswith(f"error: {best}: unreadable checkpoint")
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c in evaluation 2 of 3", "ctrl-c in evaluation 3 of 3",
+                                  "killed after the last checkpoint"])
+def test_a_run_stopped_around_an_evaluation_resumes_to_the_uninterrupted_end(stop, pendulum, tmp_path, monkeypatch):
+    """The resume writes the evaluation a Ctrl-C cut short (its record, its best checkpoint), and a run stopped after
+    its last checkpoint but before its summary reports its last evaluation, not null scores."""
+    def run(out):
+        return offline.train(settings(pendulum, out, algo="bc", steps=300, eval_every=100, eval_episodes=1),
+                             progress=False)
+
+    whole = run(tmp_path / "whole")
+    if stop.startswith("ctrl-c"):
+        n, real, calls = int(stop.split()[3]), offline.evaluate, []
+
+        def evaluate(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(offline, "evaluate", evaluate)
+        with pytest.raises(Interrupted, match=f"interrupted at update {100 * n} of 300; resume with"):
+            run(tmp_path / "cut")
+        monkeypatch.setattr(offline, "evaluate", real)
+    else:
+        save = runs.save_checkpoint
+
+        def save_then_die(run_dir, target, path=runs.CHECKPOINT):
+            save(run_dir, target, path)
+            if path == runs.CHECKPOINT and int(target["step"]) == 300:
+                raise Killed
+
+        monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            run(tmp_path / "cut")
+        monkeypatch.setattr(runs, "save_checkpoint", save)
+    resumed = offline.resume(tmp_path / "cut", progress=False)
+
+    assert metric_lines(tmp_path / "cut") == metric_lines(tmp_path / "whole")
+    for checkpoint in (runs.CHECKPOINT, runs.BEST_CHECKPOINT):
+        assert (tmp_path / "cut" / checkpoint).read_bytes() == (tmp_path / "whole" / checkpoint).read_bytes()
+    assert resumed["return_per_seed"] == whole["return_per_seed"] and whole["return_mean"] is not None

@@ -2,15 +2,18 @@
 
 import json
 import pickle
+import shutil
 
+import flax.serialization
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import run_cli
 
 from o2o import results
 from o2o.collect.scripted import collect_pendulum
-from o2o.data import load_dataset, write_o2o
+from o2o.data import load_dataset, replay, write_o2o
 from o2o.train import offline, online, phases, runs
 
 
@@ -56,14 +59,18 @@ def assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monke
         train(tmp_path / "killed")
     monkeypatch.setattr(runs, "save_checkpoint", save)
     online.resume(tmp_path / "killed", progress=False)
+    assert_runs_end_alike(tmp_path / "full", tmp_path / "killed")
 
+
+def assert_runs_end_alike(full, other):
+    """Two online runs wrote the same metrics (but wall time) and the same last checkpoint (envs by their state)."""
     def rows(run_dir):  # wall time is the one thing allowed to differ
         return [{k: v for k, v in json.loads(line).items() if k != "wall_seconds"}
                 for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
-    assert rows(tmp_path / "killed") == rows(tmp_path / "full")
-    a = runs.load_checkpoint(tmp_path / "full", {})
-    b = runs.load_checkpoint(tmp_path / "killed", {})
+    assert rows(other) == rows(full)
+    a = runs.load_checkpoint(full, {})
+    b = runs.load_checkpoint(other, {})
     assert a.pop("wall_seconds") > 0 and b.pop("wall_seconds") > 0
     # a pickled MjData holds more than the simulation (buffers, timers): the envs are compared by their state
     envs_a, envs_b = a["episodes_in_progress"].pop("envs"), b["episodes_in_progress"].pop("envs")
@@ -89,6 +96,20 @@ def test_online_run_killed_mid_episode_resumes_exactly(env, tmp_path, monkeypatc
     assert set(saved["envs"]) == {"0"} and saved["observations"].shape[0] == saved["actions"].shape[0] == 1
 
 
+def test_an_online_run_killed_after_its_last_checkpoint_resumes_to_its_last_scores(tmp_path, monkeypatch):
+    """Killed between its last checkpoint and its summary, a run has no step left: its summary still reports the last
+    evaluation (not null scores)."""
+    summaries = {}
+
+    def train(out):
+        summaries[out.name] = online.train(sac_settings(out, steps=40, warmup_steps=10, eval_every=20, log_every=20,
+                                                        eval_episodes=1), progress=False)
+
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=40)
+    resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert resumed["return_per_seed"] == summaries["full"]["return_per_seed"] and resumed["return_mean"] is not None
+
+
 def test_calql_finetuning_killed_mid_episode_writes_the_same_monte_carlo_bounds(calql_run, tmp_path, monkeypatch):
     def train(out):
         phases.finetune(calql_run, 500, eval_every=250, eval_episodes=1, out=str(out), progress=False)
@@ -96,6 +117,79 @@ def test_calql_finetuning_killed_mid_episode_writes_the_same_monte_carlo_bounds(
     assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=250)
     bounds = np.asarray(runs.load_checkpoint(tmp_path / "killed", {})["buffers"]["data"]["mc_returns"])
     assert np.isfinite(bounds[:, :400]).all()  # both seeds' first two 200-step episodes, one cut by the kill
+
+
+def test_a_buffer_refilled_into_a_larger_capacity_keeps_its_transitions_in_time_order():
+    def transitions(buffer, rewards):
+        for r in rewards:
+            buffer = replay.add(buffer, {"observations": jnp.full(2, r), "actions": jnp.zeros(1),
+                                         "rewards": jnp.float32(r), "next_observations": jnp.full(2, r + 1),
+                                         "dones": jnp.float32(0)})
+        return buffer
+
+    def saved(buffer):  # as a checkpoint holds it
+        return jax.tree.map(np.asarray, flax.serialization.to_state_dict(replay.filled(buffer)))
+
+    full = transitions(replay.create(4, 2, 1), [1, 2, 3, 4])  # a finished run: its ring full, the next insert at 0
+    grown = transitions(replay.refill(replay.create(8, 2, 1), saved(full)), [5])
+    assert np.asarray(grown.data["rewards"]).tolist() == [1, 2, 3, 4, 5, 0, 0, 0] and int(grown.size) == 5
+    wrapped = transitions(replay.create(4, 2, 1), [1, 2, 3, 4, 5, 6])  # [5, 6, 3, 4]: the oldest at slot 2
+    grown = transitions(replay.refill(replay.create(8, 2, 1), saved(wrapped)), [7])
+    assert np.asarray(grown.data["rewards"]).tolist() == [3, 4, 5, 6, 7, 0, 0, 0] and int(grown.size) == 5
+    same = replay.refill(replay.create(4, 2, 1), saved(wrapped))  # a resume: the ring as it was
+    assert np.asarray(same.data["rewards"]).tolist() == [5, 6, 3, 4] and int(same.insert_index) == 2
+
+
+def test_an_extended_finetuning_run_continues_its_buffer_as_a_longer_run_would(calql_run, tmp_path):
+    """A finished 300-step Cal-QL fine-tuning extended to 500 steps ends exactly as a 500-step run: its buffer keeps the
+    first transitions, counts no empty slot as valid and has the Monte-Carlo returns of each episode in its slots."""
+    from o2o.data.dataset import episode_returns_to_go
+
+    def finetune(out, steps):
+        phases.finetune(calql_run, steps, eval_every=300, eval_episodes=0, out=str(out), progress=False)
+
+    finetune(tmp_path / "full", 500)
+    finetune(tmp_path / "extended", 300)
+    online.resume(tmp_path / "extended", steps=500, progress=False)
+    assert_runs_end_alike(tmp_path / "full", tmp_path / "extended")
+
+    buffers = runs.load_checkpoint(tmp_path / "extended", {})["buffers"]
+    data = {k: np.asarray(v) for k, v in buffers["data"].items()}
+    assert np.asarray(buffers["size"]).tolist() == [500, 500]
+    assert (np.abs(data["observations"]).sum(axis=-1) > 0).all()  # no empty slot among the valid ones
+    discount = json.loads((tmp_path / "extended" / "config.json").read_text())["agent_config"]["discount"]
+    for start in (0, 200):  # the two finished 200-step Pendulum episodes, the second across the extension
+        expected = [episode_returns_to_go(rewards, discount) for rewards in data["rewards"][:, start:start + 200]]
+        np.testing.assert_allclose(data["mc_returns"][:, start:start + 200], expected, rtol=1e-5)
+
+
+def test_an_online_ctrl_c_names_a_resume_only_once_a_checkpoint_exists(tmp_path, capsys, monkeypatch):
+    make, calls = online.make_env_step, []
+
+    def interrupted(*args, **kwargs):
+        step = make(*args, **kwargs)
+
+        def call(*inputs):
+            calls.append(1)
+            if len(calls) in (5, 28):  # env step 5 of the first try, env step 23 of the second
+                raise KeyboardInterrupt
+            return step(*inputs)
+        return call
+
+    monkeypatch.setattr(online, "make_env_step", interrupted)
+    out = tmp_path / "sac"
+    args = ["online", "sac", "--env", "Pendulum-v1", "--steps", "40", "--eval-every", "20", "--eval-episodes", "0",
+            "--warmup-steps", "10", "--out", str(out), "--quiet", "--set", "hidden_dims=32,32", "--set",
+            "batch_size=64"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 130 and err.strip() == (f"error: {out}: interrupted at env step 4 of 40; no checkpoint was written "
+                                           f"yet: delete {out} and start the run again"), err
+    shutil.rmtree(out)
+    code, _, err = run_cli(args, capsys)
+    assert code == 130 and err.strip().endswith("interrupted at env step 22 of 40; its last checkpoint is at step 20; "
+                                                f"resume with `o2o online --resume {out}`"), err
+    code, _, err = run_cli(["online", "--resume", str(out), "--quiet"], capsys)
+    assert code == 0, err
 
 
 def test_eval_command_reads_online_runs(tmp_path, capsys):

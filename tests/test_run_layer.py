@@ -4,15 +4,18 @@ ignored, a pairing refused only after the whole offline phase, a Ctrl-C that lef
 
 import json
 import shutil
+import struct
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import make_dataset, run_cli
 
 from o2o.collect.scripted import collect_pendulum
 from o2o.data import write_o2o
-from o2o.train import offline, runs
+from o2o.errors import O2OError
+from o2o.train import loggers, offline, online, runs
 
 TINY = ["--set", "hidden_dims=16,16", "--set", "batch_size=32"]
 
@@ -146,21 +149,26 @@ def test_finetune_refuses_what_would_not_learn(pendulum, finished, tmp_path, cap
         assert not (finished.parent / f"{finished.name}-finetune-iql").exists()
 
 
-def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path, capsys, ctrl_c_at_chunk):
-    args = ["train", "bc", "--dataset", pendulum, "--steps", "300", "--eval-every", "100", "--eval-episodes", "0",
-            "--quiet", "--json"]
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path, capsys, ctrl_c_while_chunk_runs,
+                                                            chunk):
+    """A Ctrl-C while a chunk of 100 updates runs (its input states donated): the chunk's output is kept, before an
+    evaluation step (chunk 1) and at one (chunk 2, whose evaluation and record the resume writes)."""
+    args = ["train", "bc", "--dataset", pendulum, "--steps", "300", "--eval-every", "200", "--eval-episodes", "1",
+            "--quiet", "--json", *TINY]
     assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
-    release = ctrl_c_at_chunk(3)
+    release = ctrl_c_while_chunk_runs(chunk)
     code, _, err = run_cli([*args, "--out", str(tmp_path / "cut")], capsys)
-    assert code == 130 and f"interrupted at update 200 of 300; resume with `o2o train --resume {tmp_path / 'cut'}`" in err
+    step = 100 * chunk
+    assert code == 130 and err.strip() == (f"error: {tmp_path / 'cut'}: interrupted at update {step} of 300; resume "
+                                           f"with `o2o train --resume {tmp_path / 'cut'}`"), err
     release()
     code, out, _ = run_cli(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"], capsys)
     assert code == 0
-    whole = runs.load_checkpoint(tmp_path / "whole", {"step": 0})
-    cut = runs.load_checkpoint(tmp_path / "cut", {"step": 0})
-    assert int(cut["step"]) == 300
-    leaves = lambda c: [np.asarray(x) for x in __import__("jax").tree.leaves(c["states"])]  # noqa: E731
-    assert all(np.array_equal(a, b) for a, b in zip(leaves(whole), leaves(cut)))
+    lines = lambda run: (run / "metrics.jsonl").read_text().splitlines()  # noqa: E731
+    assert lines(tmp_path / "cut") == lines(tmp_path / "whole")
+    for checkpoint in (runs.CHECKPOINT, runs.BEST_CHECKPOINT):
+        assert (tmp_path / "cut" / checkpoint).read_bytes() == (tmp_path / "whole" / checkpoint).read_bytes()
 
 
 def test_run_directories_from_before_the_rebuild_evaluate_resume_and_fine_tune(tmp_path, capsys, monkeypatch):
@@ -207,3 +215,119 @@ def test_an_online_run_records_its_offline_data_absolutely_and_refuses_it_change
     code, _, err = run_cli(["online", "--resume", str(launch / "rlpd"), "--steps", "60"], capsys)
     assert code == 1 and "changed since the run started (content hash" in err
     assert (launch / "rlpd" / "config.json").read_bytes() == config  # a refused extension is not recorded
+
+
+def tensorboard_points(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of `tag` as TensorBoard shows them: the events files in order, where a restart (a SessionLog START
+    at step T, tensorboardX's purge_step) hides the events of step T and later written before it."""
+    from tensorboardX.proto import event_pb2
+
+    points: list[tuple[int, float]] = []
+    for file in sorted(run_dir.glob("events.out.tfevents.*")):
+        data, at = file.read_bytes(), 0
+        while at < len(data):  # TFRecords: length (8 bytes), its CRC (4), the event, its CRC (4)
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            if event.session_log.status == event_pb2.SessionLog.START:
+                points = [(step, value) for step, value in points if step < event.step]
+            points += [(event.step, value.simple_value) for value in event.summary.value if value.tag == tag]
+    return points
+
+
+def test_a_resume_keeps_the_tensorboard_point_of_its_checkpoint_step(tmp_path):
+    killed = loggers.TensorBoard(tmp_path)
+    for step in (100, 200, 300):  # killed after writing step 300, before its checkpoint there
+        killed.write({"step": step, "phase": "offline", "loss": float(step)})
+    killed.close()
+    time.sleep(1.1)  # tensorboardX names an events file by the second it opens
+    resumed = loggers.TensorBoard(tmp_path, resume_from_step=200)  # resumed from the checkpoint at step 200
+    resumed.write({"step": 300, "phase": "offline", "loss": 3.0})
+    resumed.close()
+    assert tensorboard_points(tmp_path, "offline/loss") == [(100, 100.0), (200, 200.0), (300, 3.0)]
+
+
+@pytest.mark.parametrize("command", ["train", "online"])
+def test_a_refused_resume_of_a_run_without_checkpoint_records_no_extension(command, pendulum, tmp_path, capsys):
+    out = tmp_path / "run"
+    if command == "train":
+        args = train_args(pendulum, out)
+    else:
+        args = ["online", "sac", "--env", "Pendulum-v1", "--steps", "20", "--eval-every", "20", "--eval-episodes", "0",
+                "--warmup-steps", "10", "--out", str(out), "--quiet", *TINY]
+    assert run_cli(args, capsys)[0] == 0
+    shutil.rmtree(out / "checkpoints")  # as a run killed before its first checkpoint
+    (out / "summary.json").unlink()
+    config = (out / "config.json").read_bytes()
+    code, _, err = run_cli([command, "--resume", str(out), "--steps", "200", "--logger", "none"], capsys)
+    assert code == 1 and "no checkpoint at checkpoints/latest.msgpack" in err
+    assert (out / "config.json").read_bytes() == config  # neither the extension nor the logger recorded
+
+
+def test_errors_name_only_options_their_command_has(tmp_path, capsys):
+    data = str(write_o2o(make_dataset(env_id=None), tmp_path / "no-env"))  # Hopper-shaped data that records no env
+    run = tmp_path / "iql"
+    offline.train(offline.OfflineSettings(algo="iql", dataset=data, steps=10, eval_every=10, eval_episodes=0,
+                                          out=str(run), agent_overrides={"hidden_dims": "16,16"}), progress=False)
+    code, _, err = run_cli(["finetune", str(run), "--online-steps", "10"], capsys)  # finetune has no --env
+    assert code == 1 and err.startswith(f"error: {run}: trained without an environment") and len(err.splitlines()) == 1
+    assert "online fine-tuning needs one: train the offline run with --env ENV_ID" in err
+    code, _, err = run_cli(["run", "iql", "--dataset", data, "--offline-steps", "10", "--online-steps", "10",
+                            "--eval-episodes", "0", "--out", str(tmp_path / "o2o"), "--quiet"], capsys)
+    assert code == 1 and "records no environment; online fine-tuning needs one: give --env ENV_ID" in err
+    assert not (tmp_path / "o2o" / "offline").exists()  # refused before the offline phase
+    # settings no command has are named as in the Python API
+    with pytest.raises(O2OError, match=r"^offline run: chunk must be at least 1 \(got 0\)$"):
+        offline.OfflineSettings(algo="bc", dataset=data, chunk=0).check()
+    with pytest.raises(O2OError, match=r"^online run: log_every must be at least 1 \(got 0\)$"):
+        online.settings_for("sac", env="Pendulum-v1", log_every=0).check()
+
+
+def test_a_finetuned_run_records_its_offline_run_absolutely(finished, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(finished.parent)
+    code, _, err = run_cli(["finetune", finished.name, "--online-steps", "10", "--eval-every", "10", "--eval-episodes",
+                            "0", "--out", str(tmp_path / "ft"), "--quiet"], capsys)
+    assert code == 0, err
+    assert runs.RunDir.open(tmp_path / "ft").settings["init_from"] == str(finished.resolve())
+
+
+def test_run_resume_finishes_both_phases_of_an_interrupted_run(pendulum, tmp_path, capsys, monkeypatch,
+                                                               ctrl_c_while_chunk_runs):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "cql", "--dataset", pendulum, "--offline-steps", "200", "--online-steps", "20", "--eval-every",
+            "100", "--eval-episodes", "0", "--quiet", "--json", *TINY]
+    code, whole, err = run_cli([*args, "--out", "whole"], capsys)
+    assert code == 0, err
+    release = ctrl_c_while_chunk_runs(1)
+    code, _, err = run_cli([*args, "--out", "cut"], capsys)
+    assert code == 130 and err.strip().endswith("interrupted at update 100 of 200; resume with `o2o run --resume cut`")
+    release()
+    make_env_step = online.make_env_step
+
+    def interrupted_at_step_5(*args, **kwargs):
+        step = make_env_step(*args, **kwargs)
+
+        def call(*inputs):  # inputs[5]: the env step this call completes
+            if inputs[5] == 5:
+                raise KeyboardInterrupt
+            return step(*inputs)
+        return call
+
+    monkeypatch.setattr(online, "make_env_step", interrupted_at_step_5)  # the online phase, before its checkpoint
+    code, _, err = run_cli(["run", "--resume", "cut", "--quiet"], capsys)
+    assert code == 130 and err.strip().endswith("interrupted at env step 4 of 20; resume with `o2o run --resume cut`")
+    monkeypatch.setattr(online, "make_env_step", make_env_step)
+    code, _, err = run_cli(["run", "--resume", "cut", "--seeds", "2"], capsys)
+    assert code == 1 and err.strip() == "error: --resume continues cut/offline with its recorded settings; drop --seeds"
+    code, out, err = run_cli(["run", "--resume", "cut", "--quiet", "--json"], capsys)
+    assert code == 0, err
+
+    def rows(root, phase):  # wall time is the one thing allowed to differ
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_seconds"}
+                for line in (tmp_path / root / phase / "metrics.jsonl").read_text().splitlines()]
+
+    for phase in ("offline", "online"):
+        assert rows("cut", phase) == rows("whole", phase), phase
+    assert any("critic_loss" in row for row in rows("cut", "online"))  # the online phase learned
+    assert json.loads(out.splitlines()[-1])["online_updates"] == json.loads(whole.splitlines()[-1])["online_updates"]
+    assert runs.RunDir.open("cut/online").settings["init_from"] == str(tmp_path.resolve() / "cut" / "offline")

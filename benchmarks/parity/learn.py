@@ -1004,7 +1004,7 @@ def sung(reference: Path, data: dict, seed: int, config: dict):
     `TD3.TD3(**kwargs)` with the run's widths (its 256), then what its `load` and `vae.load_state_dict` restore, from
     the o2o checkpoint: actor, critics, the targets as their copies, the actor's and critic's Adam states (its `load`
     restores its saved optimizers: `restore_adam`), the VAE (its Adam starts afresh, as the authors' `vae.load_state_dict`
-    leaves it; o2o's continues). Each step as `sung_online_loop`, its `select_exploration_action` on the
+    leaves it; so does o2o's by default, `restart_as_authors`). Each step as `sung_online_loop`, its `select_exploration_action` on the
     standardized state and `policy.train(replay_buffer, 256)`. Replaced: gym, d4rl, wandb as in `sung_cql`."""
     import torch
     torch.set_num_threads(1)
@@ -1059,8 +1059,8 @@ def sung_cql(reference: Path, data: dict, seed: int, config: dict):
       `ConservativeSAC({"target_entropy": -action_dim, "use_cql": True}, ...)` (CQL's defaults: alpha 5, 10 proposals,
       importance sampling), then what its `load` and `vae.load_state_dict` restore, taken from the o2o checkpoint: the
       policy (log_std = m raw + c with m = 1, c = 0: o2o's policy has no scalars; the reference trains them from
-      there), both critics (and, as its `load`, targets that are copies of them: o2o keeps its target critics), the
-      VAE. Like its `load`, nothing else: alpha starts at 1 and every Adam state afresh (o2o continues its own);
+      there), both critics (and, as its `load`, targets that are copies of them), the VAE. Like its `load`, nothing
+      else: alpha starts at 1 and every Adam state afresh (o2o too by default, `restart_as_authors`);
     - its OORB (offline buffer of the .npz's transitions, actions divided by the env's bound, `unit_actions`, then
       clipped to +-0.99 by its clip_action; online buffer of 20,000; 10% of each batch offline), its states' mean and
       std for the VAE;

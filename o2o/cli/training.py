@@ -14,8 +14,8 @@ from o2o.cli.common import (BonusNeighboursOption, BonusOption, BonusScaleOption
 from o2o.errors import O2OError
 
 
-def _resume_refusals(run_dir: str, algo: str | None, given: dict[str, Any]) -> None:
-    """--resume continues a run as recorded: an option it would ignore is refused (--steps may extend it)."""
+def _resume_refusals(run_dir: str, algo: str | None, given: dict[str, Any], extends: bool = True) -> None:
+    """--resume continues a run as recorded: an option it would ignore is refused (`extends`: --steps may extend it)."""
     from o2o.agents import canonical_name
     from o2o.train import runs
 
@@ -24,8 +24,8 @@ def _resume_refusals(run_dir: str, algo: str | None, given: dict[str, Any]) -> N
         raise O2OError(f"{run_dir}: a {run.settings['algo']} run; drop ALGO ({algo}) to resume it")
     ignored = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, [], False)]
     if ignored:
-        raise O2OError(f"--resume continues {run_dir} with its recorded settings; drop {', '.join(ignored)} "
-                       "(--steps N extends a run)")
+        raise O2OError(f"--resume continues {run_dir} with its recorded settings; drop {', '.join(ignored)}"
+                       + (" (--steps N extends a run)" if extends else ""))
 
 
 @app.command("train")
@@ -147,18 +147,26 @@ def finetune(
 
 @app.command("run")
 def run_cmd(
-    algo: Annotated[str, typer.Argument(help=f"Offline algorithm ({', '.join(names('offline'))}).")],
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset SOURCE.")],
-    offline_steps: Annotated[int, typer.Option("--offline-steps", help="Offline updates per seed.")] = 100_000,
-    online_steps: Annotated[int, typer.Option("--online-steps", help="Online env steps per seed.")] = 100_000,
+    algo: Annotated[Optional[str], typer.Argument(help=f"Offline algorithm ({', '.join(names('offline'))}); not "
+                                                  "needed with --resume.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset SOURCE.")] = None,
+    offline_steps: Annotated[Optional[int], typer.Option("--offline-steps", help="Offline updates per seed (default "
+                                                         "100000).")] = None,
+    online_steps: Annotated[Optional[int], typer.Option("--online-steps", help="Online env steps per seed (default "
+                                                        "100000).")] = None,
     online_algo: Annotated[Optional[str], typer.Option("--online-algo", help="Online algorithm (default: ALGO).")] = None,
     env: EnvOption = None,
-    seeds: Annotated[int, typer.Option("--seeds", help="Independent seeds.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
-    eval_every: Annotated[int, typer.Option("--eval-every", help="Updates / env steps between evaluations.")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per seed and evaluation (0: none).")] = 10,
-    out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs.")] = None,
-    preset: Annotated[str, typer.Option("--preset", help="The paper's per-dataset settings: auto, none, or a name.")] = "auto",
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Independent seeds (default 1).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed (default 0).")] = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Updates / env steps between evaluations "
+                                                      "(default 10000).")] = None,
+    eval_episodes: EvalEpisodesOption = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Directory for both runs (default "
+                                               "runs/ALGO-o2o-DATASET).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Finish the job in this directory (an interrupted "
+                                                  "o2o run's --out) as recorded: a finished phase is kept, an "
+                                                  "interrupted one resumed.")] = None,
+    preset: PresetOption = None,
     sampler: SamplerOption = None,
     sampler_temperature: SamplerTemperatureOption = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Agent config FIELD=VALUE (repeatable), for "
@@ -177,16 +185,28 @@ def run_cmd(
     from o2o.train import offline, phases
 
     logging = _logging(logger, wandb_project)
+    if resume:
+        given = dict(dataset=dataset, offline_steps=offline_steps, online_steps=online_steps, online_algo=online_algo,
+                     env=env, seeds=seeds, seed=seed, eval_every=eval_every, eval_episodes=eval_episodes, out=out,
+                     preset=preset, sampler=sampler, sampler_temperature=sampler_temperature,
+                     bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)
+        _resume_refusals(str(Path(resume) / "offline"), algo, {**given, "with": bonus, "set": overrides},
+                         extends=False)
+        _print_summary(phases.resume_offline_then_online(resume, progress=not quiet, logging=logging), as_json)
+        return
+    if not algo or not dataset:
+        raise O2OError("o2o run needs ALGO and --dataset SOURCE (or --resume OUT)")
     parsed = _parse_overrides(overrides)
-    settings = offline.OfflineSettings(algo=algo, dataset=dataset, env=env, steps=offline_steps, seeds=seeds, seed=seed,
-                                       eval_every=eval_every, eval_episodes=eval_episodes, agent_overrides=parsed,
-                                       preset=preset, **_given(sampler=sampler, sampler_temperature=sampler_temperature))
-    summary = phases.offline_then_online(
-        settings, out or Path("runs") / f"{algo}-o2o-{Path(dataset).name}", online_steps, online_algo,
-        {"eval_every": eval_every, "eval_episodes": eval_episodes,
-         "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed),
-         **_given(reward_bonus=bonus, bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)}, progress=not quiet,
-        logging=logging)
+    settings = offline.OfflineSettings(algo=algo, dataset=dataset, env=env, agent_overrides=parsed,
+                                       **_given(steps=offline_steps, seeds=seeds, seed=seed, eval_every=eval_every,
+                                                eval_episodes=eval_episodes, preset=preset, sampler=sampler,
+                                                sampler_temperature=sampler_temperature))
+    online_given = {"eval_every": settings.eval_every, "eval_episodes": settings.eval_episodes,
+                    "agent_overrides": phases.overrides_read_by(online_algo or algo, parsed),
+                    **_given(reward_bonus=bonus, bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)}
+    summary = phases.offline_then_online(settings, out or Path("runs") / f"{algo}-o2o-{Path(dataset).name}",
+                                         100_000 if online_steps is None else online_steps, online_algo, online_given,
+                                         progress=not quiet, logging=logging)
     _print_summary(summary, as_json)
 
 

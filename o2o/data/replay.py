@@ -72,14 +72,32 @@ def filled(buffer: ReplayBuffer) -> ReplayBuffer:
 
 def refill(empty: ReplayBuffer, saved: dict) -> ReplayBuffer:
     """The inverse of `filled`: a checkpoint's buffer (its state dict) written into an empty buffer of the run's
-    capacity. The slots past the saved ones keep their empty values, as in the buffer that was saved."""
-    axis = np.ndim(empty.size)
+    capacity. The slots past the saved ones keep their empty values, as in the buffer that was saved.
+
+    A capacity larger than the saved transitions (an extended run: the default capacity is the run's steps) gets them
+    in time order, oldest first, and the next insert after the newest; kept as saved, the next insert would overwrite
+    the oldest transition while never-written slots counted as valid. A ring that grows in o2o never wrapped (it held
+    at most its run's steps), so its transitions keep their slots: step t stays in slot t % capacity, where
+    `o2o.train.episodes` writes the episode-end fields."""
+    lead = np.shape(empty.size)  # () for one buffer, (seeds,) for stacked ones
+    capacity = empty.data["rewards"].shape[len(lead)]
+    size = np.asarray(saved["size"]).reshape(-1)
+    index = np.asarray(saved["insert_index"]).reshape(-1)
+    grows = size < capacity
+    kept = np.shape(saved["data"]["rewards"])[len(lead)]
+    slot = np.arange(kept)[None]  # (1, kept)
+    unrolled = (slot + index[:, None]) % np.maximum(size, 1)[:, None]
+    source = np.where(grows[:, None] & (slot < size[:, None]), unrolled, slot)  # (buffers, kept): the saved slot
 
     def put(slots: jax.Array, values) -> jax.Array:
-        return slots.at[(slice(None),) * axis + (slice(0, np.shape(values)[axis]),)].set(values)
+        values = np.asarray(values)
+        flat = values.reshape((len(size), kept) + values.shape[len(lead) + 1:])
+        ordered = flat[np.arange(len(size))[:, None], source].reshape(values.shape)
+        return slots.at[(slice(None),) * len(lead) + (slice(0, kept),)].set(ordered)
 
-    return ReplayBuffer({k: put(v, saved["data"][k]) for k, v in empty.data.items()},
-                        jnp.asarray(saved["insert_index"], empty.insert_index.dtype), jnp.asarray(saved["size"], empty.size.dtype))
+    insert_index = jnp.asarray(np.where(grows, size, index).reshape(lead), empty.insert_index.dtype)
+    return ReplayBuffer({k: put(v, saved["data"][k]) for k, v in empty.data.items()}, insert_index,
+                        jnp.asarray(saved["size"], empty.size.dtype))
 
 
 def set_episode_values(buffer: ReplayBuffer, slots: jax.Array, values: dict) -> ReplayBuffer:

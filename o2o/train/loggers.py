@@ -99,7 +99,10 @@ class TensorBoard:
     def __init__(self, directory: Path, resume_from_step: int | None = None):
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(str(directory), purge_step=resume_from_step)
+        # TensorBoard hides the events at and after `purge_step`: the checkpoint's own step was logged and is not
+        # logged again
+        purge_step = None if resume_from_step is None else resume_from_step + 1
+        self.writer = SummaryWriter(str(directory), purge_step=purge_step)
 
     def write(self, record: dict[str, Any]) -> None:
         for tag, value in scalars(record).items():

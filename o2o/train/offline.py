@@ -33,6 +33,7 @@ from o2o.train import lockstep, loggers, runs
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 
 OGBENCH_ACTION_CLIP = 1.0 - 1e-5
+PENDING = "pending"  # a checkpoint's record of its step, left unwritten by a Ctrl-C (`_run`)
 
 
 @dataclasses.dataclass
@@ -55,7 +56,7 @@ class OfflineSettings:
     sampler_temperature: float = samplers.DEFAULT_TEMPERATURE  # alpha of the weighted samplers (Hong et al.: 0.1)
 
     def check(self) -> None:
-        runs.check_counts("offline run", steps=self.steps, seeds=self.seeds, eval_every=self.eval_every,
+        runs.check_counts("offline run", ("chunk",), steps=self.steps, seeds=self.seeds, eval_every=self.eval_every,
                           eval_episodes_or_zero=self.eval_episodes, chunk=self.chunk)
         samplers.check(self.sampler, self.sampler_temperature)
 
@@ -202,9 +203,10 @@ def make_train_chunk(agent, config, chunk: int) -> Callable:
 
 
 def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared | None = None,
-          logging: loggers.LogSettings | None = None) -> dict[str, Any]:
+          logging: loggers.LogSettings | None = None, fine_tuning: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a new run (from `prepared`, this settings' pieces, if the caller has them), its metrics logged as `logging`
-    says (default: metrics.jsonl and TensorBoard); returns the summary (also written to summary.json)."""
+    says (default: metrics.jsonl and TensorBoard); returns the summary (also written to summary.json). `fine_tuning`:
+    the online phase to follow (`o2o.train.phases.offline_then_online`), recorded so that a resume finishes both."""
     run_dir = Path(settings.out) if settings.out else Path("runs") / (
         f"{settings.algo}-{Path(settings.dataset).name}-{datetime.now():%Y%m%d-%H%M%S}")
     settings.check()
@@ -213,7 +215,8 @@ def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared |
     settings = dataclasses.replace(settings, dataset=p.dataset_reference["source"], out=str(run_dir))
     run = runs.RunDir.create(run_dir, "offline", logging, settings=dataclasses.asdict(settings),
                              agent_config=dataclasses.asdict(p.config), preset=p.preset, env_id=p.env_id, seeds=p.seeds,
-                             dataset=p.dataset_reference, dataset_metadata=p.dataset.metadata)
+                             dataset=p.dataset_reference, dataset_metadata=p.dataset.metadata,
+                             **({runs.FINE_TUNING: fine_tuning} if fine_tuning is not None else {}))
     return _run(dataclasses.replace(p, settings=settings), run, init_states(p), start_step=0, best=-math.inf,
                 progress=progress)
 
@@ -231,13 +234,16 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
     logging = runs.resumed_logging(run, logging)
     p = prepare(OfflineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])}), run)
     run.check_dataset(p.dataset_reference["content_hash"])
-    runs.extend(run, steps, logging)
-    template = {"states": init_states(p), "step": 0, "best": 0.0}
-    checkpoint = runs.load_checkpoint(run.path, template)
-    return _run(p, run, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress)
+    checkpoint = runs.load_checkpoint(run.path, {"states": init_states(p), "step": 0, "best": 0.0})
+    runs.extend(run, steps, logging)  # once the checkpoint has loaded: a refused resume leaves config.json as it was
+    return _run(p, run, checkpoint["states"], int(checkpoint["step"]), float(checkpoint["best"]), progress,
+                checkpoint.get(PENDING))
 
 
-def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, progress: bool) -> dict[str, Any]:
+def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, progress: bool,
+         pending: dict | None = None) -> dict[str, Any]:
+    """Train from `states` at `start_step` to the end. `pending`: the record of `start_step` that a Ctrl-C kept from
+    being written ({"record", "evaluate"}), written first, with its evaluation if it has one."""
     s, run_dir = p.settings, run.path
     chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)  # evaluations fall on chunk boundaries
     data, trajectories = device_data(p), jax.device_put(p.trajectories)
@@ -246,19 +252,49 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
     policy = batched_policy(p.agent)
     env_kwargs = recorded_env_kwargs(p.dataset.metadata)
     envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes, env_kwargs) if s.eval_episodes > 0 else None
-    log = runs.MetricsLog(run, resume_from_step=start_step if start_step else None)
+    # a pending record is written again, so metrics.jsonl keeps only what came before it
+    log = runs.MetricsLog(run, resume_from_step=start_step - (1 if pending else 0) if start_step else None)
 
     def run_eval(step: int) -> dict[str, Any]:
         returns = evaluate(lambda *inputs: policy(states, *inputs), envs, p.seeds, s.eval_episodes, round_seed=1_000_003 * (step + 1))
         return {"step": step, "phase": "offline", **scores(returns, p.env_id, p.dataset.metadata)}
 
+    def chunk_end(step: int, metrics: dict) -> dict[str, Any]:
+        """What is left to do at `step`, the end of a chunk: its record and whether it evaluates and checkpoints."""
+        record = {"step": step, "phase": "offline", **{k: float(np.mean(v)) for k, v in metrics.items()}}
+        return {"record": record, "evaluate": step % s.eval_every == 0 or step == s.steps}
+
+    def conclude(record: dict[str, Any], evaluate: bool) -> None:
+        """The evaluation, record and checkpoints at the end of a chunk (states and step are its end's)."""
+        nonlocal best, last_eval, eval_seconds, unlogged, saved_step
+        if envs is not None and evaluate:
+            t1 = time.perf_counter()
+            last_eval = run_eval(step)
+            eval_seconds += time.perf_counter() - t1
+            record = {**record, **last_eval}
+            score = last_eval.get("normalized_score", last_eval["return_mean"])
+            if score > best:  # saved before `best` moves: a Ctrl-C in between leaves it to the resume to save
+                runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": score}, runs.BEST_CHECKPOINT)
+                best = score
+        log.write(record)
+        unlogged = None
+        if evaluate:
+            runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best})
+            saved_step = step
+
     update_seconds = eval_seconds = 0.0
     runs.divergence({}, states)  # compiles the check each chunk runs: not time spent outside the updates
     wall_start = time.perf_counter()
-    last_eval: dict[str, Any] | None = None
+    # a resumed run's last evaluation so far: the one its summary reports if no update is left
+    last_eval = run.last_evaluation(start_step) if start_step else None
     step = saved_step = start_step
+    # `unlogged`: what is left to do at `step` (chunk_end) until its record is written; `new_states`: a chunk's states
+    # until they are adopted. Each moves with `step` in one statement, so that a Ctrl-C never finds them apart.
+    unlogged, new_states = pending, None
     bar = runs.ProgressBar(progress, s.steps, start_step, "offline", "upd/s/seed")
     try:
+        if unlogged is not None:
+            conclude(**unlogged)
         while step < s.steps:
             size = min(chunk, s.steps - step)
             if size != chunk:
@@ -271,27 +307,23 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
             if diverged:
                 raise O2OError(f"{run_dir}: {diverged} in updates {step + 1}-{step + size}; stopped; "
                                + runs.last_good_checkpoint(run_dir, saved_step))
-            states, step = new_states, step + size
-            record = {"step": step, "phase": "offline", **{k: float(np.mean(v)) for k, v in metrics.items()}}
-            if envs is not None and (step % s.eval_every == 0 or step == s.steps):
-                t1 = time.perf_counter()
-                last_eval = run_eval(step)
-                eval_seconds += time.perf_counter() - t1
-                record.update(last_eval)
-                score = last_eval.get("normalized_score", last_eval["return_mean"])
-                if score > best:
-                    best = score
-                    runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best}, runs.BEST_CHECKPOINT)
-            log.write(record)
-            if step % s.eval_every == 0 or step == s.steps:
-                runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best})
-                saved_step = step
+            end = chunk_end(step + size, metrics)
+            states, step, new_states, unlogged = new_states, step + size, None, end
+            conclude(**unlogged)
             bar.advance(size, _rate(step - start_step, update_seconds), last_eval)
     except KeyboardInterrupt:
-        if step > saved_step:  # the states of the last whole chunk: a resume goes on from exactly there
-            runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best})
-        raise Interrupted(f"{run_dir}: interrupted at update {step} of {s.steps}; resume with "
-                               f"`o2o train --resume {run_dir}`") from None
+        # a Ctrl-C lands nearly always while the host waits for a chunk: the chunk runs to its end, and its input
+        # states were donated to it (deleted), so its output is what can be kept
+        if new_states is not None:
+            metrics = jax.device_get(metrics)
+            if runs.divergence(metrics, new_states) is None:
+                states, step, unlogged = new_states, step + size, chunk_end(step + size, metrics)
+        if step > saved_step and not runs.deleted(states):  # a resume goes on from exactly here
+            runs.save_checkpoint(run_dir, {"states": states, "step": step, "best": best,
+                                           **({PENDING: unlogged} if unlogged else {})})
+            saved_step = step
+        raise Interrupted(f"{run_dir}: interrupted at update {step} of {s.steps}; "
+                          + runs.resume_hint(run, step, saved_step)) from None
     finally:
         bar.close()
         log.close()

@@ -33,6 +33,9 @@ from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, score
 from o2o.train.online_settings import NO_UPDATE, OnlineSettings, settings_for  # noqa: F401
 from o2o.train.online_step import empty_memory, first_action, make_env_step
 
+NO_ENV = ("trained without an environment (its dataset records none and no --env was given); online fine-tuning needs "
+          "one: train the offline run with --env ENV_ID")
+
 
 @dataclasses.dataclass
 class Prepared:
@@ -72,7 +75,7 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
             agent, config = get_algorithm(settings.algo, settings.agent_overrides, utd=settings.utd)
         env_id = settings.env or (start.base.env_id if start else None)
         if not env_id:
-            raise O2OError("an online run needs --env ENV_ID (or a fine-tuned offline run that records one)")
+            raise O2OError(f"{settings.init_from}: {NO_ENV}" if start else "an online run needs --env ENV_ID")
         if start and start.base.env_id and env_id != start.base.env_id:
             raise O2OError(f"{settings.init_from}: trained on {start.base.env_id} but --env {env_id} was given; they must match")
         offline_settings = _offline_data_settings(settings, start.base if start else None, env_id)
@@ -135,8 +138,11 @@ def train(settings: OnlineSettings, progress: bool = True, offline_run: runs.Run
     settings.check()
     run_dir = Path(settings.out) if settings.out else Path("runs") / f"{settings.algo}-online-{settings.env or 'env'}-{datetime.now():%Y%m%d-%H%M%S}"
     runs.refuse_existing_run(run_dir)  # before anything loads
-    if settings.offline_dataset:  # recorded so that the run works from any directory
+    # recorded so that the run works from any directory (and `o2o report` finds its offline run from any)
+    if settings.offline_dataset:
         settings = dataclasses.replace(settings, offline_dataset=files.absolute_source(settings.offline_dataset))
+    if settings.init_from:
+        settings = dataclasses.replace(settings, init_from=files.absolute_source(settings.init_from))
     p = prepare(settings, offline_run=offline_run)
     settings.warn_if_no_update()
     run = runs.RunDir.create(
@@ -163,8 +169,8 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
     p = prepare(settings, run if "offline_data" in run.record else None)  # older runs: rebuilt from their offline run
     if p.dataset_reference is not None:
         run.check_dataset(p.dataset_reference["content_hash"])
-    runs.extend(run, steps, logging)
     checkpoint = runs.load_checkpoint(run.path, {"states": p.states})
+    runs.extend(run, steps, logging)  # once the checkpoint has loaded: a refused resume leaves config.json as it was
     return _run(p, run, {**checkpoint, "buffers": replay.refill(_empty_buffers(p), checkpoint["buffers"])}, progress)
 
 
@@ -245,7 +251,8 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
     wall_start = time.perf_counter()
     runs.divergence({}, states)  # compiles the check that every log record runs, so that it counts as compilation
     compile_seconds += time.perf_counter() - wall_start
-    last_eval: dict | None = None
+    # a resumed run's last evaluation so far: the one its summary reports if no step is left to run
+    last_eval = run.last_evaluation(step) if step else None
     if step == 0 and eval_envs is not None:
         t2 = time.perf_counter()
         last_eval = run_eval(0)
@@ -335,8 +342,8 @@ def _run(p: Prepared, run: runs.RunDir, start: dict, progress: bool) -> dict[str
                     saved_step = step
             bar.advance(1, step / max(time.perf_counter() - wall_start, 1e-9), last_eval)
     except KeyboardInterrupt:
-        raise Interrupted(f"{run_dir}: interrupted at env step {step} of {s.steps}; its last checkpoint is at step "
-                               f"{saved_step}; resume with `o2o online --resume {run_dir}`") from None
+        raise Interrupted(f"{run_dir}: interrupted at env step {step} of {s.steps}; "
+                          + runs.resume_hint(run, step, saved_step)) from None
     finally:
         bar.close()
         log.close()

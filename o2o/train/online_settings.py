@@ -45,8 +45,8 @@ class OnlineSettings:
     agent_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check(self) -> None:
-        runs.check_counts("online run", steps=self.steps, seeds=self.seeds, utd=self.utd,
-                          warmup_steps_or_zero=self.warmup_steps, eval_every=self.eval_every,
+        runs.check_counts("online run", ("log_every", "buffer_capacity"), steps=self.steps, seeds=self.seeds,
+                          utd=self.utd, warmup_steps_or_zero=self.warmup_steps, eval_every=self.eval_every,
                           eval_episodes_or_zero=self.eval_episodes, log_every=self.log_every,
                           buffer_capacity=self.buffer_capacity)
         if self.offline_sampling not in SAMPLING:
@@ -73,7 +73,7 @@ class OnlineSettings:
         if self.offline_sampling == "recent":
             raise O2OError(f"{self.algo} samples windows of {window} steps, which sampling 'recent' does not draw")
         if self.buffer_capacity is not None and self.buffer_capacity < self.steps:
-            raise O2OError(f"{self.algo} samples windows of {window} steps: --buffer-capacity must hold every online "
+            raise O2OError(f"{self.algo} samples windows of {window} steps: buffer_capacity must hold every online "
                            f"step ({self.steps}), not {self.buffer_capacity}")
         if self.offline_sampling != "union" and self.warmup_steps < window:
             raise O2OError(f"{self.algo} samples windows of {window} steps from the replay buffer with offline "

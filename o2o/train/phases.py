@@ -25,14 +25,17 @@ def finetune(run_dir: str | Path, online_steps: int, algo: str | None = None, ou
     if not fine_tunes(algo):
         raise O2OError(f"{run.path}: {canonical_name(algo)} learns no critic and cannot fine-tune; pass --algo with an "
                        "algorithm that does (see `o2o algos`)")
+    if not run.env_id:  # before its dataset loads
+        raise O2OError(f"{run.path}: {online.NO_ENV}")
     settings = online_settings(run.path, algo, online_steps, run.env_id, run.seeds, out, given)
     return online.train(settings, progress=progress, offline_run=run, logging=logging)
 
 
 def online_settings(offline_dir: Path, algo: str, steps: int, env: str | None, seeds: list[int], out: str | None,
                     given: dict[str, Any]) -> online.OnlineSettings:
+    # the offline run recorded absolutely, so that the online run (and `o2o report`) finds it from any directory
     settings = online.settings_for(algo, env=env, steps=steps, seeds=len(seeds), seed=seeds[0],
-                                   init_from=str(offline_dir),
+                                   init_from=str(offline_dir.resolve()),
                                    out=out or str(offline_dir.parent / f"{offline_dir.name}-finetune-{canonical_name(algo)}"),
                                    **given)
     settings.check()
@@ -63,20 +66,39 @@ def offline_then_online(settings: offline.OfflineSettings, root: str | Path, onl
     prepared = offline.prepare(settings)
     fine_tuning = None
     if online_steps:
+        if not prepared.env_id:
+            raise O2OError(f"{settings.dataset}: records no environment; online fine-tuning needs one: "
+                           "give --env ENV_ID")
         algo = online_algo or settings.algo
         fine_tuning = online_settings(offline_dir, algo, online_steps, prepared.env_id, prepared.seeds, str(online_dir),
                                       online_given or {})
         handoff.check_pairing(settings.algo, dataclasses.asdict(prepared.config), algo,
                               fine_tuning.agent_overrides, prepared.spec)
         fine_tuning.warn_if_no_update()
-    summary = _phase(offline_dir, lambda: offline.train(settings, progress, prepared, logging), offline.resume, resume,
-                     logging)
+    plan = dataclasses.asdict(fine_tuning) if fine_tuning is not None else None
+    summary = _phase(offline_dir, lambda: offline.train(settings, progress, prepared, logging, plan), offline.resume,
+                     resume, logging, progress)
     if fine_tuning is not None:
         with warnings.catch_warnings():  # said above, once
             warnings.filterwarnings("ignore", message=online.NO_UPDATE)
             summary = _phase(online_dir, lambda: online.train(fine_tuning, progress, logging=logging), online.resume,
-                             resume, logging)
+                             resume, logging, progress)
     return summary
+
+
+def resume_offline_then_online(root: str | Path, progress: bool = True,
+                               logging: loggers.LogSettings | None = None) -> dict[str, Any]:
+    """Finish what `offline_then_online` started in ROOT (`o2o run --resume ROOT`): as its offline run recorded it,
+    logged as recorded unless `logging` says otherwise."""
+    root = Path(root)
+    run = runs.RunDir.open(root / "offline", "offline")
+    if runs.FINE_TUNING not in run.record:
+        raise O2OError(f"{root}: its offline run records no online phase to follow (made by `o2o train`, by an older "
+                       f"o2o, or with --online-steps 0); resume it with `o2o train --resume {run.path}`")
+    plan = run.record[runs.FINE_TUNING]
+    given = {k: v for k, v in plan.items() if k not in ("algo", "env", "steps", "seeds", "seed", "init_from", "out")}
+    return offline_then_online(offline.OfflineSettings(**run.settings), root, plan["steps"], plan["algo"], given,
+                               progress=progress, resume=True, logging=logging or run.logging)
 
 
 def overrides_read_by(algo: str, overrides: dict[str, str]) -> dict[str, str]:
@@ -86,11 +108,11 @@ def overrides_read_by(algo: str, overrides: dict[str, str]) -> dict[str, str]:
 
 
 def _phase(run_dir: Path, start: Callable[[], dict], resume: Callable[..., dict], resumable: bool,
-           logging: loggers.LogSettings) -> dict[str, Any]:
+           logging: loggers.LogSettings, progress: bool) -> dict[str, Any]:
     """Run a phase; with `resumable`, a finished one is kept and a killed one resumed from its checkpoint."""
     if resumable and runs.RunDir.exists(run_dir):
         if runs.RunDir.open(run_dir).summary is not None or runs.has_checkpoint(run_dir):
-            return resume(run_dir, progress=False, logging=logging)
+            return resume(run_dir, progress=progress, logging=logging)
         shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
     return start()
 

@@ -28,6 +28,7 @@ SUMMARY = "summary.json"
 CHECKPOINT = "checkpoints/latest.msgpack"
 PREVIOUS_CHECKPOINT = "checkpoints/previous.msgpack"
 BEST_CHECKPOINT = "checkpoints/best.msgpack"
+FINE_TUNING = "fine_tuning"  # in the config.json of `o2o run`'s offline phase: the settings of the online phase
 
 
 def versions() -> dict[str, Any]:
@@ -127,6 +128,12 @@ class RunDir:
                 records[(record.get("phase"), record["step"])] = record
         return sorted(records.values(), key=lambda r: r["step"])
 
+    def last_evaluation(self, step: int) -> dict[str, Any] | None:
+        """The latest evaluation record at or before `step`: a resumed run's last score (its summary's, when no step is
+        left to run), as the uninterrupted run had it."""
+        earlier = [record for record in self.evaluations() if record["step"] <= step]
+        return earlier[-1] if earlier else None
+
 
 def dataset_reference(source: str, content_hash: str, transitions: int) -> dict[str, Any]:
     """How a run names its dataset: an existing path made absolute (the run is then usable from any directory), a
@@ -218,11 +225,33 @@ def save_checkpoint(run_dir: Path, target: Any, path: str = CHECKPOINT) -> None:
     atomic_write_bytes(run_dir / path, data)
 
 
+def deleted(tree: Any) -> bool:
+    """Whether arrays of `tree` were donated to a jitted call (their buffers freed): it can no longer be saved."""
+    return any(isinstance(x, jax.Array) and x.is_deleted() for x in jax.tree.leaves(tree))
+
+
 def last_good_checkpoint(run_dir: Path, step: int) -> str:
     """Where a stopped run can be taken up again, in words (a run can diverge before its first checkpoint)."""
     if not has_checkpoint(run_dir):
         return "no checkpoint was written before it (lower the learning rates, or check the data)"
     return f"the last good checkpoint is {run_dir / CHECKPOINT} (step {step})"
+
+
+def resume_hint(run: RunDir, step: int, saved_step: int) -> str:
+    """How a run interrupted at `step` goes on from its checkpoint at `saved_step`. A phase of `o2o run` (or of a bench
+    cell: its offline run records the online phase) by `o2o run --resume ROOT`, which finishes both phases and starts
+    again one interrupted before its first checkpoint; a run of its own by its `--resume`, or, before its first
+    checkpoint, started again."""
+    root, saved = run.path.parent, has_checkpoint(run.path)
+    offline = root / "offline"
+    if run.path.name in ("offline", "online") and RunDir.exists(offline) and FINE_TUNING in RunDir.open(offline).record:
+        command = f"o2o run --resume {root}"
+    elif saved:
+        command = f"o2o {'train' if run.kind == 'offline' else 'online'} --resume {run.path}"
+    else:
+        return f"no checkpoint was written yet: delete {run.path} and start the run again"
+    last = f"its last checkpoint is at step {saved_step}; " if saved and saved_step != step else ""
+    return f"{last}resume with `{command}`"
 
 
 def has_checkpoint(run_dir: Path) -> bool:
@@ -285,14 +314,16 @@ class ProgressBar:
             self.bar.stop()
 
 
-def check_counts(owner: str, **values: int | None) -> None:
+def check_counts(owner: str, not_options: tuple[str, ...] = (), **values: int | None) -> None:
     """Settings that count something (steps, seeds, episodes) are whole numbers of at least 1; those given with the
-    suffix `_or_zero` may also be 0 (meaning none). The error names the command-line option to change."""
+    suffix `_or_zero` may also be 0 (meaning none). The error names the command-line option to change, or for the
+    settings in `not_options` (which no command sets: Python API only) the setting itself."""
     for name, value in values.items():
         if value is None:
             continue
         allow_zero = name.endswith("_or_zero")
-        option = "--" + name.removesuffix("_or_zero").replace("_", "-")
+        setting = name.removesuffix("_or_zero")
+        option = setting if setting in not_options else "--" + setting.replace("_", "-")
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
             raise O2OError(f"{owner}: {option} must be {'0 or more' if allow_zero else 'at least 1'} (got {value!r})")
 
