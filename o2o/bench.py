@@ -1,11 +1,10 @@
 """`o2o bench`: a grid of cells run as Ray tasks, resumable, with every result in `BENCH_DIR/results.sqlite`.
 
-A cell is one algorithm with one batch sampler (`samplers`: uniform, or weighted by return, `o2o.data.samplers`) on one
-dataset with a group of seeds (all the grid's seeds trained together under `vmap`, or one seed per cell with
-`split_seeds`), optionally fine-tuned online after its offline phase. Its runs live in
-`BENCH_DIR/runs/CELL/offline` and `.../online`. Re-running the same grid into the same directory skips completed
-cells and resumes interrupted ones from their checkpoints, so a driver killed at any point loses at most the work since
-a cell's last checkpoint. A cell that fails is recorded with a one-line error and the others go on.
+A cell is one algorithm with one batch sampler (uniform, or weighted by return: `o2o.data.samplers`) on one dataset
+with a group of seeds (the grid's seeds under `vmap`, or one per cell with `split_seeds`), optionally fine-tuned online
+after its offline phase; its runs live in `BENCH_DIR/runs/CELL/offline` and `.../online`. Re-running the grid into the
+same directory skips completed cells and resumes interrupted ones from their checkpoints, so a driver killed at any
+point loses at most a cell's work since its last checkpoint. A failed cell is recorded with a one-line error.
 
 Datasets are sources (anything `o2o data info` reads), `collect:ENV_ID:LEVEL[:TRANSITIONS]` specs or OGBench task
 names (`o2o.bench_datasets`). A cell's phases are composed by `o2o.train.phases.offline_then_online`, as `o2o run`'s.
@@ -124,10 +123,13 @@ def cells(grid: Grid, recorded_labels: Collection[str] = ()) -> list[Cell]:
     that a grid stopped part-way holds every algorithm and dataset at its first seeds. An id names the method as the
     report does (`td3bc+RW-0.1`), the dataset as results do (`recorded_labels`: those the bench's database holds)."""
     groups = [[grid.seed + i] for i in range(grid.seeds)] if grid.split_seeds else [[grid.seed + i for i in range(grid.seeds)]]
-    # a path or `collect:` spec as `dataset_label` names it; a dataset id (Minari's) in full, `results.dataset_label`,
-    # unless the bench's database records the id's last part (o2o's name for ids before), which its cells keep
-    labels = [short if (short := dataset_label(d)) in recorded_labels or d.startswith(COLLECT) or Path(d).exists()
-              else results.dataset_label(d, is_id=True) for d in grid.datasets]
+    # a path or `collect:` spec by `dataset_label`; a dataset id (Minari's) in full, unless the database records only
+    # its last part (o2o's name for ids before) and no other dataset of the grid has that name
+    shorts = [dataset_label(d) for d in grid.datasets]
+    labels = [short if d.startswith(COLLECT) or Path(d).exists()
+              or (short in recorded_labels and shorts.count(short) == 1
+                  and results.dataset_label(d, is_id=True) not in recorded_labels)
+              else results.dataset_label(d, is_id=True) for d, short in zip(grid.datasets, shorts)]
     out, named = [], {}
     for group in groups:
         for algo in grid.algos:
@@ -228,8 +230,7 @@ def one_line(error: BaseException) -> str:
 
 def prepare_dir(grid: Grid, bench_dir: Path, logging: loggers.LogSettings | None = None) -> loggers.LogSettings:
     """Write bench.json, or check that the directory's grid is this one (re-running resumes it). Returns where the
-    cells log: `logging` (recorded in bench.json), else what bench.json recorded, else TensorBoard. Unlike the grid,
-    a re-run may change it: it changes no result."""
+    cells log: `logging` (recorded in bench.json; a re-run may change it), else what it recorded, else TensorBoard."""
     bench_dir.mkdir(parents=True, exist_ok=True)
     path = bench_dir / GRID_FILE
     payload = dataclasses.asdict(grid)
@@ -250,8 +251,7 @@ def prepare_dir(grid: Grid, bench_dir: Path, logging: loggers.LogSettings | None
 
 
 def _added_fields() -> dict[str, Any]:
-    """The defaults of the Grid fields o2o added after the first bench.json was written: an older bench.json lacks
-    them, and its grid is the same as one that gives them."""
+    """Defaults of the Grid fields added after the first bench.json: an older bench.json means them by lacking them."""
     return {"samplers": ["uniform"], "sampler_temperature": DEFAULT_TEMPERATURE, "bonuses": ["none"]}
 
 

@@ -158,9 +158,9 @@ def describe_run_dir(run_dir: str | Path) -> tuple[Path | None, Path | None]:
 
 def offline_run_of(online: RunDir) -> Path | None:
     """The offline run an online run was fine-tuned from (None for a run from scratch). Runs record `init_from` as
-    typed, so a relative one is looked for where it was typed: the directory the recorded `out` was relative to, then
-    the run's parent, then here; the first of those that holds a run must be the one the online run recorded
-    (`check_pairing`), never merely a run of the same name."""
+    typed (absolute since 2026-12-07), so a relative one is looked for where it was typed: the directory the recorded
+    `out` was relative to, then the run's parent, then here (an absolute one also beside the run: runs moved together);
+    the first that holds a run must be the one the online run recorded (`check_pairing`), not merely a namesake."""
     init_from = online.settings.get("init_from")
     if not init_from:
         return None
@@ -169,7 +169,7 @@ def offline_run_of(online: RunDir) -> Path | None:
     out = Path(online.settings.get("out") or "")
     if out.parts and not out.is_absolute() and here.parts[-len(out.parts):] == out.parts:
         bases.insert(0, here.parents[len(out.parts) - 1])  # the run's path less its typed `out`: where it was typed
-    candidates = [path] if path.is_absolute() else [base / path for base in bases]
+    candidates = [path, here.parent / path.name] if path.is_absolute() else [base / path for base in bases]
     found = next((c for c in candidates if RunDir.exists(c)), None)
     if found is None:
         raise O2OError(f"{online.path}: fine-tuned from {init_from}, which holds no run directory any more (looked in "
@@ -189,7 +189,10 @@ def check_pairing(offline: RunDir, online: RunDir) -> None:
     pairs = [("seeds", offline.seeds, online.seeds), ("env", offline.env_id, online.env_id),
              ("dataset content hash", *hashes),
              *((key, offline.settings.get(key), recorded.get(key)) for key in PAIRED_SETTINGS)]
+    extended_from = [e["from_steps"] for e in offline.record.get("extensions", [])]
     for name, theirs, ours in pairs:
+        if name == "steps" and ours in extended_from:  # extended since the hand-off: `ingest_run` cuts its curve there
+            continue
         if theirs is not None and ours is not None and theirs != ours:
             raise O2OError(f"{online.path}: fine-tuned from {online.settings.get('init_from')}, but {offline.path} is "
                            f"not that run as it was then ({name} {theirs!r} there, {ours!r} recorded by the fine-tuned "
@@ -238,6 +241,10 @@ def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: P
         status = "completed" if all(finished(run) for run in phases.values()) else "incomplete"
     wall = sum((s or {}).get("total_wall_seconds", (s or {}).get("wall_seconds", 0.0)) for s in summaries.values())
     evaluations = {name: run.evaluations() for name, run in phases.items()}
+    offline_steps = configs["offline"]["settings"]["steps"] if "offline" in configs else None
+    if len(phases) == 2:  # an offline run extended after the hand-off is reported as it was fine-tuned from
+        offline_steps = (configs["online"].get("offline_data") or {}).get("steps", offline_steps)
+        evaluations["offline"] = [r for r in evaluations["offline"] if r["step"] <= offline_steps]
     ids = []
     for index, seed in enumerate(first["seeds"]):
         key = f"{offline_dir or ''}|{online_dir or ''}|{seed}"
@@ -251,8 +258,7 @@ def ingest_run(conn: sqlite3.Connection, offline_dir: Path | None, online_dir: P
              label or dataset_label(source, first.get("env_id"), is_id), source, first.get("env_id"),
              metadata.get("level"), seed, str(offline_dir) if offline_dir else None,
              str(online_dir) if online_dir else None,
-             configs["offline"]["settings"]["steps"] if "offline" in configs else None,
-             online_settings["steps"] if online_settings else None,
+             offline_steps, online_settings["steps"] if online_settings else None,
              json.dumps(configs), status, error, wall or None,
              (summaries.get("online") or {}).get("cumulative_regret"), json.dumps(first.get("versions"))))
         run_id = cursor.lastrowid

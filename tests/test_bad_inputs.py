@@ -94,9 +94,17 @@ def o2o_dir_without(field):
     return make
 
 
-def o2o_bad_metadata(tmp):
-    path = write_o2o(make_dataset(n=100), tmp / "ds")
-    (path / "metadata.json").write_text("{not json")
+def o2o_bad_metadata(text):
+    def make(tmp):
+        path = write_o2o(make_dataset(n=100), tmp / "ds")
+        (path / "metadata.json").write_text(text)
+        return path
+    return make
+
+
+def npz_bad_metadata(tmp):
+    path = tmp / "meta.npz"
+    np.savez(path, metadata_json=np.array("[1, 2]"), **make_dataset(n=100).arrays())
     return path
 
 
@@ -237,7 +245,9 @@ CASES = {
                                                                               "is not valid JSON"]),
     "hdf5 o2o_metadata not an object": (hdf5_bad_o2o_metadata("[1, 2]"), [], ["o2o_metadata attribute holds a list"]),
     "o2o missing field file": (o2o_dir_without("actions"), [], ["missing key(s) actions"]),
-    "o2o unreadable metadata": (o2o_bad_metadata, [], ["metadata.json: cannot be read as JSON"]),
+    "o2o unreadable metadata": (o2o_bad_metadata("{not json"), [], ["ds: its metadata.json is not valid JSON"]),
+    "o2o metadata not an object": (o2o_bad_metadata("[1, 2]"), [], ["ds: its metadata.json holds a list"]),
+    "npz metadata not an object": (npz_bad_metadata, [], ["meta.npz: its metadata_json holds a list"]),
     "o2o truncated npy": (o2o_truncated_npy, [], ["observations.npy: cannot be memory-mapped"]),
     "o2o hand-edited NaN": (o2o_edited_without_revalidation, [], ["rewards[42] is NaN"]),
     "minari T+1 observations": (minari_with(obs_extra=1), [], ["episode 0 has 7 observations for 5 steps", "T+1"]),

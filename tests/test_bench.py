@@ -191,6 +191,12 @@ def test_cells_of_dataset_ids_of_different_envs_and_of_colliding_names(tmp_path)
     # a bench that recorded an id by its last part, as o2o did before, keeps its cells (and resumes them)
     old = bench.cells(bench.Grid(algos=["td3bc"], datasets=ids[:1]), recorded_labels={"medium-v0"})
     assert [(c.id, c.label) for c in old] == [("td3bc--medium-v0", "medium-v0")]
+    # a path and an id of one last part: the id in full on the first run and on every rerun
+    (tmp_path / "medium-v0").mkdir()
+    mixed = bench.Grid(algos=["td3bc"], datasets=[str(tmp_path / "medium-v0"), ids[0]])
+    first = [c.id for c in bench.cells(mixed)]
+    assert first == ["td3bc--medium-v0", "td3bc--mujoco-hopper-medium-v0"]
+    assert [c.id for c in bench.cells(mixed, recorded_labels={"medium-v0", "mujoco-hopper-medium-v0"})] == first
     # names that differ only in what a cell id leaves out would share one run directory
     for name in ("hopper medium", "hopper_medium"):
         (tmp_path / name).mkdir()

@@ -152,6 +152,32 @@ def test_an_offline_run_that_is_not_the_one_fine_tuned_from_is_refused(fine_tune
     assert "\n" not in str(refused.value)
 
 
+def test_an_offline_run_extended_after_its_fine_tuning_is_reported_as_it_was_fine_tuned_from(tmp_path):
+    # `o2o train --resume runs/iql --steps 400` after `o2o finetune runs/iql`: the same run, its curve cut at 200
+    offline = fake_run(tmp_path / "iql", [30, 40], seeds=(0,))
+    online = fine_tuned(offline, tmp_path / "iql-ft", [40, 70], init_from=str(offline))
+    config = offline / "config.json"
+    record = json.loads(config.read_text())
+    record["settings"]["steps"], record["extensions"] = 400, [{"from_steps": 200, "to_steps": 400}]
+    config.write_text(json.dumps(record))
+    (offline / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": step, "phase": "offline", "return_per_seed": [score], "normalized_score_per_seed": [score]}) + "\n"
+        for step, score in ((100, 30), (200, 40), (300, 90), (400, 95))))
+    conn = results.connect(tmp_path / "results.sqlite")
+    results.ingest_run(conn, *results.describe_run_dir(online))
+    row = conn.execute("SELECT id, offline_steps FROM runs").fetchone()
+    assert row["offline_steps"] == 200
+    assert [r["step"] for r in conn.execute("SELECT step FROM evaluations WHERE run_id = ? AND phase = 'offline' "
+                                            "ORDER BY step", (row["id"],))] == [100, 200]
+
+
+def test_runs_moved_together_are_paired_beside_each_other(tmp_path):
+    offline = fake_run(tmp_path / "cluster" / "iql", [30, 40])
+    fine_tuned(offline, tmp_path / "cluster" / "iql-ft", [40, 70], init_from=str(offline))
+    shutil.move(tmp_path / "cluster", tmp_path / "laptop")  # the absolute path it recorded is gone
+    assert results.describe_run_dir(tmp_path / "laptop" / "iql-ft")[0] == (tmp_path / "laptop" / "iql").resolve()
+
+
 # ---- variants, unfinished runs, unscored runs ----
 
 def test_fine_tunings_that_differ_only_in_online_settings_are_variants(tmp_path):

@@ -46,20 +46,20 @@ def read_d4rl_hdf5(path: Path, check_values: bool = True) -> Dataset:
                       if isinstance(node, h5py.Dataset) and node.shape[:1] == arrays["observations"].shape[:1]}
         metadata = {"source": str(path), "source_format": "d4rl-hdf5"}
         if "o2o_metadata" in file.attrs:
-            metadata.update(_metadata_attribute(file.attrs["o2o_metadata"], path))
+            metadata.update(metadata_object(file.attrs["o2o_metadata"], path, "o2o_metadata attribute"))
         if not arrays and not len(file.keys()):
             raise DatasetError(f"{path}: HDF5 file holds no arrays; expected D4RL keys observations, actions, rewards, terminals, timeouts")
     return dataset_from_arrays(arrays, str(path), metadata, check_values, extras)
 
 
-def _metadata_attribute(text: str, path: Path) -> dict:
+def metadata_object(text: str, path: Path, where: str) -> dict:
+    """A dataset's metadata from its JSON text (stored as `where`), refused in one line unless a JSON object."""
     try:
         metadata = json.loads(text)
     except ValueError as e:
-        raise DatasetError(f"{path}: its o2o_metadata attribute is not valid JSON ({e})") from e
+        raise DatasetError(f"{path}: its {where} is not valid JSON ({e})") from e
     if not isinstance(metadata, dict):
-        raise DatasetError(f"{path}: its o2o_metadata attribute holds a {type(metadata).__name__}; expected a JSON "
-                           "object")
+        raise DatasetError(f"{path}: its {where} holds a {type(metadata).__name__}; expected a JSON object")
     return metadata
 
 
@@ -93,7 +93,8 @@ def read_npz(path: Path, check_values: bool = True) -> Dataset:
                 return read_ogbench_npz(path, check_values)
             arrays = {name: npz[name] for name in npz.files if name in FIELDS + (MASKS,)}
             extras = {name[len(_EXTRA):]: npz[name] for name in npz.files if name.startswith(_EXTRA)}
-            metadata = json.loads(str(npz["metadata_json"])) if "metadata_json" in npz.files else {}
+            metadata = (metadata_object(str(npz["metadata_json"]), path, "metadata_json")
+                        if "metadata_json" in npz.files else {})
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
         raise DatasetError(f"{path}: cannot be read as .npz (truncated or corrupt?): {e}") from e
     metadata.update(source=str(path), source_format="npz")

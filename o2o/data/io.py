@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from o2o.data.dataset import FIELDS, FLOAT_FIELDS, MASKS, Dataset
-from o2o.data.hdf5_npz import read_d4rl_hdf5, read_npz
+from o2o.data.hdf5_npz import metadata_object, read_d4rl_hdf5, read_npz
 from o2o.data.observations import dict_layout, flatten_dict_observations
 from o2o.data.validate import _CHUNK_ROWS, _check_finite, dataset_from_arrays
 from o2o.errors import DatasetError
@@ -69,9 +69,10 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
 
 def read_o2o(path: Path, check_values: bool | None = None) -> Dataset:
     try:
-        metadata = json.loads((path / "metadata.json").read_text())
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"{path / 'metadata.json'}: cannot be read as JSON: {e}") from e
+        text = (path / "metadata.json").read_text()
+    except OSError as e:
+        raise DatasetError(f"{path / 'metadata.json'}: cannot be read: {e}") from e
+    metadata = metadata_object(text, path, "metadata.json")
     arrays = {name: _memory_map(path / f"{name}.npy") for name in FIELDS + (MASKS,) if (path / f"{name}.npy").is_file()}
     extras = {file.stem: _memory_map(file) for file in sorted((path / _EXTRAS_DIR).glob("*.npy"))}
     if check_values is None:
@@ -264,10 +265,7 @@ def _convert_minari(data_dir: Path) -> Dataset:
         if meta.get(key) is not None:
             metadata[key] = float(meta[key])
     if meta.get("o2o_metadata"):  # written by o2o: its recorded env arguments, not the registered spec it wrote, win
-        try:
-            written = json.loads(meta["o2o_metadata"])
-        except ValueError as e:
-            raise DatasetError(f"{source}: its metadata's o2o_metadata is not valid JSON ({e})") from e
+        written = metadata_object(meta["o2o_metadata"], Path(source), "metadata's o2o_metadata")
         metadata = {**written, **metadata, **({"env_kwargs": written["env_kwargs"]} if "env_kwargs" in written else {})}
     return dataset_from_arrays(arrays, source, metadata, check_values=True, extras=extras)
 

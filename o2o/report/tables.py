@@ -87,7 +87,7 @@ def run_scores(run: dict[str, Any]) -> RunScores:
     curves = {phase: ([e["step"] for e in rows], [_value(e, column) for e in rows])
               for phase, rows in evaluations.items() if rows}
     # a fine-tuned run is scored after fine-tuning: without an online evaluation it has no final score
-    fine_tuned = run.get("online_dir") or run.get("online_algo")
+    fine_tuned = run.get("online_algo")  # set only where an online phase continued an offline one
     final_phase = "online" if "online" in curves or fine_tuned else "offline"
     steps, values = curves.get(final_phase, ([], []))
     missing = [t for t, v in zip(steps, values) if math.isnan(v)]
