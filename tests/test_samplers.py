@@ -225,8 +225,8 @@ def test_a_weighted_offline_run_fine_tunes_online_with_uniform_replay(pendulum, 
 
 
 def test_a_bench_crosses_samplers_with_algorithms_and_the_report_names_the_weighted_method(tmp_path):
-    grid = bench.Grid(algos=["td3bc", "iql"], datasets=["a/hopper"], samplers=["uniform", "return-weighted"],
-                      steps=10, eval_every=10)
+    grid = bench.Grid(algos=["td3bc", "iql"], datasets=["hopper"], samplers=["uniform", "return-weighted"],
+                      steps=10, eval_every=10)  # (a missing "a/hopper" would be a dataset id, named in full)
     assert [(c.id, c.sampler) for c in bench.cells(grid)] == [
         ("td3bc--hopper", "uniform"), ("td3bc+RW-0.1--hopper", "return-weighted"),
         ("iql--hopper", "uniform"), ("iql+RW-0.1--hopper", "return-weighted")]
