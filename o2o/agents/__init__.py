@@ -1,7 +1,8 @@
 """Agents: one module per algorithm with a frozen `Config` and pure `init`, `update`, `act`, and optionally
 `prepare_dataset` (the data transform of the algorithm's paper), `transition_fields` (what its update reads beyond
-s, a, r, s', done), `begin_finetuning` (what its authors' fine-tuning restarts), `sample_batch` (batches other than uniform transitions: DT's windows), `window` (rows of
-consecutive steps, offline and online: an action-chunking agent's), `begin_episode` /
+s, a, r, s', done), `begin_finetuning` (what its authors' fine-tuning restarts), `sample_batch` (batches other than
+uniform transitions: DT's windows), `window` (rows of consecutive steps, offline and online: an action-chunking
+agent's), `begin_episode` /
 `act_in_episode` (a policy that acts on the episode so far: DT's context) and `q_values` (its critic ensemble's values,
 what an adversarial data corruption attacks). Which module and variant an algorithm name
 means is recorded in `o2o.algorithms`; `get_algorithm` gives the module's functions as one typed `Agent`, optional

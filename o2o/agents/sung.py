@@ -46,8 +46,8 @@ class DensityConfig:
     num_candidates: int = 100
     """Candidate actions drawn per state when acting online."""
     restart_as_authors: bool = True
-    """Fine-tuning starts with what the authors' loops restart (their `load`): the VAE's Adam state and target networks
-    copied from the networks; on CQL also the Adam states, and the temperature at 1. False: all carries on."""
+    """Fine-tuning restarts what the authors' loops do (their `load`): the VAE's Adam state afresh, the targets copied
+    from the networks; on CQL also every Adam state afresh and the temperature at 1. False: all carries on."""
 
 
 @dataclasses.dataclass(frozen=True)

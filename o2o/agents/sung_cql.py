@@ -97,7 +97,8 @@ def online_overrides(updates: int, config: Config) -> dict:
 
 def begin_finetuning(carried: State, fresh: State) -> State:
     """The authors' CQL/main.py: their `load` restores the actor and the critics alone (its optimiser loads are
-    commented out), copies the targets from the critics and keeps alpha's new Scalar(0) (alpha 1); the VAE loads afresh."""
+    commented out), copies the targets from the critics and keeps alpha's new Scalar(0) (alpha 1); the VAE's Adam
+    starts afresh."""
     if not carried.config.restart_as_authors:
         return carried
     restart = lambda name: getattr(carried, name).replace(opt_state=getattr(fresh, name).opt_state)  # noqa: E731
