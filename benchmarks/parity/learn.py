@@ -1003,9 +1003,10 @@ def sung(reference: Path, data: dict, seed: int, config: dict):
     delay and alpha 2.5, batch 256, one update per env step from the first, states standardized by its OORB);
     `TD3.TD3(**kwargs)` with the run's widths (its 256), then what its `load` and `vae.load_state_dict` restore, from
     the o2o checkpoint: actor, critics, the targets as their copies, the actor's and critic's Adam states (its `load`
-    restores its saved optimizers: `restore_adam`), the VAE (its Adam starts afresh, as the authors' `vae.load_state_dict`
-    leaves it; so does o2o's by default, `restart_as_authors`). Each step as `sung_online_loop`, its `select_exploration_action` on the
-    standardized state and `policy.train(replay_buffer, 256)`. Replaced: gym, d4rl, wandb as in `sung_cql`."""
+    restores its saved optimizers: `restore_adam`), the VAE (its Adam starts afresh, as the authors'
+    `vae.load_state_dict` leaves it; so does o2o's by default, `restart_as_authors`). Each step as `sung_online_loop`,
+    its `select_exploration_action` on the standardized state and `policy.train(replay_buffer, 256)`. Replaced: gym,
+    d4rl, wandb as in `sung_cql`."""
     import torch
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).parent))
