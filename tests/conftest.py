@@ -87,6 +87,33 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+class Killed(BaseException):
+    """A hard kill (SIGKILL, power loss): unlike Ctrl-C, no handler of the run gets to act."""
+
+
+@pytest.fixture
+def kill_after_checkpoint(monkeypatch):
+    """`kill_after_checkpoint(train, step)`: `train()` is killed right after it writes its latest checkpoint at `step`
+    (its record of that step may or may not be written, as a real kill leaves it); checkpoints save normally after."""
+    from o2o.train import runs
+
+    def kill(train, step: int) -> None:
+        save = runs.save_checkpoint
+
+        def save_then_die(run_dir, target, path=runs.CHECKPOINT):
+            save(run_dir, target, path)
+            if path == runs.CHECKPOINT and int(target["step"]) == step:
+                raise Killed
+
+        monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
+        try:
+            with pytest.raises(Killed):
+                train()
+        finally:
+            monkeypatch.setattr(runs, "save_checkpoint", save)
+    return kill
+
+
 @pytest.fixture
 def ctrl_c_at_chunk(monkeypatch):
     """`release = ctrl_c_at_chunk(n)`: the offline loop's n-th fused chunk raises KeyboardInterrupt before it runs, as a

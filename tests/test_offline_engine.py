@@ -14,10 +14,6 @@ from o2o.errors import Interrupted, O2OError
 from o2o.train import offline, runs
 
 
-class Killed(BaseException):
-    """A hard kill (SIGKILL, power loss): unlike Ctrl-C, no handler of the run gets to act."""
-
-
 
 @pytest.fixture(scope="module")
 def pendulum(tmp_path_factory):
@@ -52,22 +48,12 @@ SMALL = {"iql": {"hidden_dims": "32,32", "batch_size": "64"}, "fql": {"hidden_di
 
 
 @pytest.mark.parametrize("algo", SMALL)
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(algo, pendulum, tmp_path, monkeypatch):
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(algo, pendulum, tmp_path, kill_after_checkpoint):
     full = settings(pendulum, tmp_path / "full", algo=algo, agent_overrides=SMALL[algo])
     offline.train(full, progress=False)
 
     killed = settings(pendulum, tmp_path / "killed", algo=algo, agent_overrides=SMALL[algo])
-    save = runs.save_checkpoint
-
-    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
-        save(run_dir, target, path)
-        if path == runs.CHECKPOINT and int(target["step"]) == 200:
-            raise Killed  # killed right after the step-200 checkpoint
-
-    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        offline.train(killed, progress=False)
-    monkeypatch.setattr(runs, "save_checkpoint", save)
+    kill_after_checkpoint(lambda: offline.train(killed, progress=False), 200)
     assert len(metric_lines(tmp_path / "killed")) == 2
     summary = offline.resume(tmp_path / "killed", progress=False)
 
@@ -138,21 +124,12 @@ def test_train_rejects_a_run_directory_in_use_and_unknown_algorithms(pendulum, t
     assert code == 1 and "recorded on Pendulum-v1 but --env Hopper-v5" in err
 
 
-def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_exactly(pendulum, tmp_path, monkeypatch, capsys):
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_exactly(pendulum, tmp_path, kill_after_checkpoint,
+                                                                           capsys):
     full = settings(pendulum, tmp_path / "full", steps=600)
     offline.train(full, progress=False)
     killed = settings(pendulum, tmp_path / "killed", steps=600)
-    save = runs.save_checkpoint
-
-    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
-        save(run_dir, target, path)
-        if path == runs.CHECKPOINT and int(target["step"]) == 400:
-            raise Killed
-
-    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        offline.train(killed, progress=False)
-    monkeypatch.setattr(runs, "save_checkpoint", save)
+    kill_after_checkpoint(lambda: offline.train(killed, progress=False), 400)
     latest = tmp_path / "killed" / runs.CHECKPOINT
     latest.write_bytes(latest.read_bytes()[:100])  # cut short, as by a full disk
 
@@ -172,7 +149,8 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_exactly(pendu
 
 @pytest.mark.parametrize("stop", ["ctrl-c in evaluation 2 of 3", "ctrl-c in evaluation 3 of 3",
                                   "killed after the last checkpoint"])
-def test_a_run_stopped_around_an_evaluation_resumes_to_the_uninterrupted_end(stop, pendulum, tmp_path, monkeypatch):
+def test_a_run_stopped_around_an_evaluation_resumes_to_the_uninterrupted_end(stop, pendulum, tmp_path, monkeypatch,
+                                                                              kill_after_checkpoint):
     """The resume writes the evaluation a Ctrl-C cut short (its record, its best checkpoint), and a run stopped after
     its last checkpoint but before its summary reports its last evaluation, not null scores."""
     def run(out):
@@ -194,17 +172,7 @@ def test_a_run_stopped_around_an_evaluation_resumes_to_the_uninterrupted_end(sto
             run(tmp_path / "cut")
         monkeypatch.setattr(offline, "evaluate", real)
     else:
-        save = runs.save_checkpoint
-
-        def save_then_die(run_dir, target, path=runs.CHECKPOINT):
-            save(run_dir, target, path)
-            if path == runs.CHECKPOINT and int(target["step"]) == 300:
-                raise Killed
-
-        monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            run(tmp_path / "cut")
-        monkeypatch.setattr(runs, "save_checkpoint", save)
+        kill_after_checkpoint(lambda: run(tmp_path / "cut"), 300)
     resumed = offline.resume(tmp_path / "cut", progress=False)
 
     assert metric_lines(tmp_path / "cut") == metric_lines(tmp_path / "whole")

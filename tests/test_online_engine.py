@@ -17,10 +17,6 @@ from o2o.data import load_dataset, replay, write_o2o
 from o2o.train import offline, online, phases, runs
 
 
-class Killed(BaseException):
-    """A hard kill (SIGKILL, power loss): unlike Ctrl-C, no handler of the run gets to act."""
-
-
 SMALL = {"hidden_dims": "32,32", "batch_size": "64"}
 
 
@@ -44,20 +40,11 @@ def sac_settings(out, **kw):
     return online.settings_for("sac", **{**given, **kw})
 
 
-def assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at: int):
+def assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_after_checkpoint, train,
+                                                                  kill_at: int):
     """`train(out)` runs once whole and once killed right after its checkpoint at env step `kill_at`, then resumed."""
     train(tmp_path / "full")
-    save = runs.save_checkpoint
-
-    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
-        save(run_dir, target, path)
-        if int(target["step"]) == kill_at:
-            raise Killed
-
-    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        train(tmp_path / "killed")
-    monkeypatch.setattr(runs, "save_checkpoint", save)
+    kill_after_checkpoint(lambda: train(tmp_path / "killed"), kill_at)
     online.resume(tmp_path / "killed", progress=False)
     assert_runs_end_alike(tmp_path / "full", tmp_path / "killed")
 
@@ -86,17 +73,17 @@ def _physics(snapshot) -> tuple:
 
 
 @pytest.mark.parametrize("env", ["Pendulum-v1", "Hopper-v5"])
-def test_online_run_killed_mid_episode_resumes_exactly(env, tmp_path, monkeypatch):
+def test_online_run_killed_mid_episode_resumes_exactly(env, tmp_path, kill_after_checkpoint):
     # checkpoints at 300 and 600: mid-episode for Pendulum's 200-step episodes and, almost surely, for Hopper's
     def train(out):
         online.train(sac_settings(out, env=env, steps=600, eval_every=300, eval_episodes=1), progress=False)
 
-    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=300)
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_after_checkpoint, train, kill_at=300)
     saved = runs.load_checkpoint(tmp_path / "killed", {})["episodes_in_progress"]
     assert set(saved["envs"]) == {"0"} and saved["observations"].shape[0] == saved["actions"].shape[0] == 1
 
 
-def test_an_online_run_killed_after_its_last_checkpoint_resumes_to_its_last_scores(tmp_path, monkeypatch):
+def test_an_online_run_killed_after_its_last_checkpoint_resumes_to_its_last_scores(tmp_path, kill_after_checkpoint):
     """Killed between its last checkpoint and its summary, a run has no step left: its summary still reports the last
     evaluation (not null scores)."""
     summaries = {}
@@ -105,16 +92,17 @@ def test_an_online_run_killed_after_its_last_checkpoint_resumes_to_its_last_scor
         summaries[out.name] = online.train(sac_settings(out, steps=40, warmup_steps=10, eval_every=20, log_every=20,
                                                         eval_episodes=1), progress=False)
 
-    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=40)
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_after_checkpoint, train, kill_at=40)
     resumed = json.loads((tmp_path / "killed" / "summary.json").read_text())
     assert resumed["return_per_seed"] == summaries["full"]["return_per_seed"] and resumed["return_mean"] is not None
 
 
-def test_calql_finetuning_killed_mid_episode_writes_the_same_monte_carlo_bounds(calql_run, tmp_path, monkeypatch):
+def test_calql_finetuning_killed_mid_episode_writes_the_same_monte_carlo_bounds(calql_run, tmp_path,
+                                                                                 kill_after_checkpoint):
     def train(out):
         phases.finetune(calql_run, 500, eval_every=250, eval_episodes=1, out=str(out), progress=False)
 
-    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=250)
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_after_checkpoint, train, kill_at=250)
     bounds = np.asarray(runs.load_checkpoint(tmp_path / "killed", {})["buffers"]["data"]["mc_returns"])
     assert np.isfinite(bounds[:, :400]).all()  # both seeds' first two 200-step episodes, one cut by the kill
 
@@ -299,7 +287,7 @@ def test_finetune_errors_are_one_clear_line(calql_run, pendulum, tmp_path, capsy
     assert code == 1 and "needs offline data: pass --dataset" in err
 
 
-def test_qc_finetuning_killed_mid_chunk_resumes_exactly(pendulum, tmp_path, monkeypatch):
+def test_qc_finetuning_killed_mid_chunk_resumes_exactly(pendulum, tmp_path, kill_after_checkpoint):
     """Q-chunking acts on chunks of 5 actions: a run killed with a chunk half executed resumes with its rest."""
     run = tmp_path / "qc"
     offline.train(offline.OfflineSettings(algo="qc-fql", dataset=pendulum, steps=50, eval_every=50, eval_episodes=1,
@@ -309,7 +297,7 @@ def test_qc_finetuning_killed_mid_chunk_resumes_exactly(pendulum, tmp_path, monk
     def train(out):
         phases.finetune(run, 306, eval_every=153, eval_episodes=1, out=str(out), progress=False, warmup_steps=100)
 
-    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, train, kill_at=153)
+    assert_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_after_checkpoint, train, kill_at=153)
     acting = runs.load_checkpoint(tmp_path / "killed", {})["episodes_in_progress"]["acting"]
     assert int(acting["episode_steps"][0]) % 5 != 0 and np.asarray(acting["memory"]).shape == (1, 5, 1)
 

@@ -77,23 +77,12 @@ def test_a_larger_budget_extends_a_finished_run_and_records_it(pendulum, tmp_pat
     assert [r["step"] for r in config.evaluations()] == [100, 200]
 
 
-def test_resume_refuses_a_dataset_that_changed(pendulum, tmp_path, capsys, monkeypatch):
+def test_resume_refuses_a_dataset_that_changed(pendulum, tmp_path, capsys, kill_after_checkpoint):
     data = tmp_path / "data"
     shutil.copytree(pendulum, data)
     out = tmp_path / "run"
-    calls = []
-    save = runs.save_checkpoint
-
-    def save_then_die(run_dir, target, path=runs.CHECKPOINT):
-        save(run_dir, target, path)
-        calls.append(path)
-        raise SystemExit(9)  # killed after the first checkpoint
-
-    monkeypatch.setattr(runs, "save_checkpoint", save_then_die)
-    with pytest.raises(SystemExit):
-        offline.train(offline.OfflineSettings(algo="bc", dataset=str(data), steps=200, eval_every=100, eval_episodes=0,
-                                              out=str(out)), progress=False)
-    monkeypatch.setattr(runs, "save_checkpoint", save)
+    kill_after_checkpoint(lambda: offline.train(offline.OfflineSettings(
+        algo="bc", dataset=str(data), steps=200, eval_every=100, eval_episodes=0, out=str(out)), progress=False), 100)
     shutil.rmtree(data)
     write_o2o(collect_pendulum(episodes=3, seed=1), data)  # replaced under the killed run
     code, _, err = run_cli(["train", "--resume", str(out)], capsys)
