@@ -59,3 +59,16 @@ def test_a_seed_found_twice_is_an_error(tmp_path):
     csv = reference_csv(tmp_path / "ref.csv", {0: [3.0, 3.0, 3.0], 1000: [11.0, 12.0, 13.0]})
     with pytest.raises(SystemExit, match="found twice"):
         verdict.compare([tmp_path / "run"], "rlpd", [csv, csv])
+
+
+def test_o2o_seeds_kept_in_a_csv_join_those_of_a_run_directory(tmp_path):
+    online_run(tmp_path / "run", {0: [3.0, 3.0, 3.0], 1000: [10.0, 12.0, 14.0]})
+    kept = tmp_path / "rlpd-o2o.csv"
+    verdict.write_curves(kept, "rlpd", {3: {0: 3.0, 1000: 20.0}, 4: {0: 3.0, 1000: 24.0}})
+    csv = reference_csv(tmp_path / "ref.csv", {0: [3.0, 3.0, 3.0], 1000: [11.0, 12.0, 13.0]})
+    result = verdict.compare([tmp_path / "run", kept], "rlpd", [csv])
+    assert result["seeds"] == [5, 3] and result["unit"] == "env steps"
+    assert result["final"]["o2o"] == pytest.approx(np.mean([10, 12, 14, 20, 24]))
+    with pytest.raises(SystemExit, match="found twice"):  # the same seeds from the run and from its CSV
+        verdict.write_curves(kept, "rlpd", {0: {0: 3.0, 1000: 10.0}})
+        verdict.compare([tmp_path / "run", kept], "rlpd", [csv])

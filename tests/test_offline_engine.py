@@ -66,6 +66,38 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(algo, pendulum, tmp_
     assert summary["return_mean"] == json.loads(metric_lines(tmp_path / "full")[-1])["return_mean"]
 
 
+def test_an_extended_run_and_chunks_cut_by_evaluations_draw_as_one_straight_run(pendulum, tmp_path):
+    """Update u's key is fold_in(stream, u), wherever chunks end: 250 updates in chunks cut at every evaluation (eval
+    every 125 with chunks of 100: 100, 25, 100, 25), extended to 400, end with the states of 400 straight updates in
+    chunks of 50 (by chunk index, the extension redrew the batches of updates 200-250)."""
+    assert [offline.chunk_size(s, 5000, 1000, 1024) for s in (0, 1000, 1024, 2024, 4096)] == [1000, 24, 1000, 24, 904]
+    straight = settings(pendulum, tmp_path / "straight", eval_every=400, chunk=50, eval_episodes=0)
+    offline.train(straight, progress=False)
+    cut = settings(pendulum, tmp_path / "cut", steps=250, eval_every=125, chunk=100, eval_episodes=0)
+    offline.train(cut, progress=False)
+    offline.resume(tmp_path / "cut", steps=400, progress=False)
+    a, step_a = final_params(tmp_path / "straight", straight)
+    b, step_b = final_params(tmp_path / "cut", cut)
+    assert step_a == step_b == 400
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_a_run_recorded_before_update_keys_resumes_with_its_chunk_keys(pendulum, tmp_path, kill_after_checkpoint):
+    full = settings(pendulum, tmp_path / "full", keys_by="chunk")
+    offline.train(full, progress=False)
+    offline.train(settings(pendulum, tmp_path / "new"), progress=False)
+    assert metric_lines(tmp_path / "new")[0] != metric_lines(tmp_path / "full")[0]  # the two streams differ
+
+    kill_after_checkpoint(lambda: offline.train(settings(pendulum, tmp_path / "old", keys_by="chunk"), progress=False),
+                          200)
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["settings"]["keys_by"]  # as o2o wrote it before 2026-12-08
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    offline.resume(tmp_path / "old", progress=False)
+    assert metric_lines(tmp_path / "old") == metric_lines(tmp_path / "full")
+
+
 def test_seed_of_a_multi_seed_run_equals_that_seed_alone(pendulum, tmp_path):
     both = offline.train(settings(pendulum, tmp_path / "both", seeds=2, seed=0), progress=False)
     alone = offline.train(settings(pendulum, tmp_path / "alone", seeds=1, seed=1), progress=False)

@@ -4,8 +4,9 @@ benchmarks/parity/learn.py), at equal budget on the same data.
     python benchmarks/parity/verdict.py --bench DIR [DIR ...] --reference ALGO=FILE.csv[,FILE.csv ...] \
         [ALGO=...] [--out FILE.md]
 
-Each DIR is an `o2o bench` directory (its offline runs) or one run directory (e.g. an `o2o online` run, whose steps
-are env steps). Several directories or CSVs add seeds (a seed found twice is an error).
+Each DIR is an `o2o bench` directory (its offline runs), one run directory (e.g. an `o2o online` run, whose steps
+are env steps) or a CSV that `--o2o-csv` wrote (seeds kept from runs no longer on disk). Several directories or CSVs
+add seeds (a seed found twice is an error).
 
 For each algorithm: the mean final score (last evaluation) and the area under the curve (the mean score over the
 evaluations, which share their steps on both sides) of each side, and the 95% bootstrap interval of the difference
@@ -45,7 +46,9 @@ def o2o_runs(path: Path) -> list[RunDir]:
 
 
 def o2o_curves(path: Path, algo: str) -> dict[int, dict[int, float]]:
-    """seed -> step -> normalized score, from the runs of `algo` under `path` (see o2o_runs)."""
+    """seed -> step -> normalized score, from the runs of `algo` under `path` (see o2o_runs) or its CSV."""
+    if path.suffix == ".csv":
+        return reference_curves(path)
     curves: dict[int, dict[int, float]] = {}
     for run in o2o_runs(path):
         if run.settings["algo"] != algo:
@@ -92,7 +95,8 @@ def compare(benches: list[Path], algo: str, references: list[Path]) -> dict:
     if not steps:
         raise SystemExit(f"{algo}: o2o and the reference share no evaluation step")
     rng = np.random.default_rng(0)
-    kinds = {run.kind for bench in benches for run in o2o_runs(bench) if run.settings["algo"] == algo}
+    kinds = {run.kind for bench in benches if bench.suffix != ".csv" for run in o2o_runs(bench)
+             if run.settings["algo"] == algo}
     unit = "env steps" if kinds == {"online"} else "updates"
     out = {"algo": algo, "seeds": [len(mine), len(theirs)], "steps": steps, "unit": unit}
     for measure, of in (("final", lambda c: c[steps[-1]]), ("auc", lambda c: float(np.mean([c[s] for s in steps])))):

@@ -2,7 +2,9 @@
 one `lax.scan` per host call, and K seeds train together under `vmap` (each seed its own init and sampling keys).
 
 Seed i of a K-seed run uses the keys of `--seed base + i` alone, so it equals that seed trained by itself.
-The key of chunk c is `fold_in(seed_key, c)`: a run resumed from a checkpoint continues the same random stream.
+Update u draws from `fold_in(stream, u)`, whatever the chunks: a resumed or extended run continues the same random
+stream, and a chunk ends wherever an evaluation falls (`chunk_size`). Runs recorded before 2026-12-08 keyed whole
+chunks (`keys_by="chunk"`) and resume so.
 A batch holds the agent's own draw (uniform transitions), or with `--sampler` transitions weighted by their
 trajectory's return (`o2o.data.samplers`), drawn inside the same jitted scan.
 """
@@ -29,7 +31,8 @@ from o2o.data.fields import FIELDS
 from o2o.envs import env_spaces, load_for_env, ogbench, recorded_env_kwargs
 from o2o.envs.actions import to_unit_actions
 from o2o.errors import Interrupted, O2OError
-from o2o.train import lockstep, loggers, runs
+from o2o.train import loggers, runs
+from o2o.train.fused import KEYS_BY_CHUNK, KEYS_BY_UPDATE, chunk_size, make_train_chunk
 from o2o.train.evaluation import batched_policy, evaluate, make_eval_envs, scores
 
 OGBENCH_ACTION_CLIP = 1.0 - 1e-5
@@ -54,11 +57,19 @@ class OfflineSettings:
     preset: str = "auto"  # the paper's per-dataset settings: "auto" (by the dataset's env and level), "none", or a name
     sampler: str = "uniform"  # which transitions a batch holds: uniform, return-weighted, advantage-weighted
     sampler_temperature: float = samplers.DEFAULT_TEMPERATURE  # alpha of the weighted samplers (Hong et al.: 0.1)
+    keys_by: str = KEYS_BY_UPDATE  # "update": update u's key is fold_in(stream, u); "chunk": runs before 2026-12-08
 
     def check(self) -> None:
         runs.check_counts("offline run", ("chunk",), steps=self.steps, seeds=self.seeds, eval_every=self.eval_every,
                           eval_episodes_or_zero=self.eval_episodes, chunk=self.chunk)
         samplers.check(self.sampler, self.sampler_temperature)
+        if self.keys_by not in (KEYS_BY_UPDATE, KEYS_BY_CHUNK):
+            raise O2OError(f"keys_by must be {KEYS_BY_UPDATE!r} or {KEYS_BY_CHUNK!r}, not {self.keys_by!r}")
+
+    @classmethod
+    def recorded(cls, settings: dict[str, Any]) -> OfflineSettings:
+        """The settings a run's config.json recorded; one recorded before `keys_by` existed keyed its chunks."""
+        return cls(**{"keys_by": KEYS_BY_CHUNK, **settings})
 
 
 @dataclasses.dataclass
@@ -175,33 +186,6 @@ def checkpoint_template(agent, config, env_id: str, seeds: list[int], dataset_me
     return init_seeds(agent, config, spec, seeds)
 
 
-def make_train_chunk(agent, config, chunk: int) -> Callable:
-    """(states, seed_keys, chunk_index, data, trajectories=None) -> (states, metrics averaged over the chunk), vmapped
-    over seeds. With `trajectories` (a weighted sampler's table on the device) its draw replaces the agent's."""
-
-    def one_seed(state, seed_key, chunk_index, data, trajectories):
-        chunk_key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), chunk_index)
-
-        def batch(key):
-            if trajectories is None:
-                return agent.sample_batch(config, data, key)
-            index = samplers.draw(trajectories, key, config.batch_size)
-            return jax.tree.map(lambda x: x[index], data)
-
-        def step(state, key):
-            sample_key, update_key = jax.random.split(key)
-            return agent.update(state, batch(sample_key), update_key)
-
-        state, metrics = jax.lax.scan(step, state, jax.random.split(chunk_key, chunk))
-        return state, jax.tree.map(jnp.nanmean, metrics)
-
-    def seeds(states, seed_keys, chunk_index, data, trajectories=None):
-        return lockstep.vmap_seeds(one_seed, in_axes=(0, None, None, None))(states, seed_keys, chunk_index, data,
-                                                                           trajectories)
-
-    return jax.jit(seeds, donate_argnums=(0,))
-
-
 def train(settings: OfflineSettings, progress: bool = True, prepared: Prepared | None = None,
           logging: loggers.LogSettings | None = None, fine_tuning: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a new run (from `prepared`, this settings' pieces, if the caller has them), its metrics logged as `logging`
@@ -232,7 +216,7 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
     if summary is not None:
         return summary
     logging = runs.resumed_logging(run, logging)
-    p = prepare(OfflineSettings(**{**run.settings, "steps": max(steps or 0, run.settings["steps"])}), run)
+    p = prepare(OfflineSettings.recorded({**run.settings, "steps": max(steps or 0, run.settings["steps"])}), run)
     run.check_dataset(p.dataset_reference["content_hash"])
     checkpoint = runs.load_checkpoint(run.path, {"states": init_states(p), "step": 0, "best": 0.0})
     runs.extend(run, steps, logging)  # once the checkpoint has loaded: a refused resume leaves config.json as it was
@@ -245,10 +229,9 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
     """Train from `states` at `start_step` to the end. `pending`: the record of `start_step` that a Ctrl-C kept from
     being written ({"record", "evaluate"}), written first, with its evaluation if it has one."""
     s, run_dir = p.settings, run.path
-    chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)  # evaluations fall on chunk boundaries
     data, trajectories = device_data(p), jax.device_put(p.trajectories)
     seed_keys = jnp.stack([jax.random.PRNGKey(seed) for seed in p.seeds])
-    train_chunk = make_train_chunk(p.agent, p.config, chunk)
+    train_chunks: dict[int, Callable] = {}  # by size
     policy = batched_policy(p.agent)
     env_kwargs = recorded_env_kwargs(p.dataset.metadata)
     envs = make_eval_envs(p.env_id, len(p.seeds), s.eval_episodes, env_kwargs) if s.eval_episodes > 0 else None
@@ -296,11 +279,15 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
         if unlogged is not None:
             conclude(**unlogged)
         while step < s.steps:
-            size = min(chunk, s.steps - step)
-            if size != chunk:
-                train_chunk = make_train_chunk(p.agent, p.config, size)
+            if s.keys_by == KEYS_BY_CHUNK:  # evaluations fell on the boundaries of equal chunks
+                chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)
+                size, position = min(chunk, s.steps - step), step // chunk
+            else:
+                size, position = chunk_size(step, s.steps, s.chunk, s.eval_every), step
+            if size not in train_chunks:
+                train_chunks[size] = make_train_chunk(p.agent, p.config, size, s.keys_by)
             t0 = time.perf_counter()
-            new_states, metrics = train_chunk(states, seed_keys, step // chunk, data, trajectories)
+            new_states, metrics = train_chunks[size](states, seed_keys, position, data, trajectories)
             metrics = jax.device_get(metrics)  # waits for the chunk: (seeds,) per metric
             update_seconds += time.perf_counter() - t0
             diverged = runs.divergence(metrics, new_states)
