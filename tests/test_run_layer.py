@@ -141,15 +141,15 @@ def test_finetune_refuses_what_would_not_learn(pendulum, finished, tmp_path, cap
 @pytest.mark.parametrize("chunk", [1, 2])
 def test_ctrl_c_keeps_the_work_and_prints_the_resume_command(pendulum, tmp_path, capsys, ctrl_c_while_chunk_runs,
                                                             chunk):
-    """A Ctrl-C while a chunk of 100 updates runs (its input states donated): the chunk's output is kept, before an
+    """A Ctrl-C while a chunk of 1,000 updates runs (its input states donated): the chunk's output is kept, before an
     evaluation step (chunk 1) and at one (chunk 2, whose evaluation and record the resume writes)."""
-    args = ["train", "bc", "--dataset", pendulum, "--steps", "300", "--eval-every", "200", "--eval-episodes", "1",
+    args = ["train", "bc", "--dataset", pendulum, "--steps", "2300", "--eval-every", "2000", "--eval-episodes", "1",
             "--quiet", "--json", *TINY]
     assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
     release = ctrl_c_while_chunk_runs(chunk)
     code, _, err = run_cli([*args, "--out", str(tmp_path / "cut")], capsys)
-    step = 100 * chunk
-    assert code == 130 and err.strip() == (f"error: {tmp_path / 'cut'}: interrupted at update {step} of 300; resume "
+    step = 1000 * chunk
+    assert code == 130 and err.strip() == (f"error: {tmp_path / 'cut'}: interrupted at update {step} of 2300; resume "
                                            f"with `o2o train --resume {tmp_path / 'cut'}`"), err
     release()
     code, out, _ = run_cli(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"], capsys)
