@@ -35,6 +35,15 @@ def test_timeouts_mark_the_env_time_limit():
     assert not data.terminals.any()
 
 
+def test_reset_seeds_never_repeat_and_keep_the_values_collected_datasets_used():
+    from o2o.collect.rollout import _reset_seed
+
+    assert _reset_seed(3, 2, 5) == 3 * 1_000_003 + 2 * 10_007 + 5  # the datasets collected so far keep their bytes
+    seeds = [_reset_seed(0, env, episode) for env in range(3) for episode in range(10_020)]
+    assert len(set(seeds)) == len(seeds)  # env 0's 10,007th episode no longer starts where env 1's first did
+    assert _reset_seed(0, 100, 0) != _reset_seed(1, 0, 697)  # nor env 100 where the next seed's env 0 does
+
+
 def test_collect_command_writes_o2o_and_minari_that_their_readers_load(tmp_path, capsys):
     import minari
 
@@ -144,6 +153,7 @@ def test_zoo_train_export_and_collect_round_trip(tmp_path):
     cards = zoo.export(tmp_path / "run", tmp_path / "zoo")
     assert {cards[level]["training_steps"] for level in ("medium", "expert")} <= {200, 400, 600}
     assert cards["expert"]["command"].endswith("o2o zoo export RUN_DIR --upto 600")
+    assert "--eval-every 200 --set hidden_dims=32,32 && o2o zoo export" in cards["medium"]["command"]  # as trained
     early = zoo.export(tmp_path / "run", tmp_path / "zoo-early", upto=450)  # the run may go on; the choice stays put
     assert {early[level]["training_steps"] for level in ("medium", "expert")} <= {200, 400}
     assert early["expert"]["command"].endswith("--upto 400")

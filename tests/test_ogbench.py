@@ -2,6 +2,8 @@
 apart from episode boundaries, success-rate evaluation, presets, and clear errors for what cannot work."""
 
 import json
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -21,8 +23,9 @@ EPISODES, STEPS = 10, 41  # 10 training episodes + 1 validation episode of 41 ro
 def generated(tmp_path_factory):
     """A small cube-single play dataset in OGBench's layout, made by two worker processes."""
     folder = tmp_path_factory.mktemp("ogbench")
-    summary = collect_ogbench.collect_to("cube-single-v0", "play", folder / "cube-single-play-v0", EPISODES, STEPS,
-                                         seed=3, workers=2)
+    with pytest.warns(UserWarning, match="10 episodes of 41 steps under the name of OGBench's cube-single-play-v0"):
+        summary = collect_ogbench.collect_to("cube-single-v0", "play", folder / "cube-single-play-v0", EPISODES, STEPS,
+                                             seed=3, workers=2)
     return folder, summary
 
 
@@ -57,6 +60,94 @@ def test_noisy_level_same_seed_same_bytes():
     second, _ = collect_ogbench.generate("cube-single-v0", "noisy", 1, STEPS, seed=5, workers=1)
     for name, value in first.items():
         np.testing.assert_array_equal(value, second[name], err_msg=name)
+
+
+# OGBench's data_gen_scripts/commands.sh: --num_episodes of each published manipulation dataset (all 1001 steps)
+PUBLISHED_EPISODES = {"cube-single-v0": 1000, "cube-double-v0": 1000, "cube-triple-v0": 3000, "cube-quadruple-v0": 5000,
+                      "scene-v0": 1000, "puzzle-3x3-v0": 1000, "puzzle-4x4-v0": 1000, "puzzle-4x5-v0": 3000,
+                      "puzzle-4x6-v0": 5000}
+
+
+def oracle_like_rows(episodes, steps, observation=0.0):
+    """Rows in OGBench's layout, without running the oracles."""
+    terminals = np.zeros(episodes * steps, bool)
+    terminals[steps - 1::steps] = True
+    return {"observations": np.full((episodes * steps, 2), observation, np.float32),
+            "actions": np.zeros((episodes * steps, 1), np.float32), "terminals": terminals}
+
+
+@pytest.mark.parametrize("env_name, flags, expected", [("cube-single-v0", [], 1000), ("cube-triple-v0", [], 3000),
+                                                       ("puzzle-4x6-v0", [], 5000),
+                                                       ("cube-quadruple-v0", ["--episodes", "7"], 7)])
+def test_collect_makes_as_many_episodes_as_the_published_dataset_unless_told(env_name, flags, expected, tmp_path,
+                                                                            capsys, monkeypatch):
+    assert {env: collect_ogbench.check_request(env, "play") for env in collect_ogbench.MANIPULATION_ENVS} \
+        == PUBLISHED_EPISODES
+    asked = []
+    monkeypatch.setattr(collect_ogbench, "collect_to", lambda env, level, out, episodes, *a, **k: asked.append(episodes)
+                        or {"episodes": episodes})
+    code, _, err = run_cli(["collect", env_name, "--level", "play", *flags, "--out", str(tmp_path / "d"), "--quiet",
+                            "--json"], capsys)
+    assert code == 0 and asked == [expected], err
+    code, out, _ = run_cli(["collect", "--help"], capsys)
+    assert "5000 for cube-quadruple" in " ".join(out.replace("│", " ").split())
+
+
+def test_another_size_under_the_official_name_warns(tmp_path, monkeypatch):
+    """o2o finds ./datasets/NAME before OGBench's download: a smaller dataset there would stand in for the published."""
+    monkeypatch.setattr(collect_ogbench, "generate", lambda *a, **k: (oracle_like_rows(2, 3), {}))
+    with pytest.warns(UserWarning, match=r"2 episodes of 3 steps under the name of OGBench's cube-triple-play-v0, "
+                                         r"which has 3000 of 1001; o2o finds it before the official download"):
+        collect_ogbench.collect_to("cube-triple-v0", "play", tmp_path / "cube-triple-play-v0", 2, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        collect_ogbench.collect_to("cube-triple-v0", "play", tmp_path / "small", 2, 3)  # not the official name
+        collect_ogbench.collect_to("cube-triple-v0", "play", tmp_path / "default" / "cube-triple-play-v0")
+    assert not [w for w in caught if "under the name of" in str(w.message)]
+
+
+@pytest.mark.parametrize("option, counts, message", [
+    ("--episodes", {"episodes": 0}, "--episodes must be at least 1 (got 0)"),
+    ("--episodes", {"episodes": -3}, "--episodes must be at least 1 (got -3)"),
+    ("--episode-steps", {"steps": 0}, "--episode-steps must be at least 2 (got 0)"),
+    ("--episode-steps", {"steps": 1}, "--episode-steps must be at least 2 (got 1)")])
+def test_bad_counts_are_one_line_errors_before_any_env_is_built(option, counts, message, tmp_path, capsys,
+                                                                monkeypatch):
+    monkeypatch.setattr(collect_ogbench, "_start_worker", lambda *a: pytest.fail("an env was built"))
+    code, _, err = run_cli(["collect", "cube-single-v0", "--level", "play", option, str(*counts.values()),
+                            "--workers", "1", "--out", str(tmp_path / "d"), "--quiet"], capsys)
+    assert code == 1 and err.startswith(f"error: o2o collect: {message}") and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(O2OError, match=re.escape(message)):
+        collect_ogbench.generate("cube-single-v0", "play", **{"episodes": 2, **counts}, workers=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_collection_that_fails_after_writing_leaves_nothing_behind(tmp_path, monkeypatch):
+    """Three files are written; a failure after the first removes what was written, so that a rerun is not refused."""
+    monkeypatch.setattr(collect_ogbench, "generate",
+                        lambda *a, **k: (oracle_like_rows(10, 3, observation=np.nan), oracle_like_rows(1, 3)))
+    with pytest.raises(DatasetError, match="observations"):
+        collect_ogbench.collect_to("cube-single-v0", "play", tmp_path / "data", 10, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_single_process_collector_closes_its_env_even_on_failure(monkeypatch):
+    closed = []
+    start = collect_ogbench._start_worker
+
+    def start_and_watch_close(*args):
+        start(*args)
+        env = collect_ogbench._worker["env"]
+        close = env.close
+        env.close = lambda: closed.append(env) or close()
+
+    monkeypatch.setattr(collect_ogbench, "_start_worker", start_and_watch_close)
+    collect_ogbench.generate("cube-single-v0", "play", 1, 3, workers=1)
+    assert len(closed) == 1 and collect_ogbench._worker == {}
+    monkeypatch.setattr(collect_ogbench, "_episodes", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        collect_ogbench.generate("cube-single-v0", "play", 1, 3, workers=1)
+    assert len(closed) == 2 and collect_ogbench._worker == {}
 
 
 def test_reader_and_relabelling_agree_with_ogbench_itself(generated):

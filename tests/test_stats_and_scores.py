@@ -46,6 +46,17 @@ def test_d4rl_references_win_over_metadata_for_d4rl_tasks():
     assert reference_returns("Hopper-v5", {"ref_min_score": 0, "ref_max_score": 1}) == (-20.272305, 3234.3)
 
 
+def test_sparse_adroit_takes_the_datasets_references_not_d4rls_dense_ones():
+    """AdroitHand*Sparse pays 10 per success and -0.1 otherwise: D4RL's dense pen/door/... references do not apply."""
+    meta = {"ref_min_score": -20.0, "ref_max_score": 1000.0}
+    for task in ("Pen", "Hammer", "Door", "Relocate"):
+        assert reference_returns(f"AdroitHand{task}Sparse-v1") is None
+        assert reference_returns(f"AdroitHand{task}Sparse-v1", meta) == (-20.0, 1000.0)
+        assert reference_returns(f"AdroitHand{task}-v1", meta) != (-20.0, 1000.0)  # the dense task stays D4RL's
+    with pytest.raises(O2OError, match="no reference returns for AdroitHandPenSparse-v1"):
+        normalized_score("AdroitHandPenSparse-v1", 0.0)
+
+
 def test_trajectory_quality_is_normalized_mean_return():
     d = tiny(np.zeros(4), np.zeros(4), [1, 1, 3, 3], [0, 1, 0, 1])  # episode returns 2 and 6, mean 4
     assert trajectory_quality(d, (0.0, 8.0)) == pytest.approx(0.5)

@@ -4,7 +4,9 @@ its generator's published protocol (OGBench repository, data_gen_scripts/generat
 `play` = the plan oracles (a pre-computed plan per subtask, smoothed action noise 0.1 / smoothing 0.5);
 `noisy` = the Markov (closed-loop) oracles with per-episode Gaussian noise up to 0.1 and a probability of a random
 action (0.1; 0.2 for puzzles). Each episode runs `steps` steps (1001) in `mode="data_collection"`, where the env picks
-a new subtask whenever the oracle finishes one; 1000 training episodes plus 10% more as the validation split.
+a new subtask whenever the oracle finishes one. By default as many training episodes as the published dataset has
+(`PUBLISHED_EPISODES`: 1000; 3000 for cube-triple and puzzle-4x5, 5000 for cube-quadruple and puzzle-4x6), plus 10%
+more as the validation split.
 
 Where the published script draws from NumPy's global generator with no seed, o2o seeds every episode on its own
 (`episode_seed`): the env's reset seed and the oracles' global NumPy stream both come from (seed, episode), so the
@@ -17,6 +19,7 @@ import concurrent.futures
 import io
 import multiprocessing
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +34,9 @@ MANIPULATION_ENVS = ("cube-single-v0", "cube-double-v0", "cube-triple-v0", "cube
 LEVELS = ("play", "noisy")
 NOISE, NOISE_SMOOTHING, MIN_NORM = 0.1, 0.5, 0.4
 ROW_FIELDS = ("observations", "actions", "terminals", "qpos", "qvel", "button_states")
+# training episodes of the published datasets (data_gen_scripts/commands.sh; every episode 1001 steps); 1000 elsewhere
+PUBLISHED_EPISODES = {"cube-triple-v0": 3000, "cube-quadruple-v0": 5000, "puzzle-4x5-v0": 3000, "puzzle-4x6-v0": 5000}
+PUBLISHED_STEPS = 1001
 ROW_DTYPES = {"observations": np.float32, "actions": np.float32, "terminals": bool, "qpos": np.float32,
               "qvel": np.float32, "button_states": np.int64}  # the published files' dtypes
 
@@ -51,11 +57,31 @@ def episode_seed(seed: int, episode: int, attempt: int = 0) -> int:
     return int(np.random.SeedSequence([seed, episode, attempt]).generate_state(1)[0])
 
 
-def check_request(env_name: str, level: str) -> None:
+def published_episodes(env_name: str) -> int:
+    return PUBLISHED_EPISODES.get(env_name, 1000)
+
+
+def official_name(env_name: str, level: str) -> str:
+    """The published dataset's name: `cube-single-v0`, `play` -> `cube-single-play-v0`."""
+    return f"{env_name[:-3]}-{level}-v0"
+
+
+def check_request(env_name: str, level: str, episodes: int | None = None, steps: int = PUBLISHED_STEPS) -> int:
+    """Refuse, before any env is built, what cannot be collected; returns the training episodes to make (`episodes`,
+    or the published dataset's count for None)."""
+    from o2o.train.runs import check_counts  # here, not at the top: it imports JAX, which spawned workers need not
+
     if env_name not in MANIPULATION_ENVS:
-        raise O2OError(f"{env_name}: not an OGBench manipulation environment; expected one of {', '.join(MANIPULATION_ENVS)}")
+        raise O2OError(f"{env_name}: not an OGBench manipulation environment; expected one of "
+                       f"{', '.join(MANIPULATION_ENVS)}")
     if level not in LEVELS:
         raise O2OError(f"--level {level}: OGBench manipulation datasets are made at level play or noisy")
+    episodes = published_episodes(env_name) if episodes is None else episodes
+    if isinstance(steps, int) and steps < 2:
+        raise O2OError(f"o2o collect: --episode-steps must be at least 2 (got {steps}): OGBench's loader drops each "
+                       "episode's last row, which has no next observation")
+    check_counts("o2o collect", episodes=episodes, episode_steps=steps)
+    return episodes
 
 
 def _oracles(env, env_name: str, level: str) -> dict[str, Any]:
@@ -148,16 +174,16 @@ def _episodes(seed: int, episodes: range) -> list[dict[str, np.ndarray]]:
 def generate(
     env_name: str,
     level: str,
-    episodes: int = 1000,
-    steps: int = 1001,
+    episodes: int | None = None,
+    steps: int = PUBLISHED_STEPS,
     seed: int = 0,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(train rows, validation rows) in OGBench's file layout: one row per step, `terminals` at each episode's last
-    row, `episodes` training episodes and `episodes // 10` validation episodes. `progress(n)` is told each batch of
-    finished episodes."""
-    check_request(env_name, level)
+    row, `episodes` training episodes (None: the published dataset's count) and `episodes // 10` validation episodes.
+    `progress(n)` is told each batch of finished episodes."""
+    episodes = check_request(env_name, level, episodes, steps)
     total = episodes + episodes // 10
     workers = max(1, min(workers or os.cpu_count() or 1, total))
     batch = max(1, min(10, total // (4 * workers) or 1))
@@ -165,10 +191,14 @@ def generate(
     results: list[list[dict[str, np.ndarray]]] = [[] for _ in batches]
     if workers == 1:
         _start_worker(env_name, level, steps)
-        for i, part in enumerate(batches):
-            results[i] = _episodes(seed, part)
-            if progress:
-                progress(len(part))
+        try:
+            for i, part in enumerate(batches):
+                results[i] = _episodes(seed, part)
+                if progress:
+                    progress(len(part))
+        finally:  # in this process the env (about 165 MB) and its oracles would outlive the call
+            _worker.pop("env").close()
+            _worker.clear()
     else:
         # spawn, not fork: the parent may hold JAX's threads
         context = multiprocessing.get_context("spawn")
@@ -211,27 +241,49 @@ def check_destinations(out: str | os.PathLike) -> tuple[Path, Path, Path]:
     return destinations
 
 
-def collect_to(env_name: str, level: str, out: str | os.PathLike, episodes: int = 1000, steps: int = 1001,
-               seed: int = 0, workers: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
+def collect_to(env_name: str, level: str, out: str | os.PathLike, episodes: int | None = None,
+               steps: int = PUBLISHED_STEPS, seed: int = 0, workers: int | None = None,
+               progress: Callable[[int], None] | None = None) -> dict:
     """Generate, then write OGBench's layout (`OUT.npz`, `OUT-val.npz`) and o2o's format (`OUT/`, the training split;
-    goal-conditioned: rewards come from the task chosen at training time). Returns what was written."""
+    goal-conditioned: rewards come from the task chosen at training time): all three, or none of them on failure.
+    Returns what was written."""
     from o2o.data import write_o2o
 
+    episodes = check_request(env_name, level, episodes, steps)
     out, npz, validation_npz = check_destinations(out)
+    _warn_unless_published_size(env_name, level, out, episodes, steps)
     train, validation = generate(env_name, level, episodes, steps, seed, workers, progress)
-    write_npz(train, npz)
-    if validation:
-        write_npz(validation, validation_npz)
-    dataset = read_ogbench_npz(npz)
-    provenance = {"collector": "o2o collect (OGBench manipulation oracles)", "env": env_name, "level": level,
-                  "episodes": episodes, "steps_per_episode": steps, "seed": seed,
-                  "oracle": "plan" if level == "play" else "markov", "noise": NOISE,
-                  "noise_smoothing": NOISE_SMOOTHING if level == "play" else None,
-                  "min_norm": MIN_NORM if level == "noisy" else None,
-                  "p_random_action": random_action_probability(env_name, level)}
-    dataset.metadata.update(source=str(out), level=level, ogbench_dataset=f"{env_name[:-3]}-{level}-v0",
-                            provenance=provenance)
-    write_o2o(dataset, out)
+    written: list[Path] = []
+    try:
+        for rows, path in ((train, npz), (validation, validation_npz)):
+            if rows:
+                written.append(write_npz(rows, path))
+        dataset = read_ogbench_npz(npz)
+        dataset.metadata.update(source=str(out), level=level, ogbench_dataset=official_name(env_name, level),
+                                provenance=_provenance(env_name, level, episodes, steps, seed))
+        write_o2o(dataset, out)
+    except BaseException:
+        for path in written:  # check_destinations found none of them: what is left would only make a rerun refused
+            path.unlink(missing_ok=True)
+        raise
     return {"o2o": str(out), "npz": str(npz), "validation_npz": str(validation_npz) if validation else None,
             "rows": int(len(train["terminals"])), "transitions": len(dataset), "episodes": episodes,
             "validation_episodes": episodes // 10}
+
+
+def _warn_unless_published_size(env_name: str, level: str, out: Path, episodes: int, steps: int) -> None:
+    """o2o looks a dataset name up in ./datasets before OGBench's download (o2o.envs.ogbench.dataset_directories): one
+    of another size under the official name would silently stand in for the published dataset."""
+    official, published = official_name(env_name, level), published_episodes(env_name)
+    if out.name == official and (episodes, steps) != (published, PUBLISHED_STEPS):
+        warnings.warn(f"{out}: {episodes} episodes of {steps} steps under the name of OGBench's {official}, which has "
+                      f"{published} of {PUBLISHED_STEPS}; o2o finds it before the official download", stacklevel=2)
+
+
+def _provenance(env_name: str, level: str, episodes: int, steps: int, seed: int) -> dict[str, Any]:
+    return {"collector": "o2o collect (OGBench manipulation oracles)", "env": env_name, "level": level,
+            "episodes": episodes, "steps_per_episode": steps, "seed": seed,
+            "oracle": "plan" if level == "play" else "markov", "noise": NOISE,
+            "noise_smoothing": NOISE_SMOOTHING if level == "play" else None,
+            "min_norm": MIN_NORM if level == "noisy" else None,
+            "p_random_action": random_action_probability(env_name, level)}

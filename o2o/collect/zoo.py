@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,9 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
     seconds_at = _wall_seconds_by_step(run_dir)
     machine = config.get("versions", {})
     flags = f"XLA_FLAGS='{machine['xla_flags']}' " if machine.get("xla_flags") else ""
+    # --set as given to `o2o zoo train`: without them the card's command would train a different policy
+    overrides = "".join(f" --set {shlex.quote(f'{field}={value}')}"
+                        for field, value in (config["settings"].get("agent_overrides") or {}).items())
     cards = {}
     for level, index in (("medium", medium), ("expert", expert)):
         policy = {"actor": jax.tree.map(lambda x: np.asarray(x)[0], raw[index]["policy"]["actor"]),
@@ -97,7 +101,8 @@ def export(run_dir: str | Path, dest: str | Path | None = None, upto: int | None
             "compute_seconds": seconds_at.get(step),  # wall time of the training run up to this snapshot
             "machine": {k: machine.get(k) for k in ("backend", "cpu_count", "xla_flags", "jax", "mujoco")},
             "command": f"{flags}o2o zoo train {env_id} --steps {config['settings']['steps']} --seed {seed} "
-                       f"--eval-every {config['settings']['eval_every']} && o2o zoo export RUN_DIR --upto {upto}",
+                       f"--eval-every {config['settings']['eval_every']}{overrides} && o2o zoo export RUN_DIR "
+                       f"--upto {upto}",
         }
         mean, std = _measure(env_id, card, policy)
         card.update(return_mean=mean, return_std=std, return_episodes=CARD_EPISODES)

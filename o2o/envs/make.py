@@ -66,6 +66,7 @@ def make_env(env_id: str, **kwargs):
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f" (registered versions: {', '.join(sorted(close))})" if close else ""
         raise O2OError(f"environment {env_id!r} is not registered with gymnasium{hint}")
+    _refuse_mujoco_py_version(env_id)
     if "mujoco" in str(gym.spec(env_id).entry_point):
         _route_mujoco_warnings()
     with warnings.catch_warnings():
@@ -82,6 +83,19 @@ def make_env(env_id: str, **kwargs):
     if ogbench.is_sparse(requested):  # Q-chunking's sparse variant of the task (o2o.envs.ogbench)
         env = gym.wrappers.TransformReward(env, lambda reward: float(ogbench.sparse_rewards(np.float64(reward))))
     return env
+
+
+def _refuse_mujoco_py_version(env_id: str) -> None:
+    """gymnasium still registers the MuJoCo v2 and v3 ids (D4RL's, e.g. Hopper-v2), but making one needs the retired
+    mujoco-py and fails with a bare ImportError: name the v5 id o2o runs instead."""
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    current = gym.envs.registration.get_env_id(spec.namespace, spec.name, 5)
+    current_entry_point = str(gym.spec(current).entry_point) if current in gym.registry else ""
+    if spec.version in (2, 3) and current_entry_point.startswith("gymnasium.envs.mujoco"):
+        raise O2OError(f"environment {env_id}: MuJoCo v{spec.version} environments need mujoco-py, which o2o does not "
+                       f"use; o2o runs gymnasium's MuJoCo v5 versions: use {current}")
 
 
 def observation_layout(env) -> dict[str, list[int]] | None:

@@ -1,13 +1,14 @@
 """D4RL-style normalized scores: 0 = a random policy's return, 100 = an expert's.
 
 Hopper, HalfCheetah, Walker2d, Ant, Adroit (and kitchen) use D4RL's published reference returns, so numbers line up with
-published tables. The mazes do not: D4RL's AntMaze (0, 1) assumes an episode that ends at the goal, where
-gymnasium-robotics' AntMaze goes on and pays 1 for every step there, and on D4RL's maze2d scale a noisy waypoint
-controller in gymnasium's PointMaze scores 140 to 208. They take the dataset's references (Minari's datasets and `o2o
-collect --level waypoint` record them), or else the success rate. o2o runs the gymnasium MuJoCo v5 versions of these
-tasks, which are close to but not identical with D4RL's v2 ones: compare orderings and magnitudes, not decimals. Any
-other environment takes its references from the dataset's metadata (`ref_min_score` = mean return of a random policy,
-`ref_max_score` = an expert's).
+published tables. Adroit's sparse variants (AdroitHandPenSparse-v1, ...) do not: they pay 10 per success and -0.1
+otherwise. Nor do the mazes: D4RL's AntMaze (0, 1) assumes an episode that ends at the goal, where gymnasium-robotics'
+AntMaze goes on and pays 1 for every step there, and on D4RL's maze2d scale a noisy waypoint controller in gymnasium's
+PointMaze scores 140 to 208. They take the dataset's references (Minari's datasets and `o2o collect --level waypoint`
+record them), or else the success rate. o2o runs the gymnasium MuJoCo v5 versions of these tasks, which are close to
+but not identical with D4RL's v2 ones: compare orderings and magnitudes, not decimals. Any other environment takes its
+references from the dataset's metadata (`ref_min_score` = mean return of a random policy, `ref_max_score` = an
+expert's).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ _D4RL_TASKS = [
     (r"^HalfCheetah$", "halfcheetah"),
     (r"^Walker2d$", "walker2d"),
     (r"^Ant$", "ant"),
-    (r"^AdroitHandPen", "pen"),
-    (r"^AdroitHandHammer", "hammer"),
-    (r"^AdroitHandDoor", "door"),
-    (r"^AdroitHandRelocate", "relocate"),
-    (r"^FrankaKitchen", "kitchen"),
+    # anchored: the AdroitHand*Sparse ids reward differently from D4RL's tasks (module docstring)
+    (r"^AdroitHandPen$", "pen"),
+    (r"^AdroitHandHammer$", "hammer"),
+    (r"^AdroitHandDoor$", "door"),
+    (r"^AdroitHandRelocate$", "relocate"),
+    (r"^FrankaKitchen$", "kitchen"),
 ]
 
 
