@@ -8,7 +8,10 @@ module and its config.
 from __future__ import annotations
 
 import dataclasses
+import re
+import warnings
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 from o2o.errors import O2OError
@@ -278,6 +281,17 @@ def dataset_key(env_id: str | None, level: str | None, minari_id: str | None = N
     return f"{env}-{level}" if level and not env.endswith(level) else env
 
 
+D4RL_LEVELS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
+_D4RL_NAME = re.compile(rf"([a-z0-9]+)-({'|'.join(D4RL_LEVELS)})-v\d+")
+
+
+def d4rl_level(env_id: str | None, source: str | None) -> str | None:
+    """The level a D4RL file's name states (hopper-medium-replay-v2.hdf5: medium-replay), since D4RL's files record it
+    nowhere else; None unless the name's env is `env_id`'s (walker2d data evaluated as HalfCheetah, of equal shapes)."""
+    found = _D4RL_NAME.fullmatch(PurePath(source).stem.lower()) if source and env_id else None
+    return found[2] if found and found[1] == dataset_key(env_id, None) else None
+
+
 def preset(name: str, choice: str | None, env_id: str | None = None, level: str | None = None,
            corruption: str | None = None, minari_id: str | None = None) -> tuple[str | None, dict[str, Any]]:
     """(key, overrides) of the algorithm's preset: `choice` "auto" picks it by the dataset (`dataset_key`; for data
@@ -306,6 +320,12 @@ def preset(name: str, choice: str | None, env_id: str | None = None, level: str 
     for candidate in (*corrupted, key, *families) if key else ():
         if candidate in presets:
             return candidate, dict(presets[candidate])
+    env = families[-1] if families else None
+    tuned = [f"{env}-{known}" for known in D4RL_LEVELS if f"{env}-{known}" in presets]
+    if tuned:  # the paper tunes this env per dataset, not this one: said, lest its defaults pass for the paper's
+        data = f"{env} data of no known level" if key == env else key
+        warnings.warn(f"--preset auto: {canonical_name(name)} has no preset for {data}, so its defaults apply (its "
+                      f"presets for {env}: {', '.join(tuned)}; --preset NAME applies one)")
     return None, {}
 
 

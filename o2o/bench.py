@@ -275,6 +275,9 @@ def run(grid: Grid, bench_dir: str | Path, workers: int | None = None, address: 
     bench_dir = Path(bench_dir).resolve()
     grid = dataclasses.replace(grid, datasets=[files.absolute_source(d) for d in grid.datasets])
     cells(grid)  # a grid whose cells would share a directory is refused before anything is written
+    for flag, value in (("--workers", workers), ("--cpus-per-cell", cpus_per_cell)):
+        if value is not None and value < 1:
+            raise O2OError(f"{flag} must be at least 1 (got {value})")
     check_datasets(grid.datasets)
     logging = prepare_dir(grid, bench_dir, logging)
     conn = results.connect(bench_dir / DATABASE)
@@ -317,8 +320,6 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
 
     import ray
 
-    if cpus_per_cell < 1:
-        raise O2OError(f"--cpus-per-cell must be at least 1 (got {cpus_per_cell})")
     # Ray starts its processes by fork + exec, which is safe; JAX's warning about fork in a threaded process is not.
     warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
     if address:
@@ -328,9 +329,7 @@ def _dispatch(todo: list[Cell], grid: Grid, bench_dir: Path, conn, workers: int 
             raise O2OError(f"--address {address}: cannot join the Ray cluster ({one_line(e)})") from None
         capacity = int(ray.cluster_resources().get("CPU", 1))
     else:
-        capacity = workers or len(os.sched_getaffinity(0))
-        if capacity < 1:
-            raise O2OError(f"--workers must be at least 1 (got {capacity})")
+        capacity = len(os.sched_getaffinity(0)) if workers is None else workers
         # Ray starts its workers at nice 15 by default: beside any other process a cell then got 4% of a core
         # (an EDAC cell beside two reference runs). A bench is the user's own job: its cells run at the driver's
         # priority unless RAY_worker_niceness says otherwise. Read by the raylet this process starts.

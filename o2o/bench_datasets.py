@@ -18,7 +18,7 @@ COLLECT = "collect:"
 def dataset_label(dataset: str) -> str:
     if dataset.startswith(COLLECT):
         env_id, level, transitions = parse_collect(dataset)
-        return f"{env_id}-{level}" + (f"-{transitions}" if transitions else "")
+        return f"{env_id}-{level}" + (f"-{transitions}" if transitions is not None else "")
     return Path(dataset.rstrip("/")).name or dataset
 
 
@@ -34,6 +34,8 @@ def parse_collect(spec: str) -> tuple[str, str, int | None]:
         transitions = int(parts[2]) if len(parts) == 3 else None
     except ValueError:
         raise O2OError(f"dataset {spec!r}: transitions {parts[2]!r} is not an integer") from None
+    if transitions is not None and transitions < 1:  # refused here, before Ray starts, not by the cell's collect
+        raise O2OError(f"dataset {spec!r}: transitions must be at least 1 (got {transitions})")
     return parts[0], parts[1], transitions
 
 
@@ -67,7 +69,7 @@ def materialize(dataset: str, bench_dir: Path) -> str:
     dest = bench_dir / "datasets" / dataset_label(dataset)
     with locked(bench_dir / "datasets" / f".{dest.name}.lock"):
         if not (dest / "metadata.json").is_file():
-            kwargs = {"transitions": transitions} if transitions else {}
+            kwargs = {"transitions": transitions} if transitions is not None else {}
             write_o2o(collect(env_id, level, seed=0, **kwargs), dest, overwrite=True)
     return str(dest)
 

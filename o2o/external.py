@@ -31,16 +31,19 @@ run's scores without their steps or seed (write them out as the CSV above with t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
 from o2o import files, results
+from o2o.envs import normalized_score, reference_returns
 from o2o.errors import O2OError
 
 COLUMNS = ("method", "dataset", "seed", "step", "score", "phase", "metric", "env", "source")
@@ -78,10 +81,8 @@ class ExternalRun:
 
     def row(self) -> dict[str, Any]:
         """The run as `results.import_runs` writes it."""
-        return {"method": self.method, "dataset": self.dataset, "seed": self.seed, "env": self.env,
-                "source": self.source,
-                "config": {"imported": {"file": self.file, "format": self.format, "sha256": self.sha256,
-                                        "metric": self.metric}},
+        return {**{k: getattr(self, k) for k in ("method", "dataset", "seed", "env", "source")},
+                "config": {"imported": {k: getattr(self, k) for k in ("file", "format", "sha256", "metric")}},
                 "evaluations": {phase: [{"step": step, **scores(score, self.metric, self.env)}
                                         for step, score in points] for phase, points in self.evaluations.items()}}
 
@@ -90,8 +91,6 @@ def scores(score: float, metric: str, env: str | None) -> dict[str, float | None
     """An imported score as an evaluation row's columns, filled as o2o fills its own (`o2o.train.evaluation.scores`):
     a return gets its normalized score where the env has reference returns; a success rate is also the normalized
     score where it has none."""
-    from o2o.envs import normalized_score, reference_returns
-
     known = env is not None and reference_returns(env, {}) is not None
     if metric == "normalized":
         return {"return_mean": None, "normalized_score": score, "success_rate": None}
@@ -122,8 +121,7 @@ def read(path: str | Path, format: str = "auto", **given: Any) -> list[ExternalR
     if format not in FORMATS:
         raise O2OError(f"--format {format!r}; choose one of {', '.join(FORMATS)}")
     format = detect_format(path) if format == "auto" else format
-    unknown = set(given) - set(OPTIONS)
-    if unknown:
+    if unknown := set(given) - set(OPTIONS):
         raise TypeError(f"unknown options {sorted(unknown)}")
     given = {k: v for k, v in given.items() if v is not None}
     if format == "d3rlpy":
@@ -138,8 +136,7 @@ def read(path: str | Path, format: str = "auto", **given: Any) -> list[ExternalR
         _check(record)
     _apply(path, records, given, format)
     for record in records:
-        for field, value in defaults.items():
-            record.values.setdefault(field, value)
+        record.values = {**defaults, **record.values}
     return _runs(path, records, format, digest)
 
 
@@ -219,14 +216,11 @@ def _read_json(path: Path, data: bytes) -> list[Record]:
 
 
 def _read_d3rlpy(path: Path) -> tuple[list[Record], str, dict[str, str]]:
-    if path.is_dir():
-        found = [path / name for name in D3RLPY_FILES if (path / name).is_file()]
-        if not found:
-            raise O2OError(f"{path}: no environment.csv (offline evaluations) or evaluation.csv (online) in this "
-                           "d3rlpy log; d3rlpy writes them for fit(..., evaluators={'environment': ...}) and "
-                           "fit_online(..., eval_env=...)")
-    else:
-        found = [path]
+    found = [path / name for name in D3RLPY_FILES if (path / name).is_file()] if path.is_dir() else [path]
+    if not found:
+        raise O2OError(f"{path}: no environment.csv (offline evaluations) or evaluation.csv (online) in this "
+                       "d3rlpy log; d3rlpy writes them for fit(..., evaluators={'environment': ...}) and "
+                       "fit_online(..., eval_env=...)")
     digest, records = hashlib.sha256(), []
     for metric_file in found:
         data = _bytes(metric_file)
@@ -290,7 +284,8 @@ def _number(value: Any, where: str) -> float:
 
 
 def _apply(path: Path, records: list[Record], given: dict[str, Any], format: str) -> None:
-    """The command-line options: each names the field where the file lacks it, or renames the one value it holds."""
+    """The command-line options: each names the field where the file lacks it, or renames the one value it holds;
+    then every record has what a run needs."""
     for field, value in given.items():
         for name, allowed in (("metric", METRICS), ("phase", PHASES)):
             if field == name and value not in allowed:
@@ -302,11 +297,12 @@ def _apply(path: Path, records: list[Record], given: dict[str, Any], format: str
                            f"{field} of a file holding one")
         for r in records:
             r.values[field] = value
-    for field in ("method", "dataset", "seed"):
+    for field in ("method", "dataset", "seed", "step", "score"):
         missing = next((r for r in records if field not in r.values), None)
-        if missing is not None:
+        if missing is not None:  # step, score: an empty cell or a JSON null (the column is there, its value not)
             carried = "a d3rlpy log names none" if format == "d3rlpy" else f"{missing.where} has none"
-            raise O2OError(f"{path}: no {field} ({carried}); give --{field}")
+            raise O2OError(f"{path}: no {field} ({carried}); give --{field}" if field in OPTIONS
+                           else f"{missing.where}: no {field}; every evaluation has a step and a score")
 
 
 def _runs(path: Path, records: list[Record], format: str, digest: str) -> list[ExternalRun]:
@@ -365,6 +361,9 @@ def import_files(paths: Iterable[str | Path], into: str | Path, format: str = "a
     paths = [Path(p) for p in paths]
     if not paths:
         raise O2OError("o2o results import needs at least one FILE")
+    twice = [p for i, p in enumerate(paths) if p.resolve() in {q.resolve() for q in paths[:i]}]
+    if twice:  # its runs would be counted twice in the summary
+        raise O2OError(f"{twice[0]}: given twice; name each FILE once")
     if seeds and len(seeds) != len(paths):
         raise O2OError(f"--seed: give one per FILE, in order ({len(paths)} FILE(s), {len(seeds)} --seed)")
     runs: list[ExternalRun] = []
@@ -377,15 +376,16 @@ def import_files(paths: Iterable[str | Path], into: str | Path, format: str = "a
                                f"{origin[key]}; import one run once")
             origin[key] = run.file
             runs.append(run)
+    # stored without a normalized score (`scores`), likely by a mistyped env or a D4RL dataset name given as the env
+    for env in sorted({r.env for r in runs if r.metric == "return" and r.env and reference_returns(r.env) is None}):
+        warnings.warn(f"env {env!r} has no reference returns, so its returns are stored without a normalized score "
+                      "(o2o has them for gymnasium ids such as Hopper-v5 and Pendulum-v1)")
     database = database_path(into)
     files.check_destination(database.parent, may_exist=True, name="--into")  # writable, or made so
     existed = database.exists()
     try:
-        conn = results.connect(database)
-        try:
+        with contextlib.closing(results.connect(database)) as conn:
             written = results.import_runs(conn, [run.row() for run in runs])
-        finally:
-            conn.close()
     except BaseException:
         if not existed:
             database.unlink(missing_ok=True)  # a database this command made holds nothing of anyone's

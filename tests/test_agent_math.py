@@ -294,6 +294,39 @@ def test_lb_sac_scales_batch_and_learning_rates_and_presets_follow_the_dataset()
         preset("rebrac", "ant-medium")
 
 
+def test_auto_preset_reads_the_level_of_a_d4rl_file_name_and_warns_where_the_paper_has_none(tmp_path):
+    import warnings
+
+    import h5py
+    from conftest import make_dataset
+
+    from o2o.algorithms import d4rl_level, preset
+    from o2o.train.offline import OfflineSettings, prepare
+
+    assert d4rl_level("Hopper-v5", "/data/hopper-medium-replay-v2.hdf5") == "medium-replay"
+    assert d4rl_level("HalfCheetah-v5", "walker2d-medium-v2.hdf5") is None  # another env's data of the same shapes
+    assert d4rl_level("Hopper-v5", "hopper.hdf5") is None and d4rl_level(None, "hopper-medium-v2.hdf5") is None
+    with h5py.File(tmp_path / "hopper-medium-replay-v2.hdf5", "w") as f:  # D4RL's layout: no level recorded
+        for name, values in make_dataset(n=200).arrays().items():
+            f[name] = np.asarray(values)
+    (tmp_path / "renamed.hdf5").write_bytes((tmp_path / "hopper-medium-replay-v2.hdf5").read_bytes())
+    for algo in ("rebrac", "edac", "lbsac", "sacn"):
+        settings = OfflineSettings(algo=algo, dataset=str(tmp_path / "hopper-medium-replay-v2.hdf5"), env="Hopper-v5",
+                                   eval_episodes=0)
+        assert prepare(settings).preset["name"] == "hopper-medium-replay", algo
+    renamed = OfflineSettings(algo="rebrac", dataset=str(tmp_path / "renamed.hdf5"), env="Hopper-v5", eval_episodes=0)
+    with pytest.warns(UserWarning, match="rebrac has no preset for hopper data of no known level, so its defaults "
+                      "apply .its presets for hopper: hopper-medium, hopper-medium-replay, hopper-medium-expert"):
+        assert prepare(renamed).preset is None
+    with pytest.warns(UserWarning, match="edac has no preset for hopper-random"):
+        assert preset("edac", "auto", "Hopper-v5", "random") == (None, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no word where the paper tunes nothing for the env, or by env alone
+        assert preset("rebrac", "auto", "Pendulum-v1", "medium") == (None, {})
+        assert preset("sacn", "auto", "Walker2d-v5", "random")[0] == "walker2d"
+        assert preset("iql", "auto", "Hopper-v5", "medium") == (None, {})
+
+
 def fql_state(**config):
     return fql.init(jax.random.PRNGKey(0), SPEC, fql.Config(hidden_dims=(4,), **config))
 

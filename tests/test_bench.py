@@ -183,6 +183,25 @@ def test_suites_and_bad_grids_fail_clearly(tmp_path):
     assert g.overrides_for("bc") == {} and g.overrides_for("iql") == {"discount": "0.9", "expectile": "0.8"}
 
 
+def test_no_transitions_and_no_workers_are_refused_before_ray_starts(tmp_path, capsys, monkeypatch):
+    for count in ("0", "-5"):  # 0 collected the default million under the label of collect:Pendulum-v1:medium
+        with pytest.raises(O2OError, match=rf"transitions must be at least 1 \(got {count}\)"):
+            bench.Grid(algos=["iql"], datasets=[f"collect:Pendulum-v1:medium:{count}"])
+    assert bench.dataset_label("collect:Pendulum-v1:medium:20") == "Pendulum-v1-medium-20"
+
+    def ray_started(*args, **kwargs):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(bench, "_dispatch", ray_started)
+    small = bench.Grid(algos=["iql"], datasets=["collect:Pendulum-v1:medium:20"])
+    for flag, given in (("workers", 0), ("workers", -1), ("cpus_per_cell", 0)):
+        with pytest.raises(O2OError, match=rf"--{flag.replace('_', '-')} must be at least 1 \(got {given}\)"):
+            bench.run(small, tmp_path / "b", progress=False, **{flag: given})
+    code, _, err = run_cli(["quickstart", "--workers", "0", "--out", str(tmp_path / "q")], capsys)  # 0 meant all
+    assert code == 1 and err == "error: --workers must be at least 1 (got 0)\n"
+    assert not (tmp_path / "b").exists() and not (tmp_path / "q").exists()
+
+
 def test_cells_of_dataset_ids_of_different_envs_and_of_colliding_names(tmp_path):
     ids = ["mujoco/hopper/medium-v0", "mujoco/walker2d/medium-v0"]  # one last part, two envs
     made = bench.cells(bench.Grid(algos=["td3bc"], datasets=ids))

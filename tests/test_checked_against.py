@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from o2o.agents import REWARD_BONUSES
 from o2o.algorithms import CHECKS, REGISTRY
@@ -40,3 +41,12 @@ def test_the_table_cell_says_what_was_checked():
     assert CHECKS["td3"].summary() == "sfujim/TD3@34770cc: update ✓"
     assert CHECKS["awac"].summary() == "tinkoff-ai/CORL@6afec90: update ✓, 2 deviations kept"
     assert CHECKS["iql"].summary().startswith("ikostrikov/implicit_q_learning@09d7002: update ✓; learning: ")
+
+
+def test_algos_json_says_what_each_update_was_checked_against(capsys):
+    code, out, _ = run_cli(["algos", "--json"], capsys)
+    listed = json.loads(out.splitlines()[-1])
+    assert code == 0 and set(listed) == set(REGISTRY)
+    assert listed["td3"]["checked"] == {"code": "sfujim/TD3", "fixture": "", "commit": CHECKS["td3"].commit,
+                                        "deviations": [], "learning": CHECKS["td3"].learning}
+    assert all(entry["checked"]["code"] == CHECKS[name].code for name, entry in listed.items())

@@ -127,6 +127,14 @@ BAD = {  # file name, content, options -> what the one-line error names
                            [], "a.json: no seed (a.json records[0] has none); give --seed"),
     "not json": ("a.json", "{'records': []}", [], "a.json: not valid JSON"),
     "empty": ("a.csv", "", [], "a.csv: empty"),
+    "empty step": ("a.csv", "method,dataset,seed,step,score\nm,d,0,,1\nm,d,0,10,2\n", [], "a.csv line 2: no step"),
+    "empty score": ("a.csv", "method,dataset,seed,step,score\nm,d,0,10,2\nm,d,0,20,\n", [], "a.csv line 3: no score"),
+    "json without step": ("a.json", '[{"method": "m", "dataset": "d", "seed": 0, "score": 3}]', [],
+                          "a.json item[0]: no step"),
+    "json null score": ("a.json", '{"records": [{"method": "m", "dataset": "d", "seed": 0, "step": 1, "score": null}]}',
+                        [], "a.json records[0]: no score"),
+    "a file given twice": ("a.csv", "method,dataset,seed,step,score\nm,d,0,10,1\n", ["a.csv"],
+                           "a.csv: given twice; name each FILE once"),
 }
 
 
@@ -334,3 +342,16 @@ def test_d3rlpy_logs_import_with_their_returns_normalized(tmp_path, capsys):
                      (1, "offline", 1000, 900.0, pytest.approx(normalized("Hopper-v5", 900.0))),
                      (1, "offline", 2000, 2100.0, pytest.approx(normalized("Hopper-v5", 2100.0)))]
     assert external.detect_format(logs / "CQL_hopper-medium-v2_1_20240101" / "environment.csv") == "d3rlpy"
+
+
+@pytest.mark.parametrize("env, normalized_score", [("Hopper-v5", normalized("Hopper-v5", 1000)),
+                                                    ("hopper-medium-v2", None), ("Foo-v0", None)])
+def test_returns_of_an_env_without_reference_returns_are_stored_with_a_warning(env, normalized_score, tmp_path,
+                                                                               capsys):
+    (tmp_path / "r.csv").write_text("method,dataset,seed,step,score\nm,hopper-medium,0,10,1000\n")
+    code, _, err = run_cli(["results", "import", str(tmp_path / "r.csv"), "--metric", "return", "--env", env,
+                            "--into", str(tmp_path / "bench")], capsys)
+    assert code == 0, err
+    assert rows(tmp_path / "bench" / "results.sqlite")[0][5:7] == (1000.0, pytest.approx(normalized_score))
+    warned = f"warning: env {env!r} has no reference returns, so its returns are stored without a normalized score"
+    assert err.startswith(warned) and err.count("\n") == 1 if normalized_score is None else err == ""

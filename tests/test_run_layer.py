@@ -66,6 +66,38 @@ def test_resume_refuses_another_algorithm_and_a_smaller_budget(finished, capsys)
     assert code == 1 and "never cut back" in err
 
 
+def recorded_run(path: Path, **record) -> Path:
+    """A run directory holding only its config.json: enough for what --resume checks before it loads anything."""
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(record))
+    return path
+
+
+@pytest.mark.parametrize("extra, refusal", [(["--dataset", "hm"], "drop --dataset"),
+                                            (["--with", "sera"], "drop --with")])
+def test_online_resume_refusals_name_the_flags_given(tmp_path, capsys, extra, refusal):
+    run = recorded_run(tmp_path / "rlpd", kind="online", settings={"algo": "rlpd"})
+    code, _, err = run_cli(["online", "--resume", str(run), *extra], capsys)
+    assert code == 1 and err == f"error: --resume continues {run} with its recorded settings; {refusal} (--steps N " \
+        "extends a run)\n"
+
+
+def test_zoo_resume_refuses_what_it_would_ignore_and_runs_that_are_not_zoo_runs(tmp_path, capsys):
+    zoo = recorded_run(tmp_path / "zoo", kind="online", env_id="Pendulum-v1",
+                       settings={"algo": "sac", "keep_policy_snapshots": True})
+    for extra, refusal in ((["--steps", "20"], "drop --steps"), (["--seed", "1"], "drop --seed"),
+                           (["--eval-every", "5"], "drop --eval-every"), (["--out", "x"], "drop --out"),
+                           (["--set", "batch_size=8"], "drop --set"),
+                           (["Hopper-v5"], "a Pendulum-v1 run; drop ENV_ID")):
+        code, _, err = run_cli(["zoo", "train", "--resume", str(zoo), *extra], capsys)
+        assert code == 1 and refusal in err and err.count("\n") == 1, (extra, err)
+    online_run = recorded_run(tmp_path / "sac", kind="online", env_id="Pendulum-v1", settings={"algo": "sac"})
+    code, _, err = run_cli(["zoo", "train", "--resume", str(online_run)], capsys)
+    assert code == 1 and "not a zoo training run" in err and "`o2o online --resume` resumes it" in err
+    code, _, err = run_cli(["zoo", "train"], capsys)
+    assert code == 1 and err == "error: o2o zoo train needs ENV_ID (or --resume RUN_DIR)\n"
+
+
 def test_a_larger_budget_extends_a_finished_run_and_records_it(pendulum, tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(train_args(pendulum, out), capsys)[0] == 0
@@ -307,7 +339,7 @@ def test_run_resume_finishes_both_phases_of_an_interrupted_run(pendulum, tmp_pat
     assert code == 130 and err.strip().endswith("interrupted at env step 4 of 20; resume with `o2o run --resume cut`")
     monkeypatch.setattr(online, "make_env_step", make_env_step)
     code, _, err = run_cli(["run", "--resume", "cut", "--seeds", "2"], capsys)
-    assert code == 1 and err.strip() == "error: --resume continues cut/offline with its recorded settings; drop --seeds"
+    assert code == 1 and err.strip() == "error: --resume continues cut with its recorded settings; drop --seeds"
     code, out, err = run_cli(["run", "--resume", "cut", "--quiet", "--json"], capsys)
     assert code == 0, err
 

@@ -32,6 +32,9 @@ def main() -> None:
             raise
         print(f"error: {e.filename}: {e.strerror}" if e.filename else f"error: {e.strerror}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except SystemExit as e:
+        # typer turns Ctrl-C into exit 130 itself (typer.core._main: KeyboardInterrupt -> Exit(130) -> sys.exit),
+        # silently; only the exception chain tells it from a command's own exit
+        if isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt):
+            print("error: interrupted", file=sys.stderr)
+        raise

@@ -145,9 +145,12 @@ def collect_cmd(
     level: Annotated[str, typer.Option("--level", help="random, medium, medium-replay, expert or medium-expert; "
                                        "PointMaze: waypoint (D4RL's maze2d protocol); OGBench: play or noisy.")],
     transitions: Annotated[int, typer.Option("--transitions", help="Transitions to collect (D4RL: 1M).")] = 1_000_000,
-    episodes: Annotated[int, typer.Option("--episodes", help="OGBench: training episodes (plus 10% for the "
-                                          "validation split).")] = 1000,
-    episode_steps: Annotated[int, typer.Option("--episode-steps", help="OGBench: steps per episode.")] = 1001,
+    episodes: Annotated[Optional[int], typer.Option("--episodes", help="OGBench: training episodes (plus 10% for the "
+                                                    "validation split); default: the published dataset's, 1000, or "
+                                                    "3000 for cube-triple and puzzle-4x5, 5000 for cube-quadruple "
+                                                    "and puzzle-4x6.")] = None,
+    episode_steps: Annotated[int, typer.Option("--episode-steps", help="OGBench: steps per episode (published: "
+                                               "1001).")] = 1001,
     workers: Annotated[Optional[int], typer.Option("--workers", help="OGBench: processes (default: one per core).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of envs and policy noise: same seed, same dataset.")] = 0,
     out: Annotated[Optional[str], typer.Option("--out", help="Destination (default datasets/ENV-LEVEL-sSEED; "
@@ -162,11 +165,11 @@ def collect_cmd(
     from o2o.train import runs
 
     if env_id in ogbench.MANIPULATION_ENVS:
-        ogbench.check_request(env_id, level)
+        episodes = ogbench.check_request(env_id, level, episodes, episode_steps)
         if format != DatasetFormat.o2o:
             raise O2OError(f"--format {format.value}: OGBench data is written in o2o's format and OGBench's .npz layout "
                            "together; convert afterwards with `o2o data convert`")
-        dest = out or f"datasets/{env_id[:-3]}-{level}-v0"
+        dest = out or f"datasets/{ogbench.official_name(env_id, level)}"
         ogbench.check_destinations(dest)  # before the progress bar, so that a refusal is the only line printed
         bar = runs.ProgressBar(not quiet, episodes + episodes // 10, 0, "collect", "episodes")
         try:
@@ -203,25 +206,40 @@ app.add_typer(zoo_app, name="zoo")
 
 @zoo_app.command("train")
 def zoo_train(
-    env_id: Annotated[str, typer.Argument(help="Gymnasium environment id.")],
-    steps: Annotated[int, typer.Option("--steps", help="SAC env steps.")] = 1_000_000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
-    eval_every: Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations and snapshots.")] = 10_000,
+    env_id: Annotated[Optional[str], typer.Argument(help="Gymnasium environment id; not needed with --resume.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="SAC env steps (default 1000000).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed (default 0).")] = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Env steps between evaluations and "
+                                                      "snapshots (default 10000).")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/zoo-ENV-sSEED).")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a killed zoo run.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a killed zoo run as recorded.")] = None,
     overrides: OverridesOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the SAC run whose snapshots become an env's medium and expert policies (resumable)."""
+    from o2o.cli.common import _given
+    from o2o.cli.training import _resume_refusals
     from o2o.collect import zoo
     from o2o.train import online
 
     if resume:
+        # --steps too: the run's replay buffer was sized to its recorded steps, so an extended run would no longer be
+        # what the `o2o zoo train --steps N` command on its cards makes
+        run = _resume_refusals(resume, None, dict(steps=steps, seed=seed, eval_every=eval_every, out=out,
+                                                  set=overrides), extends=False)
+        if not run.settings.get("keep_policy_snapshots"):
+            command = "online" if run.kind == "online" else "train"
+            raise O2OError(f"{resume}: not a zoo training run (made by `o2o zoo train`); `o2o {command} --resume` "
+                           "resumes it")
+        if env_id and env_id != run.env_id:
+            raise O2OError(f"{resume}: a {run.env_id} run; drop ENV_ID ({env_id}) to resume it")
         summary = online.resume(resume, progress=not quiet)
+    elif not env_id:
+        raise O2OError("o2o zoo train needs ENV_ID (or --resume RUN_DIR)")
     else:
-        summary = zoo.train(env_id, steps, seed=seed, out=out, eval_every=eval_every, progress=not quiet,
-                            agent_overrides=_parse_overrides(overrides))
+        summary = zoo.train(env_id, 1_000_000 if steps is None else steps, out=out, progress=not quiet,
+                            agent_overrides=_parse_overrides(overrides), **_given(seed=seed, eval_every=eval_every))
     _print_summary(summary, as_json)
 
 

@@ -3,6 +3,7 @@ them, and what they show."""
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 from typing import Annotated, Any, Optional
 
@@ -212,7 +213,9 @@ def algos_cmd(as_json: JsonFlag = False) -> None:
     """The algorithms o2o trains: kind, what each is, its paper, how it runs online and what its update was checked
     against (the reference implementation and commit, update and learning parity)."""
     if as_json:
-        _print_json({name: {k: v for k, v in vars(r).items() if k != "name"} for name, r in REGISTRY.items()})
+        # `checked` is a property (from CHECKS), not a field: vars() leaves it out
+        _print_json({name: {**{k: v for k, v in vars(r).items() if k != "name"},
+                            "checked": r.checked and dataclasses.asdict(r.checked)} for name, r in REGISTRY.items()})
         return
     from rich.console import Console
     from rich.table import Table

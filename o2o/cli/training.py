@@ -14,18 +14,21 @@ from o2o.cli.common import (BonusNeighboursOption, BonusOption, BonusScaleOption
 from o2o.errors import O2OError
 
 
-def _resume_refusals(run_dir: str, algo: str | None, given: dict[str, Any], extends: bool = True) -> None:
-    """--resume continues a run as recorded: an option it would ignore is refused (`extends`: --steps may extend it)."""
+def _resume_refusals(run_dir: str, algo: str | None, given: dict[str, Any], extends: bool = True,
+                     named: str | None = None) -> Any:
+    """--resume continues a run as recorded: an option it would ignore is refused (`given`: {flag name: value};
+    `extends`: --steps may extend it; `named`: the directory as the user named it). Returns the run (`runs.RunDir`)."""
     from o2o.agents import canonical_name
     from o2o.train import runs
 
-    run = runs.RunDir.open(run_dir)
+    run, named = runs.RunDir.open(run_dir), named or run_dir
     if algo and canonical_name(algo) != canonical_name(run.settings["algo"]):
-        raise O2OError(f"{run_dir}: a {run.settings['algo']} run; drop ALGO ({algo}) to resume it")
+        raise O2OError(f"{named}: a {run.settings['algo']} run; drop ALGO ({algo}) to resume it")
     ignored = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, [], False)]
     if ignored:
-        raise O2OError(f"--resume continues {run_dir} with its recorded settings; drop {', '.join(ignored)}"
+        raise O2OError(f"--resume continues {named} with its recorded settings; drop {', '.join(ignored)}"
                        + (" (--steps N extends a run)" if extends else ""))
+    return run
 
 
 @app.command("train")
@@ -101,16 +104,16 @@ def online_cmd(
     from o2o.train import online
 
     logging = _logging(logger, wandb_project)
-    options = dict(env=env, offline_dataset=dataset, seeds=seeds, seed=seed, utd=utd, warmup_steps=warmup_steps,
-                   eval_every=eval_every, eval_episodes=eval_episodes, out=out, reward_bonus=bonus,
-                   bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)
+    options = dict(env=env, seeds=seeds, seed=seed, utd=utd, warmup_steps=warmup_steps, eval_every=eval_every,
+                   eval_episodes=eval_episodes, out=out, bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)
     if resume:
-        _resume_refusals(resume, algo, {**options, "set": overrides})
+        _resume_refusals(resume, algo, {**options, "dataset": dataset, "with": bonus, "set": overrides})
         _print_summary(online.resume(resume, steps=steps, progress=not quiet, logging=logging), as_json)
         return
     if not algo:
         raise O2OError("o2o online needs ALGO (or --resume RUN_DIR)")
-    settings = online.settings_for(algo, steps=steps, agent_overrides=_parse_overrides(overrides), **options)
+    settings = online.settings_for(algo, steps=steps, agent_overrides=_parse_overrides(overrides),
+                                   offline_dataset=dataset, reward_bonus=bonus, **options)
     _print_summary(online.train(settings, progress=not quiet, logging=logging), as_json)
 
 
@@ -191,7 +194,7 @@ def run_cmd(
                      preset=preset, sampler=sampler, sampler_temperature=sampler_temperature,
                      bonus_neighbours=bonus_neighbours, bonus_scale=bonus_scale)
         _resume_refusals(str(Path(resume) / "offline"), algo, {**given, "with": bonus, "set": overrides},
-                         extends=False)
+                         extends=False, named=resume)
         _print_summary(phases.resume_offline_then_online(resume, progress=not quiet, logging=logging), as_json)
         return
     if not algo or not dataset:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from o2o.agents import Spec, get_algorithm, restore_algorithm, uniform_transitions
-from o2o.algorithms import preset
+from o2o.algorithms import d4rl_level, preset
 from o2o.data import Dataset, content_hash, samplers
 from o2o.data.corrupt import corruption_key
 from o2o.data.fields import FIELDS
@@ -99,9 +99,10 @@ def prepare(settings: OfflineSettings, recorded: runs.RunDir | None = None) -> P
     dataset, env_id = load_for_env(settings.dataset, settings.env, required=settings.eval_episodes > 0)
     reference = runs.dataset_reference(settings.dataset, content_hash(dataset), len(dataset))
     if recorded is None:
-        preset_name, preset_values = preset(settings.algo, settings.preset, env_id or dataset.env_id,
-                                            dataset.metadata.get("level"), corruption_key(dataset.metadata),
-                                            dataset.metadata.get("minari_dataset_id"))
+        env, metadata = env_id or dataset.env_id, dataset.metadata
+        level = metadata.get("level") or d4rl_level(env, metadata.get("source"))  # D4RL's files: in their name only
+        preset_name, preset_values = preset(settings.algo, settings.preset, env, level, corruption_key(metadata),
+                                            metadata.get("minari_dataset_id"))
         agent, config = get_algorithm(settings.algo, settings.agent_overrides, preset=preset_values)
         applied = {"name": preset_name, "values": preset_values} if preset_name else None
     else:
