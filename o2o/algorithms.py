@@ -288,7 +288,8 @@ _D4RL_NAME = re.compile(rf"([a-z0-9]+)-({'|'.join(D4RL_LEVELS)})-v\d+")
 def d4rl_level(env_id: str | None, source: str | None) -> str | None:
     """The level a D4RL file's name states (hopper-medium-replay-v2.hdf5: medium-replay), since D4RL's files record it
     nowhere else; None unless the name's env is `env_id`'s (walker2d data evaluated as HalfCheetah, of equal shapes)."""
-    found = _D4RL_NAME.fullmatch(PurePath(source).stem.lower()) if source and env_id else None
+    # D4RL's downloads are named hopper_medium_replay-v2.hdf5
+    found = _D4RL_NAME.fullmatch(PurePath(source).stem.lower().replace("_", "-")) if source and env_id else None
     return found[2] if found and found[1] == dataset_key(env_id, None) else None
 
 

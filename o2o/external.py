@@ -377,9 +377,9 @@ def import_files(paths: Iterable[str | Path], into: str | Path, format: str = "a
             origin[key] = run.file
             runs.append(run)
     # stored without a normalized score (`scores`), likely by a mistyped env or a D4RL dataset name given as the env
-    for env in sorted({r.env for r in runs if r.metric == "return" and r.env and reference_returns(r.env) is None}):
-        warnings.warn(f"env {env!r} has no reference returns, so its returns are stored without a normalized score "
-                      "(o2o has them for gymnasium ids such as Hopper-v5 and Pendulum-v1)")
+    for env in sorted({r.env or "" for r in runs if r.metric == "return" and reference_returns(r.env) is None}):
+        warnings.warn(f"{f'env {env!r}' if env else 'no env given'}: its returns are stored without a normalized score "
+                      "(o2o has reference returns for gymnasium ids such as Hopper-v5 and Pendulum-v1; --env ENV)")
     database = database_path(into)
     files.check_destination(database.parent, may_exist=True, name="--into")  # writable, or made so
     existed = database.exists()

@@ -304,6 +304,7 @@ def test_auto_preset_reads_the_level_of_a_d4rl_file_name_and_warns_where_the_pap
     from o2o.train.offline import OfflineSettings, prepare
 
     assert d4rl_level("Hopper-v5", "/data/hopper-medium-replay-v2.hdf5") == "medium-replay"
+    assert d4rl_level("Hopper-v5", "/root/.d4rl/datasets/hopper_medium_replay-v2.hdf5") == "medium-replay"  # D4RL's
     assert d4rl_level("HalfCheetah-v5", "walker2d-medium-v2.hdf5") is None  # another env's data of the same shapes
     assert d4rl_level("Hopper-v5", "hopper.hdf5") is None and d4rl_level(None, "hopper-medium-v2.hdf5") is None
     with h5py.File(tmp_path / "hopper-medium-replay-v2.hdf5", "w") as f:  # D4RL's layout: no level recorded

@@ -65,6 +65,8 @@ def test_o2o_seeds_kept_in_a_csv_join_those_of_a_run_directory(tmp_path):
     online_run(tmp_path / "run", {0: [3.0, 3.0, 3.0], 1000: [10.0, 12.0, 14.0]})
     kept = tmp_path / "rlpd-o2o.csv"
     verdict.write_curves(kept, "rlpd", {3: {0: 3.0, 1000: 20.0}, 4: {0: 3.0, 1000: 24.0}})
+    with open(kept, "a") as file:  # another algorithm's seeds in the same CSV are not rlpd's
+        file.write("sac,7,0,3.0\nsac,7,1000,90.0\n")
     csv = reference_csv(tmp_path / "ref.csv", {0: [3.0, 3.0, 3.0], 1000: [11.0, 12.0, 13.0]})
     result = verdict.compare([tmp_path / "run", kept], "rlpd", [csv])
     assert result["seeds"] == [5, 3] and result["unit"] == "env steps"

@@ -98,6 +98,14 @@ def test_a_run_recorded_before_update_keys_resumes_with_its_chunk_keys(pendulum,
     assert metric_lines(tmp_path / "old") == metric_lines(tmp_path / "full")
 
 
+def test_an_old_run_extended_past_a_partial_chunk_still_evaluates_at_every_eval_step(pendulum, tmp_path):
+    # chunk-keyed: 250 updates in chunks of 100, 100, 50, extended to 450; chunks of 100 from 250 skipped 400
+    offline.train(settings(pendulum, tmp_path / "old", steps=250, eval_episodes=1, keys_by="chunk"), progress=False)
+    offline.resume(tmp_path / "old", steps=450, progress=False)
+    evaluated = [json.loads(line)["step"] for line in metric_lines(tmp_path / "old") if "return_mean" in line]
+    assert evaluated == [200, 250, 400, 450]
+
+
 def test_seed_of_a_multi_seed_run_equals_that_seed_alone(pendulum, tmp_path):
     both = offline.train(settings(pendulum, tmp_path / "both", seeds=2, seed=0), progress=False)
     alone = offline.train(settings(pendulum, tmp_path / "alone", seeds=1, seed=1), progress=False)

@@ -329,3 +329,17 @@ def test_finetuning_with_sera_reads_the_bonus_and_a_zero_scale_changes_nothing(c
     conn = results.connect(tmp_path / "results.sqlite")  # results and the report name the method with its bonus
     results.ingest_run(conn, calql_run, tmp_path / "sera")
     assert {row["online_algo"] for row in conn.execute("SELECT online_algo FROM runs")} == {"calql+sera"}
+
+
+def test_an_online_run_with_offline_data_standardizes_states_by_that_data(pendulum):
+    """TD3+BC standardizes states (normalize_observations, its default): from scratch with --dataset, by the data's
+    statistics, as offline; without data it has none to take (identity)."""
+    observations = np.asarray(load_dataset(pendulum).observations, np.float64)
+    with_data = online.prepare(online.settings_for("td3bc", env="Pendulum-v1", offline_dataset=pendulum, steps=10,
+                                                   agent_overrides={"hidden_dims": "8,8"}))
+    normalizer = jax.tree.map(lambda x: np.asarray(x)[0], with_data.states.normalizer)
+    np.testing.assert_allclose(normalizer.mean, observations.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(normalizer.std, observations.std(0) + 1e-3, rtol=1e-5)
+    alone = online.prepare(online.settings_for("td3bc", env="Pendulum-v1", steps=10, offline_sampling="none",
+                                               agent_overrides={"hidden_dims": "8,8"}))
+    np.testing.assert_array_equal(np.asarray(alone.states.normalizer.mean)[0], np.zeros(3))

@@ -353,5 +353,12 @@ def test_returns_of_an_env_without_reference_returns_are_stored_with_a_warning(e
                             "--into", str(tmp_path / "bench")], capsys)
     assert code == 0, err
     assert rows(tmp_path / "bench" / "results.sqlite")[0][5:7] == (1000.0, pytest.approx(normalized_score))
-    warned = f"warning: env {env!r} has no reference returns, so its returns are stored without a normalized score"
+    warned = f"warning: env {env!r}: its returns are stored without a normalized score"
     assert err.startswith(warned) and err.count("\n") == 1 if normalized_score is None else err == ""
+
+
+def test_returns_with_no_env_are_stored_with_the_same_warning(tmp_path, capsys):
+    (tmp_path / "r.csv").write_text("method,dataset,seed,step,score\nm,hopper-medium,0,10,1000\n")
+    code, _, err = run_cli(["results", "import", str(tmp_path / "r.csv"), "--metric", "return",
+                            "--into", str(tmp_path / "bench")], capsys)
+    assert code == 0 and err.startswith("warning: no env given: its returns are stored without a normalized score")

@@ -48,7 +48,7 @@ def o2o_runs(path: Path) -> list[RunDir]:
 def o2o_curves(path: Path, algo: str) -> dict[int, dict[int, float]]:
     """seed -> step -> normalized score, from the runs of `algo` under `path` (see o2o_runs) or its CSV."""
     if path.suffix == ".csv":
-        return reference_curves(path)
+        return reference_curves(path, method=algo)
     curves: dict[int, dict[int, float]] = {}
     for run in o2o_runs(path):
         if run.settings["algo"] != algo:
@@ -59,11 +59,13 @@ def o2o_curves(path: Path, algo: str) -> dict[int, dict[int, float]]:
     return curves
 
 
-def reference_curves(path: Path) -> dict[int, dict[int, float]]:
+def reference_curves(path: Path, method: str | None = None) -> dict[int, dict[int, float]]:
+    """seed -> step -> score from a CSV (only its rows of `method`, if given: an o2o CSV that `--o2o-csv` wrote)."""
     curves: dict[int, dict[int, float]] = {}
     with open(path, newline="") as file:
         for row in csv.DictReader(file):
-            curves.setdefault(int(row["seed"]), {})[int(row["step"])] = float(row["score"])
+            if method is None or row["method"] == method:
+                curves.setdefault(int(row["seed"]), {})[int(row["step"])] = float(row["score"])
     return curves
 
 

@@ -280,9 +280,9 @@ def _run(p: Prepared, run: runs.RunDir, states, start_step: int, best: float, pr
         if unlogged is not None:
             conclude(**unlogged)
         while step < s.steps:
-            if s.keys_by == KEYS_BY_CHUNK:  # evaluations fell on the boundaries of equal chunks
+            if s.keys_by == KEYS_BY_CHUNK:  # chunks of gcd(chunk, eval_every), keyed by their index
                 chunk = math.gcd(min(s.chunk, s.steps), s.eval_every)
-                size, position = min(chunk, s.steps - step), step // chunk
+                size, position = chunk_size(step, s.steps, chunk, s.eval_every), step // chunk
             else:
                 size, position = chunk_size(step, s.steps, s.chunk, s.eval_every), step
             if size not in train_chunks:

@@ -81,12 +81,13 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
         offline_settings = _offline_data_settings(settings, start.base if start else None, env_id)
     seeds = [settings.seed + i for i in range(settings.seeds)]
 
-    offline_data, metadata, reference = None, {}, None
+    offline_data, metadata, reference, data_spec = None, {}, None, None
     if offline_settings is not None:
         offline_prepared = start.base if start else offline.prepare(offline.OfflineSettings(**offline_settings))
         # the online agent's transition fields, from the offline agent's dataset
         offline_data = offline.device_data(dataclasses.replace(offline_prepared, agent=agent, config=config))
         metadata, reference = offline_prepared.dataset.metadata, offline_prepared.dataset_reference
+        data_spec = offline_prepared.spec  # a fresh agent standardizes states by its offline data, as offline
     reward_transform = _reward_transform(metadata)
     if recorded is not None:  # runs before reward_bias existed record their scale only
         recorded_transform = (float(recorded.record["reward_scale"]), float(recorded.record.get("reward_bias", 0.0)))
@@ -102,7 +103,8 @@ def prepare(settings: OnlineSettings, recorded: runs.RunDir | None = None,
     if start is not None:
         states = start.states
     else:  # a fresh agent (for an existing run: the shapes its checkpoint is read into)
-        states = offline.init_seeds(agent, config, Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0]), seeds)
+        spec = data_spec or Spec.unnormalized(spaces.observation_shape[0], spaces.action_shape[0])
+        states = offline.init_seeds(agent, config, spec, seeds)
     start_score = recorded.record.get("start_score") if recorded is not None else (start.start_score if start else None)
     settings.check_windows(agent.window(config))
     bonus = None
