@@ -45,8 +45,8 @@ for _env, _values in IQL_OGBENCH.items():
                    else (512,) * 4)
 REBRAC_OGBENCH = per_dataset(("actor_bc_coef", "critic_bc_coef"), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
     (1.0, 0.0), (0.1, 0.0), (0.1, 0.01), (0.3, 0.01), (0.3, 0.01), (0.003, 0.01), (0.01, 0.01)))))
-for _values in REBRAC_OGBENCH.values():
-    _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99)
+for _values in REBRAC_OGBENCH.values():  # lr 3e-4 for both: seohongpark/fql agents/rebrac.py (ReBRAC's D4RL 1e-3)
+    _values.update(hidden_dims=(512,) * 4, batch_size=256, discount=0.99, actor_lr=3e-4, critic_lr=3e-4)
 # FQL: alpha per env (Table 6; the paper's commands), the mean of the critics but for antmaze (min)
 FQL_OGBENCH = per_dataset(("alpha",), dict(zip((f"ogbench-{e}" for e in _OGBENCH_ENVS), (
     (300.0,), (300.0,), (300.0,), (1000.0,), (1000.0,), (10.0,), (30.0,)))))

@@ -290,6 +290,8 @@ def test_lb_sac_scales_batch_and_learning_rates_and_presets_follow_the_dataset()
     assert preset("sacn", "auto", "Walker2d-v5", "medium") == ("walker2d", {"num_critics": 20})
     assert preset("rebrac", "auto", "Pendulum-v1", "medium") == (None, {})
     assert preset("rebrac", "none", "Hopper-v5", "medium") == (None, {})
+    _, ogbench_values = preset("rebrac", "ogbench-cube-single")  # the FQL paper's ReBRAC: lr 3e-4, not D4RL's 1e-3
+    assert ogbench_values["actor_lr"] == ogbench_values["critic_lr"] == 3e-4
     with pytest.raises(O2OError, match="no preset 'ant-medium'"):
         preset("rebrac", "ant-medium")
 
